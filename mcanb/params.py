@@ -1,0 +1,70 @@
+"""Parameter files for papermill: every key is checked against the notebook's parameters cell.
+
+papermill only warns about a parameter the notebook does not define, so a misspelled key in a YAML file
+would be silently ignored (a known trap of this field's configs). Here it is an error naming the file,
+the key and the closest valid names; a value of the wrong type is an error too.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ParameterError(ValueError):
+    """A parameter file or override does not fit the notebook's parameters cell."""
+
+
+def notebook_defaults(notebook: str | Path) -> dict[str, Any]:
+    """``{name: default}`` of the cell tagged ``parameters`` (via papermill's inspector)."""
+    import papermill
+
+    info = papermill.inspect_notebook(str(notebook))
+    out = {}
+    for name, p in info.items():
+        try:
+            out[name] = yaml.safe_load(p["default"]) if p["default"] not in ("None",) else None
+        except yaml.YAMLError:
+            out[name] = p["default"]
+        if p["default"] in ("True", "False"):
+            out[name] = p["default"] == "True"
+    return out
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """A YAML parameter file as a flat mapping (clear error for anything else)."""
+    path = Path(path)
+    if not path.exists():
+        raise ParameterError(f"{path}: parameter file not found")
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParameterError(f"{path}: not valid YAML ({e})") from e
+    if not isinstance(doc, dict):
+        raise ParameterError(f"{path}: expected a mapping of parameter names to values, got {type(doc).__name__}")
+    return doc
+
+
+def _type_ok(value: Any, default: Any) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def check(params: dict[str, Any], defaults: dict[str, Any], source: str) -> None:
+    """Raise :class:`ParameterError` for unknown keys or values whose type differs from the default's."""
+    for key, value in params.items():
+        if key not in defaults:
+            close = difflib.get_close_matches(key, list(defaults), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ParameterError(f"{source}: unknown parameter {key!r}{hint} "
+                                 f"(valid: {', '.join(sorted(defaults))})")
+        if not _type_ok(value, defaults[key]):
+            raise ParameterError(f"{source}: parameter {key!r} should be {type(defaults[key]).__name__} "
+                                 f"like its default {defaults[key]!r}, got {value!r}")

@@ -1,0 +1,33 @@
+"""Where things live: the repository root, outputs, packaged resources.
+
+Notebooks run with different working directories (nbval starts the kernel in ``notebooks/``; papermill
+uses the caller's cwd), so every path a notebook uses is resolved against the repository root here.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ROOT = PACKAGE_DIR.parent
+RESOURCES = PACKAGE_DIR / "resources"
+OUTPUTS = Path(os.environ.get("MCANB_OUTPUTS", ROOT / "outputs"))
+NOTEBOOKS = ROOT / "notebooks"
+PARAMETERS = ROOT / "parameters"
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """Absolute path: ``~`` and environment variables expanded, relative paths taken from the repo root.
+
+    Example: ``resolve("outputs/01_preprocess/toy")`` -> ``<repo>/outputs/01_preprocess/toy``.
+    """
+    p = Path(os.path.expandvars(os.path.expanduser(str(path))))
+    return p if p.is_absolute() else ROOT / p
+
+
+def out_dir(notebook: str, run: str, create: bool = True) -> Path:
+    """``outputs/<notebook>/<run>/``, the one place a run writes to."""
+    d = OUTPUTS / notebook / run
+    if create:
+        d.mkdir(parents=True, exist_ok=True)
+    return d

@@ -1,0 +1,99 @@
+"""Reading what preprocessing wrote: documents, labels, vocabulary and embeddings, as arrays for models.
+
+``load("outputs/01_preprocess/toy", "50")`` gives a :class:`Processed` whose ``token_ids``,
+``label_ids`` and ``multi_hot`` feed the models and the metrics. Token id 0 is PAD, 1..V the vocabulary
+(``vocab.csv`` order), V+1 UNK. Explained in ``notebooks/04_cnn_retraining.ipynb``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .paths import resolve
+from .splits import SPLITS
+
+LABEL_SPACES = ("full", "50")
+
+
+@dataclass
+class Processed:
+    """One label space of a preprocessed dataset."""
+
+    data_dir: Path
+    label_space: str
+    vocab: list[str]                    # tokens, id = position + 1
+    labels: pd.DataFrame                # index, code, description, train_count, artefact
+    frames: dict[str, pd.DataFrame]     # split -> hadm_id, subject_id, text, codes, length
+    embeddings: np.ndarray | None       # (len(vocab) + 2, dim) or None if word2vec was skipped
+    _w2i: dict[str, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def codes(self) -> list[str]:
+        return self.labels["code"].tolist()
+
+    @property
+    def num_codes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids including PAD (0) and UNK (last)."""
+        return len(self.vocab) + 2
+
+    def token_ids(self, split: str, max_length: int | None = None) -> list[np.ndarray]:
+        """int32 token ids per document (unknown tokens -> UNK), truncated to ``max_length``."""
+        if not self._w2i:
+            self._w2i = {w: i for i, w in enumerate(self.vocab, start=1)}
+        unk = len(self.vocab) + 1
+        get = self._w2i.get
+        out = []
+        for text in self.frames[split]["text"]:
+            toks = text.split()[:max_length] if max_length else text.split()
+            out.append(np.fromiter((get(t, unk) for t in toks), dtype=np.int32, count=len(toks)))
+        return out
+
+    def label_ids(self, split: str) -> list[np.ndarray]:
+        """Label indices per document (positions in ``codes``)."""
+        c2i = {c: i for i, c in enumerate(self.codes)}
+        return [np.array(sorted(c2i[c] for c in cs if c in c2i), dtype=np.int64)
+                for cs in self.frames[split]["codes"]]
+
+    def multi_hot(self, split: str) -> np.ndarray:
+        """(n_docs, num_codes) uint8 gold matrix for the metrics."""
+        ids = self.label_ids(split)
+        y = np.zeros((len(ids), self.num_codes), dtype=np.uint8)
+        for row, cols in enumerate(ids):
+            y[row, cols] = 1
+        return y
+
+    def hadm_ids(self, split: str) -> np.ndarray:
+        return self.frames[split]["hadm_id"].to_numpy(dtype=np.int64)
+
+
+def load(data_dir: str | Path, label_space: str) -> Processed:
+    """Load one label space from a preprocessing output folder (``outputs/01_preprocess/<run>``)."""
+    if label_space not in LABEL_SPACES:
+        raise ValueError(f"label_space must be one of {LABEL_SPACES}, got {label_space!r}")
+    d = resolve(data_dir)
+    if not (d / "report.json").exists():
+        raise FileNotFoundError(f"{d}: no preprocessing output (report.json missing); run "
+                                "notebooks/01_preprocess.ipynb or mcanb.preprocess.run first")
+    space = d / label_space
+    frames = {s: pd.read_parquet(space / f"{s}.parquet") for s in SPLITS}
+    for f in frames.values():
+        f["codes"] = f["codes"].apply(list)
+    labels = pd.read_csv(space / "labels.csv", dtype={"code": str, "description": str, "artefact": str},
+                         keep_default_na=False)
+    vocab = (d / "vocab.csv").read_text(encoding="utf-8").split("\n")[:-1]
+    emb_path = d / "embeddings.npy"
+    emb = np.load(emb_path) if emb_path.exists() else None
+    return Processed(d, label_space, vocab, labels, frames, emb)
+
+
+def report(data_dir: str | Path) -> dict:
+    """The preprocessing report (counts, drops by reason, timings) of ``data_dir``."""
+    return json.loads((resolve(data_dir) / "report.json").read_text())

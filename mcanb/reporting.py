@@ -1,0 +1,99 @@
+"""Results on disk: ``metrics.json`` with ``params.yaml`` beside it, tables (CSV + LaTeX), figures (PNG + PDF).
+
+Every notebook writes through these functions into its ``outputs/<notebook>/<run>/`` folder, so a result
+file always sits next to the parameters that produced it.
+
+``metrics.json`` layout (one for every notebook)::
+
+    {"notebook": "04_cnn_retraining", "run": "toy", "created": "...", "mcanb_version": "0.1.0",
+     "metrics": {"cnn/test/micro_f1": 0.61, "cnn/test/p@5": 0.55, ...}}
+
+Metric names are flat strings (``<model>/<split>/<metric>`` where a notebook compares models); values
+are numbers, never NaN (undefined values are written as ``null`` and their reason recorded by the
+metrics module).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from . import __version__
+
+# Fixed palette (Okabe-Ito, colour-blind safe) so every figure names a model with the same colour.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python numbers; NaN/inf -> None (JSON has no NaN)."""
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def save_params(out_dir: str | Path, params: Mapping[str, Any]) -> Path:
+    """Write the resolved parameters as ``params.yaml`` (sorted, plain YAML)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "params.yaml"
+    clean = {k: _plain(v) if not isinstance(v, (list, tuple, dict)) else v for k, v in params.items()}
+    path.write_text(yaml.safe_dump(clean, sort_keys=True, allow_unicode=True))
+    return path
+
+
+def save_metrics(out_dir: str | Path, metrics: Mapping[str, Any], *, notebook: str, run: str,
+                 params: Mapping[str, Any] | None = None) -> Path:
+    """Write ``metrics.json`` (flat ``{name: number}``) and, if given, ``params.yaml`` beside it."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    flat = {}
+    for name, value in metrics.items():
+        if not isinstance(name, str):
+            raise TypeError(f"metric names must be strings, got {name!r}")
+        value = _plain(value)
+        if value is not None and not isinstance(value, (int, float, str, bool)):
+            raise TypeError(f"metric {name!r} must be a number, got {type(value).__name__}")
+        flat[name] = value
+    doc = {"notebook": notebook, "run": run, "mcanb_version": __version__,
+           "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "metrics": dict(sorted(flat.items()))}
+    path = out / "metrics.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    if params is not None:
+        save_params(out, params)
+    return path
+
+
+def load_metrics(out_dir: str | Path) -> dict[str, Any]:
+    """The flat ``metrics`` mapping of ``<out_dir>/metrics.json``."""
+    path = Path(out_dir) / "metrics.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no metrics.json; run the notebook that writes it first")
+    return json.loads(path.read_text())["metrics"]
+
+
+def save_table(df, out_dir: str | Path, name: str, *, float_format: str = "{:.1f}") -> Path:
+    """Write ``tables/<name>.csv`` and ``tables/<name>.tex``; return the CSV path."""
+    tables = Path(out_dir) / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    csv = tables / f"{name}.csv"
+    df.to_csv(csv)
+    styler = df.style.format(float_format.format, na_rep="--", subset=df.select_dtypes("number").columns)
+    (tables / f"{name}.tex").write_text(styler.to_latex(hrules=True))
+    return csv
+
+
+def save_figure(fig, out_dir: str | Path, name: str) -> Path:
+    """Write ``figures/<name>.png`` (150 dpi) and ``figures/<name>.pdf``; return the PNG path."""
+    figures = Path(out_dir) / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    png = figures / f"{name}.png"
+    fig.savefig(png, dpi=150, bbox_inches="tight")
+    fig.savefig(figures / f"{name}.pdf", bbox_inches="tight")
+    return png

@@ -1,0 +1,77 @@
+"""Tokenisation: CAML's rule by default, the letters-only rule of LAAT as a named option.
+
+CAML (Mullenbach et al. 2018) runs ``nltk.tokenize.RegexpTokenizer(r"\\w+")`` over each discharge
+summary, lowercases the tokens and drops those for which ``str.isnumeric()`` is true (``500`` goes,
+``250mg`` stays). ``RegexpTokenizer`` with ``gaps=False`` is ``re.findall(pattern, text)``, so we call
+the regular-expression engine directly and *pin* it: nltk up to 3.10.2 used Python's ``re``; from 3.10.3
+it uses the third-party ``regex`` module, whose ``\\w`` differs (``re`` matches the superscript in ``m²``
+and splits ``e`` + combining accent; ``regex`` drops ``²`` and keeps the accent). CAML ran on ``re``, which
+is our default; ``engine="regex"`` gives what a current nltk gives. ``tests/test_text.py`` shows both.
+
+Token rules (``token_rule``):
+
+* ``"caml"``: drop tokens that are entirely numeric (``str.isnumeric``);
+* ``"alpha"``: keep only tokens that contain at least one letter (LAAT; the paper's "non-alphabetic
+  characters removed").
+
+Explained in ``notebooks/01_preprocess.ipynb``, §2.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Callable, Sequence
+
+TOKEN_RULES = ("caml", "alpha")
+ENGINES = ("re", "regex")
+PATTERN = r"\w+"
+_ASCII_NUMERIC = re.compile(r"(?<!\S)[0-9]+(?!\S) ?")
+
+
+@lru_cache(maxsize=None)
+def _findall(engine: str) -> Callable[[str], list[str]]:
+    if engine == "re":
+        return re.compile(PATTERN, re.UNICODE | re.MULTILINE | re.DOTALL).findall
+    if engine == "regex":
+        import regex  # nltk >= 3.10.3's engine; installed with nltk
+
+        return regex.compile(PATTERN, regex.UNICODE | regex.MULTILINE | regex.DOTALL).findall
+    raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+
+
+def _keep(token: str, rule: str) -> bool:
+    if rule == "caml":
+        return not token.isnumeric()
+    return any(ch.isalpha() for ch in token)
+
+
+def tokenize(text: str, token_rule: str = "caml", engine: str = "re") -> list[str]:
+    """Lowercased ``\\w+`` tokens of ``text`` under ``token_rule``.
+
+    Example: ``tokenize("Metoprolol 25 mg, 250mg [**2151-7-16**]") == ["metoprolol", "mg", "250mg"]``.
+    """
+    if token_rule not in TOKEN_RULES:
+        raise ValueError(f"token_rule must be one of {TOKEN_RULES}, got {token_rule!r}")
+    return [t.lower() for t in _findall(engine)(text) if _keep(t, token_rule)]
+
+
+def tokenize_joined(text: str, token_rule: str = "caml", engine: str = "re") -> str:
+    """:func:`tokenize` joined with single spaces: the form documents are stored in (fast path).
+
+    For ASCII text under the CAML rule, numeric tokens are exactly the all-digit ones, so they are removed
+    with one substitution on the joined string instead of a Python-level test per token.
+    """
+    if token_rule == "caml" and engine == "re" and text.isascii():
+        joined = " ".join(_findall("re")(text)).lower()
+        return _ASCII_NUMERIC.sub("", joined).rstrip(" ")
+    return " ".join(tokenize(text, token_rule, engine))
+
+
+def truncate(tokens: Sequence, max_length: int) -> Sequence:
+    """The first ``max_length`` tokens (CAML truncates documents at 2,500 tokens).
+
+    Example: ``truncate(["a", "b", "c"], 2) == ["a", "b"]``.
+    """
+    if max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+    return tokens[:max_length]

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""One entry point that sets itself up: ``python run.py toy`` and ``python run.py test``.
+
+Standard library only, so it runs on a bare Python 3.11 with pip:
+
+* environment: the active one when it already imports torch (a conda env, or a GPU machine whose
+  CUDA torch must never be replaced), otherwise ``.venv`` beside this file, created if missing;
+* torch: installed only when it does not import, pinned as ``torch==2.13.0`` (the CPU wheel here),
+  *before* the package, so pip never resolves an unpinned torch to a multi-GB CUDA build;
+* the package: ``pip install -e .[dev]``, skipped when ``pyproject.toml`` has not changed since the last
+  install into that environment.
+
+Commands::
+
+    python run.py setup                 # only the set-up above
+    python run.py toy                   # toy fixture -> every numbered notebook -> outputs/<nb>/toy/
+    python run.py run NB RUN [-p k v]   # one notebook with parameters/<NB>/<RUN>.yaml
+    python run.py test [pytest args]    # the whole test suite (what .ci/run calls)
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+TORCH_PIN = "torch==2.13.0"
+
+
+def _run(cmd: list[str], **kw) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    rc = subprocess.call([str(c) for c in cmd], cwd=ROOT, **kw)
+    if rc != 0:
+        sys.exit(f"run.py: command failed with exit code {rc}: {' '.join(str(c) for c in cmd)}")
+
+
+def _imports(python: str, module: str) -> bool:
+    return subprocess.call([python, "-c", f"import {module}"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL) == 0
+
+
+def _venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def choose_python() -> str:
+    """The active interpreter if it has torch, else the project's .venv (created if missing)."""
+    if os.environ.get("MCANB_PYTHON"):
+        return os.environ["MCANB_PYTHON"]
+    if _imports(sys.executable, "torch"):
+        return sys.executable
+    py = _venv_python()
+    if not py.exists():
+        print(f"run.py: active Python has no torch; creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    return str(py)
+
+
+def setup() -> str:
+    python = choose_python()
+    if not _imports(python, "torch"):
+        _run([python, "-m", "pip", "install", TORCH_PIN])
+    stamp_dir = Path(subprocess.check_output(
+        [python, "-c", "import sys; print(sys.prefix)"], text=True).strip())
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + str(ROOT).encode()).hexdigest()
+    stamp = stamp_dir / ".mcanb-install-stamp"
+    fresh = stamp.exists() and stamp.read_text().strip() == digest and _imports(python, "mcanb")
+    if not fresh:
+        _run([python, "-m", "pip", "install", "-e", ".[dev]"])
+        try:
+            stamp.write_text(digest)
+        except OSError:  # read-only environment: we simply reinstall next time
+            pass
+    return python
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(__doc__)
+        return
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in {"setup", "toy", "run", "test"}:
+        sys.exit(f"run.py: unknown command {cmd!r}; expected setup, toy, run or test")
+    python = setup()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if cmd == "setup":
+        return
+    if cmd == "test":
+        rc = subprocess.call([python, "-m", "pytest", *rest], cwd=ROOT, env=env)
+        sys.exit(rc)
+    if cmd == "toy":
+        _run([python, "-m", "mcanb.pipeline", "toy", *rest], env=env)
+    if cmd == "run":
+        _run([python, "-m", "mcanb.pipeline", "run", *rest], env=env)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,228 @@
+"""Preprocessing on a hand-made MIMIC-III folder whose every outcome is worked out by hand, plus bad input."""
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mcanb import data, preprocess, processed
+
+NOTE_HEADER = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "STORETIME", "CATEGORY",
+               "DESCRIPTION", "CGID", "ISERROR", "TEXT"]
+# (ROW_ID, SUBJECT_ID, HADM_ID, CATEGORY, DESCRIPTION, ISERROR, TEXT)
+NOTES = [
+    (11, 1, "101", "Discharge summary", "Addendum", "", "Addendum: Pt's BP 120/80, stable."),
+    (10, 1, "101", "Discharge summary", "Report", "", "Admission Date: [**2151-7-16**]\nHypertension, \"essential\" 25 mg"),
+    (12, 1, "101", "Nursing/other", "Report", "", "nursing words never kept"),
+    (20, 2, "102", "Discharge summary", "Report", "", "Long-term anticoagulants; fall"),
+    (30, 3, "103", "Discharge summary", "Report", "1", "Septicemia m² cafe\u0301"),
+    (40, 4, "104", "Physician ", "Report", "", "no discharge summary for this admission"),
+    (50, 5, "", "Discharge summary", "Report", "", "note without an admission"),
+    (60, 6, "105", "Discharge summary", "Report", "", "only an empty code"),
+    (70, 7, "106", "Discharge summary", "Report", "", "admission outside every split"),
+    (80, 8, "107", "Discharge summary", "Report", "", "123 456"),
+]
+DIAGNOSES = [(1, 1, 101, 1, "4019"), (2, 1, 101, 2, "4019"), (3, 2, 102, 1, "V5861"), (4, 2, 102, 2, "E8889"),
+             (5, 2, 102, 3, ""), (6, 3, 103, 1, "0389"), (7, 4, 104, 1, "4280"), (8, 6, 105, 1, ""),
+             (9, 7, 106, 1, "4019"), (10, 8, 107, 1, "4019")]
+PROCEDURES = [(1, 1, 101, 1, "9671"), (2, 3, 103, 1, "0117")]
+SPLITS = {"train": [101, 105, 107], "dev": [102], "test": [103, 999]}
+
+
+def write_csv_gz(path, header, rows):
+    with gzip.open(path, "wt", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, quoting=csv.QUOTE_MINIMAL)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def make_mimic(root, notes=NOTES, diagnoses=DIAGNOSES, procedures=PROCEDURES):
+    root.mkdir(parents=True, exist_ok=True)
+    write_csv_gz(root / "NOTEEVENTS.csv.gz", NOTE_HEADER,
+                 [(r, s, h, "2151-07-20", "", "", c, d, "", e, t) for r, s, h, c, d, e, t in notes])
+    write_csv_gz(root / "DIAGNOSES_ICD.csv.gz", data.CODE_COLUMNS, diagnoses)
+    write_csv_gz(root / "PROCEDURES_ICD.csv.gz", data.CODE_COLUMNS, procedures)
+    write_csv_gz(root / "D_ICD_DIAGNOSES.csv.gz", data.DESCRIPTION_COLUMNS,
+                 [(1, "4019", "Hypertension NOS", "Unspecified essential hypertension")])
+    (root / "splits").mkdir(exist_ok=True)
+    for s, ids in SPLITS.items():
+        (root / "splits" / f"{s}_full_hadm_ids.csv").write_text("".join(f"{i}\n" for i in ids))
+    return root
+
+
+def run(tmp_path, raw=None, **kw):
+    raw = raw or make_mimic(tmp_path / "mimic")
+    cfg = preprocess.PreprocessConfig(input_path=str(raw), out_dir=str(tmp_path / "out"), top_k=2,
+                                      vocab_min_docs=1, word2vec=False, progress=False, **kw)
+    return preprocess.run(cfg), tmp_path / "out"
+
+
+def test_hand_computed_documents_codes_and_drops(tmp_path):
+    report, out = run(tmp_path)
+    c = report["counts"]
+    assert c["notes_total"] == 10 and c["discharge_notes"] == 8
+    assert c["notes_by_category"]["Physician "] == 1          # MIMIC's trailing space is kept verbatim
+    assert c["admissions_with_discharge"] == 6 and c["admissions_with_addenda"] == 1
+    assert c["iserror_discharge_notes"] == 1                    # kept, as in CAML
+    assert c["empty_code_rows"] == 2 and c["duplicate_code_rows"] == 1
+    assert report["dropped"] == {
+        "discharge_note_without_hadm_id": 1, "empty_code_row": 2, "empty_text": 1, "no_code_rows": 0,
+        "full/no_labels/train": 1, "full/no_labels/dev": 0, "full/no_labels/test": 0,
+        "50/no_top_code/train": 1, "50/no_top_code/dev": 1, "50/no_top_code/test": 0,
+        "not_in_split": 1, "split_id_without_document/full/test": 1,
+        "split_id_without_document/full/dev": 0, "split_id_without_document/full/train": 0}
+    full = processed.load(out, "full")
+    train = full.frames["train"]
+    assert train["hadm_id"].tolist() == [101]
+    # report (ROW_ID 10) before addendum (ROW_ID 11); numbers and punctuation gone; nursing note not used
+    assert train["text"][0] == ("admission date hypertension essential mg addendum pt s bp stable")
+    assert train["codes"][0] == ["401.9", "96.71"]               # duplicate 4019 row counted once here
+    assert full.frames["dev"]["codes"][0] == ["E888.9", "V58.61"]
+    assert full.frames["test"]["codes"][0] == ["01.17", "038.9"]
+    assert full.codes == ["01.17", "038.9", "401.9", "96.71", "E888.9", "V58.61"]
+    assert full.frames["test"]["text"][0] == "septicemia m² cafe"  # Python re: m² kept, accent splits
+    # top-2 by rows over all documents: 401.9 (2 rows of 101) then ties at 1 broken by code string
+    assert report["top_codes"] == ["401.9", "01.17"]
+    fifty = processed.load(out, "50")
+    assert fifty.codes == ["01.17", "401.9"] and len(fifty.frames["dev"]) == 0
+    dropped = pd.read_csv(out / "dropped.csv")
+    assert set(dropped.loc[dropped.reason == "not_in_split", "id"]) == {106}
+    assert set(dropped.loc[dropped.reason == "empty_text", "id"]) == {107}
+    labels = pd.read_csv(out / "full" / "labels.csv", keep_default_na=False)
+    assert labels.set_index("code").loc["401.9", "description"] == "Unspecified essential hypertension"
+    assert labels.set_index("code").loc["96.71", "description"].startswith("Continuous mechanical ventilation for less than 96")
+
+
+def test_caml_compat_reproduces_the_int_cast(tmp_path):
+    report, out = run(tmp_path, caml_compat=True)
+    full = processed.load(out, "full")
+    assert full.frames["test"]["codes"][0] == ["038.9", "11.7"]    # 0117 -> 117 -> 11.7
+    labels = full.labels.set_index("code")
+    assert labels.loc["11.7", "artefact"] == "int_cast" and labels.loc["401.9", "artefact"] == ""
+    assert report["counts"]["artefact_labels"] == {"int_cast": 1}
+
+
+def test_iserror_drop_and_token_rule_are_options(tmp_path):
+    report, out = run(tmp_path, drop_iserror=True, token_rule="alpha")
+    assert report["dropped"]["iserror_note"] == 1
+    assert "test" in processed.load(out, "full").frames and len(processed.load(out, "full").frames["test"]) == 0
+
+
+def test_caml_format_files_and_rerun_is_skipped(tmp_path):
+    report, out = run(tmp_path)
+    caml = pd.read_csv(out / "full" / "train_full.csv", dtype=str)
+    assert list(caml.columns) == ["SUBJECT_ID", "HADM_ID", "TEXT", "LABELS", "length"]
+    assert caml["LABELS"][0] == "401.9;96.71"
+    assert (out / "vocab.csv").read_text().split("\n")[0] == "addendum"
+    before = (out / "report.json").stat().st_mtime_ns
+    again, _ = run(tmp_path, raw=tmp_path / "mimic")
+    assert again == json.loads((out / "report.json").read_text())
+    assert (out / "report.json").stat().st_mtime_ns == before
+
+
+def test_word2vec_is_reproducible_and_aligned(tmp_path):
+    raw = make_mimic(tmp_path / "mimic")
+    embs = []
+    for i in range(2):
+        cfg = preprocess.PreprocessConfig(input_path=str(raw), out_dir=str(tmp_path / f"o{i}"), top_k=2,
+                                          vocab_min_docs=1, progress=False)
+        preprocess.run(cfg)
+        embs.append(np.load(tmp_path / f"o{i}" / "embeddings.npy"))
+    assert np.array_equal(embs[0], embs[1])
+    vocab = (tmp_path / "o0" / "vocab.csv").read_text().split()
+    assert embs[0].shape == (len(vocab) + 2, 100)
+    assert not embs[0][0].any()                                   # PAD is zero
+    assert np.allclose(np.linalg.norm(embs[0][1:], axis=1), 1, atol=1e-4)
+    line = (tmp_path / "o0" / "processed_full.embed").read_text().split("\n")[0].split()
+    assert line[0] == vocab[0] and len(line) == 101
+
+
+# ------------------------------------------------------------------------------------- bad input
+def test_missing_folder_file_and_column(tmp_path):
+    with pytest.raises(data.DataError, match="folder not found"):
+        run(tmp_path, raw=tmp_path / "nope")
+    raw = make_mimic(tmp_path / "m1")
+    (raw / "PROCEDURES_ICD.csv.gz").unlink()
+    with pytest.raises(data.DataError, match="PROCEDURES_ICD.csv.gz or PROCEDURES_ICD.csv not found"):
+        run(tmp_path, raw=raw)
+    raw = make_mimic(tmp_path / "m2")
+    write_csv_gz(raw / "DIAGNOSES_ICD.csv.gz", ["ROW_ID", "SUBJECT_ID", "HADM_ID", "SEQ_NUM"], [(1, 1, 101, 1)])
+    with pytest.raises(data.DataError, match=r"DIAGNOSES_ICD.csv.gz: missing column\(s\) \['ICD9_CODE'\]"):
+        run(tmp_path, raw=raw)
+
+
+def test_unreadable_gzip_and_malformed_rows(tmp_path):
+    raw = make_mimic(tmp_path / "m1")
+    (raw / "NOTEEVENTS.csv.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    with pytest.raises(data.DataError, match="NOTEEVENTS.csv.gz: cannot be read as gzip"):
+        run(tmp_path, raw=raw)
+    raw = make_mimic(tmp_path / "m2")
+    with gzip.open(raw / "NOTEEVENTS.csv.gz", "wt") as f:
+        f.write(",".join(NOTE_HEADER) + "\n1,1,101,x,x,x,Discharge summary,Report\n")
+    with pytest.raises(data.DataError, match="NOTEEVENTS.csv.gz: not a readable.*expected 11 fields, found 8"):
+        run(tmp_path, raw=raw)
+
+
+def test_wrong_types_name_the_row_and_field(tmp_path):
+    bad = [n if n[0] != 20 else (20, 2, "10x2", *n[3:]) for n in NOTES]
+    raw = make_mimic(tmp_path / "m1", notes=bad)
+    with pytest.raises(data.DataError, match=r"NOTEEVENTS.csv.gz, record \d+ \(ROW_ID 20\), field HADM_ID: "
+                                             r"expected an integer or empty, got '10x2'"):
+        run(tmp_path, raw=raw)
+    raw = make_mimic(tmp_path / "m2", diagnoses=DIAGNOSES + [(11, "one", 101, 3, "4019")])
+    with pytest.raises(data.DataError, match=r"DIAGNOSES_ICD.csv.gz, record 10 \(ROW_ID 11\), field SUBJECT_ID"):
+        run(tmp_path, raw=raw)
+
+
+def test_output_never_goes_next_to_raw_data(tmp_path):
+    raw = make_mimic(tmp_path / "mimic")
+    cfg = preprocess.PreprocessConfig(input_path=str(raw), out_dir=str(raw / "processed"), progress=False)
+    with pytest.raises(ValueError, match="inside the raw data folder"):
+        preprocess.run(cfg)
+
+
+def test_bad_options_are_rejected():
+    with pytest.raises(ValueError, match="w2v_corpus"):
+        preprocess.PreprocessConfig(input_path="x", out_dir="y", w2v_corpus="everything")
+
+
+# ------------------------------------------------------------------------------ coded-notes table
+def _table(tmp_path, rows, name="notes.csv"):
+    path = tmp_path / "in" / name
+    path.parent.mkdir(exist_ok=True)
+    pd.DataFrame(rows, columns=["id", "text", "codes", "split"]).to_csv(path, index=False)
+    return path
+
+
+def test_table_input_passes_icd10_codes_through(tmp_path):
+    path = _table(tmp_path, [(1, "Type 2 diabetes, E11.9", "E11.9;I10", "train"),
+                             (2, "Hypertension", "I10", "dev"), (3, "Hyperlipidemia 2020", "E78.00", "test")])
+    cfg = preprocess.PreprocessConfig(input_path=str(path), out_dir=str(tmp_path / "out"), input_format="table",
+                                      top_k=2, vocab_min_docs=1, word2vec=False, progress=False)
+    report = preprocess.run(cfg)
+    full = processed.load(tmp_path / "out", "full")
+    assert full.codes == ["E11.9", "E78.00", "I10"]              # no ICD-9 dot rule mangling
+    assert full.frames["train"]["text"][0] == "type diabetes e11"
+    assert report["counts"]["full"] == {"train": 1, "dev": 1, "test": 1, "labels": 3}
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([(1, "a", "X", "training")], r"row 0, field split: expected train, dev or test, got 'training'"),
+    ([(1, "a", "X", "train"), (1, "b", "Y", "dev")], r"row 1, field id: id 1 appears more than once"),
+    ([("x1", "a", "X", "train")], r"record 0, field id: expected an integer"),
+])
+def test_table_errors_name_row_and_field(tmp_path, rows, message):
+    path = _table(tmp_path, rows)
+    with pytest.raises(data.DataError, match=message):
+        data.read_coded_table(path)
+
+
+def test_table_missing_column(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"id": [1], "text": ["a"], "split": ["train"]}).to_csv(path, index=False)
+    with pytest.raises(data.DataError, match=r"missing column\(s\) \['codes'\]"):
+        data.read_coded_table(path)
