@@ -14,6 +14,8 @@ RESOURCES = PACKAGE_DIR / "resources"
 OUTPUTS = Path(os.environ.get("MCANB_OUTPUTS", ROOT / "outputs"))
 NOTEBOOKS = ROOT / "notebooks"
 PARAMETERS = ROOT / "parameters"
+TOY_MIMIC = OUTPUTS / "fixtures" / "toy_mimic"     # the generated toy MIMIC-III-shaped folder
+TOY_PREPROCESSED = OUTPUTS / "01_preprocess" / "toy"  # notebook 01 on the toy fixture
 
 
 def resolve(path: str | os.PathLike) -> Path:

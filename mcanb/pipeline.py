@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from . import params as P
-from .paths import NOTEBOOKS, PARAMETERS, ROOT, out_dir
+from .paths import NOTEBOOKS, PARAMETERS, ROOT, TOY_MIMIC, out_dir
 
 
 def numbered_notebooks() -> list[str]:
@@ -60,7 +60,7 @@ def toy() -> list[Path]:
     """Every numbered notebook on the toy fixture."""
     from . import fixture
 
-    fixture.ensure(fixture.TOY_DIR, size="toy")
+    fixture.ensure(TOY_MIMIC, size="toy")
     return [execute(nb, "toy") for nb in numbered_notebooks()]
 
 

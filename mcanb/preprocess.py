@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from . import codes as icd
 from . import data, splits as splits_mod, text as textmod
@@ -55,7 +56,8 @@ class PreprocessConfig:
     input_path: str                      # MIMIC-III folder, or a coded-notes table (.csv/.parquet)
     out_dir: str                         # where everything is written (never next to the raw data)
     input_format: str = "mimic3"         # "mimic3" | "table"
-    splits_dir: str | None = None        # folder with {split}_{full,50}_hadm_ids.csv; None: <input>/splits
+    splits_dir: str | None = None        # folder of {split}_{full,50}_hadm_ids.csv; None: <input>/splits;
+    #                                      "caml": CAML's published files (downloaded, verified, cached)
     verify_caml_splits: bool = False     # check the split files' SHA-256 against CAML's published files
     caml_compat: bool = False            # reproduce CAML's int-cast and float re-read label artefacts
     token_rule: str = "caml"             # "caml" (drop numeric tokens) | "alpha" (LAAT: keep tokens with a letter)
@@ -204,7 +206,10 @@ def mimic_documents(cfg: PreprocessConfig, drops: Drops, counts: dict) -> tuple[
 def assign_splits(docs: pd.DataFrame, cfg: PreprocessConfig, drops: Drops, counts: dict
                   ) -> tuple[pd.Series, dict[str, np.ndarray] | None]:
     """Split name per document (from the full split files); the 50 split files where present."""
-    sdir = resolve(cfg.splits_dir) if cfg.splits_dir else resolve(cfg.input_path) / "splits"
+    if cfg.splits_dir == "caml":  # CAML's published files: downloaded once, verified, cached
+        sdir = splits_mod.download_caml_splits()
+    else:
+        sdir = resolve(cfg.splits_dir) if cfg.splits_dir else resolve(cfg.input_path) / "splits"
     full = splits_mod.load_splits(sdir, "full", verify_caml=cfg.verify_caml_splits)
     where = pd.Series(pd.NA, index=docs.index, dtype="string")
     for split, ids in full.items():
@@ -307,9 +312,7 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
               "caml_compat": cfg.caml_compat, "counts": counts, "dropped": dict(sorted(drops.counts.items())),
               "top_codes": top, "timings_s": {k: round(v, 2) for k, v in timings.items()},
               "reference_mimic3": _compare_mimic3(counts, cfg)}
-    from .reporting import save_params
-
-    save_params(out, dataclasses.asdict(cfg))
+    (out / "preprocess_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=True))
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     return report
 
@@ -377,3 +380,19 @@ def _compare_mimic3(counts: dict, cfg: PreprocessConfig) -> dict:
             got[f"{space}/{split}"] = counts.get(space, {}).get(split)
     got["full/labels (caml_compat)"] = counts["full"]["labels"] if cfg.caml_compat else None
     return {k: {"expected": v, "got": got.get(k), "match": got.get(k) == v} for k, v in MIMIC3_REFERENCE.items()}
+
+
+def summary_tables(report: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two tables for a reader: documents at each step, and every drop by reason."""
+    c = report["counts"]
+    steps = [("notes in NOTEEVENTS", c.get("notes_total")), ("discharge summaries", c.get("discharge_notes")),
+             ("admissions with a discharge summary", c.get("admissions_with_discharge")),
+             ("documents after tokenisation", c.get("documents"))]
+    for space in ("full", "50"):
+        for split in splits_mod.SPLITS:
+            steps.append((f"{space}: {split} documents", c[space][split]))
+        steps.append((f"{space}: labels", c[space]["labels"]))
+    steps.append(("vocabulary (tokens in >= min_docs train documents)", c["vocab_size"]))
+    steps_df = pd.DataFrame([s for s in steps if s[1] is not None], columns=["step", "count"]).set_index("step")
+    drops_df = pd.DataFrame(sorted(report["dropped"].items()), columns=["reason", "records"]).set_index("reason")
+    return steps_df, drops_df

@@ -97,3 +97,40 @@ def save_figure(fig, out_dir: str | Path, name: str) -> Path:
     fig.savefig(png, dpi=150, bbox_inches="tight")
     fig.savefig(figures / f"{name}.pdf", bbox_inches="tight")
     return png
+
+
+def plot_code_frequency(train_counts: Mapping[str, "np.ndarray"], ax=None):
+    """Rank-frequency plot (log-log) of training-set code counts, one line per label space."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.5))
+    for i, (name, counts) in enumerate(train_counts.items()):
+        c = np.sort(np.asarray(counts))[::-1]
+        ax.loglog(np.arange(1, len(c) + 1), np.maximum(c, 0.8), color=PALETTE[i], label=name)
+    ax.set_xlabel("code rank")
+    ax.set_ylabel("training documents with the code")
+    ax.set_title("Code frequency (a long tail)")
+    ax.legend()
+    return ax.figure
+
+
+def plot_lengths(lengths: Mapping[str, "np.ndarray"], cutoffs: Mapping[str, int], ax=None):
+    """Histogram of document lengths in tokens, with the truncation lengths as vertical lines."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.5))
+    top = max(max(np.max(v) for v in lengths.values() if len(v)), max(cutoffs.values()))
+    bins = np.linspace(0, top, 40)
+    for i, (name, v) in enumerate(lengths.items()):
+        ax.hist(v, bins=bins, density=True, histtype="step", linewidth=1.5, color=PALETTE[i], label=name)
+    for j, (name, cut) in enumerate(cutoffs.items()):
+        ax.axvline(cut, color=("#000000", "#D55E00", "#CC79A7")[j % 3], linestyle="--", label=f"{name} ({cut})")
+    ax.set_xlabel("tokens per document")
+    ax.set_ylabel("share of documents (density)")
+    ax.set_title("Document length")
+    ax.legend()
+    return ax.figure

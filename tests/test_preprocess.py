@@ -117,6 +117,7 @@ def test_caml_format_files_and_rerun_is_skipped(tmp_path):
     caml = pd.read_csv(out / "full" / "train_full.csv", dtype=str)
     assert list(caml.columns) == ["SUBJECT_ID", "HADM_ID", "TEXT", "LABELS", "length"]
     assert caml["LABELS"][0] == "401.9;96.71"
+    assert (out / "preprocess_config.yaml").exists()
     assert (out / "vocab.csv").read_text().split("\n")[0] == "addendum"
     before = (out / "report.json").stat().st_mtime_ns
     again, _ = run(tmp_path, raw=tmp_path / "mimic")

@@ -1,0 +1,80 @@
+"""What every numbered notebook does in its first cells, written once: parameters, seeding, output folder.
+
+Explained in ``notebooks/README.md``. Notebooks call :func:`setup` right after the ``parameters`` cell,
+and :func:`ensure_preprocessed` when they read the output of ``01_preprocess`` (an idempotent step, so
+each notebook also runs alone, for example under nbval).
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .paths import NOTEBOOKS, ROOT, TOY_MIMIC, TOY_PREPROCESSED, out_dir, resolve
+from .reporting import save_params
+
+
+def parameters(namespace: dict[str, Any], notebook: str) -> dict[str, Any]:
+    """The values of the notebook's ``parameters``-cell names, as papermill left them in ``namespace``."""
+    from .params import notebook_defaults
+
+    names = notebook_defaults(NOTEBOOKS / f"{notebook}.ipynb")
+    return {k: namespace[k] for k in names}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and (if imported) torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return
+    torch.manual_seed(seed)
+
+
+def setup(notebook: str, params: dict[str, Any]) -> Path:
+    """Create ``outputs/<notebook>/<run_name>/``, write ``params.yaml``, seed, print a banner."""
+    out = out_dir(notebook, str(params.get("run_name", "default")))
+    save_params(out, params)
+    seed_everything(int(params.get("seed", 0)))
+    data = params.get("data_dir") or params.get("input_path") or "the toy MIMIC-shaped fixture"
+    print(f"mcanb {__version__} · {notebook} · run '{params.get('run_name')}' · data: {data}\n"
+          f"outputs -> {out.relative_to(ROOT) if ROOT in out.parents else out}")
+    return out
+
+
+def toy_mimic() -> Path:
+    """The toy MIMIC-III-shaped folder, generated (deterministically) if missing."""
+    from . import fixture
+
+    fixture.ensure(TOY_MIMIC, size="toy")
+    return TOY_MIMIC
+
+
+def toy_preprocess_config(**overrides):
+    """Notebook 01's default settings on the toy fixture (one definition for every notebook)."""
+    from .preprocess import PreprocessConfig
+
+    return PreprocessConfig(input_path=str(TOY_MIMIC), out_dir=str(TOY_PREPROCESSED),
+                            **{"progress": False, **overrides})
+
+
+def ensure_preprocessed(data_dir: str | Path) -> Path:
+    """``data_dir`` if it holds preprocessing output; builds it when it is the toy default and missing."""
+    d = resolve(data_dir)
+    if (d / "report.json").exists():
+        return d
+    if d == TOY_PREPROCESSED:
+        from .preprocess import run
+
+        toy_mimic()
+        run(toy_preprocess_config())
+        return d
+    raise FileNotFoundError(f"{d}: no preprocessing output; run notebooks/01_preprocess.ipynb with "
+                            f"run_name pointing here first")
