@@ -1,0 +1,566 @@
+"""Training engine shared by every model (CNN family, BERT variants): loop, seeding, checkpointing.
+
+``fit`` trains any model that follows the ``mcanb.models`` contract
+``model(input_ids (B, T), attention_mask (B, T), labels (B, C) | None) -> out`` with ``out.loss`` (mean BCE
+with logits, computed by the model when labels are given) and ``out.logits`` (B, C). Datasets follow
+``mcanb.batching.CodingDataset`` (``lengths``, ``num_codes``, ``hadm_ids``, ``labels_matrix()``, ``collate``).
+
+What one run does: seed; Adam/AdamW with an optional linear warmup/decay schedule, gradient clipping and
+gradient accumulation over length-bucketed batches; after every epoch evaluate on dev, keep the best model
+(``checkpoints/best.pt``) and stop after ``patience`` epochs without improvement; checkpoint everything needed
+to resume bit-exactly (``checkpoints/last.pt``, every epoch and every ``checkpoint_every_steps`` optimizer
+steps); finally reload the best model and write, under ``out_dir`` (STYLE.md 4.5)::
+
+    history.csv  metrics.json (dev/<metric>, test/<metric>)  params.yaml  predictions_{dev,test}.parquet
+
+Multi-GPU / multi-node runs go through Hugging Face Accelerate (launched with ``accelerate launch``): every
+global batch is split across processes, so results do not depend on the number of processes except through
+floating-point order and per-process dropout streams. Only the main process writes files.
+
+Explained in notebooks/04_cnn_retraining.ipynb (training) and the README section "Training on several GPUs".
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import functools
+import hashlib
+import logging
+import math
+import os
+import random
+import resource
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from .batching import BucketBatchSampler
+
+log = logging.getLogger(__name__)
+MetricFn = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
+
+
+@dataclass
+class TrainConfig:
+    """Every training option, named. Defaults: the paper's CNN retraining (PAPER.md §4, Table 6) and CAML."""
+    optimizer: str = "adam"          # "adam" (CNN family, paper §4) | "adamw" (BERT fine-tuning, paper §3.2)
+    lr: float = 0.003                # paper Table 6 (retrained CNN); BERT runs use 1e-6 .. 1e-3
+    weight_decay: float = 0.0        # CAML and the paper's CNN use none
+    num_epochs: int = 200            # upper bound; early stopping normally ends the run first
+    batch_size: int = 8              # documents per optimizer step and process group (paper §4: 8)
+    eval_batch_size: int | None = None  # None -> batch_size
+    grad_accum_steps: int = 1        # micro-batches per optimizer step (effective batch = batch_size * this)
+    warmup: str = "none"             # "none" (constant lr, CNN) | "linear" (linear warmup, then linear decay to 0; BERT)
+    warmup_ratio: float = 0.1        # fraction of all optimizer steps spent warming up (common BERT fine-tuning value)
+    max_grad_norm: float | None = None  # clip the global gradient L2 norm; None = no clipping (CAML clips nothing)
+    early_stopping_metric: str | None = None  # dev metric; None -> default_stopping_metric(num_codes); "loss" = dev BCE
+    patience: int | None = 3         # epochs without improvement before stopping (CAML default 3); None = never
+    seed: int = 13                   # seeds Python, NumPy, torch (plus the process index) and the batch order
+    eval_k: tuple[int, ...] | None = None  # P@k/R@k cut-offs; None -> (5,) for <= 50 codes, (8, 15) otherwise
+    amp: str = "off"                 # "off" | "bf16" | "fp16" (autocast; fp16 adds a GradScaler); CUDA only
+    compile: bool = False            # torch.compile the model (CUDA only)
+    deterministic: bool = True       # torch.use_deterministic_algorithms(True, warn_only=True) during fit
+    num_threads: int | None = None   # torch CPU threads during fit; None = leave as is
+    num_workers: int = 0             # DataLoader worker processes (collate is deterministic, so any number is)
+    shuffle: bool = True             # shuffle training documents each epoch (False only for tests/debugging)
+    bucket_size_multiplier: int = 100  # length-sorted chunks of batch_size * this documents; 1 = no bucketing
+    log_every: int = 20              # optimizer steps between progress-bar loss updates
+    progress: bool = True            # tqdm progress bars (main process only)
+    max_steps: int | None = None     # stop after this many optimizer steps in total (smoke runs); None = no limit
+    checkpoint_every_epoch: bool = True  # write checkpoints/last.pt after every epoch
+    checkpoint_every_steps: int | None = None  # also write last.pt every n optimizer steps (mid-epoch resume)
+
+
+# Options that may change between a run and its resumption (they do not change the trajectory).
+_RESUMABLE = {"eval_batch_size", "num_workers", "num_threads", "log_every", "progress", "patience",
+              "checkpoint_every_epoch", "checkpoint_every_steps", "compile"}
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns; ``metrics`` is exactly what ``metrics.json`` holds."""
+    metric: str                      # the early-stopping metric
+    best_metric: float | None
+    best_epoch: int | None           # 0-based
+    epochs_run: int
+    steps: int                       # optimizer steps
+    stop_reason: str                 # "early_stopping" | "num_epochs" | "max_steps"
+    history: list[dict]
+    metrics: dict[str, float | None]
+    out_dir: Path
+
+
+@dataclass
+class Progress:
+    """Where a run stands; stored in every checkpoint as a plain dict."""
+    epoch: int = 0                   # current epoch, 0-based
+    batch_in_epoch: int = 0          # global batches of this epoch already trained on
+    step: int = 0                    # optimizer steps done
+    loss_sum: float = 0.0            # this process: sum over documents of the training loss in this epoch
+    loss_docs: int = 0
+    epoch_seconds: float = 0.0       # training time of this epoch before the checkpoint
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    bad_epochs: int = 0              # epochs since the last improvement
+    stop_reason: str | None = None
+    history: list = field(default_factory=list)
+
+
+def default_stopping_metric(num_codes: int) -> str:
+    """``"micro_f1"`` for <= 50 codes (CAML's default criterion), ``"p@8"`` for larger label spaces (CAML's and
+    MultiResCNN's full-code runs). CAML's top-50 script asked for P@8, which is not computed there, so it never
+    stopped early (REFERENCE.md); ``fit`` validates the name before training instead."""
+    return "micro_f1" if num_codes <= 50 else "p@8"
+
+
+def higher_is_better(metric: str) -> bool:
+    """Loss-like metrics (name contains "loss") are minimised, every other metric maximised."""
+    return "loss" not in metric.lower()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def check_metric_name(metric_fn: MetricFn, name: str, num_codes: int) -> list[str]:
+    """Raise ``ValueError`` at once if ``metric_fn`` (plus the engine's ``loss``) does not produce ``name``."""
+    rng = np.random.default_rng(0)
+    y_true = (rng.random((8, num_codes)) < 0.5).astype(np.uint8)
+    y_true[0], y_true[1] = 1, 0          # every label has a positive and a negative: AUCs are defined
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        names = sorted(set(metric_fn(y_true, rng.random((8, num_codes)).astype(np.float32))) | {"loss"})
+    if name not in names:
+        raise ValueError(f"early_stopping_metric={name!r} is not computed for this label space ({num_codes} codes);"
+                         f" valid names: {', '.join(names)}")
+    return names
+
+
+def make_accelerator(config: TrainConfig):
+    """An ``accelerate.Accelerator`` for ``config``; amp and compile need CUDA (an error on CPU, never a silent
+    fallback: a run asked for bf16 must not quietly report fp32 numbers)."""
+    if config.amp not in ("off", "bf16", "fp16"):
+        raise ValueError(f"amp must be 'off', 'bf16' or 'fp16', got {config.amp!r}")
+    cuda = torch.cuda.is_available()
+    if not cuda and (config.amp != "off" or config.compile):
+        raise ValueError(f"amp={config.amp!r} / compile={config.compile} need a CUDA GPU and none is available; "
+                         "set amp='off' and compile=False for CPU training (fp32)")
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    precision = {"off": "no"}.get(config.amp, config.amp)
+    if AcceleratorState._shared_state.get("_mixed_precision", precision) != precision:
+        # Accelerate keeps one process-wide state and refuses a new precision; a notebook kernel that runs an
+        # fp32 fit after a bf16 one needs it reset (the distributed set-up, PartialState, is kept).
+        AcceleratorState._reset_state()
+    return Accelerator(cpu=not cuda, mixed_precision=precision)
+
+
+def _bce(y_true: np.ndarray, y_score: np.ndarray) -> float:
+    """Mean binary cross-entropy of probabilities (the dev "loss" metric)."""
+    p = np.clip(y_score.astype(np.float64), 1e-7, 1 - 1e-7)
+    return float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log1p(-p)))
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, ds, batch_size: int, *, accelerator=None,
+            num_workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Sigmoid scores for every document of ``ds``: ``(hadm_ids (n,), y_score (n, C) float32)``, dataset order.
+
+    With an ``accelerator`` of several processes each one scores a share of every batch and the shares are
+    gathered (``gather_for_metrics``), so every process returns the full result.
+    """
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    if accelerator is not None:
+        model = accelerator.unwrap_model(model)   # no DDP collectives: processes may run different batch counts
+    device = next(model.parameters()).device
+    sampler = BucketBatchSampler(ds.lengths, batch_size, shuffle=False, num_shards=world, shard_index=rank)
+    loader = _loader(ds, sampler, num_workers, device, seed=0)
+    was_training = model.training
+    model.eval()
+    index, scores = [np.zeros(0, dtype=np.int64)], [np.zeros((0, ds.num_codes), dtype=np.float32)]
+    autocast = accelerator.autocast if accelerator else contextlib.nullcontext
+    for batch, global_batch in zip(loader, sampler.batches()):
+        n = sampler.shard_sizes(global_batch)[rank]
+        if n == 0:
+            continue
+        with autocast():
+            out = model(batch["input_ids"].to(device), batch["attention_mask"].to(device), None)
+        scores.append(torch.sigmoid(out.logits.float()).cpu().numpy()[:n])
+        index.append(batch["index"].numpy()[:n])
+    model.train(was_training)
+    parts = [(np.concatenate(index), np.concatenate(scores))]
+    if world > 1:
+        parts = accelerator.gather_for_metrics(parts, use_gather_object=True)
+    index, scores = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    y_score = np.empty((len(ds), ds.num_codes), dtype=np.float32)
+    y_score[index] = scores
+    return np.asarray(ds.hadm_ids, dtype=np.int64).copy(), y_score
+
+
+def save_predictions(path: str | Path, hadm_ids: np.ndarray, y_score: np.ndarray) -> Path:
+    """Parquet with ``hadm_id`` (int64) and ``scores`` (fixed-size list<float32>[C], column order = label index)."""
+    flat = pa.array(np.ascontiguousarray(y_score, dtype=np.float32).reshape(-1))
+    table = pa.table({"hadm_id": pa.array(hadm_ids, pa.int64()),
+                      "scores": pa.FixedSizeListArray.from_arrays(flat, y_score.shape[1])})
+    pq.write_table(table, path)
+    return Path(path)
+
+
+def load_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of ``save_predictions``: ``(hadm_ids (n,), y_score (n, C) float32)`` without Python loops."""
+    table = pq.read_table(path)
+    col = table.column("scores").combine_chunks()
+    y_score = col.flatten().to_numpy(zero_copy_only=False).reshape(len(table), col.type.list_size)
+    return table.column("hadm_id").to_numpy(), y_score
+
+
+def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: str | Path, *, test_ds=None,
+        metric_fn: MetricFn | None = None, resume: bool = False, accelerator=None,
+        param_groups: Sequence[dict] | None = None, extra_params: Mapping[str, Any] | None = None,
+        notebook: str | None = None, run: str | None = None) -> FitResult:
+    """Train ``model`` on ``train_ds``, early-stop on ``dev_ds``, write outputs under ``out_dir`` (see module doc).
+
+    Args:
+        metric_fn: ``(y_true (n, C) 0/1, y_score (n, C)) -> {name: value}``; default ``mcanb.metrics.evaluate``
+            with ``k=config.eval_k``. The engine adds ``loss`` (dev BCE).
+        resume: continue from ``out_dir/checkpoints/last.pt`` if it exists (same config and data required);
+            the resumed run ends with the same weights and metrics as an uninterrupted one.
+        accelerator: an ``accelerate.Accelerator``; default one made by ``make_accelerator(config)``.
+        param_groups: optimizer parameter groups (e.g. layer-wise learning rates for BERT); default one group
+            with every trainable parameter.
+        extra_params: written to ``params.yaml`` with the resolved ``TrainConfig`` (e.g. model settings).
+        notebook, run: names for ``metrics.json``; default the two last parts of ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    t = _Trainer(model, train_ds, dev_ds, config, out_dir, metric_fn, accelerator, param_groups)
+    with _determinism(t.config):
+        t.start(resume)
+        while t.prog.stop_reason is None:
+            t.train_epoch()
+            t.end_epoch()
+        metrics = t.finish(test_ds)
+    if t.main:
+        params = {**dataclasses.asdict(t.config), "eval_k": list(t.config.eval_k),
+                  "num_processes": t.world, **dict(extra_params or {})}
+        from .reporting import save_metrics
+        save_metrics(out_dir, metrics, notebook=notebook or out_dir.parent.name, run=run or out_dir.name,
+                     params=params)
+    p = t.prog
+    return FitResult(t.metric, p.best_metric, p.best_epoch, len(p.history), p.step, p.stop_reason,
+                     p.history, metrics, out_dir)
+
+
+class _Trainer:
+    """The state of one ``fit`` call; its methods are the steps of the loop."""
+
+    def __init__(self, model, train_ds, dev_ds, config, out_dir, metric_fn, accelerator, param_groups):
+        num_codes = train_ds.num_codes
+        if dev_ds.num_codes != num_codes:
+            raise ValueError(f"train has {num_codes} codes but dev has {dev_ds.num_codes}")
+        self.metric = config.early_stopping_metric or default_stopping_metric(num_codes)
+        eval_k = tuple(config.eval_k or ((5,) if num_codes <= 50 else (8, 15)))
+        self.config = cfg = dataclasses.replace(config, early_stopping_metric=self.metric, eval_k=eval_k)
+        _validate(cfg)
+        if metric_fn is None:
+            from .metrics import evaluate
+            metric_fn = functools.partial(evaluate, k=eval_k)
+        self.metric_fn = metric_fn
+        check_metric_name(metric_fn, self.metric, num_codes)  # fail now, not after the last epoch
+        self.acc = acc = accelerator or make_accelerator(cfg)
+        if acc.mixed_precision != {"off": "no"}.get(cfg.amp, cfg.amp) or acc.gradient_accumulation_steps != 1:
+            raise ValueError(f"the accelerator (mixed_precision={acc.mixed_precision!r}, gradient_accumulation_steps="
+                             f"{acc.gradient_accumulation_steps}) disagrees with the config (amp={cfg.amp!r}); set "
+                             "amp and grad_accum_steps in TrainConfig only")
+        self.main, self.rank, self.world = acc.is_main_process, acc.process_index, acc.num_processes
+        self.train_ds, self.dev_ds, self.out_dir = train_ds, dev_ds, out_dir
+        self.ckdir = out_dir / "checkpoints"
+        self.data_fp = {"num_codes": num_codes, "train_docs": len(train_ds), "dev_docs": len(dev_ds),
+                        "train_hadm_sha1": hashlib.sha1(np.asarray(train_ds.hadm_ids, np.int64).tobytes())
+                        .hexdigest()[:16]}
+        if cfg.compile:
+            model.compile()  # in place: parameter names (and checkpoints) stay those of the plain model
+        groups = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[cfg.optimizer]
+        optimizer = opt_cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.model, self.optimizer = acc.prepare(model, optimizer)
+        self.raw = acc.unwrap_model(self.model)
+        self.sampler = BucketBatchSampler(train_ds.lengths, cfg.batch_size, cfg.shuffle, cfg.seed,
+                                          cfg.bucket_size_multiplier, num_shards=self.world, shard_index=self.rank)
+        total = math.ceil(self.sampler.num_batches() / cfg.grad_accum_steps) * cfg.num_epochs
+        total = min(total, cfg.max_steps or total)
+        factor = (_linear_warmup(total, round(cfg.warmup_ratio * total)) if cfg.warmup == "linear"
+                  else (lambda step: 1.0))
+        # On the inner optimizer: Accelerate's scheduler wrapper would step once per process.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        self.prog = Progress()
+
+    # -- start / resume ----------------------------------------------------------------------------------
+    def start(self, resume: bool) -> None:
+        last = self.ckdir / "last.pt"
+        if resume and last.exists():
+            self._restore(last)
+            self._say(f"resumed from {last}: epoch {self.prog.epoch}, batch {self.prog.batch_in_epoch}, "
+                      f"step {self.prog.step}")
+            return
+        if resume:
+            self._say(f"resume=True but {last} does not exist: starting from scratch")
+        if self.main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            for stale in (last, self.ckdir / "best.pt"):
+                stale.unlink(missing_ok=True)
+        self.acc.wait_for_everyone()
+        seed_everything(self.config.seed + self.rank)  # per process: dropout masks differ between processes
+
+    def _restore(self, path: Path) -> None:
+        c = ckpt.load(path, "last")
+        ckpt.check_matches(path, "configuration", c["config"], self._config_dict(), ignore=_RESUMABLE)
+        ckpt.check_matches(path, "dataset", c["data"], self.data_fp)
+        ckpt.load_model_state(path, self.raw, c["model"])
+        try:
+            self.optimizer.load_state_dict(c["optimizer"])
+            self.scheduler.load_state_dict(c["scheduler"])
+            if self.acc.scaler is not None and c["scaler"] is not None:
+                self.acc.scaler.load_state_dict(c["scaler"])
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise ckpt.CheckpointError(f"{path}: optimizer/scheduler state does not fit this run: {e}") from e
+        self.prog = p = Progress(**c["progress"])
+        local = c["local"]
+        if len(local) == self.world:
+            ckpt.restore_rng(local[self.rank]["rng"])
+            p.loss_sum, p.loss_docs = local[self.rank]["loss_sum"], local[self.rank]["loss_docs"]
+        else:
+            warnings.warn(f"{path} was written by {len(local)} processes and is resumed by {self.world}: random "
+                          "streams are reseeded, so results will differ from an uninterrupted run")
+            seed_everything(self.config.seed + 7919 * (p.step + 1) + self.rank)
+            p.loss_sum = sum(x["loss_sum"] for x in local) if self.main else 0.0
+            p.loss_docs = sum(x["loss_docs"] for x in local) if self.main else 0
+
+    # -- the loop ----------------------------------------------------------------------------------------
+    def train_epoch(self) -> None:
+        """Train until the end of the epoch (or ``max_steps``), starting where ``self.prog`` says."""
+        cfg, acc, p, accum = self.config, self.acc, self.prog, self.config.grad_accum_steps
+        batches = self.sampler.batches(p.epoch)        # global batches, identical on every process
+        self.sampler.set_epoch(p.epoch, start_batch=p.batch_in_epoch)
+        loader = _loader(self.train_ds, self.sampler, cfg.num_workers, acc.device, seed=cfg.seed + p.epoch)
+        if acc.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(acc.device)
+        t0 = time.perf_counter() - p.epoch_seconds
+        bar = tqdm(total=len(batches), initial=p.batch_in_epoch, desc=f"epoch {p.epoch}", unit="batch",
+                   leave=False, disable=not (self.main and cfg.progress))
+        self.model.train()
+        for i, batch in enumerate(loader, start=p.batch_in_epoch):
+            group = batches[i - i % accum: i - i % accum + accum]      # the micro-batches of this optimizer step
+            is_last = i == i - i % accum + len(group) - 1
+            n_local = self.sampler.shard_sizes(batches[i])[self.rank]   # 0: padded shard, weight 0
+            with contextlib.nullcontext() if is_last else acc.no_sync(self.model):
+                out = self.model(*(batch[k].to(acc.device) for k in ("input_ids", "attention_mask", "labels")))
+                # out.loss is a mean over this micro-batch. Weighting it by its share of the step's documents
+                # (times the process count, which DDP divides by) makes the accumulated, process-averaged
+                # gradient that of the mean loss over all documents of the step, whatever the shard sizes.
+                acc.backward(out.loss * (n_local * self.world / sum(map(len, group))))
+            p.loss_sum += out.loss.item() * n_local
+            p.loss_docs += n_local
+            bar.update()
+            if not is_last:
+                continue
+            self._optimizer_step()
+            p.step, p.batch_in_epoch = p.step + 1, i + 1
+            if p.step % cfg.log_every == 0:
+                bar.set_postfix(loss=f"{p.loss_sum / max(p.loss_docs, 1):.4f}",
+                                docs_s=f"{p.loss_docs * self.world / (time.perf_counter() - t0):.0f}")
+            if cfg.max_steps and p.step >= cfg.max_steps:
+                p.stop_reason = "max_steps"
+                break
+            if cfg.checkpoint_every_steps and p.step % cfg.checkpoint_every_steps == 0 and i + 1 < len(batches):
+                p.epoch_seconds = time.perf_counter() - t0
+                self.save_last()
+        bar.close()
+        p.epoch_seconds = time.perf_counter() - t0
+
+    def _optimizer_step(self) -> None:
+        if self.config.max_grad_norm is not None:
+            self.acc.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        if not self.acc.optimizer_step_was_skipped:   # fp16: an overflowing step is skipped, so is the schedule
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def end_epoch(self) -> None:
+        """Evaluate on dev, update best model and patience, log, checkpoint; move to the next epoch."""
+        cfg, p, t0 = self.config, self.prog, time.perf_counter()
+        loss_sum, docs = self._sum_over_processes(p.loss_sum, p.loss_docs)
+        dev = self.evaluate(self.dev_ds)
+        if self.metric not in dev:
+            raise ValueError(f"metric_fn returned no {self.metric!r} on dev; it returned {sorted(dev)}")
+        value = dev[self.metric]
+        if p.best_epoch is None or _better(value, p.best_metric, higher_is_better(self.metric)):
+            p.best_metric, p.best_epoch, p.bad_epochs = value, p.epoch, 0
+            self.save_best()
+        else:
+            p.bad_epochs += 1
+        p.history.append({"epoch": p.epoch, "step": p.step, "train_loss": loss_sum / max(docs, 1),
+                          "lr": self.scheduler.get_last_lr()[0], **{f"dev/{k}": v for k, v in dev.items()},
+                          "train_s": p.epoch_seconds, "eval_s": time.perf_counter() - t0,
+                          "docs_per_s": docs / max(p.epoch_seconds, 1e-9),
+                          "peak_mem_mb": _peak_memory_mb(self.acc.device)})
+        if p.stop_reason is None and cfg.patience is not None and p.bad_epochs >= cfg.patience:
+            p.stop_reason = "early_stopping"
+        elif p.stop_reason is None and p.epoch + 1 >= cfg.num_epochs:
+            p.stop_reason = "num_epochs"
+        self._log_epoch()
+        p.epoch, p.batch_in_epoch, p.loss_sum, p.loss_docs, p.epoch_seconds = p.epoch + 1, 0, 0.0, 0, 0.0
+        if cfg.checkpoint_every_epoch:
+            self.save_last()
+
+    def evaluate(self, ds) -> dict[str, float | None]:
+        _, y_score = predict(self.model, ds, self.config.eval_batch_size or self.config.batch_size,
+                             accelerator=self.acc, num_workers=self.config.num_workers)
+        return self._metrics(ds, y_score)
+
+    def _metrics(self, ds, y_score: np.ndarray) -> dict[str, float | None]:
+        y_true = ds.labels_matrix()
+        out = {k: (None if v is None else float(v)) for k, v in self.metric_fn(y_true, y_score).items()}
+        return {**out, "loss": _bce(y_true, y_score)}
+
+    def finish(self, test_ds) -> dict[str, float | None]:
+        """Reload the best model, predict dev (and test), write the predictions; the flat metrics dict."""
+        self.acc.wait_for_everyone()
+        best = self.ckdir / "best.pt"
+        ckpt.load_model_state(best, self.raw, ckpt.load(best, "best")["model"])
+        p = self.prog
+        metrics = {"fit/best_epoch": p.best_epoch, "fit/epochs": len(p.history), "fit/steps": p.step}
+        for split, ds in (("dev", self.dev_ds), ("test", test_ds)):
+            if ds is None:
+                continue
+            hadm_ids, y_score = predict(self.model, ds, self.config.eval_batch_size or self.config.batch_size,
+                                        accelerator=self.acc, num_workers=self.config.num_workers)
+            metrics.update({f"{split}/{k}": v for k, v in self._metrics(ds, y_score).items()})
+            if self.main:
+                save_predictions(self.out_dir / f"predictions_{split}.parquet", hadm_ids, y_score)
+        return metrics
+
+    # -- checkpoints and logs ----------------------------------------------------------------------------
+    def save_last(self) -> None:
+        """``checkpoints/last.pt``: everything needed to continue exactly from here (every process's RNG)."""
+        local = [{"rng": ckpt.capture_rng(), "loss_sum": self.prog.loss_sum, "loss_docs": self.prog.loss_docs}]
+        if self.world > 1:
+            from accelerate.utils import gather_object
+            local = gather_object(local)
+        if self.main:
+            ckpt.save({"kind": "last", "config": self._config_dict(), "data": self.data_fp,
+                       "model": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(),
+                       "scheduler": self.scheduler.state_dict(),
+                       "scaler": self.acc.scaler.state_dict() if self.acc.scaler is not None else None,
+                       "progress": dataclasses.asdict(self.prog), "local": local}, self.ckdir / "last.pt")
+
+    def save_best(self) -> None:
+        if self.main:
+            p = self.prog
+            ckpt.save({"kind": "best", "config": self._config_dict(), "data": self.data_fp, "epoch": p.epoch,
+                       "metric": self.metric, "value": p.best_metric, "model": self.raw.state_dict()},
+                      self.ckdir / "best.pt")
+
+    def _config_dict(self) -> dict:
+        return {**dataclasses.asdict(self.config), "eval_k": list(self.config.eval_k)}
+
+    def _sum_over_processes(self, loss_sum: float, docs: int) -> tuple[float, int]:
+        if self.world == 1:
+            return loss_sum, docs
+        t = self.acc.reduce(torch.tensor([loss_sum, docs], dtype=torch.float64, device=self.acc.device), "sum")
+        return float(t[0]), int(t[1])
+
+    def _log_epoch(self) -> None:
+        if not self.main:
+            return
+        p, r = self.prog, self.prog.history[-1]
+        keys = list(dict.fromkeys(k for row in p.history for k in row))
+        with open(self.out_dir / "history.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, keys)
+            writer.writeheader()
+            writer.writerows(p.history)
+        self._say(f"epoch {r['epoch']}: train loss {r['train_loss']:.4f} | dev {self.metric} "
+                  f"{_fmt(r['dev/' + self.metric])} (best {_fmt(p.best_metric)} @ epoch {p.best_epoch}) | "
+                  f"{r['train_s']:.1f} s, {r['docs_per_s']:.0f} docs/s, peak {r['peak_mem_mb']:.0f} MB"
+                  + (f" | stop: {p.stop_reason}" if p.stop_reason else ""))
+
+    def _say(self, msg: str) -> None:
+        if self.main:
+            tqdm.write(msg) if self.config.progress else log.info(msg)
+
+
+def _validate(cfg: TrainConfig) -> None:
+    checks = [(cfg.optimizer in ("adam", "adamw"), f"optimizer must be 'adam' or 'adamw', got {cfg.optimizer!r}"),
+              (cfg.warmup in ("none", "linear"), f"warmup must be 'none' or 'linear', got {cfg.warmup!r}"),
+              (0 <= cfg.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}"),
+              (min(cfg.batch_size, cfg.grad_accum_steps, cfg.num_epochs, cfg.log_every) >= 1,
+               "batch_size, grad_accum_steps, num_epochs and log_every must be >= 1"),
+              (all(v is None or v >= 1 for v in (cfg.patience, cfg.max_steps, cfg.checkpoint_every_steps)),
+               "patience, max_steps and checkpoint_every_steps must be None or >= 1")]
+    for ok, msg in checks:
+        if not ok:
+            raise ValueError(msg)
+
+
+def _better(new: float | None, best: float | None, higher: bool) -> bool:
+    """Strict improvement; a missing or NaN value never improves, and anything beats a NaN best."""
+    if new is None or math.isnan(new):
+        return False
+    if best is None or math.isnan(best):
+        return True
+    return new > best if higher else new < best
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+@contextlib.contextmanager
+def _determinism(config: TrainConfig):
+    """Deterministic kernels and a fixed thread count inside ``fit``; previous settings restored after."""
+    before = (torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_num_threads())
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for deterministic GEMMs
+    torch.use_deterministic_algorithms(config.deterministic, warn_only=True)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.set_num_threads(before[2])
+
+
+def _loader(ds, sampler, num_workers: int, device: torch.device, seed: int) -> torch.utils.data.DataLoader:
+    # An own generator: a DataLoader without one draws its worker seed from the global torch RNG at every
+    # ``iter()``, which would shift the dropout stream of a run resumed mid-epoch.
+    return torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=ds.collate, num_workers=num_workers,
+                                       pin_memory=device.type == "cuda",
+                                       generator=torch.Generator().manual_seed(seed))
+
+
+def _linear_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """lr factor: 0 -> 1 over ``warmup_steps``, then 1 -> 0 at ``total_steps`` (the usual BERT schedule)."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / max(1, warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+    return factor
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB (process peak RSS)

@@ -1,0 +1,89 @@
+"""Bootstrap intervals and the paired test: vectorised == naive, seeded, sensible widths and p-values."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mcanb import metrics as M
+from mcanb.metrics._arrays import Prepared
+from mcanb.metrics.bootstrap import THRESHOLDED, _Model
+
+NAMES = list(THRESHOLDED) + ["p@3", "r@3", "r_precision", "map"]
+
+
+def _data(n: int, seed: int = 0, m: int = 30, signal: float = 2.5):
+    rng = np.random.default_rng(seed)
+    freq = 0.5 / (np.arange(m) + 1.0) ** 0.8
+    y = (rng.random((n, m)) < freq).astype(int)
+    logit = np.log(freq / (1 - freq)) + signal * y + rng.normal(0, 1.0, (n, m))
+    return y, 1 / (1 + np.exp(-logit))
+
+
+def test_vectorised_resamples_equal_evaluate_on_resampled_documents():
+    y, s = _data(60)
+    rng = np.random.default_rng(5)
+    idx = rng.integers(0, 60, size=(4, 60))
+    w = np.stack([np.bincount(i, minlength=60) for i in idx]).astype(float)
+    samples = _Model(Prepared(y, s), 0.5, NAMES).samples(w)
+    for b in range(4):
+        want = M.evaluate(y[idx[b]], s[idx[b]], k=3)
+        for name in NAMES:
+            if name in want:
+                assert samples[name][b] == pytest.approx(want[name], abs=1e-12), name
+
+
+def test_interval_contains_estimate_and_estimate_equals_evaluate():
+    y, s = _data(300)
+    ci = M.bootstrap_ci(y, s, metrics=NAMES, n_resamples=300, seed=1)
+    e = M.evaluate(y, s, k=3)
+    for name in NAMES:
+        assert ci[name].estimate == pytest.approx(e[name], abs=1e-12), name
+        assert ci[name].low <= ci[name].estimate <= ci[name].high, name
+        assert ci[name].n_undefined == 0
+    flat = ci["micro_f1"].as_dict("micro_f1")
+    assert set(flat) == {"micro_f1", "micro_f1_ci_low", "micro_f1_ci_high"}
+
+
+def test_seeded_and_default_metrics():
+    y, s = _data(100)
+    a = M.bootstrap_ci(y, s, n_resamples=150, seed=7)
+    assert a == M.bootstrap_ci(y, s, n_resamples=150, seed=7)
+    assert a != M.bootstrap_ci(y, s, n_resamples=150, seed=8)
+    assert list(a) == ["micro_f1", "macro_f1_caml", "macro_f1_present", "p@5"]
+
+
+def test_narrower_with_more_documents():
+    small = M.bootstrap_ci(*_data(100), metrics=["micro_f1", "p@5"], n_resamples=200)
+    large = M.bootstrap_ci(*_data(1600), metrics=["micro_f1", "p@5"], n_resamples=200)
+    for name in ("micro_f1", "p@5"):
+        assert large[name].high - large[name].low < 0.5 * (small[name].high - small[name].low)
+
+
+def test_paired_detects_better_model_and_not_itself():
+    y, s_good = _data(400, seed=0, signal=3.0)
+    rng = np.random.default_rng(1)
+    s_bad = np.clip(s_good + rng.normal(0, 0.3, s_good.shape), 0, 1)
+    res = M.paired_bootstrap(y, s_good, s_bad, metric="micro_f1", n_resamples=500)
+    assert res.diff > 0 and res.low > 0 and res.p_value < 0.01
+    assert res.diff == pytest.approx(M.micro_f1(y, s_good) - M.micro_f1(y, s_bad))
+    rev = M.paired_bootstrap(y, s_bad, s_good, metric="p@5", n_resamples=500)
+    assert rev.diff < 0 and rev.p_value > 0.99
+    same = M.paired_bootstrap(y, s_good, s_good, metric="macro_f1_caml", n_resamples=200)
+    assert same.diff == 0 and same.low == same.high == 0 and same.p_value == 1.0
+    two = M.paired_bootstrap(y, s_good, s_bad, n_resamples=500, alternative="two-sided")
+    assert two.p_value < 0.01
+    assert res.as_dict("a_vs_b/")["a_vs_b/p_value"] == res.p_value
+
+
+def test_bad_arguments():
+    y, s = _data(20)
+    with pytest.raises(ValueError, match="cannot bootstrap"):
+        M.bootstrap_ci(y, s, metrics=["macro_auc"])
+    with pytest.raises(ValueError, match="n_resamples"):
+        M.bootstrap_ci(y, s, n_resamples=0)
+    with pytest.raises(ValueError, match="confidence"):
+        M.bootstrap_ci(y, s, confidence=95)
+    with pytest.raises(ValueError, match="alternative"):
+        M.paired_bootstrap(y, s, s, alternative="less")
+    with pytest.raises(ValueError, match="shape mismatch"):
+        M.paired_bootstrap(y, s, s[:, :3])
