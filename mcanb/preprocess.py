@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import yaml
+from pyarrow import csv as pacsv
 
 from . import codes as icd
 from . import data, splits as splits_mod, text as textmod
@@ -146,32 +148,60 @@ def mimic_codes(mimic_dir: Path, caml_compat: bool, keep_hadm: set[int], drops: 
 
 
 # ------------------------------------------------------------------------------------- documents
-def _tokenize_chunk(args: tuple[list[str], str, str]) -> list[str]:
-    texts, rule, engine = args
-    return [textmod.tokenize_joined(t, rule, engine) for t in texts]
+_TEXTS: list[str] = []        # documents to tokenise; set before forking so workers inherit them
+_IS_TRAIN: np.ndarray = np.zeros(0, dtype=bool)
 
 
-def tokenize_all(texts: list[str], cfg: PreprocessConfig) -> list[str]:
-    """Tokenise documents, in parallel across ``cfg.workers`` processes for large inputs."""
+def _tokenize_range(args: tuple[int, int, str, str]) -> tuple[list[str], list[int], Counter]:
+    """Tokenise documents [start, end); also count document frequencies over the training documents."""
+    start, end, rule, engine = args
+    texts, lengths, df = [], [], Counter()
+    for i in range(start, end):
+        t = textmod.tokenize_joined(_TEXTS[i], rule, engine)
+        toks = t.split()
+        texts.append(t)
+        lengths.append(len(toks))
+        if _IS_TRAIN[i]:
+            df.update(set(toks))
+    return texts, lengths, df
+
+
+def tokenize_all(texts: list[str], is_train: np.ndarray, cfg: PreprocessConfig
+                 ) -> tuple[list[str], np.ndarray, Counter]:
+    """Tokenised documents, their lengths, and training-set document frequencies (for the vocabulary).
+
+    Large inputs are split across ``cfg.workers`` forked processes, which inherit the texts instead of
+    receiving them pickled; only the joined token strings and the counts come back.
+    """
+    global _TEXTS, _IS_TRAIN
+    _TEXTS, _IS_TRAIN = texts, np.asarray(is_train, dtype=bool)
     workers = cfg.workers or os.cpu_count() or 1
-    chunk = 500
-    jobs = [(texts[i:i + chunk], cfg.token_rule, cfg.regex_engine) for i in range(0, len(texts), chunk)]
+    chunk = 1000
+    jobs = [(i, min(i + chunk, len(texts)), cfg.token_rule, cfg.regex_engine) for i in range(0, len(texts), chunk)]
     bar = data._progress(cfg.progress, "tokenise", total=len(texts), unit=" docs")
     out: list[str] = []
-    if workers > 1 and len(texts) > 4 * chunk:
-        import multiprocessing as mp
+    lengths: list[int] = []
+    df: Counter = Counter()
+    try:
+        if workers > 1 and len(jobs) > 2:
+            import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(workers) as pool:
-            for res in pool.imap(_tokenize_chunk, jobs):
-                out.extend(res)
-                bar.update(len(res))
-    else:
-        for job in jobs:
-            res = _tokenize_chunk(job)
-            out.extend(res)
-            bar.update(len(res))
-    bar.close()
-    return out
+            with mp.get_context("fork").Pool(workers) as pool:
+                for texts_i, lengths_i, df_i in pool.imap(_tokenize_range, jobs):
+                    out += texts_i
+                    lengths += lengths_i
+                    df.update(df_i)
+                    bar.update(len(texts_i))
+        else:
+            for texts_i, lengths_i, df_i in map(_tokenize_range, jobs):
+                out += texts_i
+                lengths += lengths_i
+                df.update(df_i)
+                bar.update(len(texts_i))
+    finally:
+        _TEXTS, _IS_TRAIN = [], np.zeros(0, dtype=bool)
+        bar.close()
+    return out, np.asarray(lengths, dtype=np.int64), df
 
 
 def mimic_documents(cfg: PreprocessConfig, drops: Drops, counts: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -233,12 +263,9 @@ def top_codes(rows: pd.DataFrame, k: int) -> list[str]:
     return [c for c, _ in order[:k]]
 
 
-def build_vocab(train_texts: list[str], min_docs: int) -> list[str]:
+def build_vocab(doc_freq: Counter, min_docs: int) -> list[str]:
     """Sorted tokens that occur in at least ``min_docs`` training documents (CAML's ``build_vocab``)."""
-    df: Counter = Counter()
-    for t in train_texts:
-        df.update(set(t.split()))
-    return sorted(w for w, n in df.items() if n >= min_docs)
+    return sorted(w for w, n in doc_freq.items() if n >= min_docs)
 
 
 # --------------------------------------------------------------------------------------- pipeline
@@ -266,8 +293,9 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
         docs, rows, fifty = _table_documents(cfg, counts)
     timings["read"] = time.perf_counter() - t0
     t = time.perf_counter()
-    docs["text"] = tokenize_all(docs["text"].tolist(), cfg)
-    docs["length"] = docs["text"].str.count(" ") + (docs["text"].str.len() > 0)
+    texts, lengths, doc_freq = tokenize_all(docs["text"].tolist(), (docs["split"] == "train").to_numpy(), cfg)
+    docs["text"], docs["length"] = texts, lengths
+    del texts
     timings["tokenise"] = time.perf_counter() - t
     empty = docs["length"] == 0
     drops.add("empty_text", "hadm_id", docs.loc[empty, "hadm_id"])
@@ -283,7 +311,8 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
     spaces = {"full": _label_space(docs, None, None, drops, "full"),
               "50": _label_space(docs, top, fifty, drops, "50")}
     train_full = spaces["full"][0]["train"]
-    vocab = build_vocab(train_full["text"].tolist(), cfg.vocab_min_docs)
+    # CAML builds the vocabulary from every training-split document, also those later left without a label
+    vocab = build_vocab(doc_freq, cfg.vocab_min_docs)
     timings["labels_and_vocab"] = time.perf_counter() - t
 
     out.mkdir(parents=True, exist_ok=True)
@@ -363,7 +392,8 @@ def _write_space(d: Path, name: str, frames: dict, labels: list[str], descriptio
         f.to_parquet(d / f"{split}.parquet", index=False)
         caml = pd.DataFrame({"SUBJECT_ID": f["subject_id"], "HADM_ID": f["hadm_id"], "TEXT": f["text"],
                              "LABELS": f["codes"].map(";".join), "length": f["length"]})
-        caml.sort_values("length", kind="stable").to_csv(d / f"{split}_{name}.csv", index=False)
+        caml = pa.Table.from_pandas(caml.sort_values("length", kind="stable"), preserve_index=False)
+        pacsv.write_csv(caml, d / f"{split}_{name}.csv", pacsv.WriteOptions(quoting_style="needed"))
 
 
 def _write_embed(path: Path, vocab: list[str], emb: np.ndarray) -> None:

@@ -66,7 +66,7 @@ class TrainConfig:
     early_stopping_metric: str | None = None  # dev metric; None -> default_stopping_metric(num_codes); "loss" = dev BCE
     patience: int | None = 3         # epochs without improvement before stopping (CAML default 3); None = never
     seed: int = 13                   # seeds Python, NumPy, torch (plus the process index) and the batch order
-    eval_k: tuple[int, ...] | None = None  # P@k/R@k cut-offs; None -> (5,) for <= 50 codes, (8, 15) otherwise
+    eval_k: tuple[int, ...] | None = None  # P@k/R@k cut-offs; None -> metrics.default_k: (5,) up to 50 codes, (8, 15) above
     amp: str = "off"                 # "off" | "bf16" | "fp16" (autocast; fp16 adds a GradScaler); CUDA only
     compile: bool = False            # torch.compile the model (CUDA only)
     deterministic: bool = True       # torch.use_deterministic_algorithms(True, warn_only=True) during fit
@@ -271,7 +271,9 @@ class _Trainer:
         if dev_ds.num_codes != num_codes:
             raise ValueError(f"train has {num_codes} codes but dev has {dev_ds.num_codes}")
         self.metric = config.early_stopping_metric or default_stopping_metric(num_codes)
-        eval_k = tuple(config.eval_k or ((5,) if num_codes <= 50 else (8, 15)))
+        from .metrics import default_k
+
+        eval_k = tuple(config.eval_k or default_k(num_codes))  # (5,) up to 50 codes, (8, 15) above; capped
         self.config = cfg = dataclasses.replace(config, early_stopping_metric=self.metric, eval_k=eval_k)
         _validate(cfg)
         if metric_fn is None:
