@@ -1,0 +1,131 @@
+"""Notebook 04's glue (mcanb.experiment), the published numbers (mcanb.published) and the real-run parameter files."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mcanb import experiment as E
+from mcanb import notebook, params, processed, published
+from mcanb.paths import NOTEBOOKS, PARAMETERS
+from mcanb.train import load_predictions
+
+NB = "04_cnn_retraining"
+REAL_RUNS = sorted(PARAMETERS.glob(f"{NB}/mimic3_*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return processed.load(notebook.ensure_preprocessed("outputs/01_preprocess/toy"), "50")
+
+
+@pytest.fixture(scope="module")
+def toy_splits(toy):
+    return E.datasets(toy, max_length=64)
+
+
+def _quick(model: str, **overrides) -> tuple[dict, object]:
+    return (E.model_overrides(model, num_filters=8, filter_sizes=[3]),
+            E.train_config(model, max_steps=2, num_epochs=1, progress=False, **overrides))
+
+
+def test_datasets_align_with_processed(toy, toy_splits):
+    assert set(toy_splits) == {"train", "dev", "test"}
+    for split, ds in toy_splits.items():
+        assert len(ds) == len(toy.frames[split]) and ds.lengths.max() <= 64
+        assert np.array_equal(ds.labels_matrix(), toy.multi_hot(split))
+
+
+def test_description_ids_tokenise_with_the_vocabulary(toy):
+    ids = E.description_ids(toy, max_desc_len=12)
+    assert ids.shape == (toy.num_codes, 12) and ids.dtype == torch.long
+    assert int(ids.max()) < toy.vocab_size and (ids[:, 0] > 0).all()  # every toy code has a description
+    first = toy.labels["description"].iloc[0].lower().split()[0]
+    if first in toy.vocab:
+        assert int(ids[0, 0]) == toy.vocab.index(first) + 1
+
+
+def test_settings_fall_back_to_published_defaults():
+    assert E.train_config("cnn").lr == 0.003 and E.train_config("caml").lr == 1e-4
+    assert E.train_config("cnn", lr=0.01, patience=0).patience is None
+    assert E.train_config("cnn", early_stopping_metric="").early_stopping_metric is None
+    assert E.model_overrides("laat", num_filters=64) == {}
+    assert E.model_overrides("multirescnn", num_filters=16, filter_sizes=[3, 5]) == {"num_filters": 16,
+                                                                                   "filter_sizes": (3, 5)}
+    assert E.model_overrides("cnn", filter_sizes=[3]) == {}
+
+
+def test_train_model_writes_one_folder_per_model_and_seed(toy, toy_splits, tmp_path):
+    overrides, config = _quick("dr_caml")
+    r = E.train_model(toy, "dr_caml", overrides, config, tmp_path, seed=3, data=toy_splits)
+    run = tmp_path / "dr_caml" / "seed3"
+    assert r["dir"] == str(run) and r["stop_reason"] == "max_steps"
+    for name in ("history.csv", "metrics.json", "params.yaml", "predictions_test.parquet"):
+        assert (run / name).exists(), name
+    hadm, scores = load_predictions(r["predictions"])
+    assert np.array_equal(hadm, toy.hadm_ids("test")) and scores.shape == (len(hadm), toy.num_codes)
+    assert 0 <= r["test/micro_f1"] <= 1 and "test/p@5" in r
+
+
+def test_baselines_summary_and_paired_test(toy, tmp_path):
+    results = E.run_baselines(toy, tmp_path)
+    assert [r["model"] for r in results] == ["most_frequent", "tfidf_lr"]
+    assert (tmp_path / "tfidf_lr" / "predictions_test.parquet").exists()
+    fake = [{**r, "seed": s, "test/micro_f1": r["test/micro_f1"] + 0.01 * s} for r in results for s in (1, 2)]
+    summary = E.summarise_seeds(fake)
+    row = summary[(summary["model"] == "most_frequent") & (summary["metric"] == "micro_f1")].iloc[0]
+    assert row["n_seeds"] == 2 and row["sd"] == pytest.approx(0.01 / math.sqrt(2))
+    assert not summary["metric"].str.startswith("n_").any() and "macro_auc_n_skipped" not in set(summary["metric"])
+    best, second, test = E.compare_best_two(toy, results)
+    assert (best, second) == ("tfidf_lr", "most_frequent") and 0 < test.p_value <= 1
+
+
+def test_published_numbers_match_the_paper_and_reference():
+    assert published.value("CNN (retrained)", "50", "micro_f1", "paper") == 67.1
+    assert published.value("CNN (Kim, 2014)", "full", "p@15", "paper") == 44.3
+    assert published.value("CAML", "full", "p@15", "paper") == 44.5      # as printed in Table 6 ...
+    assert published.value("CAML", "full", "p@15", "original") == 56.1   # ... and in CAML's paper
+    assert published.value("LAAT", "50", "micro_f1", "original") == 71.5
+    assert published.value("LAAT", "50", "micro_f1", "paper") is None    # not in the paper's Table 6
+    assert all(n.where for n in published.NUMBERS)
+    assert len(published.frame().query("source == 'paper'")) == 5 * 5 + 5 * 6
+
+
+@pytest.mark.parametrize("space", ["50", "full"])
+def test_table6_layout(space):
+    this_run = pd.DataFrame({"model": ["cnn", "cnn", "most_frequent"], "metric": ["micro_f1", "macro_auc", "micro_f1"],
+                             "mean": [0.5, 0.8, 0.25], "sd": [0.01, 0.02, 0.0], "n_seeds": [2, 2, 1]})
+    t = E.table6(this_run, space)
+    assert list(t.columns.get_level_values("metric").unique()) == [published.METRIC_LABELS[m]
+                                                                    for m in published.METRICS[space]]
+    assert set(t.columns.get_level_values("source")) == {"as printed in the paper", "original publication", "this run"}
+    assert t.loc["CNN (retrained)", ("micro-F1", "this run")] == "50.0 ± 1.0"
+    assert t.loc["Most frequent codes", ("micro-F1", "this run")] == "25.0"
+    assert "LAAT" not in t.index and "HyperCore" in t.index   # LAAT only when run; every paper row stays
+    if space == "50":
+        assert t.loc["CNN (retrained)", ("micro-F1", "as printed in the paper")] == 67.1
+    else:
+        assert t.loc["CAML", ("P@15", "as printed in the paper")] == 44.5
+        assert t.loc["CAML", ("P@15", "original publication")] == 56.1
+
+
+@pytest.mark.parametrize("path", REAL_RUNS, ids=lambda p: p.stem)
+def test_real_run_files_check_and_run_two_steps_on_toy(path, tmp_path):
+    """The real-data parameter files cannot run here: check their keys, then run each model for two steps on toy."""
+    values = params.load_file(path)
+    defaults = params.notebook_defaults(NOTEBOOKS / f"{NB}.ipynb")
+    params.check(values, defaults, str(path))
+    p = {**defaults, **values, "data_dir": "outputs/01_preprocess/toy"}
+    assert values["run_name"] == path.stem and values["data_dir"].startswith("outputs/01_preprocess/mimic3")
+    data = processed.load(notebook.ensure_preprocessed(p["data_dir"]), p["label_space"])
+    splits = E.datasets(data, max_length=32)
+    for name in p["models"]:
+        overrides = E.model_overrides(name, num_filters=p["num_filters"], filter_sizes=p["filter_sizes"])
+        config = E.train_config(name, lr=p["lr"], batch_size=p["batch_size"], num_epochs=p["num_epochs"],
+                                patience=p["patience"], early_stopping_metric=p["early_stopping_metric"],
+                                max_steps=2, progress=False)
+        r = E.train_model(data, name, overrides, config, tmp_path, p["seeds"][0], max_length=32, data=splits)
+        assert r["stop_reason"] == "max_steps" and np.isfinite(r["test/micro_auc"])
