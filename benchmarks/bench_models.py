@@ -237,7 +237,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     B, T = args.batch, args.seq_len
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {B} x {T} tokens, "
-          f"vocab {VOCAB}, embed {EMBED}")
+          f"vocab {VOCAB}, embed {EMBED}; load average {os.getloadavg()[0]:.2f} (other work skews timings)")
     peak = matmul_peak()
     print(f"CPU fp32 matmul peak (best large torch.mm): {peak / 1e9:.1f} GFLOP/s\n")
 

@@ -12,7 +12,8 @@ from torch.autograd import gradcheck
 
 from mcanb.models import MODEL_NAMES, CodingOutput, build_model, config_fields
 from mcanb.models.baselines import MostFrequentCodesBaseline, TfidfLogisticBaseline
-from mcanb.models.cnn import _ConvMaxPool, conv_max_pool, embed_conv_max_pool, same_conv
+from mcanb.models.cnn import _ConvMaxPool, conv_max_pool, conv_max_pool_dense, embed_conv_max_pool, same_conv
+from mcanb.models.multirescnn import MaskedBatchNorm
 from mcanb.models.label_attention import LabelAttention, _BlockedLabelAttention, label_attention_dense
 
 V, C = 40, 7  # tiny vocabulary and label space
@@ -281,6 +282,7 @@ def test_same_conv_matches_conv1d(k):
     ref = ref_conv(x * mask[:, :, None], w).masked_fill(~mask[:, :, None], -torch.inf).amax(1)
     ref[2] = 0.0  # empty document
     torch.testing.assert_close(conv_max_pool(x * mask[:, :, None], w, mask), ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(conv_max_pool_dense(x * mask[:, :, None], w, mask), ref, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4])
@@ -301,6 +303,9 @@ def test_blocked_attention_gradcheck():
     mask = torch.tensor([[1] * 6, [1, 1, 1, 0, 0, 0], [0, 1, 0, 1, 1, 0]], dtype=torch.bool)
     inputs = tuple(t.requires_grad_() for t in (keys, vals, q, w, b))
     assert gradcheck(lambda *t: _BlockedLabelAttention.apply(t[0], t[1], mask, *t[2:], False)[0], inputs)
+    big_query = (q.detach() * 20).requires_grad_()  # large scores: a saturated softmax
+    assert gradcheck(lambda *t: _BlockedLabelAttention.apply(t[0], t[1], mask, *t[2:], False)[0],
+                     (keys, vals, big_query, w, b))
     torch.testing.assert_close(
         _BlockedLabelAttention.apply(keys, vals, mask, q, w, b, False)[0],
         label_attention_dense(keys, vals, mask, q, w, b)[0],
@@ -310,6 +315,8 @@ def test_blocked_attention_gradcheck():
 def test_label_attention_blocks_across_many_labels():
     """More labels than one block holds: blocks must tile the label axis exactly."""
     att = LabelAttention(5, 3000, impl="blocked")
+    with torch.no_grad():
+        att.query[:100] *= 300  # one block of near-one-hot attention rows
     hidden = torch.randn(2, 900, 5)
     mask = torch.arange(900)[None] < torch.tensor([[900], [333]])
     with torch.no_grad():
@@ -346,6 +353,19 @@ def test_models_under_bf16_autocast(name):
         low = model(ids, mask).logits
     assert torch.isfinite(low).all()
     torch.testing.assert_close(low.float(), model(ids, mask).logits.detach(), atol=0.1, rtol=0.1)
+
+
+def test_masked_batch_norm_ignores_padding_in_training():
+    bn, ref = MaskedBatchNorm(4), torch.nn.BatchNorm1d(4)
+    x = torch.randn(3, 10, 4)
+    mask = torch.arange(10)[None] < torch.tensor([[10], [4], [7]])
+    real = x[mask]  # (21, 4): the only positions that may count
+    torch.testing.assert_close(bn(x, mask)[mask], ref(real))
+    torch.testing.assert_close(bn.running_mean, ref.running_mean)
+    torch.testing.assert_close(bn.running_var, ref.running_var)
+    x2 = x.clone()
+    x2[~mask] = 1e3  # garbage in the padding changes nothing
+    torch.testing.assert_close(bn(x2, mask)[mask], ref(real))
 
 
 # ---------------------------------------------------------------- embeddings, determinism, DR-CAML

@@ -8,7 +8,7 @@ max-pool + tanh + linear encoder, and the loss gains ``λ·dist(β_l, desc_l)`` 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -89,7 +89,8 @@ class CamlModel(nn.Module):
 class DrCamlConfig(CamlConfig):
     """DR-CAML = CAML + description regulariser (Mullenbach et al. 2018, §2.3)."""
 
-    description_ids: Tensor | None = None  # (num_codes, desc_len) long token ids of each code's description, 0-padded
+    # (num_codes, desc_len) long token ids of each code's ICD-9 description, 0-padded, built by the caller
+    description_ids: Tensor | None = field(default=None, repr=False)
     description_lambda: float = 0.01  # λ (the brief's CAML value; tune on dev)
     description_reduction: str = "caml"  # "caml": mean over docs of Σ_gold mean_dims (β_l - z_l)² (CAML code);
     # "mean": mean over (doc, gold code) pairs of ||β_l - z_l||²

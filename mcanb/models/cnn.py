@@ -12,10 +12,12 @@ pads ``k//2`` on both sides, giving T+1 outputs for even k, and its CNN uses no 
 only in the ≤ k-1 edge windows of a 2,500-token document.)
 
 Speed (``benchmarks/bench_models.py``): convolutions are channels-last ``conv2d`` calls (oneDNN / cuDNN) on the
-``(B, T, d)`` layout. The CNN's convolution + max-pool is one GEMM per document of an overlapping view of the
-padded input, ``(T, k·d_in)`` with row stride ``d_in``, immediately max-reduced while the output is in cache;
-max-pooling happens before the tanh (tanh is monotonic), and its backward only touches the k winning windows per
-filter. In inference the embedding lookup writes straight into the padded per-document buffer.
+``(B, T, d)`` layout. The CNN's convolution + max-pool is one GEMM per document over the ``(T, k·d_in)`` windows
+of the padded input (an overlapping view that BLAS needs copied, which happens in cache), max-reduced while the
+output is still in cache; max-pooling happens before the tanh (tanh is monotonic), and its backward only touches
+the k winning windows per filter. In inference the embedding lookup writes straight into the padded
+per-document buffer. Measured on 2 Zen 4 cores, batch 16 × 2,500 tokens, 8,921 codes: CNN inference at 85 % of
+the fp32 matmul peak (plain PyTorch: 35 %).
 """
 from __future__ import annotations
 
@@ -186,16 +188,21 @@ def conv_max_pool(x: Tensor, weight: Tensor, mask: Tensor | None) -> Tensor:
     Returns:
         ``(batch_size, out_dim)``; rows of documents without a real token are 0.
     """
+    if x.device.type != "cpu":  # one big cuDNN convolution beats per-document GEMMs on a GPU
+        return conv_max_pool_dense(x, weight, mask)
     x, weight = _cast_for_autocast(x, weight)
-    if x.device.type != "cpu":
-        y = same_conv(x, weight)
-        if mask is None:
-            return y.amax(dim=1)
-        pooled = y.masked_fill(~mask[:, :, None], float("-inf")).amax(dim=1)
-        return pooled.masked_fill(~mask.any(dim=1)[:, None], 0.0)
     if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
         return _conv_max_pool_nograd(x, weight, mask)
     return _ConvMaxPool.apply(x.contiguous(), weight, mask)
+
+
+def conv_max_pool_dense(x: Tensor, weight: Tensor, mask: Tensor | None) -> Tensor:
+    """:func:`conv_max_pool` the textbook way (the full convolution output, masked, then max); used on GPUs."""
+    y = same_conv(x, weight)
+    if mask is None:
+        return y.amax(dim=1)
+    pooled = y.masked_fill(~mask[:, :, None], float("-inf")).amax(dim=1)
+    return pooled.masked_fill(~mask.any(dim=1)[:, None], 0.0)
 
 
 class SameConv1d(nn.Module):
