@@ -20,6 +20,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import yaml
 
 from . import __version__
@@ -99,10 +100,9 @@ def save_figure(fig, out_dir: str | Path, name: str) -> Path:
     return png
 
 
-def plot_code_frequency(train_counts: Mapping[str, "np.ndarray"], ax=None):
+def plot_code_frequency(train_counts: Mapping[str, np.ndarray], ax=None):
     """Rank-frequency plot (log-log) of training-set code counts, one line per label space."""
     import matplotlib.pyplot as plt
-    import numpy as np
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.5))
@@ -116,10 +116,9 @@ def plot_code_frequency(train_counts: Mapping[str, "np.ndarray"], ax=None):
     return ax.figure
 
 
-def plot_lengths(lengths: Mapping[str, "np.ndarray"], cutoffs: Mapping[str, int], ax=None):
+def plot_lengths(lengths: Mapping[str, np.ndarray], cutoffs: Mapping[str, int], ax=None):
     """Histogram of document lengths in tokens, with the truncation lengths as vertical lines."""
     import matplotlib.pyplot as plt
-    import numpy as np
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.5))
