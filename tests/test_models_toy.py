@@ -1,5 +1,5 @@
-"""LAAT and DR-CAML learn on the toy MIMIC-shaped fixture (notebook 04 shows the same for CNN, CAML and
-MultiResCNN under nbval): the training loss falls and test micro-F1 beats the most-frequent-codes baseline."""
+"""LAAT, DR-CAML and CAML learn on the toy MIMIC-shaped fixture: the training loss falls and test micro-F1 beats
+the most-frequent-codes baseline. Notebook 04 asserts the latter for CNN, CAML and MultiResCNN under nbval."""
 from __future__ import annotations
 
 import pandas as pd
@@ -11,7 +11,10 @@ from mcanb.models.baselines import MostFrequentCodesBaseline
 from mcanb import metrics
 
 # small, fast versions (toy documents are short); lr 1e-2 as in parameters/04_cnn_retraining/toy.yaml
-SETTINGS = {"laat": {"hidden_size": 48, "projection_dim": 48}, "dr_caml": {"num_filters": 50}}
+# CNN and MultiResCNN need the longer schedule of parameters/04_cnn_retraining/toy.yaml to clear the floor at
+# threshold 0.5; notebook 04 asserts that under nbval, and tests/test_models_learning.py shows their loss falling.
+SETTINGS = {"laat": {"hidden_size": 48, "projection_dim": 48}, "dr_caml": {"num_filters": 50},
+            "caml": {"num_filters": 50}}
 
 
 @pytest.fixture(scope="module")
