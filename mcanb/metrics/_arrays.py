@@ -211,3 +211,24 @@ class Prepared:
         h.update(self.rows.astype(np.int64).tobytes())
         h.update(self.cols.astype(np.int64).tobytes())
         return h.hexdigest()
+
+
+def code_candidates(d: "Prepared") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per code, the entries scoring at or above that code's lowest gold score, as packed sortable keys.
+
+    Only these entries matter for a per-code rank or cut: every other entry is a negative below all positives.
+    Returns ``(candidates sorted, gold keys in d.cols order, n_candidates per code)``; used by the per-code AUC
+    and the per-code threshold fit.
+    """
+    lowest = np.full(d.n_codes, np.inf, dtype=d.score.dtype)
+    np.minimum.at(lowest, d.cols, d.gold_scores)
+    r, c = np.divmod(np.flatnonzero(d.score >= lowest), d.n_codes)
+    n_cand = np.bincount(c, minlength=d.n_codes)
+    keys, bits = sortable_keys(np.concatenate([d.score[r, c], d.gold_scores]))
+    keys, _, bits = dense_keys(keys, bits)
+    cb = bit_width(d.n_codes)
+    cand = pack((c, cb), (keys[: len(r)], bits))
+    if cand is None:
+        raise ValueError(f"too many codes to rank ({d.n_codes}); per-code ranking supports up to 2**29 codes")
+    cand.sort()
+    return cand, pack((d.cols, cb), (keys[len(r):], bits)), n_cand

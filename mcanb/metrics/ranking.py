@@ -9,8 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ._arrays import (Prepared, bit_width, count_below_global, count_below_sorted, dense_keys, pack,
-                      sortable_keys)
+from ._arrays import (Prepared, bit_width, code_candidates, count_below_global, count_below_sorted, dense_keys,
+                      pack, sortable_keys)
 
 K_BY_LABEL_SPACE = {"50": (5,), "full": (8, 15)}
 
@@ -57,20 +57,7 @@ def _per_code_auc(d: Prepared) -> np.ndarray:
     out = np.full(d.n_codes, np.nan)
     if d.rows.size == 0:
         return out
-    # Only entries at or above their code's lowest gold score need sorting; the rest are negatives below.
-    lowest = np.full(d.n_codes, np.inf, dtype=d.score.dtype)
-    np.minimum.at(lowest, d.cols, d.gold_scores)
-    r, c = np.divmod(np.flatnonzero(d.score >= lowest), d.n_codes)
-    n_cand = np.bincount(c, minlength=d.n_codes)
-    keys, bits = sortable_keys(np.concatenate([d.score[r, c], d.gold_scores]))
-    keys, _, bits = dense_keys(keys, bits)
-    cand, gold = keys[: len(r)], keys[len(r):]
-    cb = bit_width(d.n_codes)
-    all_sorted = pack((c, cb), (cand, bits))
-    gold_packed = pack((d.cols, cb), (gold, bits))
-    if all_sorted is None:
-        raise ValueError(f"too many codes to rank ({d.n_codes}); per-code AUC supports up to 2**29 codes")
-    all_sorted.sort()
+    all_sorted, gold_packed, n_cand = code_candidates(d)
     all_less, all_equal = count_below_sorted(all_sorted, gold_packed)
     pos_less, pos_equal = count_below_sorted(np.sort(gold_packed), gold_packed)
     all_less -= (np.cumsum(n_cand) - n_cand)[d.cols]  # position within the code's block

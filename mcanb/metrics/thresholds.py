@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._arrays import (Prepared, bit_width, cast_threshold, count_below_global, count_below_sorted, dense_keys,
-                      pack, sortable_keys)
+from ._arrays import (Prepared, cast_threshold, code_candidates, count_below_global, count_below_sorted,
+                      sortable_keys)
 
 OBJECTIVES = ("micro_f1",)
 
@@ -113,15 +113,7 @@ def _fit_global(d: Prepared) -> tuple[float, float]:
 
 def _fit_per_code(d: Prepared, fallback: float) -> tuple[np.ndarray, int]:
     """Per-code cut maximising that code's dev F1; codes without dev positives get ``fallback``."""
-    lowest = np.full(d.n_codes, np.inf, dtype=d.score.dtype)
-    np.minimum.at(lowest, d.cols, d.gold_scores)
-    r, c = np.divmod(np.flatnonzero(d.score >= lowest), d.n_codes)
-    n_cand = np.bincount(c, minlength=d.n_codes)
-    keys, bits = sortable_keys(np.concatenate([d.score[r, c], d.gold_scores]))
-    keys, _, bits = dense_keys(keys, bits)
-    cb = bit_width(d.n_codes)
-    all_sorted = np.sort(pack((c, cb), (keys[: len(r)], bits)))
-    gold_packed = pack((d.cols, cb), (keys[len(r):], bits))
+    all_sorted, gold_packed, n_cand = code_candidates(d)
     all_less, _ = count_below_sorted(all_sorted, gold_packed)
     pos_less, _ = count_below_sorted(np.sort(gold_packed), gold_packed)
     n_pos = d.per_code[d.cols]

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .cnn import SameConv1d, _check_dropout, _check_positive, build_embedding, conv_max_pool
 from .embedding import PAD_ID, padding_mask, resolve_mask
-from .label_attention import IMPLEMENTATIONS, LabelAttention
+from .label_attention import LabelAttention, check_impl
 from .outputs import CodingOutput, coding_loss
 
 
@@ -36,8 +36,7 @@ class CamlConfig:
     def __post_init__(self) -> None:
         _check_positive(self, "vocab_size", "num_codes", "embed_dim", "kernel_size", "num_filters")
         _check_dropout(self.dropout)
-        if self.attention_impl not in IMPLEMENTATIONS:
-            raise ValueError(f"attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
+        check_impl(self.attention_impl)
 
 
 class CamlModel(nn.Module):

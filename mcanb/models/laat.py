@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .cnn import _check_dropout, _check_positive, build_embedding
 from .embedding import resolve_mask
-from .label_attention import IMPLEMENTATIONS, LabelAttention
+from .label_attention import LabelAttention, check_impl
 from .outputs import CodingOutput, coding_loss
 
 
@@ -42,8 +42,7 @@ class LaatConfig:
             self, "vocab_size", "num_codes", "embed_dim", "hidden_size", "projection_dim", "num_layers"
         )
         _check_dropout(self.dropout)
-        if self.attention_impl not in IMPLEMENTATIONS:
-            raise ValueError(f"attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
+        check_impl(self.attention_impl)
 
 
 def _gather_time(x: Tensor, index: Tensor) -> Tensor:

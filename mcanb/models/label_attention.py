@@ -34,6 +34,12 @@ from torch import Tensor, nn
 from .embedding import document_rows
 
 IMPLEMENTATIONS = ("auto", "dense", "blocked")
+
+
+def check_impl(impl: str) -> None:
+    """Raise a clear error unless ``impl`` names a :class:`LabelAttention` implementation."""
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"attention_impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
 _BLOCK_BYTES = 2 * 1024 * 1024  # score block size: about one core's L2 on the benchmark machine
 
 
@@ -141,8 +147,7 @@ class LabelAttention(nn.Module):
 
     def __init__(self, input_dim: int, num_codes: int, projection_dim: int | None = None, impl: str = "auto"):
         super().__init__()
-        if impl not in IMPLEMENTATIONS:
-            raise ValueError(f"unknown label attention impl {impl!r}; valid: {IMPLEMENTATIONS}")
+        check_impl(impl)
         self.impl = impl
         self.projection = None if projection_dim is None else nn.Linear(input_dim, projection_dim, bias=False)
         query_dim = input_dim if projection_dim is None else projection_dim

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from .cnn import SameConv1d, _check_dropout, _check_positive, build_embedding, same_conv
 from .embedding import padding_mask, resolve_mask
-from .label_attention import IMPLEMENTATIONS, LabelAttention
+from .label_attention import LabelAttention, check_impl
 from .outputs import CodingOutput, coding_loss
 
 
@@ -116,8 +116,7 @@ class MultiResCnnConfig:
                                         for k in self.filter_sizes):
             raise ValueError(f"filter_sizes must be positive ints, got {self.filter_sizes!r}")
         _check_dropout(self.dropout)
-        if self.attention_impl not in IMPLEMENTATIONS:
-            raise ValueError(f"attention_impl must be one of {IMPLEMENTATIONS}, got {self.attention_impl!r}")
+        check_impl(self.attention_impl)
 
 
 class MultiResCnnModel(nn.Module):
