@@ -5,6 +5,8 @@ The steps (Mullenbach et al. 2018; REFERENCE.md "CAML-compatible preprocessing")
 
 1. read the discharge summaries of NOTEEVENTS (streamed); notes without HADM_ID are dropped (counted);
    ISERROR notes are kept, as in CAML and every reference (``drop_iserror=True`` drops them, counted);
+   a note repeated exactly (same admission and text) is read once (``duplicate_notes="drop"``, counted);
+   ``caml_compat`` keeps every copy, as CAML did;
 2. one document per admission: its discharge summaries (report and addenda) joined with a space in
    ROW_ID order, tokenised by :mod:`mcanb.text` (``\\w+``, lowercase, numeric tokens dropped);
 3. codes: dots inserted by the ICD-9 rules (:mod:`mcanb.codes`); codes read as strings by default;
@@ -23,11 +25,13 @@ Explained step by step in ``notebooks/01_preprocess.ipynb``.
 """
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import hashlib
 import json
 import os
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +44,7 @@ from pyarrow import csv as pacsv
 
 from . import codes as icd
 from . import data, splits as splits_mod, text as textmod
+from .coded_table import read_coded_table
 from .paths import resolve
 
 INPUT_FORMATS = ("mimic3", "table")
@@ -65,6 +70,9 @@ class PreprocessConfig:
     token_rule: str = "caml"             # "caml" (drop numeric tokens) | "alpha" (LAAT: keep tokens with a letter)
     regex_engine: str = "re"             # "re" (CAML, nltk <= 3.10.2) | "regex" (nltk >= 3.10.3)
     drop_iserror: bool = False           # CAML and all references keep ISERROR notes
+    duplicate_notes: str | None = None   # "drop" (read a repeated note once, counted) | "keep" (CAML joins
+    #                                      every copy); None: "keep" under caml_compat, else "drop"
+    encoding: str = "utf-8"              # text encoding of the input files (a byte-order mark is skipped)
     top_k: int = 50                      # size of the frequent-code label space
     vocab_min_docs: int = 3              # CAML: tokens in >= 3 training documents
     word2vec: bool = True                # train word2vec (the slowest step)
@@ -84,8 +92,21 @@ class PreprocessConfig:
                               ("regex_engine", textmod.ENGINES), ("w2v_corpus", W2V_CORPORA)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"PreprocessConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.duplicate_notes not in (None, *data.DUPLICATE_NOTES):
+            raise ValueError(f"PreprocessConfig.duplicate_notes must be None or one of {data.DUPLICATE_NOTES}, "
+                             f"got {self.duplicate_notes!r}")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError as e:
+            raise ValueError(f"PreprocessConfig.encoding: unknown encoding {self.encoding!r}") from e
         if self.top_k < 1 or self.vocab_min_docs < 1:
             raise ValueError("PreprocessConfig.top_k and vocab_min_docs must be >= 1")
+
+    def note_duplicates(self) -> str:
+        """The duplicate-note policy in effect: ``duplicate_notes``, or by default "keep" under ``caml_compat``
+        (bit-compatible with CAML, which joins every row) and "drop" otherwise (a repeated note doubles the
+        document's text and changes what survives truncation; it carries no information)."""
+        return self.duplicate_notes or ("keep" if self.caml_compat else "drop")
 
     def fingerprint(self) -> str:
         d = dataclasses.asdict(self)
@@ -112,13 +133,13 @@ class Drops:
 
 # ----------------------------------------------------------------------------------------- codes
 def mimic_codes(mimic_dir: Path, caml_compat: bool, keep_hadm: set[int], drops: Drops,
-                counts: dict) -> pd.DataFrame:
+                counts: dict, encoding: str = "utf-8") -> pd.DataFrame:
     """Code rows (hadm_id, code, artefact) of admissions in ``keep_hadm``, diagnoses then procedures.
 
     Empty codes are kept here (as ``""``) so that an admission with only empty codes still counts as
     having code rows; the caller drops them, counted."""
-    dx = data.read_code_table(mimic_dir, "DIAGNOSES_ICD")
-    px = data.read_code_table(mimic_dir, "PROCEDURES_ICD")
+    dx = data.read_code_table(mimic_dir, "DIAGNOSES_ICD", encoding)
+    px = data.read_code_table(mimic_dir, "PROCEDURES_ICD", encoding)
     counts["code_rows"] = {"diagnoses": len(dx), "procedures": len(px)}
     frames = []
     for table, is_diag in ((dx, True), (px, False)):
@@ -157,12 +178,11 @@ def _tokenize_range(args: tuple[int, int, str, str]) -> tuple[list[str], list[in
     start, end, rule, engine = args
     texts, lengths, df = [], [], Counter()
     for i in range(start, end):
-        t = textmod.tokenize_joined(_TEXTS[i], rule, engine)
-        toks = t.split()
+        t, n, types = textmod.tokenize_counted(_TEXTS[i], rule, engine, types=bool(_IS_TRAIN[i]))
         texts.append(t)
-        lengths.append(len(toks))
-        if _IS_TRAIN[i]:
-            df.update(set(toks))
+        lengths.append(n)
+        if types is not None:
+            df.update(types)
     return texts, lengths, df
 
 
@@ -207,23 +227,28 @@ def tokenize_all(texts: list[str], is_train: np.ndarray, cfg: PreprocessConfig
 def mimic_documents(cfg: PreprocessConfig, drops: Drops, counts: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One document per admission (hadm_id, subject_id, text) and its code rows."""
     mimic_dir = resolve(cfg.input_path)
-    notes, note_counts = data.read_discharge_notes(mimic_dir, cfg.progress)
+    notes, note_counts = data.read_discharge_notes(mimic_dir, cfg.progress, cfg.encoding)
     counts.update(note_counts)
     no_hadm = notes["hadm_id"].isna()
     drops.add("discharge_note_without_hadm_id", "row_id", notes.loc[no_hadm, "row_id"])
-    notes = notes[~no_hadm]
+    notes = notes[~no_hadm].sort_values(["hadm_id", "row_id"], kind="stable")
+    repeated = data.duplicate_notes(notes, data.find_table(mimic_dir, "NOTEEVENTS"))
+    counts["duplicate_discharge_notes"] = int(repeated.sum())  # found; dropped only under "drop"
+    if cfg.note_duplicates() == "keep":
+        repeated[:] = False
+    drops.add("duplicate_note", "row_id", notes.loc[repeated, "row_id"])
+    notes = notes[~repeated]
     counts["iserror_discharge_notes"] = int(notes["iserror"].sum())
     if cfg.drop_iserror:
         drops.add("iserror_note", "row_id", notes.loc[notes["iserror"], "row_id"])
         notes = notes[~notes["iserror"]]
-    notes = notes.sort_values(["hadm_id", "row_id"], kind="stable")
     docs = notes.groupby("hadm_id", sort=True).agg(subject_id=("subject_id", "first"),
                                                     n_notes=("row_id", "size"),
                                                     text=("text", " ".join)).reset_index()
     docs["hadm_id"] = docs["hadm_id"].astype("int64")
     counts["admissions_with_discharge"] = len(docs)
     counts["admissions_with_addenda"] = int((docs["n_notes"] > 1).sum())
-    rows = mimic_codes(mimic_dir, cfg.caml_compat, set(docs["hadm_id"]), drops, counts)
+    rows = mimic_codes(mimic_dir, cfg.caml_compat, set(docs["hadm_id"]), drops, counts, cfg.encoding)
     has_codes = docs["hadm_id"].isin(set(rows["hadm_id"]))
     drops.add("no_code_rows", "hadm_id", docs.loc[~has_codes, "hadm_id"])
     docs = docs[has_codes].drop(columns="n_notes").reset_index(drop=True)
@@ -285,12 +310,15 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     drops, counts = Drops(), {}
+    files, warns = data.input_files(raw) if cfg.input_format == "mimic3" else ({"table": str(raw)}, [])
+    for w in warns:
+        warnings.warn(w, stacklevel=2)
     if cfg.input_format == "mimic3":
         docs, rows = mimic_documents(cfg, drops, counts)
         docs["split"], fifty = assign_splits(docs, cfg, drops, counts)
         docs = docs[docs["split"].notna()].reset_index(drop=True)
     else:
-        docs, rows, fifty = _table_documents(cfg, counts)
+        docs, rows, fifty = _table_documents(cfg, counts, drops)
     timings["read"] = time.perf_counter() - t0
     t = time.perf_counter()
     texts, lengths, doc_freq = tokenize_all(docs["text"].tolist(), (docs["split"] == "train").to_numpy(), cfg)
@@ -337,8 +365,9 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
         timings["word2vec"] = time.perf_counter() - t
     drops.frame().to_csv(out / "dropped.csv", index=False)
     timings["total"] = time.perf_counter() - t0
-    report = {"fingerprint": cfg.fingerprint(), "input_format": cfg.input_format,
-              "caml_compat": cfg.caml_compat, "counts": counts, "dropped": dict(sorted(drops.counts.items())),
+    report = {"fingerprint": cfg.fingerprint(), "input_format": cfg.input_format, "input_files": files,
+              "warnings": warns, "caml_compat": cfg.caml_compat, "duplicate_notes": cfg.note_duplicates(),
+              "counts": counts, "dropped": dict(sorted(drops.counts.items())),
               "top_codes": top, "timings_s": {k: round(v, 2) for k, v in timings.items()},
               "reference_mimic3": _compare_mimic3(counts, cfg)}
     (out / "preprocess_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=True))
@@ -346,9 +375,11 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
     return report
 
 
-def _table_documents(cfg: PreprocessConfig, counts: dict):
-    table = data.read_coded_table(resolve(cfg.input_path))
-    counts["documents_in_table"] = len(table)
+def _table_documents(cfg: PreprocessConfig, counts: dict, drops: Drops):
+    table, table_counts, dropped = read_coded_table(resolve(cfg.input_path), cfg.encoding)
+    counts.update(table_counts)
+    for reason, ids in dropped.items():
+        drops.add(reason, "id", ids)
     rows = table[["hadm_id", "codes"]].explode("codes").dropna().rename(columns={"codes": "code"})
     rows["artefact"] = ""
     docs = table.drop(columns="codes")
@@ -377,7 +408,7 @@ def _label_space(docs: pd.DataFrame, top: list[str] | None, fifty: dict | None, 
 def _descriptions(cfg: PreprocessConfig) -> dict[str, str]:
     if cfg.input_format != "mimic3":
         return {}
-    found = data.read_code_descriptions(resolve(cfg.input_path))
+    found = data.read_code_descriptions(resolve(cfg.input_path), cfg.encoding)
     return {icd.add_dot(code, is_diag): title for (code, is_diag), title in found.items()}
 
 

@@ -104,18 +104,22 @@ def download_caml_splits(dest: Path | None = None, url: str = CAML_URL, force: b
 
 
 def read_hadm_ids(path: Path) -> np.ndarray:
-    """HADM_IDs of one split file (no header, one integer per line); clear errors for bad lines."""
+    """HADM_IDs of one split file: one integer per line; clear errors for bad lines.
+
+    CAML's files have no header; a first line ``HADM_ID`` (any case, quoted or not, as pandas' ``to_csv``
+    writes it) is accepted, and a UTF-8 byte-order mark is skipped."""
     path = Path(path)
     if not path.exists():
         raise SplitError(f"{path}: split file not found")
     ids = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:  # a bad byte fails the digit test below
         for lineno, line in enumerate(f, 1):
             s = line.strip()
-            if not s:
+            if not s or (not ids and s.strip('"').upper() == "HADM_ID"):
                 continue
             if not s.isdigit():
-                raise SplitError(f"{path}, line {lineno}: expected one integer HADM_ID, got {s[:40]!r}")
+                raise SplitError(f"{path}, line {lineno}: expected one integer HADM_ID (or the header HADM_ID on "
+                                 f"the first line), got {s[:40]!r}")
             ids.append(int(s))
     arr = np.asarray(ids, dtype=np.int64)
     if len(np.unique(arr)) != len(arr):

@@ -69,6 +69,45 @@ def tokenize_joined(text: str, token_rule: str = "caml", engine: str = "re") -> 
     return " ".join(keep).lower()
 
 
+# Texts longer than this are tokenised piece by piece (cut at whitespace, which no token spans), so that one
+# very long note costs about three times its own size in memory, not the ~10x of a list of its tokens.
+CHUNK_CHARS = 1 << 20
+_NON_WORD = re.compile(r"\W")
+
+
+def tokenize_counted(text: str, token_rule: str = "caml", engine: str = "re", types: bool = False
+                     ) -> tuple[str, int, set[str] | None]:
+    """:func:`tokenize_joined` of ``text``, its number of tokens, and (if ``types``) its distinct tokens.
+
+    Exactly the same result as tokenising at once (``tests/test_bad_input.py`` checks it), in bounded
+    memory: texts over :data:`CHUNK_CHARS` characters are cut at the last space or newline of each piece.
+    """
+    if len(text) <= CHUNK_CHARS:
+        t = tokenize_joined(text, token_rule, engine)
+        if types:
+            toks = t.split()
+            return t, len(toks), set(toks)
+        return t, (t.count(" ") + 1 if t else 0), None
+    pieces, n, seen = [], 0, (set() if types else None)
+    i = 0
+    while i < len(text):
+        j = min(i + CHUNK_CHARS, len(text))
+        if j < len(text):
+            cut = max(text.rfind(" ", i, j), text.rfind("\n", i, j))
+            if cut <= i:  # no space or newline in the piece: cut at the next non-word character
+                m = _NON_WORD.search(text, j)
+                cut = m.start() if m else len(text)
+            j = cut
+        piece = tokenize_joined(text[i:j], token_rule, engine)
+        if piece:
+            pieces.append(piece)
+            n += piece.count(" ") + 1
+            if seen is not None:
+                seen.update(piece.split())
+        i = j
+    return " ".join(pieces), n, seen
+
+
 def truncate(tokens: Sequence, max_length: int) -> Sequence:
     """The first ``max_length`` tokens (CAML truncates documents at 2,500 tokens).
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mcanb import data, preprocess, processed
+from mcanb import coded_table, data, preprocess, processed
 
 NOTE_HEADER = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "STORETIME", "CATEGORY",
                "DESCRIPTION", "CGID", "ISERROR", "TEXT"]
@@ -70,7 +70,7 @@ def test_hand_computed_documents_codes_and_drops(tmp_path):
     assert c["iserror_discharge_notes"] == 1                    # kept, as in CAML
     assert c["empty_code_rows"] == 2 and c["duplicate_code_rows"] == 1
     assert report["dropped"] == {
-        "discharge_note_without_hadm_id": 1, "empty_code_row": 2, "empty_text": 1, "no_code_rows": 0,
+        "discharge_note_without_hadm_id": 1, "duplicate_note": 0, "empty_code_row": 2, "empty_text": 1, "no_code_rows": 0,
         "full/no_labels/train": 1, "full/no_labels/dev": 0, "full/no_labels/test": 0,
         "50/no_top_code/train": 1, "50/no_top_code/dev": 1, "50/no_top_code/test": 0,
         "not_in_split": 1, "split_id_without_document/full/test": 1,
@@ -171,11 +171,11 @@ def test_unreadable_gzip_and_malformed_rows(tmp_path):
 def test_wrong_types_name_the_row_and_field(tmp_path):
     bad = [n if n[0] != 20 else (20, 2, "10x2", *n[3:]) for n in NOTES]
     raw = make_mimic(tmp_path / "m1", notes=bad)
-    with pytest.raises(data.DataError, match=r"NOTEEVENTS.csv.gz, record \d+ \(ROW_ID 20\), field HADM_ID: "
+    with pytest.raises(data.DataError, match=r"NOTEEVENTS.csv.gz, record 3 \(line \d+, ROW_ID 20\), field HADM_ID: "
                                              r"expected an integer or empty, got '10x2'"):
         run(tmp_path, raw=raw)
     raw = make_mimic(tmp_path / "m2", diagnoses=DIAGNOSES + [(11, "one", 101, 3, "4019")])
-    with pytest.raises(data.DataError, match=r"DIAGNOSES_ICD.csv.gz, record 10 \(ROW_ID 11\), field SUBJECT_ID"):
+    with pytest.raises(data.DataError, match=r"DIAGNOSES_ICD.csv.gz, record 10 \(line 12, ROW_ID 11\), field SUBJECT_ID"):
         run(tmp_path, raw=raw)
 
 
@@ -212,18 +212,19 @@ def test_table_input_passes_icd10_codes_through(tmp_path):
 
 
 @pytest.mark.parametrize("rows, message", [
-    ([(1, "a", "X", "training")], r"row 0, field split: expected train, dev or test, got 'training'"),
-    ([(1, "a", "X", "train"), (1, "b", "Y", "dev")], r"row 1, field id: id 1 appears more than once"),
-    ([("x1", "a", "X", "train")], r"record 0, field id: expected an integer"),
+    ([(1, "a", "X", "training")], r"row 0 \(line 2\), field split: expected train, dev or test \(any case\), "
+                                  r"got 'training'"),
+    ([(1, "a", "X", "train"), (1, "b", "Y", "dev")], r"row 1 \(line 3\), field id: id 1 is also on row 0"),
+    ([("x1", "a", "X", "train")], r"row 0 \(line 2\), field id: expected an integer"),
 ])
 def test_table_errors_name_row_and_field(tmp_path, rows, message):
     path = _table(tmp_path, rows)
     with pytest.raises(data.DataError, match=message):
-        data.read_coded_table(path)
+        coded_table.read_coded_table(path)
 
 
 def test_table_missing_column(tmp_path):
     path = tmp_path / "t.csv"
     pd.DataFrame({"id": [1], "text": ["a"], "split": ["train"]}).to_csv(path, index=False)
     with pytest.raises(data.DataError, match=r"missing column\(s\) \['codes'\]"):
-        data.read_coded_table(path)
+        coded_table.read_coded_table(path)

@@ -1,0 +1,147 @@
+"""The generic input format: one "coded notes" table (CSV or Parquet), a row per document.
+
+Columns ``id`` (integer), ``text``, ``codes`` (``;``-separated, or a list column in Parquet), ``split``
+(``train``/``dev``/``test``) and optionally ``subject_id``; names match ignoring case. For MIMIC-IV, other
+corpora or a hospital's own notes; codes pass through unchanged (no ICD-9 dot rules).
+
+What is decided, and counted in ``report.json`` (``counts``) or listed in ``dropped.csv``:
+
+* a row repeated exactly (same id, text, codes, split) is read once (``dropped: duplicate_row``);
+  the same id with different content is an error;
+* missing text (an empty cell, a Parquet null) becomes an empty document, dropped later as
+  ``empty_text``;
+* codes: spaces around a code are removed (``codes_with_spaces``), empty items (``A;;B``) skipped
+  (``empty_code_items``), a code repeated in one row kept once (``repeated_codes``); a code with a ``,``
+  or ``|`` or a space inside is an error (another separator: convert to ``;`` first);
+* split names: case and surrounding spaces are ignored (``split_names_normalised``); any other name
+  (``validation``) is an error listing the names found.
+
+Every error names the file, the row (0-based data row, and its line in a CSV without multi-line text),
+the field, and what was expected.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import DataError, _to_int, column_map
+
+COLUMNS = ["id", "text", "codes", "split"]
+SPLIT_NAMES = ("train", "dev", "test")
+_BAD_IN_CODE = re.compile(r"[,|\s]")
+
+
+def _read(path: Path, encoding: str) -> pd.DataFrame:
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+    except UnicodeDecodeError as e:
+        from .csvscan import locate_problem
+
+        where = locate_problem(path, len(pd.read_csv(path, nrows=0, encoding="latin-1").columns), encoding)
+        raise DataError(f"{path}: not readable as {encoding}: {where or e}") from e
+    except Exception as e:  # noqa: BLE001 - any reader failure becomes one clear message
+        raise DataError(f"{path}: cannot be read as a {'Parquet' if path.suffix == '.parquet' else 'CSV'} "
+                        f"table ({str(e).splitlines()[0]})") from e
+
+
+def read_coded_table(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, dict, dict[str, list[int]]]:
+    """The table as (hadm_id, subject_id, text, codes: list[str], split), with counts and dropped ids.
+
+    ``hadm_id`` holds the table's ``id``. Returns ``(frame, counts, {reason: [id, ...]})``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: coded-notes table not found")
+    df = _read(path, encoding)
+    names = column_map(path, [str(c) for c in df.columns], COLUMNS)
+    optional = {str(c).strip().casefold(): c for c in df.columns}.get("subject_id")
+    df = df.rename(columns={v: k for k, v in names.items()})
+    if optional is not None:
+        df = df.rename(columns={optional: "subject_id"})
+    counts: dict = {"documents_in_table": len(df)}
+    line = "" if path.suffix == ".parquet" else " (line {})"
+
+    def where(i: int) -> str:
+        return f"row {i}" + line.format(i + 2)
+
+    ids = _to_int(df["id"].astype(str), path, "id", where)
+    text = df["text"]
+    missing = text.isna().to_numpy()
+    wrong = [i for i, t in enumerate(text) if not missing[i] and not isinstance(t, str)]
+    if wrong:
+        raise DataError(f"{path}, {where(wrong[0])}, field text: expected a string, "
+                        f"got {type(text.iloc[wrong[0]]).__name__}")
+    counts["missing_text"] = int(missing.sum())
+    text = text.where(~missing, "")
+
+    split_raw = df["split"].astype(str)
+    split = split_raw.str.strip().str.lower()
+    bad = ~split.isin(SPLIT_NAMES)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        found = dict(Counter(split_raw[bad]).most_common(5))
+        raise DataError(f"{path}, {where(i)}, field split: expected train, dev or test (any case), got "
+                        f"{split_raw.iloc[i]!r}; unknown names and their row counts: {found}")
+    counts["split_names_normalised"] = int((split != split_raw).sum())
+
+    tally: Counter = Counter()
+    codes = [_parse_codes(c, path, where(i), tally) for i, c in enumerate(df["codes"])]
+    counts.update({k: tally[k] for k in ("codes_with_spaces", "empty_code_items", "repeated_codes")})
+    subject = (_to_int(df["subject_id"].astype(str), path, "subject_id", where, allow_empty=True)
+               if "subject_id" in df.columns else pd.array([pd.NA] * len(df), dtype="Int64"))
+    out = pd.DataFrame({"hadm_id": ids.astype("int64").to_numpy(), "subject_id": subject,
+                        "text": text.to_numpy(), "codes": codes, "split": split.to_numpy()})
+    dropped = _duplicate_rows(out, path, where)
+    counts["duplicate_rows"] = len(dropped)
+    out = out.drop_duplicates("hadm_id", keep="first").reset_index(drop=True)
+    return out, counts, {"duplicate_row": dropped}
+
+
+def _duplicate_rows(out: pd.DataFrame, path: Path, where) -> list[int]:
+    """Ids of rows that repeat an earlier row exactly; an error for an id reused with other content."""
+    dup = out["hadm_id"].duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return []
+    key = out.assign(codes=out["codes"].map(";".join), subject_id=out["subject_id"].astype(str))
+    rows = key[dup]
+    distinct = rows.drop_duplicates(["hadm_id", "subject_id", "text", "codes", "split"])
+    clash = distinct[distinct["hadm_id"].duplicated(keep=False)]
+    if len(clash):
+        i, j = clash.index[:2]
+        raise DataError(f"{path}, {where(j)}, field id: id {out['hadm_id'][j]} is also on {where(i)} with a "
+                        "different text, codes, split or subject_id (expected one row per document)")
+    return out.loc[out["hadm_id"].duplicated(keep="first"), "hadm_id"].tolist()
+
+
+def _parse_codes(value, path: Path, where: str, tally: Counter) -> list[str]:
+    """``"A; B;;A"`` → ``["A", "B"]``, counting what was cleaned; an error for another separator."""
+    if isinstance(value, str):
+        items = value.split(";")
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        items = [str(c) for c in value]
+    elif value is None or (isinstance(value, float) and np.isnan(value)):
+        items = []
+    else:
+        raise DataError(f"{path}, {where}, field codes: expected ';'-separated codes or a list, "
+                        f"got {type(value).__name__}")
+    out: list[str] = []
+    for item in items:
+        code = item.strip()
+        if not code:
+            tally["empty_code_items"] += 1
+            continue
+        if _BAD_IN_CODE.search(code):
+            raise DataError(f"{path}, {where}, field codes: code {code!r} contains a comma, '|' or a space; "
+                            f"expected codes separated by ';' only (got {str(value)[:60]!r})")
+        tally["codes_with_spaces"] += code != item
+        if code in out:
+            tally["repeated_codes"] += 1
+            continue
+        out.append(code)
+    return out
