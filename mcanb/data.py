@@ -92,8 +92,8 @@ def read_header(path: Path, encoding: str = "utf-8") -> list[str]:
     """The CSV header of ``path`` (gzip or plain, BOM skipped); a clear error if it cannot be read."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding=_text_encoding(encoding), newline="") as f:
-            line = f.readline()
+        with opener(path, "rb") as f:  # only the first line is decoded: a bad byte further on is not the header's
+            line = f.readline().decode(_text_encoding(encoding))
     except (OSError, EOFError, zlib.error, UnicodeDecodeError, LookupError) as e:
         raise DataError(f"{path}: cannot be read as {'gzip-compressed ' if path.suffix == '.gz' else ''}"
                         f"{encoding} CSV ({e})") from e
