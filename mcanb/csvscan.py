@@ -87,7 +87,8 @@ def locate_problem(path: Path, n_columns: int, encoding: str = "utf-8") -> str |
                 return (f"{where}, starting on line {start}: a quoted field that begins on line {start} is never "
                         f"closed (the file ends inside it, {pos['line'] - start + 1} lines later); "
                         "the file is truncated or a quote character (\") is missing")
-            return f"{where}, starting on line {start}, near line {pos['line']}: malformed quoting ({e})"
+            return (f"{where}, starting on line {start}: malformed quoting near line {pos['line']} ({e}); a quote "
+                    "character (\") is probably missing or extra in this record")
         except _BadBytes as b:
             return (f"line {b.line}, byte offset {b.offset} (record {record}, which starts on line {start}): "
                     f"bytes {b.bad[:6]!r} are not valid {encoding} ({b.reason}). If the whole file uses another "
