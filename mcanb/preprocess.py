@@ -29,7 +29,6 @@ import codecs
 import dataclasses
 import hashlib
 import json
-import os
 import time
 import warnings
 from collections import Counter
@@ -169,61 +168,6 @@ def mimic_codes(mimic_dir: Path, caml_compat: bool, keep_hadm: set[int], drops: 
 
 
 # ------------------------------------------------------------------------------------- documents
-_TEXTS: list[str] = []        # documents to tokenise; set before forking so workers inherit them
-_IS_TRAIN: np.ndarray = np.zeros(0, dtype=bool)
-
-
-def _tokenize_range(args: tuple[int, int, str, str]) -> tuple[list[str], list[int], Counter]:
-    """Tokenise documents [start, end); also count document frequencies over the training documents."""
-    start, end, rule, engine = args
-    texts, lengths, df = [], [], Counter()
-    for i in range(start, end):
-        t, n, types = textmod.tokenize_counted(_TEXTS[i], rule, engine, types=bool(_IS_TRAIN[i]))
-        texts.append(t)
-        lengths.append(n)
-        if types is not None:
-            df.update(types)
-    return texts, lengths, df
-
-
-def tokenize_all(texts: list[str], is_train: np.ndarray, cfg: PreprocessConfig
-                 ) -> tuple[list[str], np.ndarray, Counter]:
-    """Tokenised documents, their lengths, and training-set document frequencies (for the vocabulary).
-
-    Large inputs are split across ``cfg.workers`` forked processes, which inherit the texts instead of
-    receiving them pickled; only the joined token strings and the counts come back.
-    """
-    global _TEXTS, _IS_TRAIN
-    _TEXTS, _IS_TRAIN = texts, np.asarray(is_train, dtype=bool)
-    workers = cfg.workers or os.cpu_count() or 1
-    chunk = 1000
-    jobs = [(i, min(i + chunk, len(texts)), cfg.token_rule, cfg.regex_engine) for i in range(0, len(texts), chunk)]
-    bar = data._progress(cfg.progress, "tokenise", total=len(texts), unit=" docs")
-    out: list[str] = []
-    lengths: list[int] = []
-    df: Counter = Counter()
-    try:
-        if workers > 1 and len(jobs) > 2:
-            import multiprocessing as mp
-
-            with mp.get_context("fork").Pool(workers) as pool:
-                for texts_i, lengths_i, df_i in pool.imap(_tokenize_range, jobs):
-                    out += texts_i
-                    lengths += lengths_i
-                    df.update(df_i)
-                    bar.update(len(texts_i))
-        else:
-            for texts_i, lengths_i, df_i in map(_tokenize_range, jobs):
-                out += texts_i
-                lengths += lengths_i
-                df.update(df_i)
-                bar.update(len(texts_i))
-    finally:
-        _TEXTS, _IS_TRAIN = [], np.zeros(0, dtype=bool)
-        bar.close()
-    return out, np.asarray(lengths, dtype=np.int64), df
-
-
 def mimic_documents(cfg: PreprocessConfig, drops: Drops, counts: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One document per admission (hadm_id, subject_id, text) and its code rows."""
     mimic_dir = resolve(cfg.input_path)
@@ -232,16 +176,15 @@ def mimic_documents(cfg: PreprocessConfig, drops: Drops, counts: dict) -> tuple[
     no_hadm = notes["hadm_id"].isna()
     drops.add("discharge_note_without_hadm_id", "row_id", notes.loc[no_hadm, "row_id"])
     notes = notes[~no_hadm].sort_values(["hadm_id", "row_id"], kind="stable")
-    repeated = data.duplicate_notes(notes, data.find_table(mimic_dir, "NOTEEVENTS"))
-    counts["duplicate_discharge_notes"] = int(repeated.sum())  # found; dropped only under "drop"
-    if cfg.note_duplicates() == "keep":
-        repeated[:] = False
-    drops.add("duplicate_note", "row_id", notes.loc[repeated, "row_id"])
-    notes = notes[~repeated]
     counts["iserror_discharge_notes"] = int(notes["iserror"].sum())
     if cfg.drop_iserror:
         drops.add("iserror_note", "row_id", notes.loc[notes["iserror"], "row_id"])
         notes = notes[~notes["iserror"]]
+    repeated = data.duplicate_notes(notes, data.find_table(mimic_dir, "NOTEEVENTS"))
+    counts["duplicate_discharge_notes"] = int(repeated.sum())  # found; dropped only under "drop"
+    repeated &= cfg.note_duplicates() == "drop"
+    drops.add("duplicate_note", "row_id", notes.loc[repeated, "row_id"])
+    notes = notes[~repeated]
     docs = notes.groupby("hadm_id", sort=True).agg(subject_id=("subject_id", "first"),
                                                     n_notes=("row_id", "size"),
                                                     text=("text", " ".join)).reset_index()
@@ -321,7 +264,8 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
         docs, rows, fifty = _table_documents(cfg, counts, drops)
     timings["read"] = time.perf_counter() - t0
     t = time.perf_counter()
-    texts, lengths, doc_freq = tokenize_all(docs["text"].tolist(), (docs["split"] == "train").to_numpy(), cfg)
+    texts, lengths, doc_freq = textmod.tokenize_corpus(docs["text"].tolist(), (docs["split"] == "train").to_numpy(),
+                                                       cfg.token_rule, cfg.regex_engine, cfg.workers, cfg.progress)
     docs["text"], docs["length"] = texts, lengths
     del texts
     timings["tokenise"] = time.perf_counter() - t

@@ -14,13 +14,19 @@ Token rules (``token_rule``):
 * ``"alpha"``: keep only tokens that contain at least one letter (LAAT; the paper's "non-alphabetic
   characters removed").
 
-Explained in ``notebooks/01_preprocess.ipynb``, §2.
+:func:`tokenize_corpus` tokenises a whole corpus on several processes. A note of any length is accepted:
+one over :data:`CHUNK_CHARS` is tokenised piece by piece, with the same result, so that memory stays near
+its own size (:func:`tokenize_counted`). Explained in ``notebooks/01_preprocess.ipynb``, §2.
 """
 from __future__ import annotations
 
+import os
 import re
+from collections import Counter
 from functools import lru_cache
 from typing import Callable, Sequence
+
+import numpy as np
 
 TOKEN_RULES = ("caml", "alpha")
 ENGINES = ("re", "regex")
@@ -116,3 +122,63 @@ def truncate(tokens: Sequence, max_length: int) -> Sequence:
     if max_length < 1:
         raise ValueError(f"max_length must be >= 1, got {max_length}")
     return tokens[:max_length]
+
+
+# ------------------------------------------------------------------------------- whole corpora
+_TEXTS: list[str] = []        # documents to tokenise; set before forking so workers inherit them
+_IS_TRAIN: np.ndarray = np.zeros(0, dtype=bool)
+
+
+def _tokenize_range(args: tuple[int, int, str, str]) -> tuple[list[str], list[int], Counter]:
+    """Tokenise documents [start, end); also count document frequencies over the training documents."""
+    start, end, rule, engine = args
+    texts, lengths, df = [], [], Counter()
+    for i in range(start, end):
+        t, n, types = tokenize_counted(_TEXTS[i], rule, engine, types=bool(_IS_TRAIN[i]))
+        texts.append(t)
+        lengths.append(n)
+        if types is not None:
+            df.update(types)
+    return texts, lengths, df
+
+
+def tokenize_corpus(texts: list[str], is_train: np.ndarray, token_rule: str = "caml", engine: str = "re",
+                    workers: int = 0, progress: bool = False) -> tuple[list[str], np.ndarray, Counter]:
+    """Tokenised documents, their lengths, and training-set document frequencies (for the vocabulary).
+
+    ``texts``: N documents; ``is_train``: (N,) bool. Returns N joined token strings, (N,) int64 token counts
+    and the number of training documents each token occurs in. Large inputs are split across ``workers``
+    (0: all cores) forked processes, which inherit the texts instead of receiving them pickled; only the
+    joined token strings and the counts come back.
+    """
+    global _TEXTS, _IS_TRAIN
+    _TEXTS, _IS_TRAIN = texts, np.asarray(is_train, dtype=bool)
+    workers = workers or os.cpu_count() or 1
+    chunk = 1000
+    jobs = [(i, min(i + chunk, len(texts)), token_rule, engine) for i in range(0, len(texts), chunk)]
+    from .data import _progress
+
+    bar = _progress(progress, "tokenise", total=len(texts), unit=" docs")
+    out: list[str] = []
+    lengths: list[int] = []
+    df: Counter = Counter()
+    try:
+        if workers > 1 and len(jobs) > 2:
+            import multiprocessing as mp
+
+            with mp.get_context("fork").Pool(workers) as pool:
+                for texts_i, lengths_i, df_i in pool.imap(_tokenize_range, jobs):
+                    out += texts_i
+                    lengths += lengths_i
+                    df.update(df_i)
+                    bar.update(len(texts_i))
+        else:
+            for texts_i, lengths_i, df_i in map(_tokenize_range, jobs):
+                out += texts_i
+                lengths += lengths_i
+                df.update(df_i)
+                bar.update(len(texts_i))
+    finally:
+        _TEXTS, _IS_TRAIN = [], np.zeros(0, dtype=bool)
+        bar.close()
+    return out, np.asarray(lengths, dtype=np.int64), df
