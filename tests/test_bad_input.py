@@ -314,3 +314,17 @@ def test_table_list_codes_in_parquet(tmp_path, table_rows):
     table, counts, _ = coded_table.read_coded_table(_table(tmp_path, df, "t.parquet"))
     assert table["codes"].map(";".join).tolist() == table_rows["codes"].tolist()
     assert counts["empty_code_items"] == 12
+
+
+def test_code_table_bad_bytes_and_bad_options(raw, tmp_path):
+    dx = gzip.decompress((raw / "DIAGNOSES_ICD.csv.gz").read_bytes())
+    at = dx.index(b"\n", 1000) + 1
+    (raw / "DIAGNOSES_ICD.csv.gz").write_bytes(gzip.compress(dx[:at] + b"\x96" + dx[at:]))
+    line = dx[:at].count(b"\n") + 1
+    with pytest.raises(data.DataError, match=rf"DIAGNOSES_ICD.csv.gz: not a readable MIMIC-III CSV: line {line}, "
+                                             rf"byte offset {at} \(record {line - 2}, "):
+        _run(raw, tmp_path / "out")
+    with pytest.raises(ValueError, match="unknown encoding 'utf-9'"):
+        preprocess.PreprocessConfig(input_path="x", out_dir="y", encoding="utf-9")
+    with pytest.raises(ValueError, match="duplicate_notes must be None or one of"):
+        preprocess.PreprocessConfig(input_path="x", out_dir="y", duplicate_notes="first")

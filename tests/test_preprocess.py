@@ -171,7 +171,7 @@ def test_unreadable_gzip_and_malformed_rows(tmp_path):
 def test_wrong_types_name_the_row_and_field(tmp_path):
     bad = [n if n[0] != 20 else (20, 2, "10x2", *n[3:]) for n in NOTES]
     raw = make_mimic(tmp_path / "m1", notes=bad)
-    with pytest.raises(data.DataError, match=r"NOTEEVENTS.csv.gz, record 3 \(line \d+, ROW_ID 20\), field HADM_ID: "
+    with pytest.raises(data.DataError, match=r"NOTEEVENTS.csv.gz, record 3 \(line 6, ROW_ID 20\), field HADM_ID: "
                                              r"expected an integer or empty, got '10x2'"):
         run(tmp_path, raw=raw)
     raw = make_mimic(tmp_path / "m2", diagnoses=DIAGNOSES + [(11, "one", 101, 3, "4019")])
