@@ -20,11 +20,12 @@ from . import metrics, published, text
 from .batching import CodingDataset
 from .models import build_model
 from .models.baselines import MostFrequentCodesBaseline, TfidfLogisticBaseline
+from .predictions import load_predictions, save_predictions
 from .processed import Processed
 from .reporting import PALETTE
-from .train import TrainConfig, fit, load_predictions, save_predictions
+from .splits import SPLITS
+from .train import TrainConfig, fit
 
-SPLITS = ("train", "dev", "test")
 
 # Per-model training settings used when a notebook parameter is left at 0 (TrainConfig fields).
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -11,7 +11,7 @@ import torch
 from mcanb import experiment as E
 from mcanb import notebook, params, processed, published
 from mcanb.paths import NOTEBOOKS, PARAMETERS
-from mcanb.train import load_predictions
+from mcanb.predictions import load_predictions
 
 NB = "04_cnn_retraining"
 REAL_RUNS = sorted(PARAMETERS.glob(f"{NB}/mimic3_*.yaml"))
