@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .cnn import SameConv1d, _check_dropout, _check_positive, build_embedding, conv_max_pool
 from .embedding import PAD_ID, padding_mask, resolve_mask
 from .label_attention import LabelAttention, check_impl
+from .layers import SameConv1d, build_embedding, check_dropout, check_positive, conv_max_pool
 from .outputs import CodingOutput, coding_loss
 
 
@@ -34,8 +34,8 @@ class CamlConfig:
     return_attention: bool = False  # put the (batch, codes, seq_len) weights in CodingOutput.attention
 
     def __post_init__(self) -> None:
-        _check_positive(self, "vocab_size", "num_codes", "embed_dim", "kernel_size", "num_filters")
-        _check_dropout(self.dropout)
+        check_positive(self, "vocab_size", "num_codes", "embed_dim", "kernel_size", "num_filters")
+        check_dropout(self.dropout)
         check_impl(self.attention_impl)
 
 

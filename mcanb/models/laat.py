@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .cnn import _check_dropout, _check_positive, build_embedding
 from .embedding import resolve_mask
 from .label_attention import LabelAttention, check_impl
+from .layers import build_embedding, check_dropout, check_positive
 from .outputs import CodingOutput, coding_loss
 
 
@@ -38,10 +38,10 @@ class LaatConfig:
     return_attention: bool = False  # put the (batch, codes, seq_len) weights in CodingOutput.attention
 
     def __post_init__(self) -> None:
-        _check_positive(
+        check_positive(
             self, "vocab_size", "num_codes", "embed_dim", "hidden_size", "projection_dim", "num_layers"
         )
-        _check_dropout(self.dropout)
+        check_dropout(self.dropout)
         check_impl(self.attention_impl)
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .cnn import SameConv1d, _check_dropout, _check_positive, build_embedding, same_conv
 from .embedding import padding_mask, resolve_mask
 from .label_attention import LabelAttention, check_impl
+from .layers import SameConv1d, build_embedding, check_dropout, check_positive, same_conv
 from .outputs import CodingOutput, coding_loss
 
 
@@ -110,12 +110,12 @@ class MultiResCnnConfig:
     return_attention: bool = False  # put the (batch, codes, seq_len) weights in CodingOutput.attention
 
     def __post_init__(self) -> None:
-        _check_positive(self, "vocab_size", "num_codes", "embed_dim", "num_filters")
+        check_positive(self, "vocab_size", "num_codes", "embed_dim", "num_filters")
         self.filter_sizes = tuple(self.filter_sizes)
         if not self.filter_sizes or any(isinstance(k, bool) or not isinstance(k, int) or k <= 0
                                         for k in self.filter_sizes):
             raise ValueError(f"filter_sizes must be positive ints, got {self.filter_sizes!r}")
-        _check_dropout(self.dropout)
+        check_dropout(self.dropout)
         check_impl(self.attention_impl)
 
 
