@@ -8,7 +8,7 @@ Two sources per number, because they disagree (REFERENCE.md, "Published numbers 
   prints 44.5 for CAML's full-code P@15, CAML's paper reports 56.1 (the CNN's 44.3 agrees in both).
 
 Numbers missing from a source are simply absent (``value`` returns ``None``); nothing is filled in from memory.
-Read by :func:`mcanb.experiment.table6`; explained in notebooks/04_cnn_retraining.ipynb, §5.
+Read by :func:`mcanb.cnn_study.table6`; explained in notebooks/04_cnn_retraining.ipynb, §5.
 """
 from __future__ import annotations
 

@@ -47,6 +47,7 @@ from . import checkpoint as ckpt
 from .batching import BucketBatchSampler
 from .metrics.stopping import MetricFn, check_metric_name, default_stopping_metric, higher_is_better
 from .predictions import save_predictions
+from .reporting import metric_key, save_metrics
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,6 @@ def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: 
     if t.main:
         params = {**dataclasses.asdict(t.config), "eval_k": list(t.config.eval_k),
                   "num_processes": t.world, **dict(extra_params or {})}
-        from .reporting import save_metrics
         save_metrics(out_dir, metrics, notebook=notebook or out_dir.parent.name, run=run or out_dir.name,
                      params=params)
     p = t.prog
@@ -373,7 +373,8 @@ class _Trainer:
         else:
             p.bad_epochs += 1
         p.history.append({"epoch": p.epoch, "step": p.step, "train_loss": loss_sum / max(docs, 1),
-                          "lr": self.scheduler.get_last_lr()[0], **{f"dev/{k}": v for k, v in dev.items()},
+                          "lr": self.scheduler.get_last_lr()[0],
+                          **{metric_key("dev", k): v for k, v in dev.items()},
                           "train_s": p.epoch_seconds, "eval_s": time.perf_counter() - t0,
                           "docs_per_s": docs / max(p.epoch_seconds, 1e-9),
                           "peak_mem_mb": _peak_memory_mb(self.acc.device)})
@@ -408,7 +409,7 @@ class _Trainer:
                 continue
             hadm_ids, y_score = predict(self.model, ds, self.config.eval_batch_size or self.config.batch_size,
                                         accelerator=self.acc, num_workers=self.config.num_workers)
-            metrics.update({f"{split}/{k}": v for k, v in self._metrics(ds, y_score).items()})
+            metrics.update({metric_key(split, k): v for k, v in self._metrics(ds, y_score).items()})
             if self.main:
                 save_predictions(self.out_dir / f"predictions_{split}.parquet", hadm_ids, y_score)
         return metrics

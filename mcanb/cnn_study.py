@@ -1,7 +1,7 @@
-"""Notebook 04's glue: datasets, one training run per (model, seed), baselines, seed summaries, Table 6.
+"""Notebook 04's glue (the CNN-family study): datasets, one training run per (model, seed), baselines, Table 6.
 
 Everything a cell of ``notebooks/04_cnn_retraining.ipynb`` would otherwise hold lives here, so the notebook
-reads as a recipe. Each run writes ``<out_dir>/<model>/seed<k>/`` (``mcanb.train.fit``'s files: history.csv,
+reads as a recipe. The generic seed summaries and learning curves are in :mod:`mcanb.reporting`. Each run writes ``<out_dir>/<model>/seed<k>/`` (``mcanb.train.fit``'s files: history.csv,
 metrics.json, params.yaml, predictions_{dev,test}.parquet, checkpoints/). Paper: Ji, Hölttä & Marttinen 2021,
 §4.4 "Reproducing CNNs" and Table 6; published numbers in :mod:`mcanb.published`.
 """
@@ -22,7 +22,7 @@ from .models import build_model
 from .models.baselines import MostFrequentCodesBaseline, TfidfLogisticBaseline
 from .predictions import load_predictions, save_predictions
 from .processed import Processed
-from .reporting import PALETTE
+from .reporting import format_mean_sd, metric_key, split_metrics, summarise_seeds
 from .splits import SPLITS
 from .train import TrainConfig, fit
 
@@ -110,7 +110,7 @@ def train_model(processed: Processed, model_name: str, model_overrides: dict[str
             "predictions": str(run_dir / "predictions_test.parquet"), "epochs": res.epochs_run,
             "best_epoch": res.best_epoch, "stop_reason": res.stop_reason,
             "seconds": round(time.perf_counter() - t0, 1),
-            **{k: v for k, v in res.metrics.items() if k.startswith(("dev/", "test/"))}}
+            **{metric_key(s, k): v for s in ("dev", "test") for k, v in split_metrics(res.metrics, s).items()}}
 
 
 def run_baselines(processed: Processed, out_dir: str | Path, names: Sequence[str] = BASELINES) -> list[dict]:
@@ -134,34 +134,10 @@ def run_baselines(processed: Processed, out_dir: str | Path, names: Sequence[str
             y_score = model.predict_proba(texts[split]).astype(np.float32)
             save_predictions(run_dir / f"predictions_{split}.parquet", processed.hadm_ids(split), y_score)
             scores = metrics.evaluate(processed.multi_hot(split), y_score)
-            row.update({f"{split}/{k}": v for k, v in scores.items()})
+            row.update({metric_key(split, k): v for k, v in scores.items()})
         row["seconds"] = round(time.perf_counter() - t0, 1)
         out.append(row)
     return out
-
-
-def summarise_seeds(results: Sequence[dict], split: str = "test") -> pd.DataFrame:
-    """Mean, sd (ddof 1; 0 for one seed) and seed count per model and metric: columns model, metric, mean, sd, n_seeds.
-
-    Only scores are summarised (keys ``<split>/<metric>`` that are not counts ``n_*`` or ``threshold``).
-    """
-    rows = [{"model": r["model"], "seed": r["seed"], "metric": k.split("/", 1)[1], "value": v}
-            for r in results for k, v in r.items()
-            if k.startswith(f"{split}/") and v is not None and _is_score(k.split("/", 1)[1])]
-    long = pd.DataFrame(rows)
-    g = long.groupby(["model", "metric"], sort=False)["value"]
-    out = g.agg(mean="mean", sd="std", n_seeds="count").reset_index()
-    out["sd"] = out["sd"].fillna(0.0)
-    return out
-
-
-def _is_score(metric: str) -> bool:
-    """A metric worth averaging over seeds (not a count such as ``n_docs`` or ``macro_auc_n_skipped``)."""
-    return not (metric.startswith(("n_", "threshold")) or "_n_" in metric)
-
-
-def _this_run_cell(mean: float, sd: float, n: int) -> str:
-    return f"{100 * mean:.1f}" if n == 1 else f"{100 * mean:.1f} ± {100 * sd:.1f}"
 
 
 def table6(this_run: pd.DataFrame, label_space: str) -> pd.DataFrame:
@@ -190,36 +166,11 @@ def table6(this_run: pd.DataFrame, label_space: str) -> pd.DataFrame:
                 v = published.value(row, label_space, m, key)
                 table.loc[row, (label, source)] = np.nan if v is None else v
             cell = run.get((row, m))
-            table.loc[row, (label, THIS_RUN)] = "" if cell is None else _this_run_cell(*cell)
+            table.loc[row, (label, THIS_RUN)] = "" if cell is None else format_mean_sd(*cell)
     for col in table.columns:
         if col[1] != THIS_RUN:
             table[col] = table[col].astype(float)
     return table
-
-
-def learning_curves(results: Sequence[dict]) -> pd.DataFrame:
-    """Every trained run's ``history.csv`` stacked, with ``model`` and ``seed`` columns (baselines skipped)."""
-    frames = [pd.read_csv(Path(r["dir"]) / "history.csv").assign(model=r["model"], seed=r["seed"])
-              for r in results if (Path(r["dir"]) / "history.csv").exists()]
-    return pd.concat(frames, ignore_index=True)
-
-
-def plot_learning_curves(curves: pd.DataFrame, metric: str = "micro_f1"):
-    """Two panels per epoch: training loss and the dev ``metric``; one colour per model, one line per seed."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for i, (model, runs) in enumerate(curves.groupby("model", sort=False)):
-        for j, (_, h) in enumerate(runs.groupby("seed")):
-            kw = {"color": PALETTE[i % len(PALETTE)], "label": model if j == 0 else None, "marker": "o", "ms": 3}
-            axes[0].plot(h["epoch"] + 1, h["train_loss"], **kw)
-            axes[1].plot(h["epoch"] + 1, h[f"dev/{metric}"], **kw)
-    for ax, ylabel in zip(axes, ("training loss (BCE)", f"dev {metric}")):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-    axes[0].legend()
-    fig.tight_layout()
-    return fig
 
 
 def compare_best_two(processed: Processed, results: Sequence[dict], metric: str = "micro_f1",
@@ -232,7 +183,7 @@ def compare_best_two(processed: Processed, results: Sequence[dict], metric: str 
     table = summarise_seeds(results, split="dev")
     ranked = table[table["metric"] == metric].sort_values("mean", ascending=False)["model"].tolist()
     if len(ranked) < 2:
-        raise ValueError(f"need two models with dev/{metric}, have {ranked}")
+        raise ValueError(f"need two models with {metric_key('dev', metric)}, have {ranked}")
     a, b = ranked[:2]
     seed = min({r["seed"] for r in results if r["model"] == a} & {r["seed"] for r in results if r["model"] == b},
                default=None)

@@ -1,4 +1,4 @@
-"""Notebook 04's glue (mcanb.experiment), the published numbers (mcanb.published) and the real-run parameter files."""
+"""Notebook 04's glue (mcanb.cnn_study), the seed summaries (mcanb.reporting), the published numbers (mcanb.published) and the real-run parameter files."""
 from __future__ import annotations
 
 import math
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from mcanb import experiment as E
-from mcanb import notebook, params, processed, published
+from mcanb import cnn_study as E
+from mcanb import notebook, params, processed, published, reporting
 from mcanb.paths import NOTEBOOKS, PARAMETERS
 from mcanb.predictions import load_predictions
 
@@ -75,7 +75,7 @@ def test_baselines_summary_and_paired_test(toy, tmp_path):
     assert [r["model"] for r in results] == ["most_frequent", "tfidf_lr"]
     assert (tmp_path / "tfidf_lr" / "predictions_test.parquet").exists()
     fake = [{**r, "seed": s, "test/micro_f1": r["test/micro_f1"] + 0.01 * s} for r in results for s in (1, 2)]
-    summary = E.summarise_seeds(fake)
+    summary = reporting.summarise_seeds(fake)
     row = summary[(summary["model"] == "most_frequent") & (summary["metric"] == "micro_f1")].iloc[0]
     assert row["n_seeds"] == 2 and row["sd"] == pytest.approx(0.01 / math.sqrt(2))
     assert not summary["metric"].str.startswith("n_").any() and "macro_auc_n_skipped" not in set(summary["metric"])
