@@ -27,7 +27,7 @@ from .splits import SPLITS
 from .train import TrainConfig, fit
 
 
-# Per-model training settings used when a notebook parameter is left at 0 (TrainConfig fields).
+# Per-model training settings used when a notebook parameter is None (TrainConfig fields).
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "cnn": {"lr": 0.003},           # paper §4.4: "the learning rate is 0.003"
     "caml": {"lr": 1e-4},           # REFERENCE.md, CAML: lr 1e-4
@@ -50,48 +50,52 @@ def datasets(processed: Processed, max_length: int) -> dict[str, CodingDataset]:
                              processed.num_codes, max_length) for s in SPLITS}
 
 
-def description_ids(processed: Processed, max_desc_len: int = 30, token_rule: str = "caml") -> torch.Tensor:
+def description_ids(processed: Processed, max_desc_len: int = 30) -> torch.Tensor:
     """``(num_codes, max_desc_len)`` long token ids of each code's description (0 = PAD, unknown = UNK), for DR-CAML.
 
-    Descriptions are tokenised like the notes (``mcanb.text.tokenize``); a code without a description is all PAD.
+    Descriptions are tokenised like the notes (``mcanb.text.tokenize`` with the ``token_rule`` and ``regex_engine``
+    preprocessing recorded for ``processed``); a code without a description is all PAD.
     """
     w2i = {w: i for i, w in enumerate(processed.vocab, start=1)}
     unk = processed.vocab_size - 1
     out = torch.zeros((processed.num_codes, max_desc_len), dtype=torch.long)
     for row, desc in enumerate(processed.labels["description"].fillna("")):
-        ids = [w2i.get(t, unk) for t in text.tokenize(desc, token_rule)][:max_desc_len]
+        tokens = text.tokenize(desc, processed.token_rule, processed.regex_engine)
+        ids = [w2i.get(t, unk) for t in tokens][:max_desc_len]
         out[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return out
 
 
-def model_overrides(model_name: str, *, num_filters: int = 0, filter_sizes: Sequence[int] = ()) -> dict[str, Any]:
-    """Model config overrides from the notebook's parameters (0 / empty = the model's published default)."""
+def model_overrides(model_name: str, *, num_filters: int | None = None,
+                    filter_sizes: Sequence[int] | None = None) -> dict[str, Any]:
+    """Model config overrides from the notebook's parameters (``None`` = the model's published default)."""
     out: dict[str, Any] = {}
-    if num_filters and model_name != "laat":   # LAAT has no filters (a BiLSTM)
+    if num_filters is not None and model_name != "laat":   # LAAT has no filters (a BiLSTM)
         out["num_filters"] = int(num_filters)
-    if filter_sizes and model_name == "multirescnn":
+    if filter_sizes is not None and model_name == "multirescnn":
         out["filter_sizes"] = tuple(int(k) for k in filter_sizes)
     return out
 
 
-def train_config(model_name: str, *, lr: float = 0.0, early_stopping_metric: str = "", patience: int = 0,
-                 max_steps: int = 0, **fields: Any) -> TrainConfig:
-    """A ``TrainConfig`` for ``model_name``: ``lr=0`` takes ``MODEL_DEFAULTS``, ``patience=0`` never stops early,
-    ``max_steps=0`` means no limit, ``early_stopping_metric=""`` the engine's default (micro_f1 / p@8)."""
-    return TrainConfig(lr=float(lr or MODEL_DEFAULTS[model_name]["lr"]),
-                       early_stopping_metric=early_stopping_metric or None, patience=patience or None,
-                       max_steps=max_steps or None, **fields)
+def train_config(model_name: str, *, lr: float | None = None, **fields: Any) -> TrainConfig:
+    """A ``TrainConfig`` for ``model_name``; ``lr=None`` takes ``MODEL_DEFAULTS``. Other ``fields`` pass through
+    with ``TrainConfig``'s meaning of ``None``: ``patience=None`` never stops early, ``max_steps=None`` has no
+    limit, ``early_stopping_metric=None`` is the engine's default (micro_f1 / p@8)."""
+    return TrainConfig(lr=float(MODEL_DEFAULTS[model_name]["lr"] if lr is None else lr), **fields)
 
 
 def train_model(processed: Processed, model_name: str, model_overrides: dict[str, Any],
-                train_config: TrainConfig, out_dir: str | Path, seed: int, *, max_length: int = 2500,
-                data: dict[str, CodingDataset] | None = None, run: str | None = None) -> dict[str, Any]:
+                train_config: TrainConfig, out_dir: str | Path, seed: int, *,
+                data: dict[str, CodingDataset], run: str | None = None) -> dict[str, Any]:
     """Train ``model_name`` with word2vec embeddings for one seed; outputs in ``<out_dir>/<model>/seed<seed>/``.
 
+    ``data`` is :func:`datasets`' output; its ``max_length`` is recorded in ``params.yaml``.
     Returns a flat dict: ``model``, ``seed``, ``dir``, ``predictions`` (test parquet: hadm_id, scores),
     ``epochs``, ``best_epoch``, ``stop_reason``, ``seconds`` and every ``dev/<metric>`` and ``test/<metric>``.
     """
-    data = data or datasets(processed, max_length)
+    max_lengths = {ds.max_length for ds in data.values()}
+    if len(max_lengths) != 1:
+        raise ValueError(f"the datasets were cut at different max_length values {sorted(max_lengths)}")
     emb = None if processed.embeddings is None else torch.tensor(processed.embeddings, dtype=torch.float32)
     config = {"num_codes": processed.num_codes, **model_overrides}
     if model_name == "dr_caml":
@@ -104,8 +108,9 @@ def train_model(processed: Processed, model_name: str, model_overrides: dict[str
     t0 = time.perf_counter()
     res = fit(model, data["train"], data["dev"], cfg, run_dir, test_ds=data["test"], run=run,
               notebook="04_cnn_retraining",
-              extra_params={"model": model_name, "model_overrides": shown, "max_length": max_length,
-                            "data_dir": str(processed.data_dir), "label_space": processed.label_space})
+              extra_params={"model": model_name, "model_overrides": shown, "max_length": max_lengths.pop(),
+                            "data_dir": str(processed.data_dir), "label_space": processed.label_space,
+                            "token_rule": processed.token_rule})
     return {"model": model_name, "seed": int(seed), "dir": str(run_dir),
             "predictions": str(run_dir / "predictions_test.parquet"), "epochs": res.epochs_run,
             "best_epoch": res.best_epoch, "stop_reason": res.stop_reason,

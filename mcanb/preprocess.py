@@ -31,6 +31,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -269,6 +270,17 @@ def build_vocab(doc_freq: Counter, min_docs: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------- pipeline
+def config_from_params(params: Mapping[str, Any], **overrides: Any) -> PreprocessConfig:
+    """A :class:`PreprocessConfig` from a notebook's parameters, matched by field name.
+
+    Keys that are not fields (``run_name``) are ignored; ``overrides`` win (notebook 01 passes the resolved
+    ``input_path`` and ``out_dir``). Example: ``config_from_params({"top_k": 20, "run_name": "x"},
+    input_path="raw", out_dir="out").top_k`` -> 20.
+    """
+    names = {f.name for f in dataclasses.fields(PreprocessConfig)}
+    return PreprocessConfig(**{k: v for k, v in {**params, **overrides}.items() if k in names})
+
+
 def run(cfg: PreprocessConfig, force: bool = False) -> dict:
     """Run the whole preprocessing; skip it when ``out_dir`` already holds a run with the same settings."""
     out = resolve(cfg.out_dir)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from mcanb import cnn_study as E
 from mcanb import notebook, params, processed, published, reporting
@@ -50,9 +51,11 @@ def test_description_ids_tokenise_with_the_vocabulary(toy):
 
 def test_settings_fall_back_to_published_defaults():
     assert E.train_config("cnn").lr == 0.003 and E.train_config("caml").lr == 1e-4
-    assert E.train_config("cnn", lr=0.01, patience=0).patience is None
-    assert E.train_config("cnn", early_stopping_metric="").early_stopping_metric is None
+    assert E.train_config("cnn", lr=0.01, patience=None).patience is None      # None: never stop early
+    assert E.train_config("cnn", lr=0.01).early_stopping_metric is None         # None: the engine's default
+    assert E.train_config("cnn", max_steps=None, patience=4).max_steps is None
     assert E.model_overrides("laat", num_filters=64) == {}
+    assert E.model_overrides("multirescnn", num_filters=None, filter_sizes=None) == {}
     assert E.model_overrides("multirescnn", num_filters=16, filter_sizes=[3, 5]) == {"num_filters": 16,
                                                                                    "filter_sizes": (3, 5)}
     assert E.model_overrides("cnn", filter_sizes=[3]) == {}
@@ -68,6 +71,8 @@ def test_train_model_writes_one_folder_per_model_and_seed(toy, toy_splits, tmp_p
     hadm, scores = load_predictions(r["predictions"])
     assert np.array_equal(hadm, toy.hadm_ids("test")) and scores.shape == (len(hadm), toy.num_codes)
     assert 0 <= r["test/micro_f1"] <= 1 and "test/p@5" in r
+    recorded = yaml.safe_load((run / "params.yaml").read_text())
+    assert recorded["max_length"] == 64 and recorded["token_rule"] == toy.token_rule == "caml"  # what was used
 
 
 def test_baselines_summary_and_paired_test(toy, tmp_path):
@@ -127,5 +132,5 @@ def test_real_run_files_check_and_run_two_steps_on_toy(path, tmp_path):
         config = E.train_config(name, lr=p["lr"], batch_size=p["batch_size"], num_epochs=p["num_epochs"],
                                 patience=p["patience"], early_stopping_metric=p["early_stopping_metric"],
                                 max_steps=2, progress=False)
-        r = E.train_model(data, name, overrides, config, tmp_path, p["seeds"][0], max_length=32, data=splits)
+        r = E.train_model(data, name, overrides, config, tmp_path, p["seeds"][0], data=splits)
         assert r["stop_reason"] == "max_steps" and np.isfinite(r["test/micro_auc"])
