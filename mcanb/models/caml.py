@@ -50,9 +50,7 @@ class CamlModel(nn.Module):
     def __init__(self, config: CamlConfig, embeddings: Tensor | None = None):
         super().__init__()
         self.config = config
-        self.embed = build_embedding(
-            config.vocab_size, config.embed_dim, embeddings, config.freeze_embeddings, config.dropout
-        )
+        self.embed = build_embedding(config, embeddings)
         self.conv = SameConv1d(config.embed_dim, config.num_filters, config.kernel_size)
         self.attention = LabelAttention(config.num_filters, config.num_codes, impl=config.attention_impl)
 
@@ -121,9 +119,7 @@ class DrCamlModel(CamlModel):
     def __init__(self, config: DrCamlConfig, embeddings: Tensor | None = None):
         super().__init__(config, embeddings)
         self.register_buffer("description_ids", config.description_ids.clone(), persistent=False)
-        self.desc_embed = build_embedding(
-            config.vocab_size, config.embed_dim, embeddings, config.freeze_embeddings, 0.0
-        )
+        self.desc_embed = build_embedding(config, embeddings, dropout=0.0)
         self.desc_conv = SameConv1d(config.embed_dim, config.num_filters, config.kernel_size)
         self.desc_output = nn.Linear(config.num_filters, config.num_filters)
 

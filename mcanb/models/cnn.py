@@ -52,9 +52,7 @@ class CnnModel(nn.Module):
         super().__init__()
         self.config = config
         emb_dropout = config.dropout if config.dropout_position == "embedding" else 0.0
-        self.embed = build_embedding(
-            config.vocab_size, config.embed_dim, embeddings, config.freeze_embeddings, emb_dropout
-        )
+        self.embed = build_embedding(config, embeddings, dropout=emb_dropout)
         self.conv = SameConv1d(config.embed_dim, config.num_filters, config.kernel_size)
         self.dropout = nn.Dropout(config.dropout if config.dropout_position == "pooled" else 0.0)
         self.output = nn.Linear(config.num_filters, config.num_codes)

@@ -61,9 +61,7 @@ class LaatModel(nn.Module):
     def __init__(self, config: LaatConfig, embeddings: Tensor | None = None):
         super().__init__()
         self.config = config
-        self.embed = build_embedding(
-            config.vocab_size, config.embed_dim, embeddings, config.freeze_embeddings, config.dropout
-        )
+        self.embed = build_embedding(config, embeddings)
         u = config.hidden_size
         self.lstm_forward = nn.ModuleList(
             nn.LSTM(config.embed_dim if i == 0 else 2 * u, u, batch_first=True) for i in range(config.num_layers)

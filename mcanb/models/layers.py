@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -242,10 +243,16 @@ def check_dropout(p: float) -> None:
         raise ValueError(f"dropout must be in [0, 1), got {p!r}")
 
 
-def build_embedding(
-    vocab_size: int, embed_dim: int, embeddings: Tensor | None, freeze: bool, dropout: float
-) -> WordEmbedding:
-    """A :class:`WordEmbedding`, warning when asked to freeze randomly initialised vectors."""
-    if freeze and embeddings is None:
+def build_embedding(config: Any, embeddings: Tensor | None, dropout: float | None = None) -> WordEmbedding:
+    """The word embedding of a CNN-family model from its config (``vocab_size``, ``embed_dim``,
+    ``freeze_embeddings``, ``dropout``), warning when asked to freeze randomly initialised vectors.
+
+    Args:
+        config: a model config with the four fields above.
+        embeddings: optional ``(vocab_size, embed_dim)`` word2vec vectors.
+        dropout: dropout on the embeddings; ``None`` takes ``config.dropout``.
+    """
+    if config.freeze_embeddings and embeddings is None:
         warnings.warn("freeze_embeddings=True without pretrained embeddings: the random vectors stay fixed")
-    return WordEmbedding(vocab_size, embed_dim, embeddings, freeze=freeze, dropout=dropout)
+    return WordEmbedding(config.vocab_size, config.embed_dim, embeddings, freeze=config.freeze_embeddings,
+                         dropout=config.dropout if dropout is None else dropout)

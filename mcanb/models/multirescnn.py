@@ -131,7 +131,7 @@ class MultiResCnnModel(nn.Module):
         super().__init__()
         self.config = config
         d = config.embed_dim
-        self.embed = build_embedding(config.vocab_size, d, embeddings, config.freeze_embeddings, config.dropout)
+        self.embed = build_embedding(config, embeddings)
         self.convs = nn.ModuleList(SameConv1d(d, d, k) for k in config.filter_sizes)
         self.blocks = nn.ModuleList(
             MultiResResidualBlock(d, config.num_filters, k, config.dropout) for k in config.filter_sizes
