@@ -1,9 +1,10 @@
 """Notebook 04's glue (the CNN-family study): datasets, one training run per (model, seed), baselines, Table 6.
 
 Everything a cell of ``notebooks/04_cnn_retraining.ipynb`` would otherwise hold lives here, so the notebook
-reads as a recipe. The generic seed summaries and learning curves are in :mod:`mcanb.reporting`. Each run writes ``<out_dir>/<model>/seed<k>/`` (``mcanb.train.fit``'s files: history.csv,
-metrics.json, params.yaml, predictions_{dev,test}.parquet, checkpoints/). Paper: Ji, Hölttä & Marttinen 2021,
-§4.4 "Reproducing CNNs" and Table 6; published numbers in :mod:`mcanb.published`.
+reads as a recipe; the generic seed summaries and learning curves are in :mod:`mcanb.reporting`. Each run writes
+``<out_dir>/<model>/seed<k>/`` (``mcanb.train.fit``'s files: history.csv, metrics.json, params.yaml,
+predictions_{dev,test}.parquet, checkpoints/). Paper: Ji, Hölttä & Marttinen 2021, §4.4 "Reproducing CNNs" and
+Ji et al. 2021, Table 6; published numbers in :mod:`mcanb.published`.
 """
 from __future__ import annotations
 
@@ -30,12 +31,12 @@ from .train import TrainConfig, fit
 # Per-model training settings used when a notebook parameter is None (TrainConfig fields).
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "cnn": {"lr": 0.003},           # paper §4.4: "the learning rate is 0.003"
-    "caml": {"lr": 1e-4},           # REFERENCE.md, CAML: lr 1e-4
-    "dr_caml": {"lr": 1e-4},        # same optimiser as CAML (REFERENCE.md)
-    "multirescnn": {"lr": 1e-4},    # REFERENCE.md, MultiResCNN: lr 1e-4
+    "caml": {"lr": 1e-4},           # docs/reference.md §Models and hyperparameters, CAML: lr 1e-4
+    "dr_caml": {"lr": 1e-4},        # same optimiser as CAML (docs/reference.md §Models and hyperparameters)
+    "multirescnn": {"lr": 1e-4},    # docs/reference.md §Models and hyperparameters, MultiResCNN: lr 1e-4
     "laat": {"lr": 1e-3},           # Vu et al. 2020 as read by mcanb.models.laat (check its §4.3)
 }
-# Table 6 row names; "CNN (retrained)" is the paper's row for the settings our "cnn" uses.
+# Ji et al. 2021, Table 6 row names; "CNN (retrained)" is the paper's row for the settings our "cnn" uses.
 ROW_NAMES = {"cnn": "CNN (retrained)", "caml": "CAML", "dr_caml": "DR-CAML", "multirescnn": "MultiResCNN",
              "laat": "LAAT", "tfidf_lr": "TF-IDF + LR", "most_frequent": "Most frequent codes"}
 ROW_ORDER = ["CNN (Kim, 2014)", "CNN (retrained)", "CAML", "DR-CAML", "MultiResCNN", "HyperCore", "LAAT",
@@ -146,7 +147,7 @@ def run_baselines(processed: Processed, out_dir: str | Path, names: Sequence[str
 
 
 def table6(this_run: pd.DataFrame, label_space: str) -> pd.DataFrame:
-    """The paper's Table 6 for one label space with three sources per metric (percent).
+    """Ji et al. 2021, Table 6 for one label space with three sources per metric (percent).
 
     Rows: the paper's models plus every model in ``this_run`` (``summarise_seeds`` output; model names as in
     ``ROW_NAMES``). Columns: (metric, source) for source in "as printed in the paper", "original publication"

@@ -1,6 +1,6 @@
 """CAML-compatible preprocessing: raw notes and codes → documents, label spaces, vocabulary, word2vec.
 
-The steps (Mullenbach et al. 2018; REFERENCE.md "CAML-compatible preprocessing"), each counted in
+The steps (Mullenbach et al. 2018; docs/reference.md §Preprocessing), each counted in
 ``report.json`` with every dropped record listed in ``dropped.csv`` by reason:
 
 1. read the discharge summaries of NOTEEVENTS (streamed); notes without HADM_ID are dropped (counted);
@@ -45,7 +45,7 @@ from .paths import resolve
 
 INPUT_FORMATS = ("mimic3", "table")
 W2V_CORPORA = ("train", "all")
-# Known MIMIC-III v1.4 counts (CAML notebook, REFERENCE.md) that the report compares against.
+# Known MIMIC-III v1.4 counts (CAML notebook, docs/reference.md §Data) that the report compares against.
 MIMIC3_REFERENCE = {"admissions_with_discharge": 52726, "full/train": 47719, "full/dev": 1631,
                     "full/test": 3372, "50/train": 8066, "50/dev": 1573, "50/test": 1729,
                     "full/labels (caml_compat)": 8921, "vocab_size": 51917}

@@ -9,7 +9,7 @@ What one run does: seed; Adam/AdamW with an optional linear warmup/decay schedul
 gradient accumulation over length-bucketed batches; after every epoch evaluate on dev, keep the best model
 (``checkpoints/best.pt``) and stop after ``patience`` epochs without improvement; checkpoint everything needed
 to resume bit-exactly (``checkpoints/last.pt``, every epoch and every ``checkpoint_every_steps`` optimizer
-steps); finally reload the best model and write, under ``out_dir`` (STYLE.md 4.5)::
+steps); finally reload the best model and write, under ``out_dir``::
 
     history.csv  metrics.json (dev/<metric>, test/<metric>)  params.yaml  predictions_{dev,test}.parquet
 
@@ -54,9 +54,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    """Every training option, named. Defaults: the paper's CNN retraining (PAPER.md §4, Table 6) and CAML."""
+    """Every training option, named. Defaults: the paper's CNN retraining (Ji et al. 2021, §4 and Table 6) and CAML."""
     optimizer: str = "adam"          # "adam" (CNN family, paper §4) | "adamw" (BERT fine-tuning, paper §3.2)
-    lr: float = 0.003                # paper Table 6 (retrained CNN); BERT runs use 1e-6 .. 1e-3
+    lr: float = 0.003                # Ji et al. 2021, Table 6 (retrained CNN); BERT runs use 1e-6 .. 1e-3
     weight_decay: float = 0.0        # CAML and the paper's CNN use none
     num_epochs: int = 200            # upper bound; early stopping normally ends the run first
     batch_size: int = 8              # documents per optimizer step and process group (paper §4: 8)

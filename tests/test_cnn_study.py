@@ -1,4 +1,5 @@
-"""Notebook 04's glue (mcanb.cnn_study), the seed summaries (mcanb.reporting), the published numbers (mcanb.published) and the real-run parameter files."""
+"""Notebook 04's glue (mcanb.cnn_study), the seed summaries (mcanb.reporting), the published numbers
+(mcanb.published) and the real-run parameter files."""
 from __future__ import annotations
 
 import math

@@ -2,7 +2,7 @@
 Codes from Clinical Text", NAACL 2018).
 
 CAML: embed (dropout 0.2) -> conv width 10, 50 filters -> tanh -> label-wise attention ``softmax_t(U·Hᵀ)`` ->
-per-label output ``β_l·V_l + b_l``. Adam lr 1e-4 (REFERENCE.md, "Models and settings the paper names").
+per-label output ``β_l·V_l + b_l``. Adam lr 1e-4 (docs/reference.md §Models and hyperparameters).
 DR-CAML adds a description regulariser: each code's ICD-9 description goes through its own embedding + conv +
 max-pool + tanh + linear encoder, and the loss gains ``λ·dist(β_l, desc_l)`` over the gold codes (λ = 0.01).
 """
@@ -21,7 +21,7 @@ from .outputs import CodingOutput, coding_loss
 
 @dataclass
 class CamlConfig:
-    """Settings of CAML; defaults from Mullenbach et al. 2018 (as listed in REFERENCE.md)."""
+    """Settings of CAML; defaults from Mullenbach et al. 2018 (docs/reference.md §Models and hyperparameters)."""
 
     vocab_size: int  # PAD (0) and UNK (last) included
     num_codes: int  # 50 (top-50) or 8,921 (full)

@@ -24,9 +24,9 @@ from .outputs import CodingOutput, coding_loss
 class CnnConfig:
     """Settings of the Kim (2014) CNN; defaults are the paper's retrained CNN (Ji et al. 2021, §4.4)."""
 
-    vocab_size: int  # PAD (0) and UNK (last) included; REFERENCE.md: 51,917 terms + 2 on MIMIC-III
+    vocab_size: int  # PAD (0) and UNK (last) included; docs/reference.md §Preprocessing: 51,917 terms + 2 on MIMIC-III
     num_codes: int  # 50 (top-50) or 8,921 (full, CAML label space)
-    embed_dim: int = 100  # word2vec CBOW 100-d (CAML; REFERENCE.md "word2vec")
+    embed_dim: int = 100  # word2vec CBOW 100-d (CAML; docs/reference.md §Preprocessing)
     kernel_size: int = 4  # "the filter size is 4" (Ji et al. 2021, §4.4)
     num_filters: int = 500  # "the number of filters is 500" (ibid.)
     dropout: float = 0.2  # "the dropout probability is 0.2" (ibid.)

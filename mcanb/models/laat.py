@@ -1,5 +1,6 @@
 """LAAT: BiLSTM + label attention (Vu, Nguyen & Nguyen, "A Label Attention Model for ICD Coding from Clinical
-Text", IJCAI 2020). Beyond the paper we reproduce; included as the strongest non-PLM baseline of REFERENCE.md.
+Text", IJCAI 2020). Beyond the paper we reproduce; included as the strongest non-PLM baseline in
+docs/reference.md §Published numbers.
 
 embed (dropout) -> BiLSTM (u units per direction) -> H ``(T, 2u)`` -> ``Z = tanh(W·H)`` ``(T, d_a)`` ->
 ``A = softmax_t(U·Zᵀ)`` -> ``V = A·H`` -> per-label output.

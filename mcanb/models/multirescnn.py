@@ -3,7 +3,8 @@ AAAI 2020).
 
 embed (dropout 0.2) -> for each filter size k in (3, 5, 9, 15, 19, 25): conv k (d_emb -> d_emb) + tanh, then one
 residual block ``tanh(BN(conv_k(tanh(BN(conv_k(x))))) + BN(conv_1(x)))`` -> dropout, 50 maps each; concatenate
-(300 dims) -> CAML label-wise attention + per-label output. Adam lr 1e-4 (REFERENCE.md).
+(300 dims) -> CAML label-wise attention + per-label output. Adam lr 1e-4 (docs/reference.md §Models and
+hyperparameters).
 
 Batch norm statistics are taken over real tokens only (``MaskedBatchNorm``), so padding never changes a
 document's representation, in training as in evaluation.
@@ -97,7 +98,7 @@ def _conv_bn(conv: SameConv1d, bn: MaskedBatchNorm, x: Tensor, mask: Tensor | No
 
 @dataclass
 class MultiResCnnConfig:
-    """Settings of MultiResCNN; defaults from Li & Yu 2020 (as listed in REFERENCE.md)."""
+    """Settings of MultiResCNN; defaults from Li & Yu 2020 (docs/reference.md §Models and hyperparameters)."""
 
     vocab_size: int  # PAD (0) and UNK (last) included
     num_codes: int  # 50 (top-50) or 8,921 (full)
