@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-PAD_ID = 0  # token id 0 is padding in every vocabulary of mcanb (REFERENCE.md: "Index 0 = PAD")
+PAD_ID = 0  # token id 0 is padding in every vocabulary of mcanb (docs/reference.md §Preprocessing: index 0 = PAD)
 
 
 class CodingDataset(torch.utils.data.Dataset):

@@ -10,7 +10,7 @@ so the dot is put back before the two tables are merged (Mullenbach et al. 2018,
 These are ICD-9 rules. ICD-10 or other code systems pass through unchanged (``code_system="other"``).
 
 CAML's label space carries two artefacts of reading the code tables with pandas and no ``dtype``
-(REFERENCE.md, "CAML-compatible preprocessing"). pandas' C parser infers a column's type block by block
+(docs/reference.md §Preprocessing). pandas' C parser infers a column's type block by block
 (blocks of ``2**k`` rows, the largest power of two below ``2**20 / n_columns``): a block whose values all
 look like integers becomes ``int64`` (``0117`` → ``117``, leading zeros lost), a block of numbers with a
 decimal point becomes ``float64`` (``37.20`` → ``37.2``, ``17.`` → ``17.0``), and a block with any other

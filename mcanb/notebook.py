@@ -7,11 +7,8 @@ each notebook also runs alone, for example under nbval).
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from . import __version__
 from .paths import NOTEBOOKS, ROOT, TOY_MIMIC, TOY_PREPROCESSED, out_dir, resolve
@@ -26,23 +23,15 @@ def parameters(namespace: dict[str, Any], notebook: str) -> dict[str, Any]:
     return {k: namespace[k] for k in names}
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and (if imported) torch."""
-    random.seed(seed)
-    np.random.seed(seed)
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return
-    torch.manual_seed(seed)
-
-
 def setup(notebook: str, params: dict[str, Any]) -> Path:
     """Create ``outputs/<notebook>/<run_name>/``, write ``params.yaml``, seed, print a banner."""
     out = out_dir(notebook, str(params.get("run_name", "default")))
     save_params(out, params)
-    seed_everything(int(params.get("seed", 0)))
+    from .train import seed_everything  # imported here so that importing mcanb.notebook stays light
+
+    seed = int(params.get("seed", 0))
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))  # processes started later hash strings reproducibly
+    seed_everything(seed)
     data = params.get("data_dir") or params.get("input_path") or "the toy MIMIC-shaped fixture"
     print(f"mcanb {__version__} · {notebook} · run '{params.get('run_name')}' · data: {data}\n"
           f"outputs -> {out.relative_to(ROOT) if ROOT in out.parents else out}")

@@ -1,6 +1,6 @@
 """CAML-compatible preprocessing: raw notes and codes → documents, label spaces, vocabulary, word2vec.
 
-The steps (Mullenbach et al. 2018; REFERENCE.md "CAML-compatible preprocessing"), each counted in
+The steps (Mullenbach et al. 2018; docs/reference.md §Preprocessing), each counted in
 ``report.json`` with every dropped record listed in ``dropped.csv`` by reason:
 
 1. read the discharge summaries of NOTEEVENTS (streamed); notes without HADM_ID are dropped (counted);
@@ -34,6 +34,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,7 @@ from .paths import resolve
 
 INPUT_FORMATS = ("mimic3", "table")
 W2V_CORPORA = ("train", "all")
-# Known MIMIC-III v1.4 counts (CAML notebook, REFERENCE.md) that the report compares against.
+# Known MIMIC-III v1.4 counts (CAML notebook, docs/reference.md §Data) that the report compares against.
 MIMIC3_REFERENCE = {"admissions_with_discharge": 52726, "full/train": 47719, "full/dev": 1631,
                     "full/test": 3372, "50/train": 8066, "50/dev": 1573, "50/test": 1729,
                     "full/labels (caml_compat)": 8921, "vocab_size": 51917}
@@ -237,6 +238,17 @@ def build_vocab(doc_freq: Counter, min_docs: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------- pipeline
+def config_from_params(params: Mapping[str, Any], **overrides: Any) -> PreprocessConfig:
+    """A :class:`PreprocessConfig` from a notebook's parameters, matched by field name.
+
+    Keys that are not fields (``run_name``) are ignored; ``overrides`` win (notebook 01 passes the resolved
+    ``input_path`` and ``out_dir``). Example: ``config_from_params({"top_k": 20, "run_name": "x"},
+    input_path="raw", out_dir="out").top_k`` -> 20.
+    """
+    names = {f.name for f in dataclasses.fields(PreprocessConfig)}
+    return PreprocessConfig(**{k: v for k, v in {**params, **overrides}.items() if k in names})
+
+
 def run(cfg: PreprocessConfig, force: bool = False) -> dict:
     """Run the whole preprocessing; skip it when ``out_dir`` already holds a run with the same settings."""
     out = resolve(cfg.out_dir)

@@ -2,7 +2,9 @@
 
 ``load("outputs/01_preprocess/toy", "50")`` gives a :class:`Processed` whose ``token_ids``,
 ``label_ids`` and ``multi_hot`` feed the models and the metrics. Token id 0 is PAD, 1..V the vocabulary
-(``vocab.csv`` order), V+1 UNK. Explained in ``notebooks/04_cnn_retraining.ipynb``.
+(``vocab.csv`` order), V+1 UNK. The tokenisation the documents went through (``token_rule``, ``regex_engine``)
+travels with them in ``preprocess_config.yaml``, so code descriptions and new text are tokenised the same way.
+Explained in ``notebooks/04_cnn_retraining.ipynb``.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from .paths import resolve
 from .splits import SPLITS
@@ -29,6 +32,8 @@ class Processed:
     labels: pd.DataFrame                # index, code, description, train_count, artefact
     frames: dict[str, pd.DataFrame]     # split -> hadm_id, subject_id, text, codes, length
     embeddings: np.ndarray | None       # (len(vocab) + 2, dim) or None if word2vec was skipped
+    token_rule: str                     # how the documents were tokenised: "caml" | "alpha" (mcanb.text)
+    regex_engine: str                   # "re" | "regex" (mcanb.text)
     _w2i: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
@@ -91,7 +96,20 @@ def load(data_dir: str | Path, label_space: str) -> Processed:
     vocab = (d / "vocab.csv").read_text(encoding="utf-8").split("\n")[:-1]
     emb_path = d / "embeddings.npy"
     emb = np.load(emb_path) if emb_path.exists() else None
-    return Processed(d, label_space, vocab, labels, frames, emb)
+    tokenisation = _tokenisation(d)
+    return Processed(d, label_space, vocab, labels, frames, emb, **tokenisation)
+
+
+def _tokenisation(d: Path) -> dict[str, str]:
+    """``token_rule`` and ``regex_engine`` of the run in ``d``, from its ``preprocess_config.yaml``."""
+    path = d / "preprocess_config.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing: the tokenisation of {d} is unknown; rerun mcanb.preprocess.run")
+    cfg = yaml.safe_load(path.read_text()) or {}
+    missing = [k for k in ("token_rule", "regex_engine") if k not in cfg]
+    if missing:
+        raise ValueError(f"{path}: no {', '.join(missing)}; rerun mcanb.preprocess.run")
+    return {k: str(cfg[k]) for k in ("token_rule", "regex_engine")}
 
 
 def report(data_dir: str | Path) -> dict:

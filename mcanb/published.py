@@ -1,14 +1,14 @@
 """Published MIMIC-III results of the CNN family, as data with a source for every number (percent).
 
-Two sources per number, because they disagree (REFERENCE.md, "Published numbers to compare with"):
+Two sources per number, because they disagree (docs/reference.md §Published numbers):
 
-* ``"paper"``: as printed in Ji, Hölttä & Marttinen 2021, Table 6 (``PAPER.md``, lines 221-230).
-* ``"original"``: as reported by each model's own publication, taken from REFERENCE.md's table (CAML:
+* ``"paper"``: as printed in Ji, Hölttä & Marttinen 2021, Table 6 (Ji et al. 2021, Table 6).
+* ``"original"``: as reported by each model's own publication, taken from docs/reference.md §Published numbers (CAML:
   Mullenbach et al. 2018; MultiResCNN: Li & Yu 2020; LAAT: Vu et al. 2020). The clearest disagreement: the paper
   prints 44.5 for CAML's full-code P@15, CAML's paper reports 56.1 (the CNN's 44.3 agrees in both).
 
 Numbers missing from a source are simply absent (``value`` returns ``None``); nothing is filled in from memory.
-Read by :func:`mcanb.experiment.table6`; explained in notebooks/04_cnn_retraining.ipynb, §5.
+Read by :func:`mcanb.cnn_study.table6`; explained in notebooks/04_cnn_retraining.ipynb, §5.
 """
 from __future__ import annotations
 
@@ -36,22 +36,23 @@ class Published:
     where: str          # citation: table and line, or publication
 
 
-_TABLE6 = "Ji et al. 2021, Table 6 (PAPER.md line {line})"
-_REF = "REFERENCE.md 'Published numbers' ({pub})"
+_TABLE6 = "Ji et al. 2021, Table 6"
+_REF = "docs/reference.md §Published numbers ({pub})"
 
 # (model, label space, source, where, values in METRICS[label space] order; None = not reported there)
 _ROWS = [
-    ("CNN (Kim, 2014)", "50", "paper", _TABLE6.format(line=226), (87.6, 90.7, 57.6, 62.5, 62.0)),
-    ("CAML", "50", "paper", _TABLE6.format(line=227), (87.5, 90.9, 53.2, 61.4, 60.9)),
-    ("MultiResCNN", "50", "paper", _TABLE6.format(line=228), (89.9, 92.8, 60.6, 67.0, 64.1)),
-    ("HyperCore", "50", "paper", _TABLE6.format(line=229), (89.5, 92.9, 60.9, 66.3, 63.2)),
-    ("CNN (retrained)", "50", "paper", _TABLE6.format(line=230), (90.8, 93.1, 62.4, 67.1, 64.0)),
-    ("CNN (Kim, 2014)", "full", "paper", _TABLE6.format(line=226), (80.6, 96.9, 4.2, 41.9, 58.1, 44.3)),
-    ("CAML", "full", "paper", _TABLE6.format(line=227), (89.5, 98.6, 8.8, 53.9, 70.9, 44.5)),
-    ("MultiResCNN", "full", "paper", _TABLE6.format(line=228), (91.0, 98.6, 8.5, 55.2, 73.4, 58.4)),
-    ("HyperCore", "full", "paper", _TABLE6.format(line=229), (93.0, 98.9, 9.0, 55.1, 72.2, 57.9)),
-    ("CNN (retrained)", "full", "paper", _TABLE6.format(line=230), (85.0, 97.4, 5.9, 36.5, 49.0, 39.4)),
-    # The paper is the retrained CNN's own publication (REFERENCE.md lists its top-50 row as such).
+    ("CNN (Kim, 2014)", "50", "paper", _TABLE6, (87.6, 90.7, 57.6, 62.5, 62.0)),
+    ("CAML", "50", "paper", _TABLE6, (87.5, 90.9, 53.2, 61.4, 60.9)),
+    ("MultiResCNN", "50", "paper", _TABLE6, (89.9, 92.8, 60.6, 67.0, 64.1)),
+    ("HyperCore", "50", "paper", _TABLE6, (89.5, 92.9, 60.9, 66.3, 63.2)),
+    ("CNN (retrained)", "50", "paper", _TABLE6, (90.8, 93.1, 62.4, 67.1, 64.0)),
+    ("CNN (Kim, 2014)", "full", "paper", _TABLE6, (80.6, 96.9, 4.2, 41.9, 58.1, 44.3)),
+    ("CAML", "full", "paper", _TABLE6, (89.5, 98.6, 8.8, 53.9, 70.9, 44.5)),
+    ("MultiResCNN", "full", "paper", _TABLE6, (91.0, 98.6, 8.5, 55.2, 73.4, 58.4)),
+    ("HyperCore", "full", "paper", _TABLE6, (93.0, 98.9, 9.0, 55.1, 72.2, 57.9)),
+    ("CNN (retrained)", "full", "paper", _TABLE6, (85.0, 97.4, 5.9, 36.5, 49.0, 39.4)),
+    # The paper is the retrained CNN's own publication (docs/reference.md §Published numbers lists its top-50
+    # row as such).
     ("CNN (retrained)", "50", "original", _REF.format(pub="Ji et al. 2021, Table 6"),
      (90.8, 93.1, 62.4, 67.1, 64.0)),
     ("MultiResCNN", "50", "original", _REF.format(pub="Li & Yu 2020"), (89.9, 92.8, 60.6, 67.0, 64.1)),
@@ -122,10 +123,10 @@ class PublishedBert:
     label_space: str    # "50" | "full"
     metric: str         # an mcanb.metrics.evaluate name
     value: float
-    where: str          # "Ji et al. 2021, Table N (PAPER line L)": the line of the paper's text it was read from
+    where: str          # "Ji et al. 2021, Table N, row <encoder> (<architecture>)"
 
 
-# (table, line, encoder, architecture, top-50 values, full values); None = not printed. Table 3's first row has
+# (table, line of the paper's text (kept for review), encoder, architecture, top-50 values, full values); None = not printed. Table 3's first row has
 # an empty top-50 micro-F1 and an empty full macro-AUC cell in the paper's text; the order of values follows
 # METRICS. Tables 2 and 3 print different numbers for the same runs (PubMedBERT full text P@5 64.4 vs 64.0, P@15
 # 50.4 vs 51.7): each table is kept as printed.
@@ -176,7 +177,8 @@ _BERT_ROWS += [(5, 194 + 3 * i + j, enc, arch, vals, None)
                for j, (arch, vals) in enumerate(zip(("trun_fcn", "hier_fcn", "hier_lan"), rows))]
 
 BERT_NUMBERS: tuple[PublishedBert, ...] = tuple(
-    PublishedBert(table, enc, arch, space, metric, value, f"Ji et al. 2021, Table {table} (PAPER line {line})")
+    PublishedBert(table, enc, arch, space, metric, value,
+                  f"Ji et al. 2021, Table {table}, row {enc!r} ({ARCHITECTURES[arch]})")
     for table, line, enc, arch, top50, full in _BERT_ROWS
     for space, values in (("50", top50), ("full", full)) if values is not None
     for metric, value in zip(METRICS[space], values, strict=True) if value is not None)

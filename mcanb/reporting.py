@@ -10,7 +10,13 @@ file always sits next to the parameters that produced it.
 
 Metric names are flat strings (``<model>/<split>/<metric>`` where a notebook compares models); values
 are numbers, never NaN (undefined values are written as ``null`` and their reason recorded by the
-metrics module).
+metrics module). The ``<split>/<metric>`` part (``test/micro_f1``) has one owner, :func:`metric_key` /
+:func:`split_metrics`: the training engine's ``metrics.json`` and ``history.csv``, the notebooks' result rows
+and the seed summaries all use it.
+
+Across seeds: :func:`summarise_seeds` (mean, sd, count per model and metric), :func:`format_mean_sd` (the
+``"mean ± sd"`` table cell), :func:`learning_curves` and :func:`plot_learning_curves` (every run's
+``history.csv``).
 """
 from __future__ import annotations
 
@@ -18,15 +24,28 @@ import datetime as _dt
 import json
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from . import __version__
 
 # Fixed palette (Okabe-Ito, colour-blind safe) so every figure names a model with the same colour.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+
+def metric_key(split: str, name: str) -> str:
+    """The flat key of metric ``name`` on ``split``: ``metric_key("test", "micro_f1")`` -> ``"test/micro_f1"``."""
+    return f"{split}/{name}"
+
+
+def split_metrics(row: Mapping[str, Any], split: str) -> dict[str, Any]:
+    """The ``split`` metrics of a flat row, keys without the prefix: ``{"test/p@5": .5, "dev/p@5": .4}`` ->
+    ``{"p@5": .5}`` for ``split="test"`` (other keys are ignored)."""
+    prefix = metric_key(split, "")
+    return {k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)}
 
 
 def _plain(value: Any) -> Any:
@@ -133,3 +152,54 @@ def plot_lengths(lengths: Mapping[str, np.ndarray], cutoffs: Mapping[str, int], 
     ax.set_title("Document length")
     ax.legend()
     return ax.figure
+
+
+def summarise_seeds(results: Sequence[dict], split: str = "test") -> pd.DataFrame:
+    """Mean, sd (ddof 1; 0 for one seed) and seed count per model and metric over ``results``.
+
+    ``results``: one flat dict per run with ``model``, ``seed`` and ``<split>/<metric>`` keys (e.g. from
+    ``mcanb.cnn_study.train_model``). Returns columns model, metric, mean, sd, n_seeds. Only scores are
+    summarised (not counts ``n_*`` nor ``threshold``).
+    """
+    rows = [{"model": r["model"], "seed": r["seed"], "metric": k, "value": v}
+            for r in results for k, v in split_metrics(r, split).items() if v is not None and _is_score(k)]
+    long = pd.DataFrame(rows)
+    g = long.groupby(["model", "metric"], sort=False)["value"]
+    out = g.agg(mean="mean", sd="std", n_seeds="count").reset_index()
+    out["sd"] = out["sd"].fillna(0.0)
+    return out
+
+
+def _is_score(metric: str) -> bool:
+    """A metric worth averaging over seeds (not a count such as ``n_docs`` or ``macro_auc_n_skipped``)."""
+    return not (metric.startswith(("n_", "threshold")) or "_n_" in metric)
+
+
+def format_mean_sd(mean: float, sd: float, n_seeds: int) -> str:
+    """A table cell in percent: ``"50.0 ± 1.0"`` over several seeds, ``"25.0"`` for one (its sd is meaningless)."""
+    return f"{100 * mean:.1f}" if n_seeds == 1 else f"{100 * mean:.1f} ± {100 * sd:.1f}"
+
+
+def learning_curves(results: Sequence[dict]) -> pd.DataFrame:
+    """Every trained run's ``history.csv`` stacked, with ``model`` and ``seed`` columns (baselines skipped)."""
+    frames = [pd.read_csv(Path(r["dir"]) / "history.csv").assign(model=r["model"], seed=r["seed"])
+              for r in results if (Path(r["dir"]) / "history.csv").exists()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot_learning_curves(curves: pd.DataFrame, metric: str = "micro_f1"):
+    """Two panels per epoch: training loss and the dev ``metric``; one colour per model, one line per seed."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for i, (model, runs) in enumerate(curves.groupby("model", sort=False)):
+        for j, (_, h) in enumerate(runs.groupby("seed")):
+            kw = {"color": PALETTE[i % len(PALETTE)], "label": model if j == 0 else None, "marker": "o", "ms": 3}
+            axes[0].plot(h["epoch"] + 1, h["train_loss"], **kw)
+            axes[1].plot(h["epoch"] + 1, h[metric_key("dev", metric)], **kw)
+    for ax, ylabel in zip(axes, ("training loss (BCE)", f"dev {metric}")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+    axes[0].legend()
+    fig.tight_layout()
+    return fig

@@ -30,7 +30,7 @@ SHA256 = {
     "dev_50_hadm_ids.csv": "bcd69c3be3f4d8a7d29252ac8b5b99f197875b639ab12cf3ab324ee11612ea9e",
     "test_50_hadm_ids.csv": "cc3d3c22cbf0c68b62508712d4fc27baf5a5cb9705c1c8f8b6fc1618332c49b2",
 }
-# Published sizes (REFERENCE.md): full 47,723 / 1,631 / 3,372; top-50 8,066 / 1,573 / 1,729.
+# Published sizes (docs/reference.md §Splits): full 47,723 / 1,631 / 3,372; top-50 8,066 / 1,573 / 1,729.
 CAML_SIZES = {("train", "full"): 47723, ("dev", "full"): 1631, ("test", "full"): 3372,
               ("train", "50"): 8066, ("dev", "50"): 1573, ("test", "50"): 1729}
 

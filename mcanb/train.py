@@ -9,9 +9,11 @@ What one run does: seed; Adam/AdamW with an optional linear warmup/decay schedul
 gradient accumulation over length-bucketed batches; after every epoch evaluate on dev, keep the best model
 (``checkpoints/best.pt``) and stop after ``patience`` epochs without improvement; checkpoint everything needed
 to resume bit-exactly (``checkpoints/last.pt``, every epoch and every ``checkpoint_every_steps`` optimizer
-steps); finally reload the best model and write, under ``out_dir`` (STYLE.md 4.5)::
+steps); finally reload the best model and write, under ``out_dir``::
 
     history.csv  metrics.json (dev/<metric>, test/<metric>)  params.yaml  predictions_{dev,test}.parquet
+
+The predictions format is `mcanb.predictions`; the early-stopping metric and its direction, `mcanb.metrics.stopping`.
 
 Multi-GPU / multi-node runs go through Hugging Face Accelerate (launched with ``accelerate launch``): every
 global batch is split across processes, so results do not depend on the number of processes except through
@@ -38,23 +40,23 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .batching import BucketBatchSampler
+from .metrics.stopping import MetricFn, check_metric_name, default_stopping_metric, higher_is_better
+from .predictions import save_predictions
+from .reporting import metric_key, save_metrics
 
 log = logging.getLogger(__name__)
-MetricFn = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
 
 
 @dataclass
 class TrainConfig:
-    """Every training option, named. Defaults: the paper's CNN retraining (PAPER.md §4, Table 6) and CAML."""
+    """Every training option, named. Defaults: the paper's CNN retraining (Ji et al. 2021, §4 and Table 6) and CAML."""
     optimizer: str = "adam"          # "adam" (CNN family, paper §4) | "adamw" (BERT fine-tuning, paper §3.2)
-    lr: float = 0.003                # paper Table 6 (retrained CNN); BERT runs use 1e-6 .. 1e-3
+    lr: float = 0.003                # Ji et al. 2021, Table 6 (retrained CNN); BERT runs use 1e-6 .. 1e-3
     weight_decay: float = 0.0        # CAML and the paper's CNN use none
     num_epochs: int = 200            # upper bound; early stopping normally ends the run first
     batch_size: int = 8              # documents per optimizer step and process group (paper §4: 8)
@@ -116,37 +118,12 @@ class Progress:
     history: list = field(default_factory=list)
 
 
-def default_stopping_metric(num_codes: int) -> str:
-    """``"micro_f1"`` for <= 50 codes (CAML's default criterion), ``"p@8"`` for larger label spaces (CAML's and
-    MultiResCNN's full-code runs). CAML's top-50 script asked for P@8, which is not computed there, so it never
-    stopped early (REFERENCE.md); ``fit`` validates the name before training instead."""
-    return "micro_f1" if num_codes <= 50 else "p@8"
-
-
-def higher_is_better(metric: str) -> bool:
-    """Loss-like metrics (name contains "loss") are minimised, every other metric maximised."""
-    return "loss" not in metric.lower()
-
-
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and every CUDA device)."""
+    """Seed Python, NumPy and torch (CPU and every CUDA device): the one seeding function of the package, used
+    by ``fit`` (per process and per resumed step) and by every notebook's ``mcanb.notebook.setup``."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def check_metric_name(metric_fn: MetricFn, name: str, num_codes: int) -> list[str]:
-    """Raise ``ValueError`` at once if ``metric_fn`` (plus the engine's ``loss``) does not produce ``name``."""
-    rng = np.random.default_rng(0)
-    y_true = (rng.random((8, num_codes)) < 0.5).astype(np.uint8)
-    y_true[0], y_true[1] = 1, 0          # every label has a positive and a negative: AUCs are defined
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        names = sorted(set(metric_fn(y_true, rng.random((8, num_codes)).astype(np.float32))) | {"loss"})
-    if name not in names:
-        raise ValueError(f"early_stopping_metric={name!r} is not computed for this label space ({num_codes} codes);"
-                         f" valid names: {', '.join(names)}")
-    return names
 
 
 def make_accelerator(config: TrainConfig):
@@ -210,23 +187,6 @@ def predict(model: torch.nn.Module, ds, batch_size: int, *, accelerator=None,
     return np.asarray(ds.hadm_ids, dtype=np.int64).copy(), y_score
 
 
-def save_predictions(path: str | Path, hadm_ids: np.ndarray, y_score: np.ndarray) -> Path:
-    """Parquet with ``hadm_id`` (int64) and ``scores`` (fixed-size list<float32>[C], column order = label index)."""
-    flat = pa.array(np.ascontiguousarray(y_score, dtype=np.float32).reshape(-1))
-    table = pa.table({"hadm_id": pa.array(hadm_ids, pa.int64()),
-                      "scores": pa.FixedSizeListArray.from_arrays(flat, y_score.shape[1])})
-    pq.write_table(table, path)
-    return Path(path)
-
-
-def load_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of ``save_predictions``: ``(hadm_ids (n,), y_score (n, C) float32)`` without Python loops."""
-    table = pq.read_table(path)
-    col = table.column("scores").combine_chunks()
-    y_score = col.flatten().to_numpy(zero_copy_only=False).reshape(len(table), col.type.list_size)
-    return table.column("hadm_id").to_numpy(), y_score
-
-
 def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: str | Path, *, test_ds=None,
         metric_fn: MetricFn | None = None, resume: bool = False, accelerator=None,
         param_groups: Sequence[dict] | None = None, extra_params: Mapping[str, Any] | None = None,
@@ -255,7 +215,6 @@ def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: 
     if t.main:
         params = {**dataclasses.asdict(t.config), "eval_k": list(t.config.eval_k),
                   "num_processes": t.world, **dict(extra_params or {})}
-        from .reporting import save_metrics
         save_metrics(out_dir, metrics, notebook=notebook or out_dir.parent.name, run=run or out_dir.name,
                      params=params)
     p = t.prog
@@ -414,7 +373,8 @@ class _Trainer:
         else:
             p.bad_epochs += 1
         p.history.append({"epoch": p.epoch, "step": p.step, "train_loss": loss_sum / max(docs, 1),
-                          "lr": self.scheduler.get_last_lr()[0], **{f"dev/{k}": v for k, v in dev.items()},
+                          "lr": self.scheduler.get_last_lr()[0],
+                          **{metric_key("dev", k): v for k, v in dev.items()},
                           "train_s": p.epoch_seconds, "eval_s": time.perf_counter() - t0,
                           "docs_per_s": docs / max(p.epoch_seconds, 1e-9),
                           "peak_mem_mb": _peak_memory_mb(self.acc.device)})
@@ -449,7 +409,7 @@ class _Trainer:
                 continue
             hadm_ids, y_score = predict(self.model, ds, self.config.eval_batch_size or self.config.batch_size,
                                         accelerator=self.acc, num_workers=self.config.num_workers)
-            metrics.update({f"{split}/{k}": v for k, v in self._metrics(ds, y_score).items()})
+            metrics.update({metric_key(split, k): v for k, v in self._metrics(ds, y_score).items()})
             if self.main:
                 save_predictions(self.out_dir / f"predictions_{split}.parquet", hadm_ids, y_score)
         return metrics

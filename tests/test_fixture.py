@@ -309,7 +309,7 @@ def test_interrupted_generation_never_looks_complete(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(fixture, "write_dictionary", boom)
+    monkeypatch.setattr(fixture.generator, "write_dictionary", boom)  # the name generate() calls
     with pytest.raises(RuntimeError, match="interrupted"):
         fixture.generate(out, size="toy", seed=0, progress=False)
     assert not (out / "fixture.json").exists()

@@ -12,7 +12,7 @@ from torch.autograd import gradcheck
 
 from mcanb.models import MODEL_NAMES, CodingOutput, build_model, config_fields
 from mcanb.models.baselines import MostFrequentCodesBaseline, TfidfLogisticBaseline
-from mcanb.models.cnn import _ConvMaxPool, conv_max_pool, conv_max_pool_dense, embed_conv_max_pool, same_conv
+from mcanb.models.layers import _ConvMaxPool, conv_max_pool, conv_max_pool_dense, embed_conv_max_pool, same_conv
 from mcanb.models.multirescnn import MaskedBatchNorm
 from mcanb.models.label_attention import LabelAttention, _BlockedLabelAttention, label_attention_dense
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mcanb import experiment as E
+from mcanb import cnn_study as E
 from mcanb import notebook, processed
 from mcanb.models.baselines import MostFrequentCodesBaseline
 from mcanb import metrics
@@ -26,7 +26,7 @@ def toy():
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_model_learns_on_the_toy_fixture(toy, name, tmp_path):
     data, splits = toy
-    cfg = E.train_config(name, lr=1e-2, patience=0, num_epochs=6, batch_size=16, progress=False)
+    cfg = E.train_config(name, lr=1e-2, patience=None, num_epochs=6, batch_size=16, progress=False)
     result = E.train_model(data, name, SETTINGS[name], cfg, tmp_path, seed=0, data=splits)
     losses = pd.read_csv(f"{result['dir']}/history.csv")["train_loss"].to_numpy()
     assert losses[-1] < 0.85 * losses[0], losses

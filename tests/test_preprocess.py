@@ -109,7 +109,24 @@ def test_caml_compat_reproduces_the_int_cast(tmp_path):
 def test_iserror_drop_and_token_rule_are_options(tmp_path):
     report, out = run(tmp_path, drop_iserror=True, token_rule="alpha")
     assert report["dropped"]["iserror_note"] == 1
-    assert "test" in processed.load(out, "full").frames and len(processed.load(out, "full").frames["test"]) == 0
+    loaded = processed.load(out, "full")
+    assert "test" in loaded.frames and len(loaded.frames["test"]) == 0
+    assert (loaded.token_rule, loaded.regex_engine) == ("alpha", "re")  # the tokenisation travels with the data
+    (out / "preprocess_config.yaml").unlink()
+    with pytest.raises(FileNotFoundError, match="preprocess_config.yaml"):
+        processed.load(out, "full")
+
+
+def test_config_from_params_takes_fields_by_name_with_the_notebooks_defaults():
+    from mcanb.params import notebook_defaults
+    from mcanb.paths import NOTEBOOKS
+
+    defaults = notebook_defaults(NOTEBOOKS / "01_preprocess.ipynb")
+    cfg = preprocess.config_from_params(defaults, input_path="raw", out_dir="out")
+    assert cfg == preprocess.PreprocessConfig(input_path="raw", out_dir="out")  # one default per setting
+    picked = preprocess.config_from_params({"top_k": 20, "token_rule": "alpha", "run_name": "x"},
+                                           input_path="raw", out_dir="out")
+    assert (picked.top_k, picked.token_rule) == (20, "alpha")
 
 
 def test_caml_format_files_and_rerun_is_skipped(tmp_path):

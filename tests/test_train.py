@@ -16,8 +16,9 @@ sys.path.insert(0, str(Path(__file__).parent / "scripts"))
 from tiny_task import TinyModel, make_data, make_split, tiny_metrics  # noqa: E402
 
 from mcanb import checkpoint as ckpt  # noqa: E402
-from mcanb.train import (TrainConfig, default_stopping_metric, fit, higher_is_better,  # noqa: E402
-                         load_predictions, make_accelerator, predict)
+from mcanb.metrics import default_stopping_metric, higher_is_better  # noqa: E402
+from mcanb.predictions import load_predictions  # noqa: E402
+from mcanb.train import TrainConfig, fit, make_accelerator, predict  # noqa: E402
 
 FAST = dict(lr=0.05, num_epochs=6, patience=None, progress=False, num_threads=1)
 

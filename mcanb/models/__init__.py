@@ -1,7 +1,14 @@
 """Coding models: one file per family, config in, :class:`CodingOutput` out.
 
 ``build_model(name, config_dict, embeddings)`` is the one way notebooks and the training engine make a model;
-it refuses unknown names and unknown config keys (REFERENCE.md: "config keys silently ignored").
+it refuses unknown names and unknown config keys (docs/reference.md §Known traps: config keys silently ignored).
+
+Every family has the same contract: a config dataclass whose ``__post_init__`` checks its fields
+(:func:`~mcanb.models.layers.check_positive`, ``check_dropout``, ``check_impl``) and a model class
+``Model(config, embeddings=None)`` whose ``forward(input_ids, attention_mask, labels)`` returns a
+:class:`CodingOutput`. The few lines this repeats per file (the constructor head, its ``Args`` docstring, the
+checks) are that contract written out, so each family's file reads alone; the shared logic is in
+:mod:`mcanb.models.layers` and :mod:`mcanb.models.label_attention`.
 
 | name          | class              | paper                                   |
 |---------------|--------------------|-----------------------------------------|

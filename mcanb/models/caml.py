@@ -2,7 +2,7 @@
 Codes from Clinical Text", NAACL 2018).
 
 CAML: embed (dropout 0.2) -> conv width 10, 50 filters -> tanh -> label-wise attention ``softmax_t(U·Hᵀ)`` ->
-per-label output ``β_l·V_l + b_l``. Adam lr 1e-4 (REFERENCE.md, "Models and settings the paper names").
+per-label output ``β_l·V_l + b_l``. Adam lr 1e-4 (docs/reference.md §Models and hyperparameters).
 DR-CAML adds a description regulariser: each code's ICD-9 description goes through its own embedding + conv +
 max-pool + tanh + linear encoder, and the loss gains ``λ·dist(β_l, desc_l)`` over the gold codes (λ = 0.01).
 """
@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .cnn import SameConv1d, _check_dropout, _check_positive, build_embedding, conv_max_pool
 from .embedding import PAD_ID, padding_mask, resolve_mask
 from .label_attention import LabelAttention, check_impl
+from .layers import SameConv1d, build_embedding, check_dropout, check_positive, conv_max_pool
 from .outputs import CodingOutput, coding_loss
 
 
 @dataclass
 class CamlConfig:
-    """Settings of CAML; defaults from Mullenbach et al. 2018 (as listed in REFERENCE.md)."""
+    """Settings of CAML; defaults from Mullenbach et al. 2018 (docs/reference.md §Models and hyperparameters)."""
 
     vocab_size: int  # PAD (0) and UNK (last) included
     num_codes: int  # 50 (top-50) or 8,921 (full)
@@ -34,8 +34,8 @@ class CamlConfig:
     return_attention: bool = False  # put the (batch, codes, seq_len) weights in CodingOutput.attention
 
     def __post_init__(self) -> None:
-        _check_positive(self, "vocab_size", "num_codes", "embed_dim", "kernel_size", "num_filters")
-        _check_dropout(self.dropout)
+        check_positive(self, "vocab_size", "num_codes", "embed_dim", "kernel_size", "num_filters")
+        check_dropout(self.dropout)
         check_impl(self.attention_impl)
 
 
@@ -50,9 +50,7 @@ class CamlModel(nn.Module):
     def __init__(self, config: CamlConfig, embeddings: Tensor | None = None):
         super().__init__()
         self.config = config
-        self.embed = build_embedding(
-            config.vocab_size, config.embed_dim, embeddings, config.freeze_embeddings, config.dropout
-        )
+        self.embed = build_embedding(config, embeddings)
         self.conv = SameConv1d(config.embed_dim, config.num_filters, config.kernel_size)
         self.attention = LabelAttention(config.num_filters, config.num_codes, impl=config.attention_impl)
 
@@ -121,9 +119,7 @@ class DrCamlModel(CamlModel):
     def __init__(self, config: DrCamlConfig, embeddings: Tensor | None = None):
         super().__init__(config, embeddings)
         self.register_buffer("description_ids", config.description_ids.clone(), persistent=False)
-        self.desc_embed = build_embedding(
-            config.vocab_size, config.embed_dim, embeddings, config.freeze_embeddings, 0.0
-        )
+        self.desc_embed = build_embedding(config, embeddings, dropout=0.0)
         self.desc_conv = SameConv1d(config.embed_dim, config.num_filters, config.kernel_size)
         self.desc_output = nn.Linear(config.num_filters, config.num_filters)
 

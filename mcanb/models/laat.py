@@ -1,5 +1,6 @@
 """LAAT: BiLSTM + label attention (Vu, Nguyen & Nguyen, "A Label Attention Model for ICD Coding from Clinical
-Text", IJCAI 2020). Beyond the paper we reproduce; included as the strongest non-PLM baseline of REFERENCE.md.
+Text", IJCAI 2020). Beyond the paper we reproduce; included as the strongest non-PLM baseline in
+docs/reference.md §Published numbers.
 
 embed (dropout) -> BiLSTM (u units per direction) -> H ``(T, 2u)`` -> ``Z = tanh(W·H)`` ``(T, d_a)`` ->
 ``A = softmax_t(U·Zᵀ)`` -> ``V = A·H`` -> per-label output.
@@ -16,9 +17,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .cnn import _check_dropout, _check_positive, build_embedding
 from .embedding import resolve_mask
 from .label_attention import LabelAttention, check_impl
+from .layers import build_embedding, check_dropout, check_positive
 from .outputs import CodingOutput, coding_loss
 
 
@@ -38,10 +39,10 @@ class LaatConfig:
     return_attention: bool = False  # put the (batch, codes, seq_len) weights in CodingOutput.attention
 
     def __post_init__(self) -> None:
-        _check_positive(
+        check_positive(
             self, "vocab_size", "num_codes", "embed_dim", "hidden_size", "projection_dim", "num_layers"
         )
-        _check_dropout(self.dropout)
+        check_dropout(self.dropout)
         check_impl(self.attention_impl)
 
 
@@ -61,9 +62,7 @@ class LaatModel(nn.Module):
     def __init__(self, config: LaatConfig, embeddings: Tensor | None = None):
         super().__init__()
         self.config = config
-        self.embed = build_embedding(
-            config.vocab_size, config.embed_dim, embeddings, config.freeze_embeddings, config.dropout
-        )
+        self.embed = build_embedding(config, embeddings)
         u = config.hidden_size
         self.lstm_forward = nn.ModuleList(
             nn.LSTM(config.embed_dim if i == 0 else 2 * u, u, batch_first=True) for i in range(config.num_layers)

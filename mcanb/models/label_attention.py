@@ -5,8 +5,8 @@ LAAT (Vu et al. 2020, eq. 3–5) first projects the hidden states, ``Z = tanh(W�
 
 Numerics: the scores, softmax and output layer always run in float32 (autocast is switched off inside), because
 bf16 scores lose the precision a softmax over 2,500 positions needs and fp16 scores overflow at 65,504 — the
-"NaN, collapse to predicting everything" trap of REFERENCE.md. Padding gets exactly 0 weight; a document with no
-real token gets an all-zero attention row and a zero context vector (its logits are the biases).
+"NaN, collapse to predicting everything" trap (docs/reference.md §Known traps). Padding gets exactly 0 weight;
+a document with no real token gets an all-zero attention row and a zero context vector (its logits are the biases).
 
 Two implementations give the same numbers (tests check both against a plain reference to 1e-5):
 

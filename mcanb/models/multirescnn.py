@@ -3,7 +3,8 @@ AAAI 2020).
 
 embed (dropout 0.2) -> for each filter size k in (3, 5, 9, 15, 19, 25): conv k (d_emb -> d_emb) + tanh, then one
 residual block ``tanh(BN(conv_k(tanh(BN(conv_k(x))))) + BN(conv_1(x)))`` -> dropout, 50 maps each; concatenate
-(300 dims) -> CAML label-wise attention + per-label output. Adam lr 1e-4 (REFERENCE.md).
+(300 dims) -> CAML label-wise attention + per-label output. Adam lr 1e-4 (docs/reference.md §Models and
+hyperparameters).
 
 Batch norm statistics are taken over real tokens only (``MaskedBatchNorm``), so padding never changes a
 document's representation, in training as in evaluation.
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .cnn import SameConv1d, _check_dropout, _check_positive, build_embedding, same_conv
 from .embedding import padding_mask, resolve_mask
 from .label_attention import LabelAttention, check_impl
+from .layers import SameConv1d, build_embedding, check_dropout, check_positive, same_conv
 from .outputs import CodingOutput, coding_loss
 
 
@@ -97,7 +98,7 @@ def _conv_bn(conv: SameConv1d, bn: MaskedBatchNorm, x: Tensor, mask: Tensor | No
 
 @dataclass
 class MultiResCnnConfig:
-    """Settings of MultiResCNN; defaults from Li & Yu 2020 (as listed in REFERENCE.md)."""
+    """Settings of MultiResCNN; defaults from Li & Yu 2020 (docs/reference.md §Models and hyperparameters)."""
 
     vocab_size: int  # PAD (0) and UNK (last) included
     num_codes: int  # 50 (top-50) or 8,921 (full)
@@ -110,12 +111,12 @@ class MultiResCnnConfig:
     return_attention: bool = False  # put the (batch, codes, seq_len) weights in CodingOutput.attention
 
     def __post_init__(self) -> None:
-        _check_positive(self, "vocab_size", "num_codes", "embed_dim", "num_filters")
+        check_positive(self, "vocab_size", "num_codes", "embed_dim", "num_filters")
         self.filter_sizes = tuple(self.filter_sizes)
         if not self.filter_sizes or any(isinstance(k, bool) or not isinstance(k, int) or k <= 0
                                         for k in self.filter_sizes):
             raise ValueError(f"filter_sizes must be positive ints, got {self.filter_sizes!r}")
-        _check_dropout(self.dropout)
+        check_dropout(self.dropout)
         check_impl(self.attention_impl)
 
 
@@ -131,7 +132,7 @@ class MultiResCnnModel(nn.Module):
         super().__init__()
         self.config = config
         d = config.embed_dim
-        self.embed = build_embedding(config.vocab_size, d, embeddings, config.freeze_embeddings, config.dropout)
+        self.embed = build_embedding(config, embeddings)
         self.convs = nn.ModuleList(SameConv1d(d, d, k) for k in config.filter_sizes)
         self.blocks = nn.ModuleList(
             MultiResResidualBlock(d, config.num_filters, k, config.dropout) for k in config.filter_sizes

@@ -1,4 +1,5 @@
-"""Notebook 04's glue (mcanb.experiment), the published numbers (mcanb.published) and the real-run parameter files."""
+"""Notebook 04's glue (mcanb.cnn_study), the seed summaries (mcanb.reporting), the published numbers
+(mcanb.published) and the real-run parameter files."""
 from __future__ import annotations
 
 import math
@@ -7,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
-from mcanb import experiment as E
-from mcanb import notebook, params, processed, published
+from mcanb import cnn_study as E
+from mcanb import notebook, params, processed, published, reporting
 from mcanb.paths import NOTEBOOKS, PARAMETERS
-from mcanb.train import load_predictions
+from mcanb.predictions import load_predictions
 
 NB = "04_cnn_retraining"
 REAL_RUNS = sorted(PARAMETERS.glob(f"{NB}/mimic3_*.yaml"))
@@ -50,9 +52,11 @@ def test_description_ids_tokenise_with_the_vocabulary(toy):
 
 def test_settings_fall_back_to_published_defaults():
     assert E.train_config("cnn").lr == 0.003 and E.train_config("caml").lr == 1e-4
-    assert E.train_config("cnn", lr=0.01, patience=0).patience is None
-    assert E.train_config("cnn", early_stopping_metric="").early_stopping_metric is None
+    assert E.train_config("cnn", lr=0.01, patience=None).patience is None      # None: never stop early
+    assert E.train_config("cnn", lr=0.01).early_stopping_metric is None         # None: the engine's default
+    assert E.train_config("cnn", max_steps=None, patience=4).max_steps is None
     assert E.model_overrides("laat", num_filters=64) == {}
+    assert E.model_overrides("multirescnn", num_filters=None, filter_sizes=None) == {}
     assert E.model_overrides("multirescnn", num_filters=16, filter_sizes=[3, 5]) == {"num_filters": 16,
                                                                                    "filter_sizes": (3, 5)}
     assert E.model_overrides("cnn", filter_sizes=[3]) == {}
@@ -68,6 +72,8 @@ def test_train_model_writes_one_folder_per_model_and_seed(toy, toy_splits, tmp_p
     hadm, scores = load_predictions(r["predictions"])
     assert np.array_equal(hadm, toy.hadm_ids("test")) and scores.shape == (len(hadm), toy.num_codes)
     assert 0 <= r["test/micro_f1"] <= 1 and "test/p@5" in r
+    recorded = yaml.safe_load((run / "params.yaml").read_text())
+    assert recorded["max_length"] == 64 and recorded["token_rule"] == toy.token_rule == "caml"  # what was used
 
 
 def test_baselines_summary_and_paired_test(toy, tmp_path):
@@ -75,7 +81,7 @@ def test_baselines_summary_and_paired_test(toy, tmp_path):
     assert [r["model"] for r in results] == ["most_frequent", "tfidf_lr"]
     assert (tmp_path / "tfidf_lr" / "predictions_test.parquet").exists()
     fake = [{**r, "seed": s, "test/micro_f1": r["test/micro_f1"] + 0.01 * s} for r in results for s in (1, 2)]
-    summary = E.summarise_seeds(fake)
+    summary = reporting.summarise_seeds(fake)
     row = summary[(summary["model"] == "most_frequent") & (summary["metric"] == "micro_f1")].iloc[0]
     assert row["n_seeds"] == 2 and row["sd"] == pytest.approx(0.01 / math.sqrt(2))
     assert not summary["metric"].str.startswith("n_").any() and "macro_auc_n_skipped" not in set(summary["metric"])
@@ -127,5 +133,5 @@ def test_real_run_files_check_and_run_two_steps_on_toy(path, tmp_path):
         config = E.train_config(name, lr=p["lr"], batch_size=p["batch_size"], num_epochs=p["num_epochs"],
                                 patience=p["patience"], early_stopping_metric=p["early_stopping_metric"],
                                 max_steps=2, progress=False)
-        r = E.train_model(data, name, overrides, config, tmp_path, p["seeds"][0], max_length=32, data=splits)
+        r = E.train_model(data, name, overrides, config, tmp_path, p["seeds"][0], data=splits)
         assert r["stop_reason"] == "max_steps" and np.isfinite(r["test/micro_auc"])
