@@ -123,7 +123,7 @@ def train_bert(processed: Processed, encoder: Encoder, architecture: str, config
                 "max_words": max_words, "max_pieces": max_pieces, "head_lr": head_lr, "layer_decay": layer_decay,
                 "train": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "seed")},
                 "data_dir": str(processed.data_dir), "label_space": processed.label_space}
-    run_dir = (Path(runs_dir) / _slug(encoder.label) / f"{architecture}-{_settings_hash(settings)}"
+    run_dir = (Path(runs_dir) / slug(encoder.label) / f"{architecture}-{_settings_hash(settings)}"
                / f"seed{seed}")
     groups = param_groups(model, encoder_lr=config.lr, head_lr=head_lr, layer_decay=layer_decay,
                           weight_decay=config.weight_decay)
@@ -140,7 +140,8 @@ def train_bert(processed: Processed, encoder: Encoder, architecture: str, config
             **{k: v for k, v in res.metrics.items() if k.startswith(("dev/", "test/"))}}
 
 
-def _slug(label: str) -> str:
+def slug(label: str) -> str:
+    """A file- and key-safe form of a row label: "in-domain (MLM on training notes)" -> "in_domain_mlm_on_training_notes"."""
     keep = "".join(c if c.isalnum() else "_" for c in label.lower())
     return "_".join(p for p in keep.split("_") if p)[:48]
 
@@ -180,3 +181,171 @@ def metric_means(results: Sequence[dict], metric: str = "micro_f1", split: str =
     """``{(encoder label, architecture): mean over seeds}`` of ``<split>/<metric>`` (fractions, not percent)."""
     frame = pd.DataFrame(results)
     return {k: float(g[f"{split}/{metric}"].mean()) for k, g in frame.groupby(["encoder", "architecture"])}
+
+
+LOCAL_ENCODERS = ("general", "in-domain", "random", "minilm")
+
+
+def resolve_encoders(names: Sequence[str], processed: Processed, encoders_dir: str | Path,
+                     mlm: encoders.MlmConfig, *, progress: bool = True) -> list[Encoder]:
+    """Encoder rows from a notebook's ``encoders`` parameter: local stand-ins by name (:data:`LOCAL_ENCODERS`,
+    made by :func:`local_encoders`), anything else a hub id or directory. A hub id of one of the paper's encoders
+    is labelled with the paper's row name (``mcanb.published.BERT_ENCODERS``), so this run's row sits beside it."""
+    local = [n for n in names if n in LOCAL_ENCODERS]
+    made = dict(zip(local, local_encoders(processed, encoders_dir, mlm, local, progress=progress))) if local else {}
+    by_id = {v: k for k, v in published.BERT_ENCODERS.items()}
+    out = []
+    for n in names:
+        if n in made:
+            out.append(made[n])
+        else:
+            row = by_id.get(n, n)
+            out.append(Encoder(row, n, "pretrained", published.BERT_DOMAINS.get(row, "")))
+    return out
+
+
+def run_grid(processed: Processed, encoder_rows: Sequence[Encoder], architectures: Sequence[str],
+             seeds: Sequence[int], config: TrainConfig, runs_dir: str | Path, **kwargs: Any) -> list[dict]:
+    """:func:`train_bert` for every seed, encoder and architecture (in that nesting); the result rows in order."""
+    return [train_bert(processed, enc, arch, config, runs_dir, seed, **kwargs)
+            for seed in seeds for enc in encoder_rows for arch in architectures]
+
+
+def beside_paper(results: Sequence[dict], table: int, label_space: str) -> pd.DataFrame:
+    """The paper's Table ``table`` with this run's rows under it: a ``source`` column says which is which."""
+    paper = paper_table(table, label_space).assign(source=f"Ji et al. 2021, Table {table}")
+    archs = set(paper["architecture"])
+    mine = results_table(results, label_space)
+    mine = mine[mine["architecture"].isin(archs)].drop(columns="n_seeds").assign(source="this run")
+    return pd.concat([paper.astype({c: object for c in paper.columns}), mine], ignore_index=True)
+
+
+def plot_scores(results: Sequence[dict], metric: str = "micro_f1", split: str = "test", floor: float | None = None):
+    """Bars of ``<split>/<metric>`` per encoder, one colour per architecture, seed spread as error bars; a dashed
+    line at ``floor`` (the most-frequent baseline) when given."""
+    import matplotlib.pyplot as plt
+    from .reporting import PALETTE
+
+    frame = pd.DataFrame(results)
+    g = frame.groupby(["encoder", "architecture"], sort=False)[f"{split}/{metric}"].agg(["mean", "std"]).reset_index()
+    encs, archs = list(dict.fromkeys(g["encoder"])), list(dict.fromkeys(g["architecture"]))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(encs), 3.4))
+    width = 0.8 / len(archs)
+    for j, arch in enumerate(archs):
+        sub = g[g["architecture"] == arch].set_index("encoder").reindex(encs)
+        ax.bar(np.arange(len(encs)) + (j - (len(archs) - 1) / 2) * width, sub["mean"], width,
+               yerr=sub["std"].fillna(0), color=PALETTE[j % len(PALETTE)], label=published.ARCHITECTURES[arch],
+               capsize=3)
+    if floor is not None:
+        ax.axhline(floor, color="grey", ls="--", lw=1, label="most frequent codes")
+    ax.set_xticks(np.arange(len(encs)), [e.replace(" (", "\n(") for e in encs], fontsize=8)
+    ax.set_ylabel(f"{split} {metric}")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def flat_metrics(results: Sequence[dict], split: str = "test") -> dict[str, float]:
+    """``metrics.json`` entries: ``<encoder>/<architecture>/seed<k>/<metric>`` and ``.../<metric>/mean|sd``."""
+    from .reporting import summarise_seeds
+    out: dict[str, float] = {}
+    for r in results:
+        out.update({f"{slug(r['encoder'])}/{r['architecture']}/seed{r['seed']}/{k.split('/', 1)[1]}": v
+                    for k, v in r.items() if k.startswith(f"{split}/") and v is not None})
+    keyed = [{**r, "model": f"{slug(r['encoder'])}/{r['architecture']}"} for r in results]
+    for model, metric, mean, sd in summarise_seeds(keyed, split=split)[["model", "metric", "mean", "sd"]].itertuples(
+            index=False):
+        out[f"{model}/{split}/{metric}/mean"], out[f"{model}/{split}/{metric}/sd"] = mean, sd
+    return out
+
+
+def study_paths(processed: Processed, run_name: str, *, runs_dir: str | Path | None = None,
+                encoders_dir: str | Path | None = None) -> dict[str, Path]:
+    """Where notebooks 02 and 03 keep fine-tuning runs and local encoders (shared by both notebooks).
+
+    ``runs``: ``outputs/bert_runs/<run_name>``; ``encoders``: ``outputs/encoders/<data run>-<label space>`` (the
+    in-domain encoder reads that data's training notes).
+    """
+    from .paths import resolve
+    return {"runs": resolve(runs_dir or f"outputs/bert_runs/{run_name}"),
+            "encoders": resolve(encoders_dir or
+                                f"outputs/encoders/{processed.data_dir.name}-{processed.label_space}")}
+
+
+def pretraining_table(rows: Sequence[Encoder]) -> pd.DataFrame:
+    """One line per encoder: domain, initialisation, where it comes from and, for the local ones, the masked-language-
+    model loss at the start and end of pretraining (mean over the first and last 10 % of steps) and its time."""
+    out = []
+    for r in rows:
+        meta = Path(r.encoder) / "pretraining.json"
+        rec = json.loads(meta.read_text()) if r.init == "pretrained" and meta.exists() else {}
+        out.append({"encoder": r.label, "domain": r.domain, "init": r.init, "from": r.encoder,
+                    "MLM loss, first 10 %": rec.get("mlm_loss_first"), "MLM loss, last 10 %": rec.get("mlm_loss_last"),
+                    "pretraining s": rec.get("seconds"), "pretraining examples": rec.get("examples")})
+    return pd.DataFrame(out).set_index("encoder")
+
+
+def piece_lengths(processed: Processed, rows: Sequence[Encoder], *, max_words: int, split: str = "train",
+                  progress: bool = False) -> pd.DataFrame:
+    """Word pieces per note of ``split`` under each encoder's tokenizer (notes cut at ``max_words`` words first);
+    one column per encoder label. Uses (and fills) the word-piece cache."""
+    cols = {}
+    for r in rows:
+        tok = encoders.load_tokenizer(r.encoder)
+        ids = wordpiece.encode_split(processed, split, tok, max_words, progress=progress)
+        cols[r.label] = [len(x) for x in ids]
+    return pd.DataFrame(cols)
+
+
+def mlm_config(**settings: Any) -> encoders.MlmConfig:
+    """The local encoders' pretraining settings; ``intermediate_size`` follows BERT's 4 × hidden size."""
+    settings.setdefault("intermediate_size", 4 * int(settings.get("hidden_size", encoders.MlmConfig.hidden_size)))
+    return encoders.MlmConfig(**settings)
+
+
+def segment_summary(lengths: pd.DataFrame, segment_length: int, max_segments: int) -> pd.DataFrame:
+    """Per encoder: word pieces per note (mean, median, max), segments BERT-hier reads (mean), and the share of
+    pieces BERT-trun reads with the same segment length (``segment_length - 2`` pieces of each note)."""
+    body = segment_length - 2
+    kept = lengths.clip(upper=max_segments * body)
+    return pd.DataFrame({
+        "pieces (mean)": lengths.mean(), "pieces (median)": lengths.median(), "pieces (max)": lengths.max(),
+        "segments read (mean)": np.ceil(kept / body).clip(lower=1).mean(),
+        "share read by BERT-trun": (lengths.clip(upper=body).sum() / lengths.sum().clip(lower=1)),
+    }).round(2)
+
+
+def domain_verdict(rows: Sequence[Encoder], means: dict[tuple[str, str], float],
+                   architecture: str = "hier_lan") -> str:
+    """A plain sentence comparing in-domain pretraining with random init (and general, when present)."""
+    by_domain = {r.domain: r.label for r in rows}
+    score = {d: means.get((label, architecture)) for d, label in by_domain.items()}
+    if score.get("in-domain") is None or score.get("none") is None:
+        return "This run has no in-domain / random-init pair to compare."
+    gap = score["in-domain"] - score["none"]
+    text = (f"In-domain pretraining {'beats' if gap > 0 else 'does NOT beat'} random init by {gap:+.3f} test "
+            f"micro-F1 ({score['in-domain']:.3f} vs {score['none']:.3f}).")
+    if score.get("general") is not None:
+        g = score["general"]
+        text += f" General-domain pretraining scores {g:.3f} ({g - score['none']:+.3f} against random init)."
+    if gap <= 0:
+        text += (" Pretraining then gave no advantage that fine-tuning could not learn from the labelled notes in"
+                 " this budget: try fewer fine-tuning epochs, more mlm_steps, or larger encoders.")
+    return text
+
+
+def hierarchy_verdict(rows: Sequence[Encoder], means: dict[tuple[str, str], float]) -> str:
+    """A plain sentence per encoder: does BERT-hier beat BERT-trun, and does LAN add to BERT-hier + FCN?"""
+    lines = []
+    for r in rows:
+        trun, fcn, lan = (means.get((r.label, a)) for a in ("trun_fcn", "hier_fcn", "hier_lan"))
+        parts = []
+        best_hier = max((v for v in (fcn, lan) if v is not None), default=None)
+        if trun is not None and best_hier is not None:
+            parts.append(f"BERT-hier {'beats' if best_hier > trun else 'does NOT beat'} BERT-trun "
+                         f"({best_hier:.3f} vs {trun:.3f} test micro-F1)")
+        if fcn is not None and lan is not None:
+            parts.append(f"LAN {'adds' if lan > fcn else 'does NOT add'} to BERT-hier + FCN ({lan:.3f} vs {fcn:.3f})")
+        if parts:
+            lines.append(f"{r.label}: " + "; ".join(parts) + ".")
+    return "\n".join(lines) or "This run has no pair of architectures to compare."
