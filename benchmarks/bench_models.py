@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mcanb.models import build_model  # noqa: E402
 from mcanb.models.label_attention import _block_size  # noqa: E402
 
-VOCAB, EMBED = 51_919, 100  # REFERENCE.md: 51,917 terms + PAD + UNK; word2vec 100-d
+VOCAB, EMBED = 51_919, 100  # docs/reference.md §Preprocessing: 51,917 terms + PAD + UNK; word2vec 100-d
 
 
 # ------------------------------------------------------------------------------------------- FLOP counts

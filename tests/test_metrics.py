@@ -130,7 +130,7 @@ def test_matches_sklearn(name):
 
 @pytest.mark.parametrize("name", ["random", "zipf", "degenerate"])
 def test_matches_caml_definitions(name):
-    """CAML's formulas as REFERENCE.md states them (macro over ALL codes, +1e-10; P@k from argsort[::-1])."""
+    """CAML's formulas as docs/reference.md §Metrics states them (macro over ALL codes, +1e-10; P@k from argsort[::-1])."""
     y, s = _case(name)
     y = np.asarray(y).astype(int)
     yhat = np.round(s)  # CAML thresholds by rounding: 0.5 -> 0
