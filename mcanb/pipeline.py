@@ -25,6 +25,11 @@ from . import params as P
 from .paths import NOTEBOOKS, PARAMETERS, ROOT, TOY_MIMIC, TOY_PREPROCESSED, out_dir
 
 
+def _shown(path: Path) -> Path:
+    """``path`` relative to the repository when inside it (outputs may live elsewhere: $MCANB_OUTPUTS)."""
+    return path.relative_to(ROOT) if ROOT in path.parents else path
+
+
 def numbered_notebooks() -> list[str]:
     """Names (without .ipynb) of ``notebooks/NN_*.ipynb`` in order."""
     return sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -88,10 +93,10 @@ def execute(notebook: str, run: str, overrides: dict[str, Any] | None = None, ti
     values = resolve_parameters(notebook, run, overrides)
     target = out_dir(notebook, str(values.get("run_name", run)), create=not dry_run) / f"{notebook}.ipynb"
     if dry_run:
-        print(f"[mcanb] dry run: {notebook} / {run} -> {target.relative_to(ROOT)} with\n"
+        print(f"[mcanb] dry run: {notebook} / {run} -> {_shown(target)} with\n"
               + yaml.safe_dump(values, sort_keys=True, allow_unicode=True), end="", flush=True)
         return target
-    print(f"[mcanb] {notebook} / {run} -> {target.relative_to(ROOT)}", flush=True)
+    print(f"[mcanb] {notebook} / {run} -> {_shown(target)}", flush=True)
     pm.execute_notebook(str(NOTEBOOKS / f"{notebook}.ipynb"), str(target), parameters=values,
                         kernel_name="python3", cwd=str(ROOT), log_output=False, progress_bar=True,
                         execution_timeout=timeout)
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.cmd == "toy":
             for path in toy():
-                print(f"[mcanb] done: {path.relative_to(ROOT)}")
+                print(f"[mcanb] done: {_shown(path)}")
         elif args.cmd == "run":
             overrides = resolve_path_overrides(_overrides(args.p), args.cwd)
             execute(args.notebook, args.run, overrides, dry_run=args.dry_run)
