@@ -69,7 +69,14 @@ def choose_python() -> str:
 
 
 def setup() -> str:
+    """Install what is missing (see the module docstring); return the interpreter to run with.
+
+    ``MCANB_SETUP=skip`` uses the chosen environment as it is and installs nothing (the README test runs every
+    ``python run.py`` command this way, so it never touches the environment it runs in).
+    """
     python = choose_python()
+    if os.environ.get("MCANB_SETUP") == "skip":
+        return python
     if not _imports(python, "torch"):
         _run([python, "-m", "pip", "install", TORCH_PIN])
     stamp_dir = Path(subprocess.check_output(
