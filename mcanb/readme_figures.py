@@ -77,8 +77,8 @@ def table6_block(outputs: Path = OUTPUTS) -> str:
         lines.append(f"| {MODEL_LABELS.get(name, name)} | " + " | ".join(cells) + " |")
     seeds = params.get("seeds")
     threads = params.get("num_threads")
-    setting = ", ".join(s for s in (f"seeds {seeds}" if seeds else "",
-                                    f"{params['num_epochs']} epochs" if "num_epochs" in params else "",
+    setting = ", ".join(s for s in (f"seeds {', '.join(map(str, seeds))}" if seeds else "",
+                                    f"at most {params['num_epochs']} epochs" if "num_epochs" in params else "",
                                     f"{threads} torch thread{'s' * (threads != 1)}" if threads else "") if s)
     note = f"Test set of the toy fixture ({setting}); ± is the standard deviation over seeds." if setting else ""
     return "\n".join([*lines, "", note, _stamp(run_dir / "metrics.json", doc.get("created"))]).strip()
