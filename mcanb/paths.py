@@ -21,10 +21,17 @@ TOY_PREPROCESSED = OUTPUTS / "01_preprocess" / "toy"  # notebook 01 on the toy f
 def resolve(path: str | os.PathLike) -> Path:
     """Absolute path: ``~`` and environment variables expanded, relative paths taken from the repo root.
 
+    A relative path that starts with ``outputs/`` names the outputs folder, which ``$MCANB_OUTPUTS`` may move.
+    Notebook parameters and parameter files go through here; relative paths typed on the command line are
+    made absolute against the caller's directory first (``mcanb.pipeline``).
     Example: ``resolve("outputs/01_preprocess/toy")`` -> ``<repo>/outputs/01_preprocess/toy``.
     """
     p = Path(os.path.expandvars(os.path.expanduser(str(path))))
-    return p if p.is_absolute() else ROOT / p
+    if p.is_absolute():
+        return p
+    if p.parts and p.parts[0] == "outputs":
+        return OUTPUTS.joinpath(*p.parts[1:])
+    return ROOT / p
 
 
 def out_dir(notebook: str, run: str, create: bool = True) -> Path:

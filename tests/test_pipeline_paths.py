@@ -1,0 +1,60 @@
+"""Relative paths: command-line overrides follow the caller's directory; files and notebooks the repository root."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mcanb import params as P
+from mcanb import paths, pipeline
+from mcanb.paths import ROOT
+
+
+def test_override_paths_are_taken_from_the_callers_directory(tmp_path):
+    (tmp_path / "notes.csv").write_text("id,text,codes,split\n")
+    (tmp_path / "splits").mkdir()
+    out = pipeline.resolve_path_overrides({"input_path": "notes.csv", "splits_dir": "splits", "top_k": 20,
+                                           "run_name": "x"}, cwd=tmp_path)
+    assert out == {"input_path": str(tmp_path / "notes.csv"), "splits_dir": str(tmp_path / "splits"), "top_k": 20,
+                   "run_name": "x"}
+
+
+def test_override_words_and_absolute_paths_stay(tmp_path):
+    same = {"splits_dir": "caml", "input_path": "", "data_dir": str(tmp_path)}
+    assert pipeline.resolve_path_overrides(same, cwd="/nonexistent") == same
+
+
+def test_missing_override_path_is_an_error_naming_parameter_and_directory(tmp_path):
+    with pytest.raises(P.ParameterError, match=r"-p input_path data/notes.csv: .*data/notes.csv does not exist "
+                                               r"\(relative paths on the command line are taken from your working "
+                                               rf"directory, {tmp_path}\)"):
+        pipeline.resolve_path_overrides({"input_path": "data/notes.csv"}, cwd=tmp_path)
+
+
+def test_toy_default_may_be_named_before_it_is_built():
+    """Notebook 04 builds outputs/01_preprocess/toy on demand, so naming it from the repo root is fine."""
+    named = f"{paths.OUTPUTS.name}/01_preprocess/toy"
+    out = pipeline.resolve_path_overrides({"data_dir": named}, cwd=paths.OUTPUTS.parent)
+    assert out["data_dir"] == str(paths.TOY_PREPROCESSED.resolve())
+
+
+def test_files_resolve_from_the_repository_root_and_outputs_follow_mcanb_outputs():
+    assert paths.resolve("parameters/x.yaml") == ROOT / "parameters" / "x.yaml"
+    assert paths.resolve("outputs/01_preprocess/toy") == paths.OUTPUTS / "01_preprocess" / "toy"
+    assert paths.resolve("/abs/p") == paths.Path("/abs/p")
+
+
+def test_command_line_from_another_directory(tmp_path):
+    """``python run.py run 01_preprocess toy -p input_path <relative>`` from the user's directory, as a dry run."""
+    (tmp_path / "mimic").mkdir()
+    env = dict(os.environ, MCANB_SETUP="skip", MCANB_PYTHON=sys.executable, MCANB_OUTPUTS=str(tmp_path / "out"),
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, str(ROOT / "run.py"), "run", "01_preprocess", "toy", "--dry-run", "-p", "input_path"]
+    ok = subprocess.run([*cmd, "mimic"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert f"input_path: {tmp_path / 'mimic'}" in ok.stdout
+    bad = subprocess.run([*cmd, "elsewhere"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and f"{tmp_path / 'elsewhere'} does not exist" in bad.stderr
+    assert not (tmp_path / "out").exists(), "a dry run creates nothing"
