@@ -92,8 +92,9 @@ def frame() -> pd.DataFrame:
 ARCHITECTURES = {"trun_fcn": "BERT-trun + FCN", "hier_fcn": "BERT-hier + FCN", "hier_lan": "BERT-hier + LAN"}
 
 # The encoder of each row and the Hugging Face hub id that a user with internet passes as ``encoder``. The paper
-# names models, not ids: the ids are the public checkpoints of those names (docs/reference.md §Models and
-# hyperparameters); "abstract" / "full text" is the pretraining corpus (PubMed abstracts, + PMC full text).
+# names models, not ids: the ids are the public checkpoints of those names
+# (docs/reference.md §Models and hyperparameters); "abstract" / "full text" is the pretraining corpus (PubMed
+# abstracts, + PMC full text).
 BERT_ENCODERS = {
     "BERT-base": "bert-base-uncased",
     "BlueBERT": "bionlp/bluebert_pubmed_mimic_uncased_L-12_H-768_A-12",
