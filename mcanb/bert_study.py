@@ -28,6 +28,7 @@ from .train import TrainConfig, fit
 
 # The model settings of each architecture name (published.ARCHITECTURES); the rest comes from the notebook.
 ARCHITECTURE_MODELS = {"trun_fcn": ("bert_trun", {"head": "fcn"}),
+                       "trun_lan": ("bert_trun", {"head": "lan"}),
                        "hier_fcn": ("bert_hier", {"head": "fcn"}),
                        "hier_lan": ("bert_hier", {"head": "lan"})}
 
@@ -82,7 +83,7 @@ def model_config(architecture: str, encoder: Encoder, tokenizer, num_codes: int,
               "cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id,
               "pad_token_id": tokenizer.pad_token_id, **overrides, **fixed}
     if name == "bert_trun":   # one segment, no second level: settings of the hierarchy do not apply
-        for key in ("max_segments", "segment_layers", "segment_heads", "pooling", "lan_projection_dim"):
+        for key in ("max_segments", "segment_layers", "segment_heads", "pooling"):
             config.pop(key, None)
     return name, config
 
@@ -119,7 +120,8 @@ def train_bert(processed: Processed, encoder: Encoder, architecture: str, config
     data = wordpiece.datasets(processed, tokenizer, max_words=max_words, max_pieces=max_pieces, progress=progress)
     cfg = dataclasses.replace(config, seed=int(seed), progress=progress)
     head_lr = config.lr if head_lr is None else head_lr
-    settings = {"model": name, "model_config": mcfg, "tokenizer": encoders.tokenizer_key(tokenizer),
+    settings = {"model": name, "model_config": dataclasses.asdict(model.config),  # resolved: defaults included
+                "tokenizer": encoders.tokenizer_key(tokenizer),
                 "max_words": max_words, "max_pieces": max_pieces, "head_lr": head_lr, "layer_decay": layer_decay,
                 "train": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "seed")},
                 "data_dir": str(processed.data_dir), "label_space": processed.label_space}
@@ -335,17 +337,19 @@ def domain_verdict(rows: Sequence[Encoder], means: dict[tuple[str, str], float],
 
 
 def hierarchy_verdict(rows: Sequence[Encoder], means: dict[tuple[str, str], float]) -> str:
-    """A plain sentence per encoder: does BERT-hier beat BERT-trun, and does LAN add to BERT-hier + FCN?"""
+    """Plain sentences per encoder: does BERT-hier beat BERT-trun under the same head, and LAN beat FCN?"""
     lines = []
     for r in rows:
-        trun, fcn, lan = (means.get((r.label, a)) for a in ("trun_fcn", "hier_fcn", "hier_lan"))
+        score = {a: means.get((r.label, a)) for a in ARCHITECTURE_MODELS}
         parts = []
-        best_hier = max((v for v in (fcn, lan) if v is not None), default=None)
-        if trun is not None and best_hier is not None:
-            parts.append(f"BERT-hier {'beats' if best_hier > trun else 'does NOT beat'} BERT-trun "
-                         f"({best_hier:.3f} vs {trun:.3f} test micro-F1)")
-        if fcn is not None and lan is not None:
-            parts.append(f"LAN {'adds' if lan > fcn else 'does NOT add'} to BERT-hier + FCN ({lan:.3f} vs {fcn:.3f})")
+        for head in ("lan", "fcn"):
+            trun, hier = score[f"trun_{head}"], score[f"hier_{head}"]
+            if trun is not None and hier is not None:
+                parts.append(f"with {head.upper()}, BERT-hier {'beats' if hier > trun else 'does NOT beat'} BERT-trun "
+                             f"({hier:.3f} vs {trun:.3f} test micro-F1)")
+        if score["hier_fcn"] is not None and score["hier_lan"] is not None:
+            lan, fcn = score["hier_lan"], score["hier_fcn"]
+            parts.append(f"in BERT-hier, LAN {'beats' if lan > fcn else 'does NOT beat'} FCN ({lan:.3f} vs {fcn:.3f})")
         if parts:
             lines.append(f"{r.label}: " + "; ".join(parts) + ".")
     return "\n".join(lines) or "This run has no pair of architectures to compare."

@@ -89,7 +89,9 @@ def frame() -> pd.DataFrame:
 
 # -- The BERT family: Ji et al. 2021, Tables 2–5 (notebooks 02 and 03) --------------------------------------------
 # Architectures as named in mcanb: "hier_lan" = BERT-hier + LAN, "hier_fcn" = BERT-hier + FCN, "trun_fcn" = BERT-trun.
-ARCHITECTURES = {"trun_fcn": "BERT-trun + FCN", "hier_fcn": "BERT-hier + FCN", "hier_lan": "BERT-hier + LAN"}
+# "trun_lan" (BERT-trun + LAN) is in the paper's text (§3.3: both architectures "can integrate" LAN) but in no table.
+ARCHITECTURES = {"trun_fcn": "BERT-trun + FCN", "trun_lan": "BERT-trun + LAN", "hier_fcn": "BERT-hier + FCN",
+                 "hier_lan": "BERT-hier + LAN"}
 
 # The encoder of each row and the Hugging Face hub id that a user with internet passes as ``encoder``. The paper
 # names models, not ids: the ids are the public checkpoints of those names
