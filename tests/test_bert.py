@@ -245,6 +245,8 @@ def test_param_groups_layerwise_lr_and_weight_decay():
     ("bert_hier", {"segment_length": 2}, "segment_length"),
     ("bert_hier", {"encoder_init": "scratch"}, "encoder_init"),
     ("bert_hier", {"segment_lenght": 64}, "unknown config key"),
+    ("bert_hier", {"segment_length": 65}, "exceeds the encoder's 64 positions"),
+    ("bert_trun", {"cls_token_id": 101}, r"cls_token_id.*outside the encoder's vocabulary of 64"),
 ])
 def test_config_errors(name, config, match):
     with pytest.raises(ValueError, match=match):
@@ -330,7 +332,7 @@ def test_tokenizer_key_follows_the_tokenizer_files(tokenizer_dir, tmp_path):
     assert encoders.tokenizer_key(AutoTokenizer.from_pretrained(copy)) != key
 
 
-def test_pretrain_mlm_learns_saves_and_is_reused(tmp_path):
+def test_pretrain_mlm_learns_saves_and_is_reused(tmp_path, monkeypatch):
     cfg = encoders.MlmConfig(vocab_size=120, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
                              max_position=64, seq_len=16, batch_size=16, steps=30, lr=2e-3)
     out = encoders.pretrain_mlm(TEXTS[:50], tmp_path / "mlm", cfg, progress=False)
@@ -355,6 +357,19 @@ def test_pretrain_mlm_learns_saves_and_is_reused(tmp_path):
     assert weights.stat().st_mtime_ns != stamp[0]                     # retrained
     encoders.pretrain_mlm(TEXTS[:49], out, changed, progress=False)    # another corpus: retrained too
     assert json.loads((out / "pretraining.json").read_text())["documents"] == 49
+
+    # A run with other settings dies after overwriting the tokenizer: the old record must not be trusted.
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(encoders, "_mlm_examples", die)
+    with pytest.raises(KeyboardInterrupt):
+        encoders.pretrain_mlm(TEXTS[:49], out, encoders.MlmConfig(**{**changed.__dict__, "vocab_size": 90}),
+                              progress=False)
+    monkeypatch.undo()
+    stamp = weights.stat().st_mtime_ns
+    encoders.pretrain_mlm(TEXTS[:49], out, changed, progress=False)
+    assert weights.stat().st_mtime_ns != stamp                         # retrained, not reused half-overwritten
+    assert len(encoders.load_tokenizer(out)) == encoders.load_encoder(out).config.vocab_size
 
 
 # -- word-piece cache ------------------------------------------------------------------------------------------

@@ -149,6 +149,7 @@ class BertCodingModel(nn.Module):
         if config.gradient_checkpointing:
             encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         h = encoder.config.hidden_size
+        _check_encoder_fits(config, encoder.config)
         if config.segment_layers > 0:
             if h % config.segment_heads:
                 raise ValueError(f"segment_heads={config.segment_heads} must divide the encoder's hidden size {h}")
@@ -215,6 +216,19 @@ class BertCodingModel(nn.Module):
             m = segment_mask[..., None].to(segments.dtype)
             return (segments * m).sum(1) / m.sum(1).clamp_min(1.0)
         return segments.masked_fill(~segment_mask[..., None], float("-inf")).amax(1)
+
+
+def _check_encoder_fits(config: BertHierConfig, enc) -> None:
+    """Clear errors for settings the encoder cannot take (instead of an index error deep inside it)."""
+    positions = getattr(enc, "max_position_embeddings", None)
+    if positions is not None and config.segment_length > positions:
+        raise ValueError(f"segment_length={config.segment_length} exceeds the encoder's {positions} positions")
+    vocab = getattr(enc, "vocab_size", None)
+    special = {"cls_token_id": config.cls_token_id, "sep_token_id": config.sep_token_id,
+               "pad_token_id": config.pad_token_id}
+    bad = {k: v for k, v in special.items() if vocab is not None and not 0 <= v < vocab}
+    if bad:
+        raise ValueError(f"{bad} outside the encoder's vocabulary of {vocab}; take them from its tokenizer")
 
 
 def param_groups(model: BertCodingModel, *, encoder_lr: float, head_lr: float, layer_decay: float = 1.0,
