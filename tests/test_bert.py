@@ -135,6 +135,7 @@ def test_one_encoder_call_for_all_real_segments_and_none_for_padding():
     with torch.no_grad():
         logits = model(ids, mask).logits
     assert [shape for shape, _ in enc.calls] == [(6, 8)]
+    assert torch.isfinite(logits).all()                       # the empty document too
     assert (enc.calls[0][1][:, 0] == CLS).all()               # every encoded row is a [CLS] ... [SEP] segment
     assert ((enc.calls[0][1] == SEP).sum(1) == 1).all()
 
