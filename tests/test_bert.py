@@ -58,10 +58,11 @@ def no_network(monkeypatch):
     return attempts
 
 
-def tiny_encoder(seed: int = 0, layers: int = 1, hidden: int = HIDDEN) -> BertModel:
+def tiny_encoder(seed: int = 0, layers: int = 1, hidden: int = HIDDEN, dropout: float = 0.1) -> BertModel:
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                     intermediate_size=2 * hidden, max_position_embeddings=64, pad_token_id=PAD)
+                     intermediate_size=2 * hidden, max_position_embeddings=64, pad_token_id=PAD,
+                     hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     return BertModel(cfg, add_pooling_layer=False)
 
 
@@ -147,9 +148,12 @@ def test_one_encoder_call_for_all_real_segments_and_none_for_padding():
     torch.testing.assert_close(split, logits, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name,head", [("bert_hier", "lan"), ("bert_hier", "fcn"), ("bert_trun", "fcn")])
-def test_document_alone_equals_document_padded_in_a_batch(name, head):
-    model = tiny_model(name, head=head).eval()
+@pytest.mark.parametrize("name,config", [("bert_hier", {"head": "lan"}), ("bert_hier", {"head": "fcn"}),
+                                         ("bert_hier", {"head": "fcn", "pooling": "mean"}),
+                                         ("bert_hier", {"head": "lan", "segment_layers": 0}),  # PLM-ICD's shape
+                                         ("bert_trun", {"head": "fcn"})])
+def test_document_alone_equals_document_padded_in_a_batch(name, config):
+    model = tiny_model(name, **config).eval()
     ids, mask = docs(9, 23, seed=3)
     with torch.no_grad():
         batch = model(ids, mask).logits
@@ -170,6 +174,21 @@ def test_trun_reads_only_its_first_segment_and_hier_reads_all():
         changed_first = ids.clone()
         changed_first[0, 5] = (ids[0, 5] + 1 - 3) % (VOCAB - 3) + 3  # the last piece trun reads
         assert not torch.allclose(trun(ids, mask).logits, trun(changed_first, mask).logits, atol=1e-6)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    ids, mask = docs(20, 7, seed=8)
+    labels = torch.tensor([[1.0, 0, 0, 1, 0], [0, 1, 0, 0, 0]])
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model(encoder=tiny_encoder(layers=2, dropout=0.0), head="lan", dropout=0.0,
+                           gradient_checkpointing=checkpointing).train()
+        assert any(getattr(m, "gradient_checkpointing", False) for m in model.encoder.modules()) == checkpointing
+        model(ids, mask, labels).loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for n in grads[0]:
+        torch.testing.assert_close(grads[1][n], grads[0][n], atol=1e-6, rtol=1e-5, msg=n)
 
 
 # -- numerics of the LAN head ----------------------------------------------------------------------------------

@@ -147,7 +147,11 @@ class BertCodingModel(nn.Module):
             encoder = load_encoder(config.encoder, init=config.encoder_init)
         self.encoder = encoder
         if config.gradient_checkpointing:
-            encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable = getattr(encoder, "activation_checkpointing_enable", None)  # transformers >= 5.x name
+            if enable is not None:
+                enable({"use_reentrant": False})
+            else:
+                encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         h = encoder.config.hidden_size
         _check_encoder_fits(config, encoder.config)
         if config.segment_layers > 0:
