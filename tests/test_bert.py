@@ -273,6 +273,18 @@ def test_config_errors(name, config, match):
         tiny_model(name, **config)
 
 
+def test_special_ids_must_match_the_encoders_tokenizer(tmp_path, tokenizer_dir):
+    shutil.copytree(tokenizer_dir, tmp_path / "enc")
+    tiny_encoder().save_pretrained(tmp_path / "enc")
+    tok = encoders.load_tokenizer(tmp_path / "enc")
+    assert (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id) == (2, 3, 0)
+    config = {"num_codes": 3, "encoder": str(tmp_path / "enc"), "segment_length": 8, "segment_heads": 2}
+    with pytest.raises(ValueError, match=r"'cls_token_id': \(101, 2\).*do not match the tokenizer"):
+        build_model("bert_hier", config)                        # bert-base-uncased's defaults: wrong here
+    model = build_model("bert_hier", {**config, "cls_token_id": 2, "sep_token_id": 3})
+    assert model.config.cls_token_id == 2
+
+
 def test_embeddings_refused_for_bert():
     with pytest.raises(ValueError, match="word2vec embeddings are for the CNN family"):
         build_model("bert_hier", {"num_codes": 3}, embeddings=torch.zeros(10, 4), encoder=tiny_encoder())

@@ -145,6 +145,7 @@ class BertCodingModel(nn.Module):
         if encoder is None:
             from ..encoders import load_encoder
             encoder = load_encoder(config.encoder, init=config.encoder_init)
+            _check_special_ids(config)
         self.encoder = encoder
         if config.gradient_checkpointing:
             enable = getattr(encoder, "activation_checkpointing_enable", None)  # transformers >= 5.x name
@@ -220,6 +221,21 @@ class BertCodingModel(nn.Module):
             m = segment_mask[..., None].to(segments.dtype)
             return (segments * m).sum(1) / m.sum(1).clamp_min(1.0)
         return segments.masked_fill(~segment_mask[..., None], float("-inf")).amax(1)
+
+
+def _check_special_ids(config: BertHierConfig) -> None:
+    """The [CLS]/[SEP]/[PAD] ids must be those of ``config.encoder``'s tokenizer (the defaults are bert-base-uncased's:
+    silently wrong for any other vocabulary). Skipped for an encoder saved without a tokenizer."""
+    from ..encoders import EncoderNotFound, load_tokenizer
+    try:
+        tok = load_tokenizer(config.encoder)
+    except EncoderNotFound:
+        return
+    bad = {k: (getattr(config, k), getattr(tok, k)) for k in ("cls_token_id", "sep_token_id", "pad_token_id")
+           if getattr(tok, k) is not None and getattr(config, k) != getattr(tok, k)}
+    if bad:
+        raise ValueError(f"special token ids (config, tokenizer) {bad} do not match the tokenizer of "
+                         f"{config.encoder!r}; pass its ids (mcanb.bert_study.model_config does)")
 
 
 def _check_encoder_fits(config: BertHierConfig, enc) -> None:
