@@ -3,7 +3,8 @@
 Both runs happen in subprocesses (tests/scripts/train_tiny.py) under identical settings (one torch thread).
 The killed run SIGKILLs itself at its 20th training forward pass: epoch 1, in the middle of an accumulation
 group and two micro-batches after its last step checkpoint (step 8), so the work done after that checkpoint
-is lost and must be replayed with the same batches, dropout masks and optimizer state.
+is lost and must be replayed with the same batches, dropout masks and optimizer state. Run for the tiny
+mean-pool model and for a tiny BERT-hier + LAN (encoder dropout, segment transformer, AdamW).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from mcanb import checkpoint as ckpt
@@ -34,19 +36,20 @@ def _metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())["metrics"]
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("model", ["tiny", "bert_hier"])
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, model):
     full, killed = tmp_path / "nb" / "full", tmp_path / "nb" / "killed"
-    done = _train(full)
+    done = _train(full, "--model", model)
     assert done.returncode == 0, done.stderr
 
-    dead = _train(killed, kill_at=20)
+    dead = _train(killed, "--model", model, kill_at=20)
     assert dead.returncode == -signal.SIGKILL, dead.stderr
     assert not (killed / "metrics.json").exists()
     progress = ckpt.load(killed / "checkpoints" / "last.pt")["progress"]
     # 12 batches/epoch, 2 per step, checkpoint every 4 steps: the last one was step 8 = epoch 1, batch 4
     assert (progress["epoch"], progress["batch_in_epoch"], progress["step"]) == (1, 4, 8)
 
-    resumed = _train(killed, "--resume")
+    resumed = _train(killed, "--model", model, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stdout + resumed.stderr
 

@@ -145,10 +145,16 @@ class BertCodingModel(nn.Module):
         if encoder is None:
             from ..encoders import load_encoder
             encoder = load_encoder(config.encoder, init=config.encoder_init)
+            _check_special_ids(config)
         self.encoder = encoder
         if config.gradient_checkpointing:
-            encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable = getattr(encoder, "activation_checkpointing_enable", None)  # transformers >= 5.x name
+            if enable is not None:
+                enable({"use_reentrant": False})
+            else:
+                encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         h = encoder.config.hidden_size
+        _check_encoder_fits(config, encoder.config)
         if config.segment_layers > 0:
             if h % config.segment_heads:
                 raise ValueError(f"segment_heads={config.segment_heads} must divide the encoder's hidden size {h}")
@@ -215,6 +221,34 @@ class BertCodingModel(nn.Module):
             m = segment_mask[..., None].to(segments.dtype)
             return (segments * m).sum(1) / m.sum(1).clamp_min(1.0)
         return segments.masked_fill(~segment_mask[..., None], float("-inf")).amax(1)
+
+
+def _check_special_ids(config: BertHierConfig) -> None:
+    """The [CLS]/[SEP]/[PAD] ids must be those of ``config.encoder``'s tokenizer (the defaults are bert-base-uncased's:
+    silently wrong for any other vocabulary). Skipped for an encoder saved without a tokenizer."""
+    from ..encoders import EncoderNotFound, load_tokenizer
+    try:
+        tok = load_tokenizer(config.encoder)
+    except EncoderNotFound:
+        return
+    bad = {k: (getattr(config, k), getattr(tok, k)) for k in ("cls_token_id", "sep_token_id", "pad_token_id")
+           if getattr(tok, k) is not None and getattr(config, k) != getattr(tok, k)}
+    if bad:
+        raise ValueError(f"special token ids (config, tokenizer) {bad} do not match the tokenizer of "
+                         f"{config.encoder!r}; pass its ids (mcanb.bert_study.model_config does)")
+
+
+def _check_encoder_fits(config: BertHierConfig, enc) -> None:
+    """Clear errors for settings the encoder cannot take (instead of an index error deep inside it)."""
+    positions = getattr(enc, "max_position_embeddings", None)
+    if positions is not None and config.segment_length > positions:
+        raise ValueError(f"segment_length={config.segment_length} exceeds the encoder's {positions} positions")
+    vocab = getattr(enc, "vocab_size", None)
+    special = {"cls_token_id": config.cls_token_id, "sep_token_id": config.sep_token_id,
+               "pad_token_id": config.pad_token_id}
+    bad = {k: v for k, v in special.items() if vocab is not None and not 0 <= v < vocab}
+    if bad:
+        raise ValueError(f"{bad} outside the encoder's vocabulary of {vocab}; take them from its tokenizer")
 
 
 def param_groups(model: BertCodingModel, *, encoder_lr: float, head_lr: float, layer_decay: float = 1.0,

@@ -25,6 +25,36 @@ class Output:
     logits: torch.Tensor
 
 
+def _kill_at_forward(model: nn.Module) -> None:
+    """SIGKILL this process at the ``TINY_KILL_AT_FORWARD``-th training forward pass of ``model`` (0 = never)."""
+    kill_at = int(os.environ.get("TINY_KILL_AT_FORWARD", "0"))
+    seen = [0]
+
+    def hook(module, args):
+        if module.training:
+            seen[0] += 1
+            if seen[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    model.register_forward_pre_hook(hook)
+
+
+def tiny_bert_hier(dropout: float = 0.2) -> nn.Module:
+    """BERT-hier + LAN on a 1-layer BERT (hidden 16) over this task's ids: 4 segments of 16 pieces (64 = max_length)."""
+    from transformers import BertConfig, BertModel
+
+    from mcanb.models import build_model
+    encoder = BertModel(BertConfig(vocab_size=VOCAB + 3, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                   intermediate_size=32, max_position_embeddings=32, hidden_dropout_prob=dropout,
+                                   attention_probs_dropout_prob=dropout, pad_token_id=0), add_pooling_layer=False)
+    model = build_model("bert_hier", {"num_codes": NUM_CODES, "cls_token_id": VOCAB, "sep_token_id": VOCAB + 1,
+                                      "pad_token_id": 0, "segment_length": 18, "max_segments": 4,
+                                      "segment_layers": 1, "segment_heads": 2, "head": "lan", "dropout": dropout},
+                        encoder=encoder)
+    _kill_at_forward(model)
+    return model
+
+
 class TinyModel(nn.Module):
     """Embedding -> masked mean-pool -> dropout -> linear."""
 

