@@ -222,6 +222,7 @@ def pretrain_mlm(texts: Sequence[str], out_dir: str | Path, config: MlmConfig | 
         done = json.loads(meta.read_text())
         if {k: done.get(k) for k in record} == record:
             return out_dir
+        meta.unlink()  # settings changed: a run killed while overwriting the files must never look finished
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     if init_from is None:

@@ -414,7 +414,7 @@ def _processed(root: Path, texts: dict[str, list[str]]) -> Processed:
         frames[split].to_parquet(root / "50" / f"{split}.parquet")
     labels = pd.DataFrame({"index": [0], "code": ["401.9"], "description": ["hypertension"], "train_count": [1],
                            "artefact": [""]})
-    return Processed(root, "50", [], labels, frames, None)
+    return Processed(root, "50", [], labels, frames, None, "caml", "re")
 
 
 def test_wordpiece_cache_reused_keyed_and_invalidated(tmp_path, tokenizer_dir, monkeypatch):

@@ -71,8 +71,8 @@ def test_trun_drops_the_hierarchy_settings(study):
     _, (in_domain, _), _ = study
     res = _train(study, in_domain, "trun_fcn")
     cfg = yaml.safe_load((Path(res["dir"]) / "params.yaml").read_text())["model_config"]
-    assert cfg["head"] == "fcn" and "max_segments" not in cfg and "segment_heads" not in cfg
+    assert cfg["head"] == "fcn" and cfg["max_segments"] == 1 and cfg["segment_layers"] == 0  # the resolved config
     table = bert_study.results_table([res], "50")
     assert table.loc[0, "architecture"] == "BERT-trun + FCN" and table.loc[0, "n_seeds"] == 1
     with pytest.raises(ValueError, match="architecture must be one of"):
-        _train(study, in_domain, "trun_lan")
+        _train(study, in_domain, "trun_cnn")
