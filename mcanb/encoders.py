@@ -159,6 +159,8 @@ class MlmConfig:
     lr: float = 5e-4
     mlm_probability: float = 0.15    # BERT's masking rate
     seed: int = 13
+    num_threads: int | None = 1      # torch CPU threads while pretraining: the sums' order, hence the weights, depend
+                                     #   on it (README "Where results may differ"); None leaves torch's setting
 
 
 def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path):
@@ -211,8 +213,6 @@ def pretrain_mlm(texts: Sequence[str], out_dir: str | Path, config: MlmConfig | 
 
     Returns ``out_dir``, loadable with :func:`load_encoder` / :func:`load_tokenizer`.
     """
-    from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
-
     config = config or MlmConfig()
     out_dir = Path(out_dir)
     record = {"settings": asdict(config), "init_from": init_from, "corpus": _corpus_key(texts),
@@ -223,6 +223,22 @@ def pretrain_mlm(texts: Sequence[str], out_dir: str | Path, config: MlmConfig | 
         if {k: done.get(k) for k in record} == record:
             return out_dir
         meta.unlink()  # settings changed: a run killed while overwriting the files must never look finished
+    threads_before = torch.get_num_threads()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    try:
+        _pretrain(texts, out_dir, config, init_from, record, progress)
+    finally:
+        torch.set_num_threads(threads_before)
+    return out_dir
+
+
+def _pretrain(texts: Sequence[str], out_dir: Path, config: MlmConfig, init_from: str | None, record: dict,
+              progress: bool) -> None:
+    """The pretraining loop of :func:`pretrain_mlm`; writes the model, tokenizer and ``pretraining.json``."""
+    from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
+
+    meta = out_dir / "pretraining.json"
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     if init_from is None:
@@ -264,7 +280,6 @@ def pretrain_mlm(texts: Sequence[str], out_dir: str | Path, config: MlmConfig | 
     record.update(mlm_loss_first=float(np.mean(first)), mlm_loss_last=float(np.mean(last)),
                   seconds=round(time.perf_counter() - t0, 1), examples=len(examples))
     meta.write_text(json.dumps(record, indent=2))
-    return out_dir
 
 
 def _mlm_examples(tokenizer, texts: Sequence[str], seq_len: int) -> list[list[int]]:
