@@ -13,8 +13,9 @@ Standard library only, so it runs on a bare Python 3.11 with pip:
 Commands::
 
     python run.py setup                 # only the set-up above
-    python run.py toy                   # toy fixture -> every numbered notebook -> outputs/<nb>/toy/
-    python run.py run NB RUN [-p k v]   # one notebook with parameters/<NB>/<RUN>.yaml
+    python run.py toy                   # `mcanb study toy`: every numbered notebook on the toy fixture
+    python run.py run NB RUN [-p k v]   # `mcanb run`: one notebook with parameters/<NB>/<RUN>.yaml
+    python run.py mcanb ARGS...         # any `mcanb` command (study, report, predict, lab) in this environment
     python run.py test [pytest args]    # the whole test suite (what .ci/run calls)
 """
 from __future__ import annotations
@@ -83,8 +84,8 @@ def main(argv: list[str]) -> None:
         print(__doc__)
         return
     cmd, rest = argv[0], argv[1:]
-    if cmd not in {"setup", "toy", "run", "test"}:
-        sys.exit(f"run.py: unknown command {cmd!r}; expected setup, toy, run or test")
+    if cmd not in {"setup", "toy", "run", "test", "mcanb"}:
+        sys.exit(f"run.py: unknown command {cmd!r}; expected setup, toy, run, test or mcanb")
     python = setup()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if cmd == "setup":
@@ -93,9 +94,11 @@ def main(argv: list[str]) -> None:
         rc = subprocess.call([python, "-m", "pytest", *rest], cwd=ROOT, env=env)
         sys.exit(rc)
     if cmd == "toy":
-        _run([python, "-m", "mcanb.pipeline", "toy", *rest], env=env)
+        _run([python, "-m", "mcanb.cli", "study", "toy", *rest], env=env)
     if cmd == "run":
-        _run([python, "-m", "mcanb.pipeline", "run", *rest], env=env)
+        _run([python, "-m", "mcanb.cli", "run", *rest], env=env)
+    if cmd == "mcanb":
+        _run([python, "-m", "mcanb.cli", *rest], env=env)
 
 
 if __name__ == "__main__":
