@@ -49,7 +49,8 @@ def execute(notebook: str, run: str, overrides: dict[str, Any] | None = None, ti
 
     values = resolve_parameters(notebook, run, overrides)
     target = out_dir(notebook, str(values.get("run_name", run))) / f"{notebook}.ipynb"
-    print(f"[mcanb] {notebook} / {run} -> {target.relative_to(ROOT)}", flush=True)
+    shown = target.relative_to(ROOT) if ROOT in target.parents else target   # MCANB_OUTPUTS may lie elsewhere
+    print(f"[mcanb] {notebook} / {run} -> {shown}", flush=True)
     pm.execute_notebook(str(NOTEBOOKS / f"{notebook}.ipynb"), str(target), parameters=values,
                         kernel_name="python3", cwd=str(ROOT), log_output=False, progress_bar=True,
                         execution_timeout=timeout)

@@ -22,7 +22,7 @@ def caml_splits_dir() -> Path:
 # ------------------------------------------------------------------------- a tiny study (tests/test_study.py,
 # tests/test_browser.py): notebook 01 on the toy fixture and notebook 04 with two small models, run through the
 # `mcanb` command in a separate outputs folder (MCANB_OUTPUTS), once per test session.
-TINY_04 = {"models": ["cnn", "caml"], "baselines": ["most_frequent"], "max_length": 300, "num_filters": 8,
+TINY_04 = {"models": ["cnn", "caml"], "baselines": ["tfidf_lr"], "max_length": 300, "num_filters": 8,
            "lr": 0.01, "batch_size": 16, "num_epochs": 2, "patience": 0}
 
 

@@ -109,13 +109,16 @@ def test_killed_study_resumes_to_the_same_metrics(tiny_study, tmp_path):
     run_dir = other / "04_cnn_retraining" / "tiny"
     deadline = time.time() + 300
     try:
-        while not list(run_dir.glob("*/seed13/checkpoints/last.pt")) and time.time() < deadline:
+        # notebook 04 trains cnn, then caml: kill while caml is mid-way (cnn finished, caml has an epoch checkpoint)
+        while not (run_dir / "caml" / "seed13" / "checkpoints" / "last.pt").exists() and time.time() < deadline:
             assert proc.poll() is None, "the study ended before it could be killed"
             time.sleep(0.2)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert study.read_record(run_dir)["status"] == "running"
+    cnn_last = run_dir / "cnn" / "seed13" / "checkpoints" / "last.pt"
+    cnn_written = cnn_last.stat().st_mtime_ns
     time.sleep(3)                                   # the orphaned kernel notices its parent is gone and exits
     dry = mcanb_cli(["study", str(profile), "--dry-run"], other, timeout=300)
     assert "interrupted: resumes" in dry.stdout, dry.stdout
@@ -123,6 +126,7 @@ def test_killed_study_resumes_to_the_same_metrics(tiny_study, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     executed = json.loads((run_dir / "04_cnn_retraining.ipynb").read_text())
     assert executed["metadata"]["papermill"]["parameters"].get("resume") is True
+    assert cnn_last.stat().st_mtime_ns == cnn_written, "the finished cnn run was trained again"
     assert _metrics(run_dir) == _metrics(outputs / "04_cnn_retraining" / "tiny")
 
 
