@@ -62,6 +62,8 @@ def _cmd_lab(args) -> None:
            f"--ServerApp.ip={args.ip}"]
     if args.no_browser:
         cmd.append("--no-browser")
+    if args.allow_root:
+        cmd.append("--allow-root")
     print("+", " ".join(cmd), flush=True)
     sys.exit(subprocess.call(cmd))
 
@@ -105,6 +107,7 @@ def parser() -> argparse.ArgumentParser:
     lab.add_argument("--port", type=int, default=8888)
     lab.add_argument("--ip", default="127.0.0.1", help="listen address (default: this machine only)")
     lab.add_argument("--no-browser", action="store_true")
+    lab.add_argument("--allow-root", action="store_true", help="let JupyterLab run as root (containers)")
     lab.set_defaults(func=_cmd_lab)
     ls = sub.add_parser("list", help="notebooks, parameter files and study profiles")
     ls.set_defaults(func=_cmd_list)
