@@ -135,7 +135,7 @@ def gather(profile: Profile, out: Path) -> dict:
         if spec.notebook in COMPARISONS:
             comparisons.append((spec.key, COMPARISONS[spec.notebook](spec, out)))
         if status.startswith("done"):
-            for csv in sorted((run_dir / "tables").glob("*.csv")):
+            for csv in sorted(c for c in (run_dir / "tables").glob("*.csv") if not c.stem.endswith("_numbers")):
                 tables.append((spec.key, csv.stem, _rel(csv, out), _csv_table(csv)))
             for png in sorted((run_dir / "figures").glob("*.png")):
                 figures.append((spec.key, png.stem, _rel(png, out)))

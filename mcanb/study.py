@@ -189,7 +189,7 @@ def why(spec: RunSpec, will_rerun: set[str]) -> str:
     if rec.get("status") == "running":
         return "interrupted: resumes"
     if rec.get("status") == "failed":
-        return f"failed last time: reruns ({rec.get('error', '')[:80]})"
+        return f"failed last time: resumes ({rec.get('error', '').splitlines()[0][:80] if rec.get('error') else '?'})"
     return "up to date"
 
 
