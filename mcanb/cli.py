@@ -80,7 +80,8 @@ def _cmd_list(args) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="mcanb", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="mcanb", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="one notebook with parameters/<NOTEBOOK>/<RUN>.yaml")
     r.add_argument("notebook", help="e.g. 04_cnn_retraining")
@@ -115,6 +116,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from papermill.exceptions import PapermillExecutionError
+
     from .params import ParameterError
     from .study import StudyError
 
@@ -123,6 +126,9 @@ def main(argv: list[str] | None = None) -> None:
         args.func(args)
     except (ParameterError, StudyError, FileNotFoundError, ValueError) as e:
         sys.exit(f"mcanb {args.cmd}: error: {e}")
+    except PapermillExecutionError as e:
+        sys.exit(f"mcanb {args.cmd}: a notebook cell failed (the executed notebook in its outputs folder shows "
+                 f"where; the next call resumes):\n{e}")
     except KeyboardInterrupt:
         sys.exit(f"mcanb {args.cmd}: interrupted; the next call resumes where this one stopped")
 

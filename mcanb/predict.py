@@ -99,7 +99,8 @@ class Predictor:
         prep_cfg = yaml.safe_load(prep.read_text()) if prep.exists() else {}
         self.token_rule, self.engine = prep_cfg.get("token_rule", "caml"), prep_cfg.get("regex_engine", "re")
         emb_path = data / "embeddings.npy"
-        emb = torch.from_numpy(np.array(np.load(emb_path, mmap_mode="r"), dtype=np.float32)) if emb_path.exists() else None
+        emb = (torch.from_numpy(np.array(np.load(emb_path, mmap_mode="r"), dtype=np.float32))
+               if emb_path.exists() else None)
         config = {"num_codes": len(self.labels), **(p.get("model_overrides") or {})}
         if emb is None:
             config.setdefault("vocab_size", len(self.vocab) + 2)
@@ -110,7 +111,8 @@ class Predictor:
             config["return_attention"] = True
         if self.name == "dr_caml":
             from .experiment import description_ids
-            config["description_ids"] = description_ids(Processed(data, self.label_space, self.vocab, self.labels, {}, None))
+            labels_only = Processed(data, self.label_space, self.vocab, self.labels, {}, None)
+            config["description_ids"] = description_ids(labels_only)
         self.model = build_model(self.name, config, embeddings=emb)
         best = run_dir / "checkpoints" / "best.pt"
         if not best.exists():

@@ -288,7 +288,8 @@ def run_study(profile: str, *, dry_run: bool = False, report: bool = True, echo:
     echo(f"study '{prof.name}' ({prof.path.relative_to(ROOT) if ROOT in prof.path.parents else prof.path}): "
          f"{sum(r != 'up to date' for _, r in steps)} of {len(steps)} runs to do")
     for i, (spec, reason) in enumerate(steps, 1):
-        echo(f"  [{i}/{len(steps)}] {spec.key:<{width}}  {'skip: up to date' if reason == 'up to date' else 'run: ' + reason}")
+        what = "skip: up to date" if reason == "up to date" else f"run: {reason}"
+        echo(f"  [{i}/{len(steps)}] {spec.key:<{width}}  {what}")
     if dry_run:
         return steps
     t0 = time.time()

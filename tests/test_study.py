@@ -70,7 +70,8 @@ def test_study_runs_then_skips_everything(tiny_study):
     assert "2 of 2 runs to do" in first.stdout and "never ran" in first.stdout
     rec = study.read_record(outputs / "04_cnn_retraining" / "tiny")
     assert rec["status"] == "done" and set(rec["parts"]) == {"params", "notebook", "package", "inputs"}
-    assert rec["parts"]["inputs"] == {"01_preprocess/toy": study.read_record(outputs / "01_preprocess" / "toy")["fingerprint"]}
+    upstream = study.read_record(outputs / "01_preprocess" / "toy")["fingerprint"]
+    assert rec["parts"]["inputs"] == {"01_preprocess/toy": upstream}
     # progress reached the terminal: which run, which model and seed, which epoch
     assert re.search(r"\[04_cnn_retraining/tiny\] (cnn|caml)/seed13 · epoch \d/2", first.stderr), first.stderr[-3000:]
     t0 = time.perf_counter()
