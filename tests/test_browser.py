@@ -38,9 +38,9 @@ def chromium() -> str:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     try:
         r = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], env=env,
-                           capture_output=True, text=True, timeout=900)
+                           capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
-        pytest.skip("apt-get install chromium took more than 15 minutes")
+        pytest.skip("apt-get install chromium took more than 5 minutes")
     exe = shutil.which("chromium")
     if exe is None:
         pytest.skip(f"apt-get install chromium failed (exit {r.returncode}): {r.stderr.strip()[-300:]}")
