@@ -293,17 +293,19 @@ def run_study(profile: str, *, dry_run: bool = False, report: bool = True, echo:
     if dry_run:
         return steps
     t0 = time.time()
-    for i, (spec, reason) in enumerate(steps, 1):
-        if reason == "up to date" and why(spec, set()) == "up to date":
-            continue
-        echo(f"[{i}/{len(steps)}] {spec.key}: {reason}")
-        t = time.time()
-        execute_run(spec.notebook, spec.run, spec.overrides, reads=spec.reads, timeout=timeout)
-        echo(f"[{i}/{len(steps)}] {spec.key}: done in {time.time() - t:.0f} s")
-    echo(f"study '{prof.name}': finished in {time.time() - t0:.0f} s")
-    if report:
-        from . import report as report_mod
+    try:
+        for i, (spec, reason) in enumerate(steps, 1):
+            if reason == "up to date" and why(spec, set()) == "up to date":
+                continue
+            echo(f"[{i}/{len(steps)}] {spec.key}: {reason}")
+            t = time.time()
+            execute_run(spec.notebook, spec.run, spec.overrides, reads=spec.reads, timeout=timeout)
+            echo(f"[{i}/{len(steps)}] {spec.key}: done in {time.time() - t:.0f} s")
+        echo(f"study '{prof.name}': finished in {time.time() - t0:.0f} s")
+    finally:                                    # after a failure too: the report says which run failed and why
+        if report:
+            from . import report as report_mod
 
-        html = report_mod.write_report(prof)
-        echo(f"report: {html.relative_to(ROOT) if ROOT in html.parents else html}")
+            html = report_mod.write_report(prof)
+            echo(f"report: {html.relative_to(ROOT) if ROOT in html.parents else html}")
     return steps
