@@ -127,11 +127,19 @@ def _sha(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()[:16]
 
 
+# Modules that only orchestrate or present runs (never imported by a notebook's computation): changing them must not
+# rerun hours of training. Every other source file of the package counts.
+ORCHESTRATION = {"cli.py", "study.py", "progress.py", "report.py", "predict.py"}
+
+
 @lru_cache(maxsize=None)
 def package_hash() -> str:
-    """Hash of the mcanb version and every source file of the package (any code change reruns everything)."""
+    """Hash of the mcanb version and every source file of the package except :data:`ORCHESTRATION` (so a change to
+    the code that computes results reruns everything, and a change to this command does not)."""
     h = hashlib.sha256(__version__.encode())
     for f in sorted(PACKAGE_DIR.rglob("*")):
+        if f.parent == PACKAGE_DIR and f.name in ORCHESTRATION:
+            continue
         if f.is_file() and f.suffix in (".py", ".csv", ".json", ".txt", ".yaml") and "__pycache__" not in f.parts:
             h.update(str(f.relative_to(PACKAGE_DIR)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
