@@ -236,12 +236,13 @@ def plot(summary: pd.DataFrame, title: str):
     ax.set_xticks(range(len(bins)), ticks)
     ax2 = sns.barplot(data=summary, x="bin", y="never_predicted_share", hue="model", order=bins, hue_order=models,
                       palette=colours, errorbar=None, ax=axes[1], legend=False)
-    ax2.set(xlabel="training documents per code", ylabel="share of the bin's codes never predicted",
-            ylim=(0, 1.02), title="Codes a model never predicts (score ≤ threshold on every test note)")
+    ax2.set(xlabel="training documents per code", ylabel="share of codes never predicted", ylim=(0, 1.02),
+            title="Codes never predicted (score ≤ threshold on every test note)")
     ax2.set_xticks(range(len(bins)), ticks)
-    sns.move_legend(ax, "upper center", bbox_to_anchor=(1.1, -0.28), ncol=min(len(models), 6), title=None,
-                    frameon=False)
-    fig.tight_layout()
+    handles, labels = ax.get_legend_handles_labels()
+    ax.get_legend().remove()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(models), 6), frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
