@@ -34,6 +34,13 @@ def test_shipped_profiles_load_and_resolve_every_parameter_file():
             assert all(r in [s.key for s in prof.runs] for r in spec.reads)
 
 
+def test_package_fingerprint_leaves_out_only_existing_orchestration_modules():
+    from mcanb.paths import PACKAGE_DIR
+
+    assert all((PACKAGE_DIR / name).exists() for name in study.ORCHESTRATION)
+    assert not study.ORCHESTRATION & {"train.py", "frequency.py", "reporting.py", "experiment.py", "metrics"}
+
+
 def test_bad_profiles_are_errors_naming_the_entry(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"runs": [{"notebook": "01_preprocess", "run": "toy", "sedes": [1]}]}))
