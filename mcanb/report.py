@@ -26,7 +26,7 @@ from .paths import OUTPUTS
 from .study import Profile, RunSpec, read_record, resolve
 
 REPORT_DIR = OUTPUTS / "report"
-NOT_IMPLEMENTED = {"HyperCore": "not implemented in mcanb (hyperbolic code embeddings, no public code we can run)",
+NOT_IMPLEMENTED = {"HyperCore": "not implemented in mcanb (hyperbolic code embeddings and a code co-graph; Cao et al. 2020)",
                    "CNN (Kim, 2014)": "the paper's row for the original CNN settings; mcanb's `cnn` reproduces "
                                       "the retrained row"}
 
