@@ -1,5 +1,6 @@
 # Self-documenting Makefile: `make` lists the targets. Each target calls run.py, which sets itself up.
 .DEFAULT_GOAL := help
+.PHONY: help env toy run test clean study report lab
 PY ?= python3
 
 help: ## list targets
@@ -22,3 +23,13 @@ readme-figures: ## rewrite README.md's result tables from outputs/*/toy/ (after 
 
 clean: ## delete outputs/ (generated fixtures, preprocessed data, results)
 	rm -rf outputs
+
+PROFILE ?= toy
+study: ## the whole study, skipping up-to-date runs: make study PROFILE=toy|mimic3-50|mimic3-full
+	$(PY) run.py mcanb study $(PROFILE)
+
+report: ## outputs/report/<PROFILE>/index.html from the runs there are: make report PROFILE=toy
+	$(PY) run.py mcanb report $(PROFILE)
+
+lab: ## JupyterLab on notebooks/ (127.0.0.1 only)
+	$(PY) run.py mcanb lab

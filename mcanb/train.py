@@ -28,6 +28,7 @@ import csv
 import dataclasses
 import functools
 import hashlib
+import json
 import logging
 import math
 import os
@@ -342,6 +343,7 @@ class _Trainer:
             if p.step % cfg.log_every == 0:
                 bar.set_postfix(loss=f"{p.loss_sum / max(p.loss_docs, 1):.4f}",
                                 docs_s=f"{p.loss_docs * self.world / (time.perf_counter() - t0):.0f}")
+                self._write_progress(i + 1, len(batches), time.perf_counter() - t0)
             if cfg.max_steps and p.step >= cfg.max_steps:
                 p.stop_reason = "max_steps"
                 break
@@ -383,6 +385,7 @@ class _Trainer:
         elif p.stop_reason is None and p.epoch + 1 >= cfg.num_epochs:
             p.stop_reason = "num_epochs"
         self._log_epoch()
+        self._write_progress(None, None, p.epoch_seconds)
         p.epoch, p.batch_in_epoch, p.loss_sum, p.loss_docs, p.epoch_seconds = p.epoch + 1, 0, 0.0, 0, 0.0
         if cfg.checkpoint_every_epoch:
             self.save_last()
@@ -457,6 +460,21 @@ class _Trainer:
                   f"{_fmt(r['dev/' + self.metric])} (best {_fmt(p.best_metric)} @ epoch {p.best_epoch}) | "
                   f"{r['train_s']:.1f} s, {r['docs_per_s']:.0f} docs/s, peak {r['peak_mem_mb']:.0f} MB"
                   + (f" | stop: {p.stop_reason}" if p.stop_reason else ""))
+
+    def _write_progress(self, batch: int | None, batches: int | None, epoch_s: float) -> None:
+        """``progress.json`` in the run folder (``mcanb.progress`` shows it on the terminal): epoch, batch, loss,
+        seconds; ``batch`` None means the epoch has just been evaluated. Atomic, main process only."""
+        if not self.main:
+            return
+        p = self.prog
+        doc = {"epoch": p.epoch, "num_epochs": self.config.num_epochs, "batch": batch, "batches": batches,
+               "step": p.step, "max_steps": self.config.max_steps, "epoch_s": round(epoch_s, 2),
+               "train_loss": p.loss_sum / max(p.loss_docs, 1), "metric": self.metric, "best": p.best_metric,
+               "best_epoch": p.best_epoch, "epochs_done": len(p.history), "stop_reason": p.stop_reason,
+               "updated": time.time()}
+        tmp = self.out_dir / ".progress.json.tmp"
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, self.out_dir / "progress.json")
 
     def _say(self, msg: str) -> None:
         if self.main:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from mcanb.paths import ROOT
+
 # A folder holding a copy of CAML's six split files and TOP_50_CODES.csv (docs/reference.md §Splits), named by
 # the environment because the repository never ships them; the tests that need it skip without it.
 CAML_SPLITS = Path(os.environ["MCANB_CAML_SPLITS"]) if os.environ.get("MCANB_CAML_SPLITS") else None
@@ -19,3 +21,46 @@ def caml_splits_dir() -> Path:
     if not (CAML_SPLITS / "train_full_hadm_ids.csv").exists():
         pytest.fail(f"MCANB_CAML_SPLITS={CAML_SPLITS} holds no train_full_hadm_ids.csv")
     return CAML_SPLITS
+
+
+# ------------------------------------------------------------------------- a tiny study (tests/test_study.py,
+# tests/test_browser.py): notebook 01 on the toy fixture and notebook 04 with two small models, run through the
+# `mcanb` command in a separate outputs folder (MCANB_OUTPUTS), once per test session.
+TINY_04 = {"models": ["cnn", "caml"], "baselines": ["tfidf_lr"], "max_length": 300, "num_filters": 8,
+           "lr": 0.01, "batch_size": 16, "num_epochs": 2, "patience": None}
+
+
+def tiny_profile(path: Path, outputs: Path, *, with_01: bool = True, data_dir: Path | None = None) -> Path:
+    """Write a study profile: [01_preprocess toy,] 04_cnn_retraining tiny (run name ``tiny``)."""
+    import yaml
+
+    runs = [{"notebook": "01_preprocess", "run": "toy"}] if with_01 else []
+    params = {**TINY_04, "data_dir": str(data_dir or outputs / "01_preprocess" / "toy"), "run_name": "tiny"}
+    runs.append({"notebook": "04_cnn_retraining", "run": "toy", "params": params, "seeds": [13],
+                 **({"reads": ["01_preprocess/toy"]} if with_01 else {"reads": []})})
+    path.write_text(yaml.safe_dump({"description": "Test profile.", "runs": runs}, sort_keys=False))
+    return path
+
+
+def mcanb_cli(args: list[str], outputs: Path, **kw):
+    """Run ``python -m mcanb.cli ARGS`` with ``MCANB_OUTPUTS=outputs``; returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, MCANB_OUTPUTS=str(outputs), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
+               PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "mcanb.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, **kw)
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory):
+    """``(outputs, profile, first_call, seconds)`` after one `mcanb study` call on the tiny profile."""
+    import time
+
+    outputs = tmp_path_factory.mktemp("study_outputs")
+    profile = tiny_profile(outputs / "tiny_profile.yaml", outputs)
+    t0 = time.perf_counter()
+    first = mcanb_cli(["study", str(profile)], outputs, timeout=900)
+    assert first.returncode == 0, first.stdout + first.stderr
+    return outputs, profile, first, time.perf_counter() - t0

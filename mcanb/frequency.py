@@ -1,0 +1,279 @@
+"""F1 by training-set code frequency (the paper's Figure 3), for every model whose test predictions were saved.
+
+Explained in ``notebooks/05_frequency_analysis.ipynb``. The earlier notebooks save test scores as
+``outputs/<notebook>/<run>/.../predictions_test.parquet`` (``mcanb.train.save_predictions``) with a ``params.yaml``
+beside them or in a folder above (up to the run folder) naming ``data_dir`` and ``label_space``. :func:`discover`
+finds them, :func:`bin_scores` scores each one per frequency bin with ``mcanb.metrics.f1_by_frequency`` plus what
+the paper left out (codes per bin, codes a model never predicts, a bootstrap interval per bin), and
+:func:`summarise` averages seeds. Paper: Ji, Hölttä & Marttinen 2021, §4.4 and Figure 3 (whose bin edges are not
+printed; the defaults are ``mcanb.metrics.DEFAULT_BINS``).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from . import metrics, processed as processed_mod
+from .paths import OUTPUTS, ROOT, resolve
+from .reporting import PALETTE
+from .predictions import load_predictions
+
+PREDICTIONS = "predictions_test.parquet"
+THIS_NOTEBOOK = "05_frequency_analysis"
+
+
+@dataclass(frozen=True)
+class PredictionRun:
+    """One saved set of test scores and where it came from."""
+
+    notebook: str        # e.g. "04_cnn_retraining"
+    run: str             # the run folder name, e.g. "toy"
+    model: str           # e.g. "cnn" (params.yaml "model", else the first folder below the run)
+    seed: int | None     # None for deterministic baselines
+    label_space: str     # "50" | "full"
+    data_dir: Path       # preprocessing output the model was trained on
+    path: Path           # the predictions_test.parquet file
+    params_file: Path    # the nearest params.yaml that named label_space / data_dir
+
+    @property
+    def name(self) -> str:
+        """Label of the model in tables and figures: ``cnn`` or, when several runs are shown, ``04:toy:cnn``."""
+        return f"{self.notebook[:2]}:{self.run}:{self.model}"
+
+
+def _params_chain(folder: Path, stop: Path) -> list[Path]:
+    """``params.yaml`` files from ``folder`` up to ``stop`` (inclusive), nearest first."""
+    out, d = [], folder
+    while True:
+        if (d / "params.yaml").exists():
+            out.append(d / "params.yaml")
+        if d == stop or stop not in d.parents:
+            return out
+        d = d.parent
+
+
+def describe(pred: Path, run_dir: Path) -> PredictionRun:
+    """A :class:`PredictionRun` for ``pred`` inside ``run_dir`` (= ``outputs/<notebook>/<run>``).
+
+    Raises ``ValueError`` naming the file when no ``params.yaml`` between the two gives label_space and data_dir.
+    """
+    found: dict[str, Any] = {}
+    source: Path | None = None
+    for f in _params_chain(pred.parent, run_dir):
+        doc = yaml.safe_load(f.read_text()) or {}
+        for key in ("label_space", "data_dir", "model", "seed"):
+            if key in doc and key not in found:
+                found[key] = doc[key]
+                if key in ("label_space", "data_dir"):
+                    source = source or f
+    missing = [k for k in ("label_space", "data_dir") if not found.get(k)]
+    if missing:
+        raise ValueError(f"{pred}: no params.yaml between it and {run_dir} gives {missing}; the notebook that "
+                         "saved these predictions must record them (mcanb.train.fit extra_params)")
+    rel = pred.parent.relative_to(run_dir).parts
+    model = str(found.get("model") or (rel[0] if rel else run_dir.name))
+    m = re.search(r"seed(\d+)", "/".join(rel))
+    seed = int(m.group(1)) if m else None
+    return PredictionRun(run_dir.parent.name, run_dir.name, model, seed, str(found["label_space"]),
+                         resolve(found["data_dir"]), pred, source)
+
+
+def discover(runs: Sequence[str], outputs: Path = OUTPUTS, exclude: Sequence[str] = (THIS_NOTEBOOK,)
+             ) -> list[PredictionRun]:
+    """Every ``outputs/<notebook>/<run>/**/predictions_test.parquet`` for run names (glob patterns) in ``runs``.
+
+    Example: ``discover(["toy"])`` finds notebook 04's ``outputs/04_cnn_retraining/toy/cnn/seed13/...`` and
+    the same layout of any other notebook. Sorted by notebook, run, model, seed.
+    """
+    found = []
+    for nb_dir in sorted(p for p in Path(outputs).iterdir() if p.is_dir() and p.name not in exclude):
+        for pattern in runs:
+            for run_dir in sorted(p for p in nb_dir.glob(pattern) if p.is_dir()):
+                found += [describe(p, run_dir) for p in sorted(run_dir.rglob(PREDICTIONS))]
+    unique = {r.path: r for r in found}.values()
+    return sorted(unique, key=lambda r: (r.notebook, r.run, r.model, -1 if r.seed is None else r.seed))
+
+
+def short_names(preds: Sequence[PredictionRun]) -> dict[Path, str]:
+    """``{path: label}``: the bare model name when one notebook run is shown, else ``NN:run:model``."""
+    several = len({(p.notebook, p.run) for p in preds}) > 1
+    return {p.path: p.name if several else p.model for p in preds}
+
+
+def train_counts(data: processed_mod.Processed) -> np.ndarray:
+    """(num_codes,) training documents per code, recounted from the training split and checked against labels.csv."""
+    counts = data.multi_hot("train").sum(axis=0).astype(np.int64)
+    if "train_count" in data.labels and not np.array_equal(counts, data.labels["train_count"].to_numpy()):
+        bad = int(np.flatnonzero(counts != data.labels["train_count"].to_numpy())[0])
+        raise ValueError(f"{data.data_dir}/{data.label_space}/labels.csv row {bad} (code {data.codes[bad]}): "
+                         f"train_count {data.labels['train_count'].iloc[bad]} but the training split has {counts[bad]}")
+    return counts
+
+
+def load_scores(pred: PredictionRun, data: processed_mod.Processed) -> np.ndarray:
+    """(n_test, num_codes) scores of ``pred`` in the order of ``data``'s test split (checked, never guessed)."""
+    hadm, scores = load_predictions(pred.path)
+    want = data.hadm_ids("test")
+    if scores.shape[1] != data.num_codes:
+        raise ValueError(f"{pred.path}: {scores.shape[1]} score columns but {data.data_dir} label space "
+                         f"{data.label_space!r} has {data.num_codes} codes")
+    if not np.array_equal(np.sort(hadm), np.sort(want)):
+        raise ValueError(f"{pred.path}: its {len(hadm)} hadm_ids are not the test split of {data.data_dir} "
+                         f"({len(want)} documents)")
+    order = pd.Series(np.arange(len(hadm)), index=hadm).loc[want].to_numpy()
+    return scores[order]
+
+
+def bin_scores(y_true: np.ndarray, y_score: np.ndarray, counts: np.ndarray, *, bins: Sequence[float],
+               threshold: float = 0.5, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per frequency bin: the paper's F1 plus codes per bin, never-predicted codes and a bootstrap CI.
+
+    y_true, y_score: (n_docs, n_codes); counts: (n_codes,) training documents per code. Columns: ``bin``,
+    ``n_codes``, ``n_present`` (codes with a test document), ``never_predicted`` (codes whose score never exceeds
+    ``threshold`` on the test set), ``micro_f1`` and ``macro_f1_present`` (``metrics.f1_by_frequency``) and
+    ``ci_low`` / ``ci_high`` (95% percentile bootstrap of the bin's micro-F1 over test documents). A bin without
+    codes keeps its row with ``n_codes`` 0 and NaN scores, so the caller can say "no codes" instead of a blank.
+    """
+    table = pd.DataFrame(metrics.f1_by_frequency(y_true, y_score, counts, bins=bins, threshold=threshold))
+    predicted = metrics.code_counts(y_true, y_score, threshold).predicted
+    edges = np.asarray(bins, dtype=np.float64)
+    idx = np.searchsorted(edges, counts, side="right") - 1
+    never, low, high = [], [], []
+    for b in range(len(table)):
+        cols = np.flatnonzero(idx == b)
+        never.append(int((predicted[cols] == 0).sum()))
+        if len(cols) == 0:
+            low.append(np.nan), high.append(np.nan)
+            continue
+        ci = metrics.bootstrap_ci(y_true[:, cols], y_score[:, cols], metrics=["micro_f1"], threshold=threshold,
+                                  n_resamples=n_resamples, seed=seed)["micro_f1"]
+        low.append(ci.low), high.append(ci.high)
+    table["never_predicted"], table["ci_low"], table["ci_high"] = never, low, high
+    table = table.rename(columns={"n_codes_present": "n_present"})
+    return table[["bin", "n_codes", "n_present", "never_predicted", "micro_f1", "macro_f1_present",
+                  "ci_low", "ci_high"]]
+
+
+def frequency_tables(preds: Sequence[PredictionRun], *, bins: Sequence[float], threshold: float = 0.5,
+                     n_resamples: int = 1000, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """``{label_space: long table}``: :func:`bin_scores` of every prediction set, with model, seed, run columns."""
+    names = short_names(preds)
+    out: dict[str, list[pd.DataFrame]] = {}
+    cache: dict[tuple[Path, str], tuple[processed_mod.Processed, np.ndarray, np.ndarray]] = {}
+    for p in preds:
+        key = (p.data_dir, p.label_space)
+        if key not in cache:
+            data = processed_mod.load(p.data_dir, p.label_space)
+            cache[key] = (data, data.multi_hot("test"), train_counts(data))
+        data, y, counts = cache[key]
+        t = bin_scores(y, load_scores(p, data), counts, bins=bins, threshold=threshold,
+                       n_resamples=n_resamples, seed=seed)
+        t.insert(0, "model", names[p.path])
+        t.insert(1, "seed", -1 if p.seed is None else p.seed)
+        t["run_dir"] = str(p.path.parent.relative_to(ROOT) if ROOT in p.path.parents else p.path.parent)
+        out.setdefault(p.label_space, []).append(t)
+    return {space: pd.concat(frames, ignore_index=True) for space, frames in out.items()}
+
+
+def summarise(long: pd.DataFrame) -> pd.DataFrame:
+    """Per model and bin: mean and sd (ddof 1, 0 for one seed) of micro-F1 over seeds, seed count, the mean number
+    of never-predicted codes, and the widest bootstrap interval over seeds (``ci_low`` min, ``ci_high`` max)."""
+    g = long.groupby(["model", "bin"], sort=False)
+    out = g.agg(n_codes=("n_codes", "first"), n_present=("n_present", "first"),
+                never_predicted=("never_predicted", "mean"), f1_mean=("micro_f1", "mean"),
+                f1_sd=("micro_f1", "std"), n_seeds=("seed", "count"),
+                ci_low=("ci_low", "min"), ci_high=("ci_high", "max")).reset_index()
+    out["f1_sd"] = out["f1_sd"].fillna(0.0)
+    out["never_predicted_share"] = np.where(out["n_codes"] > 0, out["never_predicted"] / out["n_codes"].clip(lower=1),
+                                            np.nan)
+    return out
+
+
+def display_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as text cells for reading beside the figure: "no codes" instead of a blank for empty bins."""
+    rows = []
+    for r in summary.itertuples(index=False):
+        empty = r.n_codes == 0
+        f1 = "no codes" if empty else (f"{r.f1_mean:.3f}" if r.n_seeds == 1 else f"{r.f1_mean:.3f} ± {r.f1_sd:.3f}")
+        ci = "–" if empty else f"{r.ci_low:.3f} to {r.ci_high:.3f}"
+        rows.append({"model": r.model, "bin": r.bin, "codes": r.n_codes, "in test": r.n_present,
+                     "never predicted": "–" if empty else f"{r.never_predicted:g}", "micro-F1": f1, "95% CI": ci,
+                     "seeds": r.n_seeds})
+    return pd.DataFrame(rows).set_index(["model", "bin"])
+
+
+def plot(summary: pd.DataFrame, title: str):
+    """Two seaborn panels: micro-F1 per bin with bootstrap intervals (the paper's Figure 3), and the share of each
+    bin's codes a model never predicts; x tick labels carry the number of codes per bin."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    bins = list(dict.fromkeys(summary["bin"]))
+    models = list(dict.fromkeys(summary["model"]))
+    n_codes = summary.groupby("bin", sort=False)["n_codes"].first()
+    ticks = [f"{b}\n{n_codes[b]} codes" for b in bins]
+    colours = dict(zip(models, (PALETTE * (len(models) // len(PALETTE) + 1))[:len(models)]))
+    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+    ax = sns.barplot(data=summary, x="bin", y="f1_mean", hue="model", order=bins, hue_order=models,
+                     palette=colours, errorbar=None, ax=axes[0])
+    width = 0.8 / len(models)                           # seaborn's dodge: hue bars share 0.8 of each category
+    for j, model in enumerate(models):
+        rows = summary[summary["model"] == model].set_index("bin").reindex(bins)
+        x = np.arange(len(bins)) - 0.4 + (j + 0.5) * width
+        ok = (rows["n_codes"].to_numpy() > 0) & rows["f1_mean"].notna().to_numpy()
+        lo = (rows["f1_mean"] - rows["ci_low"]).clip(lower=0).to_numpy()
+        hi = (rows["ci_high"] - rows["f1_mean"]).clip(lower=0).to_numpy()
+        ax.errorbar(x[ok], rows["f1_mean"].to_numpy()[ok], yerr=[lo[ok], hi[ok]], fmt="none",
+                    ecolor="#333333", elinewidth=1, capsize=2)
+    ax.set(xlabel="training documents per code", ylabel="micro-F1 (test)", ylim=(0, 1), title=title)
+    ax.set_xticks(range(len(bins)), ticks)
+    ax2 = sns.barplot(data=summary, x="bin", y="never_predicted_share", hue="model", order=bins, hue_order=models,
+                      palette=colours, errorbar=None, ax=axes[1], legend=False)
+    ax2.set(xlabel="training documents per code", ylabel="share of codes never predicted", ylim=(0, 1.02),
+            title="Codes never predicted (score ≤ threshold on every test note)")
+    ax2.set_xticks(range(len(bins)), ticks)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.get_legend().remove()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(models), 6), frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def flat_metrics(summary: pd.DataFrame, label_space: str) -> dict[str, float]:
+    """``metrics.json`` entries ``<label_space>/<model>/<bin>/<stat>`` (bins without codes left out, counted)."""
+    out: dict[str, float] = {}
+    for r in summary.itertuples(index=False):
+        key = f"{label_space}/{r.model}/{r.bin}"
+        out[f"{key}/n_codes"] = int(r.n_codes)
+        if r.n_codes == 0:
+            continue
+        out.update({f"{key}/micro_f1/mean": r.f1_mean, f"{key}/micro_f1/sd": r.f1_sd,
+                    f"{key}/micro_f1/ci_low": r.ci_low, f"{key}/micro_f1/ci_high": r.ci_high,
+                    f"{key}/never_predicted": r.never_predicted, f"{key}/n_seeds": int(r.n_seeds)})
+    return out
+
+
+TOY_04_REDUCED = {"models": ["cnn", "caml"], "seeds": [13], "baselines": ["most_frequent"], "num_epochs": 3,
+                  "patience": 0}
+
+
+def ensure_toy_predictions(runs: Sequence[str]) -> list[PredictionRun]:
+    """Predictions for ``runs``; when there are none and ``runs == ["toy"]``, runs notebook 04 on the toy data
+    with :data:`TOY_04_REDUCED` (two models, one seed, three epochs: about a minute) through ``mcanb.study``."""
+    preds = discover(runs) if OUTPUTS.exists() else []
+    if preds or list(runs) != ["toy"]:
+        if not preds:
+            raise FileNotFoundError(f"no {PREDICTIONS} under {OUTPUTS}/*/{{{','.join(runs)}}}/; run notebook 04 "
+                                    "(or 02/03) with these run names first")
+        return preds
+    from . import study
+
+    study.execute_run("04_cnn_retraining", "toy", TOY_04_REDUCED)
+    return discover(runs)

@@ -1,0 +1,319 @@
+"""The whole study for one profile: notebook runs in dependency order, each skipped when it is up to date.
+
+A *profile* (``parameters/study/<profile>.yaml``) lists notebook runs in the order they depend on each other::
+
+    runs:
+      - {notebook: 01_preprocess, run: toy}
+      - {notebook: 04_cnn_retraining, run: toy, seeds: [13, 14], reads: [01_preprocess/toy]}
+
+``run`` names ``parameters/<notebook>/<run>.yaml``; ``params`` adds overrides, ``seeds`` sets the notebook's
+``seeds`` parameter (each notebook aggregates its own seeds as mean ± sd), ``reads`` names the runs whose outputs
+this one reads (default: every earlier run of the profile, the safe choice).
+
+Every run folder ``outputs/<notebook>/<run_name>/`` gets ``.mcanb-run.json``: a *fingerprint* (hash of the
+resolved parameters, the notebook's cell sources, the mcanb package's source, and the fingerprints of the runs
+it reads), a status (``running`` / ``done`` / ``failed``) and timings. A run is skipped when its record is
+``done`` with the same fingerprint. A run whose fingerprint changed has its folder emptied first, so no stale file
+survives; a run interrupted with the same fingerprint is rerun *in place* with ``resume=True`` (for notebooks
+that have that parameter, e.g. notebook 04, whose training runs continue from ``checkpoints/last.pt`` and give
+the same numbers as an uninterrupted run). Explained in the README section "The whole study".
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from . import __version__
+from . import params as P
+from .paths import NOTEBOOKS, OUTPUTS, PACKAGE_DIR, PARAMETERS, ROOT, out_dir
+
+RECORD = ".mcanb-run.json"
+EXECUTION_ONLY = ("resume",)       # parameters that change how a run executes, not what it computes
+STUDY_PROFILES = PARAMETERS / "study"
+
+
+class StudyError(RuntimeError):
+    """A profile that cannot run: bad file, unknown notebook or run, an input that has not been produced."""
+
+
+@dataclass
+class RunSpec:
+    """One entry of a profile."""
+
+    notebook: str
+    run: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    reads: list[str] = field(default_factory=list)   # "<notebook>/<run_name>" keys
+
+    @property
+    def key(self) -> str:
+        return f"{self.notebook}/{self.run_name}"
+
+    @property
+    def run_name(self) -> str:
+        return str(self.overrides.get("run_name", self.run))
+
+
+@dataclass
+class Profile:
+    name: str
+    path: Path
+    description: str
+    runs: list[RunSpec]
+
+
+def profile_path(profile: str) -> Path:
+    """``parameters/study/<profile>.yaml`` for a name, or the given path to a YAML file."""
+    p = Path(profile)
+    if p.suffix in (".yaml", ".yml"):
+        return p if p.is_absolute() else Path.cwd() / p
+    return STUDY_PROFILES / f"{profile.replace('-', '_')}.yaml"
+
+
+def load_profile(profile: str) -> Profile:
+    """Read and check a profile (unknown keys, missing notebooks and parameter files are errors naming the entry)."""
+    path = profile_path(profile)
+    if not path.exists():
+        have = ", ".join(sorted(p.stem.replace("_", "-") for p in STUDY_PROFILES.glob("*.yaml")))
+        raise StudyError(f"{path}: no such profile (have: {have})")
+    doc = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list) or not doc["runs"]:
+        raise StudyError(f"{path}: expected a mapping with a non-empty 'runs' list")
+    specs: list[RunSpec] = []
+    for i, entry in enumerate(doc["runs"]):
+        where = f"{path}, runs[{i}]"
+        if not isinstance(entry, dict) or not {"notebook", "run"} <= set(entry):
+            raise StudyError(f"{where}: each entry needs 'notebook' and 'run'")
+        unknown = set(entry) - {"notebook", "run", "params", "seeds", "reads"}
+        if unknown:
+            raise StudyError(f"{where}: unknown key(s) {sorted(unknown)}; valid: notebook, run, params, seeds, reads")
+        overrides = dict(entry.get("params") or {})
+        if "seeds" in entry:
+            overrides["seeds"] = list(entry["seeds"])
+        spec = RunSpec(str(entry["notebook"]), str(entry["run"]), overrides)
+        try:
+            resolve(spec)
+        except P.ParameterError as e:
+            raise StudyError(f"{where}: {e}") from e
+        earlier = [s.key for s in specs]
+        spec.reads = [str(r) for r in entry.get("reads", earlier)]
+        missing = [r for r in spec.reads if r not in earlier]
+        if missing:
+            raise StudyError(f"{where}: reads {missing}, which no earlier entry produces (earlier: {earlier})")
+        specs.append(spec)
+    return Profile(path.stem.replace("_", "-"), path, str(doc.get("description", "")), specs)
+
+
+def resolve(spec: RunSpec) -> dict[str, Any]:
+    """The notebook's parameter values for ``spec`` (file + overrides, checked against the notebook)."""
+    from .pipeline import resolve_parameters
+
+    return resolve_parameters(spec.notebook, spec.run, spec.overrides)
+
+
+# ---------------------------------------------------------------------------------------------- fingerprints
+
+def _sha(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()[:16]
+
+
+# Modules that only orchestrate or present runs (never imported by a notebook's computation): changing them must not
+# rerun hours of training. Every other source file of the package counts.
+ORCHESTRATION = {"cli.py", "study.py", "progress.py", "report.py", "predict.py"}
+
+
+@lru_cache(maxsize=None)
+def package_hash() -> str:
+    """Hash of the mcanb version and every source file of the package except :data:`ORCHESTRATION` (so a change to
+    the code that computes results reruns everything, and a change to this command does not)."""
+    h = hashlib.sha256(__version__.encode())
+    for f in sorted(PACKAGE_DIR.rglob("*")):
+        if f.parent == PACKAGE_DIR and f.name in ORCHESTRATION:
+            continue
+        if f.is_file() and f.suffix in (".py", ".csv", ".json", ".txt", ".yaml") and "__pycache__" not in f.parts:
+            h.update(str(f.relative_to(PACKAGE_DIR)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def notebook_hash(notebook: str) -> str:
+    """Hash of the notebook's cell types and sources (outputs and metadata do not count)."""
+    nb = json.loads((NOTEBOOKS / f"{notebook}.ipynb").read_text())
+    cells = [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"])
+             for c in nb["cells"]]
+    return _sha(json.dumps(cells))
+
+
+def read_record(run_dir: Path) -> dict[str, Any] | None:
+    """The ``.mcanb-run.json`` of a run folder, or None (missing or unreadable)."""
+    try:
+        return json.loads((run_dir / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def parts(spec: RunSpec) -> dict[str, Any]:
+    """What the fingerprint hashes: params, notebook, package, and the fingerprint of every run it reads.
+
+    Raises ``StudyError`` when a run it reads has not finished (its fingerprint is then unknown)."""
+    values = {k: v for k, v in resolve(spec).items() if k not in EXECUTION_ONLY}
+    inputs = {}
+    for key in spec.reads:
+        rec = read_record(OUTPUTS / key)
+        if rec is None or rec.get("status") != "done":
+            raise StudyError(f"{spec.key} reads {key}, which has not finished (outputs/{key}/{RECORD})")
+        inputs[key] = rec["fingerprint"]
+    return {"params": _sha(json.dumps(values, sort_keys=True, default=str)), "notebook": notebook_hash(spec.notebook),
+            "package": package_hash(), "inputs": inputs}
+
+
+def fingerprint(p: dict[str, Any]) -> str:
+    return _sha(json.dumps(p, sort_keys=True))
+
+
+def why(spec: RunSpec, will_rerun: set[str]) -> str:
+    """Why ``spec`` would run, or ``"up to date"``: never ran, interrupted, params/notebook/package/input changed."""
+    rec = read_record(OUTPUTS / spec.key)
+    changed_inputs = [k for k in spec.reads if k in will_rerun]
+    if rec is None:
+        return "never ran"
+    if changed_inputs:
+        return f"input changed ({', '.join(changed_inputs)} reruns)"
+    now = parts(spec)
+    old = rec.get("parts", {})
+    diffs = [name for name in ("params", "notebook", "package") if old.get(name) != now[name]]
+    diffs += [f"input changed ({k})" for k in now["inputs"] if old.get("inputs", {}).get(k) != now["inputs"][k]]
+    if diffs:
+        return ", ".join(d if d.startswith("input") else f"{d} changed" for d in diffs)
+    if rec.get("status") == "running":
+        return "interrupted: resumes"
+    if rec.get("status") == "failed":
+        return f"failed last time: resumes ({rec.get('error', '').splitlines()[0][:80] if rec.get('error') else '?'})"
+    return "up to date"
+
+
+def plan(profile: Profile) -> list[tuple[RunSpec, str]]:
+    """``[(spec, reason)]`` in profile order; reason ``"up to date"`` means the run is skipped."""
+    out, rerun = [], set()
+    for spec in profile.runs:
+        reason = why(spec, rerun)
+        if reason != "up to date":
+            rerun.add(spec.key)
+        out.append((spec, reason))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- execution
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_record(run_dir: Path, rec: dict[str, Any]) -> None:
+    tmp = run_dir / f"{RECORD}.tmp"
+    tmp.write_text(json.dumps(rec, indent=2) + "\n")
+    os.replace(tmp, run_dir / RECORD)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def execute_run(notebook: str, run: str, overrides: dict[str, Any] | None = None, *, reads: list[str] | None = None,
+                timeout: int | None = None, progress: bool = True) -> Path:
+    """Run one notebook (``mcanb run`` and every step of ``mcanb study``) and keep its fingerprint record.
+
+    A folder whose record has another fingerprint (or no record) is emptied first; a folder interrupted with
+    the same fingerprint is reused and the notebook called with ``resume=True`` when it has that parameter.
+    Returns the executed notebook's path. Refuses to start while another live process runs the same folder.
+    """
+    from . import pipeline
+    from .progress import Monitor
+
+    spec = RunSpec(notebook, run, dict(overrides or {}), list(reads or []))
+    fp_parts = parts(spec)
+    fp = fingerprint(fp_parts)
+    run_dir = out_dir(notebook, spec.run_name)
+    rec = read_record(run_dir)
+    if rec and rec.get("status") == "running" and rec.get("pid") != os.getpid() and _pid_alive(int(rec.get("pid", 0))):
+        raise StudyError(f"{run_dir}: process {rec['pid']} is running this notebook now (started {rec.get('started')});"
+                         f" wait for it or stop it, then call again")
+    values = dict(spec.overrides)
+    if rec is None or rec.get("fingerprint") != fp:
+        for child in run_dir.iterdir():                       # stale outputs of other settings must not survive
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    elif "resume" in P.notebook_defaults(NOTEBOOKS / f"{notebook}.ipynb"):
+        values["resume"] = True
+    started = time.time()
+    record = {"notebook": notebook, "run": run, "run_name": spec.run_name, "fingerprint": fp, "parts": fp_parts,
+              "status": "running", "pid": os.getpid(), "started": _now(), "mcanb_version": __version__,
+              "overrides": spec.overrides}
+    _write_record(run_dir, record)
+    try:
+        with Monitor(run_dir, f"{notebook}/{spec.run_name}", enabled=progress):
+            path = pipeline.execute(notebook, run, values, timeout=timeout)
+    except BaseException as e:
+        _write_record(run_dir, {**record, "status": "failed", "error": f"{type(e).__name__}: {e}"[:2000],
+                                "seconds": round(time.time() - started, 1)})
+        raise
+    _write_record(run_dir, {**record, "status": "done", "finished": _now(), "seconds": round(time.time() - started, 1)})
+    return path
+
+
+def run_study(profile: str, *, dry_run: bool = False, report: bool = True, echo: Callable[[str], None] = print,
+              timeout: int | None = None) -> list[tuple[RunSpec, str]]:
+    """``mcanb study PROFILE``: run what is not up to date, in order; then write the report (``mcanb.report``).
+
+    With ``dry_run`` only prints the plan. Returns ``[(spec, reason)]`` as planned before running.
+    """
+    prof = load_profile(profile)
+    steps: list[tuple[RunSpec, str]] = []
+    rerun: set[str] = set()
+    for spec in prof.runs:                      # plan lazily: a later run's fingerprint needs the earlier ones
+        try:
+            reason = why(spec, rerun)
+        except StudyError:
+            reason = "input not finished"
+        if reason != "up to date":
+            rerun.add(spec.key)
+        steps.append((spec, reason))
+    width = max(len(s.key) for s, _ in steps)
+    echo(f"study '{prof.name}' ({prof.path.relative_to(ROOT) if ROOT in prof.path.parents else prof.path}): "
+         f"{sum(r != 'up to date' for _, r in steps)} of {len(steps)} runs to do")
+    for i, (spec, reason) in enumerate(steps, 1):
+        what = "skip: up to date" if reason == "up to date" else f"run: {reason}"
+        echo(f"  [{i}/{len(steps)}] {spec.key:<{width}}  {what}")
+    if dry_run:
+        return steps
+    t0 = time.time()
+    try:
+        for i, (spec, reason) in enumerate(steps, 1):
+            if reason == "up to date" and why(spec, set()) == "up to date":
+                continue
+            echo(f"[{i}/{len(steps)}] {spec.key}: {reason}")
+            t = time.time()
+            execute_run(spec.notebook, spec.run, spec.overrides, reads=spec.reads, timeout=timeout)
+            echo(f"[{i}/{len(steps)}] {spec.key}: done in {time.time() - t:.0f} s")
+        echo(f"study '{prof.name}': finished in {time.time() - t0:.0f} s")
+    finally:                                    # after a failure too: the report says which run failed and why
+        if report:
+            from . import report as report_mod
+
+            html = report_mod.write_report(prof)
+            echo(f"report: {html.relative_to(ROOT) if ROOT in html.parents else html}")
+    return steps

@@ -1,0 +1,173 @@
+"""`mcanb study`: profiles, fingerprints and skips, dry runs, resuming after a kill, progress lines, the report."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, mcanb_cli, tiny_profile
+from mcanb import study
+from mcanb.progress import Monitor, describe
+
+pytestmark = pytest.mark.slow
+
+
+def _metrics(run_dir: Path) -> dict:
+    """Test metrics of a notebook-04 run (timings and creation dates are not results)."""
+    m = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    return {k: v for k, v in m.items() if "/test/" in k and "seconds" not in k}
+
+
+def test_shipped_profiles_load_and_resolve_every_parameter_file():
+    for name in ("toy", "mimic3-50", "mimic3-full"):
+        prof = study.load_profile(name)
+        assert prof.runs and prof.runs[0].notebook == "01_preprocess"
+        for spec in prof.runs:
+            assert all(r in [s.key for s in prof.runs] for r in spec.reads)
+
+
+def test_package_fingerprint_leaves_out_only_existing_orchestration_modules():
+    from mcanb.paths import PACKAGE_DIR
+
+    assert all((PACKAGE_DIR / name).exists() for name in study.ORCHESTRATION)
+    assert not study.ORCHESTRATION & {"train.py", "frequency.py", "reporting.py", "cnn_study.py", "bert_study.py", "metrics"}
+
+
+def test_bad_profiles_are_errors_naming_the_entry(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"runs": [{"notebook": "01_preprocess", "run": "toy", "sedes": [1]}]}))
+    with pytest.raises(study.StudyError, match=r"runs\[0\].*unknown key.*sedes"):
+        study.load_profile(str(bad))
+    bad.write_text(yaml.safe_dump({"runs": [{"notebook": "04_cnn_retraining", "run": "toy", "reads": ["x/y"]}]}))
+    with pytest.raises(study.StudyError, match=r"reads \['x/y'\], which no earlier entry produces"):
+        study.load_profile(str(bad))
+    bad.write_text(yaml.safe_dump({"runs": [{"notebook": "04_cnn_retraining", "run": "toy", "params": {"lrr": 1}}]}))
+    with pytest.raises(study.StudyError, match="unknown parameter 'lrr'"):
+        study.load_profile(str(bad))
+    with pytest.raises(study.StudyError, match="no such profile"):
+        study.load_profile("no-such-profile")
+
+
+def test_progress_lines_from_progress_files(tmp_path):
+    doc = {"epoch": 1, "num_epochs": 4, "batch": 10, "batches": 40, "epoch_s": 5.0, "train_loss": 0.25,
+           "metric": "micro_f1", "best": 0.4, "best_epoch": 0, "stop_reason": None}
+    line = describe(doc, "cnn/seed13")
+    assert line.startswith("cnn/seed13 · epoch 2/4 · batch 10/40 · loss 0.2500 · epoch ETA 15 s")
+    assert "run ETA ≤ 55 s" in line                  # 15 s left in this epoch + 2 more epochs of 20 s
+    end = describe({**doc, "batch": None, "stop_reason": "early_stopping"}, "cnn/seed13")
+    assert "best dev micro_f1 0.4000 @ epoch 1" in end and "stop: early_stopping" in end
+    lines = []
+    with Monitor(tmp_path, "04/toy", write=lines.append, interval=0.05) as mon:
+        (tmp_path / "cnn" / "seed13").mkdir(parents=True)
+        (tmp_path / "cnn" / "seed13" / "progress.json").write_text(json.dumps(doc))
+        time.sleep(0.5)
+    assert lines and lines[0].startswith("[04/toy] cnn/seed13 · epoch 2/4"), (lines, mon.lines)
+
+
+def test_study_runs_then_skips_everything(tiny_study):
+    outputs, profile, first, seconds = tiny_study
+    assert "2 of 2 runs to do" in first.stdout and "never ran" in first.stdout
+    rec = study.read_record(outputs / "04_cnn_retraining" / "tiny")
+    assert rec["status"] == "done" and set(rec["parts"]) == {"params", "notebook", "package", "inputs"}
+    upstream = study.read_record(outputs / "01_preprocess" / "toy")["fingerprint"]
+    assert rec["parts"]["inputs"] == {"01_preprocess/toy": upstream}
+    # progress reached the terminal: which run, which model and seed, which epoch
+    assert re.search(r"\[04_cnn_retraining/tiny\] (cnn|caml)/seed13 · epoch \d/2", first.stderr), first.stderr[-3000:]
+    t0 = time.perf_counter()
+    second = mcanb_cli(["study", str(profile), "--no-report"], outputs, timeout=300)
+    took = time.perf_counter() - t0
+    assert second.returncode == 0, second.stderr
+    assert "0 of 2 runs to do" in second.stdout and second.stdout.count("skip: up to date") == 2
+    assert took < 60, f"a study with nothing to do took {took:.0f} s"
+
+
+def test_dry_run_says_why(tiny_study, tmp_path):
+    outputs, profile, _, _ = tiny_study
+    doc = yaml.safe_load(profile.read_text())
+    doc["runs"][1]["params"]["num_filters"] = 9
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(doc))
+    out = mcanb_cli(["study", str(changed), "--dry-run"], outputs, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"01_preprocess/toy\s+skip: up to date", out.stdout), out.stdout
+    assert re.search(r"04_cnn_retraining/tiny\s+run: params changed", out.stdout), out.stdout
+    doc["runs"][1]["params"]["run_name"] = "other"
+    changed.write_text(yaml.safe_dump(doc))
+    out = mcanb_cli(["study", str(changed), "--dry-run"], outputs, timeout=300)
+    assert re.search(r"04_cnn_retraining/other\s+run: never ran", out.stdout), out.stdout
+    assert not (outputs / "04_cnn_retraining" / "other").exists(), "a dry run must not create anything"
+
+
+def test_killed_study_resumes_to_the_same_metrics(tiny_study, tmp_path):
+    outputs, _, _, _ = tiny_study
+    other = tmp_path / "outputs"
+    other.mkdir()
+    profile = tiny_profile(tmp_path / "p.yaml", other, with_01=False, data_dir=outputs / "01_preprocess" / "toy")
+    env = dict(os.environ, MCANB_OUTPUTS=str(other), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "mcanb.cli", "study", str(profile), "--no-report"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    run_dir = other / "04_cnn_retraining" / "tiny"
+    deadline = time.time() + 300
+    try:
+        # notebook 04 trains cnn, then caml: kill while caml is mid-way (cnn finished, caml has an epoch checkpoint)
+        while not (run_dir / "caml" / "seed13" / "checkpoints" / "last.pt").exists() and time.time() < deadline:
+            assert proc.poll() is None, "the study ended before it could be killed"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert study.read_record(run_dir)["status"] == "running"
+    cnn_last = run_dir / "cnn" / "seed13" / "checkpoints" / "last.pt"
+    cnn_written = cnn_last.stat().st_mtime_ns
+    time.sleep(3)                                   # the orphaned kernel notices its parent is gone and exits
+    dry = mcanb_cli(["study", str(profile), "--dry-run"], other, timeout=300)
+    assert "interrupted: resumes" in dry.stdout, dry.stdout
+    again = mcanb_cli(["study", str(profile), "--no-report"], other, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    executed = json.loads((run_dir / "04_cnn_retraining.ipynb").read_text())
+    assert executed["metadata"]["papermill"]["parameters"].get("resume") is True
+    assert cnn_last.stat().st_mtime_ns == cnn_written, "the finished cnn run was trained again"
+    assert _metrics(run_dir) == _metrics(outputs / "04_cnn_retraining" / "tiny")
+
+
+def test_report_shows_every_table_beside_the_paper(tiny_study):
+    outputs, profile, first, _ = tiny_study
+    page = outputs / "report" / profile.stem.replace("_", "-") / "index.html"
+    assert page.exists() and "report:" in first.stdout
+    html = page.read_text()
+    assert "<td></td>" not in html, "a blank cell in the report"
+    assert "Table 6 (top-50 codes)" in html and "not run: not implemented in mcanb" in html
+    assert re.search(r"not run: not in this run's `models`", html)          # DR-CAML / LAAT were not trained here
+    for href in re.findall(r'(?:href|src)="([^"]+)"', html):
+        assert (page.parent / href).exists(), f"broken link {href}"
+    md = (page.parent / "report.md").read_text()
+    assert "| CNN (retrained) | micro-F1 | 67.1 |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| CNN (retrained) | micro-F1"))
+    assert "metrics.json" in row and "params.yaml" in row
+
+
+def test_predict_prints_top_codes_and_attention_spans(tiny_study, tmp_path):
+    outputs, _, _, _ = tiny_study
+    note = tmp_path / "note.txt"
+    note.write_text("Admitted with atrial fibrillation and essential hypertension; type 2 diabetes mellitus.\n")
+    run = outputs / "04_cnn_retraining" / "tiny" / "caml" / "seed13"
+    out = mcanb_cli(["predict", "--model", str(run), "--text", str(note), "--top", "3"], outputs, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("model caml (top-50 codes)") and "tokens" in lines[1]
+    ranked = [line for line in lines if re.match(r"\s+\d\s+\S+\s+0\.\d{3}\s+\S", line)]
+    assert len(ranked) == 3
+    assert any(re.search(r"attention 0\.\d{3} on '\w+': \".+\"", line) for line in lines), out.stdout
+    cnn = mcanb_cli(["predict", "--model", str(run.parent.parent / "cnn" / "seed13"), "--text", "-", "--top", "2"],
+                    outputs, timeout=300, input=note.read_text())
+    assert cnn.returncode == 0 and "attention" not in cnn.stdout           # a max-pooled CNN has no attention
+    bad = mcanb_cli(["predict", "--model", str(tmp_path), "--text", str(note)], outputs, timeout=300)
+    assert bad.returncode != 0 and "params.yaml: missing" in bad.stderr
