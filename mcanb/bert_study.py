@@ -133,7 +133,7 @@ def train_bert(processed: Processed, encoder: Encoder, architecture: str, config
     res = fit(model, data["train"], data["dev"], cfg, run_dir, test_ds=data["test"], resume=True,
               param_groups=groups, notebook=notebook, run=run,
               extra_params={**settings, "encoder_label": encoder.label, "architecture": architecture,
-                            "domain": encoder.domain})
+                            "domain": encoder.domain, "label": f"{slug(encoder.label)}/{architecture}"})
     return {"encoder": encoder.label, "architecture": architecture,
             "model": f"{encoder.label} · {published.ARCHITECTURES[architecture]}", "seed": int(seed),
             "dir": str(run_dir), "predictions": str(run_dir / "predictions_test.parquet"),

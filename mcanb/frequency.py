@@ -67,7 +67,7 @@ def describe(pred: Path, run_dir: Path) -> PredictionRun:
     source: Path | None = None
     for f in _params_chain(pred.parent, run_dir):
         doc = yaml.safe_load(f.read_text()) or {}
-        for key in ("label_space", "data_dir", "model", "seed"):
+        for key in ("label_space", "data_dir", "label", "model", "seed"):
             if key in doc and key not in found:
                 found[key] = doc[key]
                 if key in ("label_space", "data_dir"):
@@ -77,7 +77,7 @@ def describe(pred: Path, run_dir: Path) -> PredictionRun:
         raise ValueError(f"{pred}: no params.yaml between it and {run_dir} gives {missing}; the notebook that "
                          "saved these predictions must record them (mcanb.train.fit extra_params)")
     rel = pred.parent.relative_to(run_dir).parts
-    model = str(found.get("model") or (rel[0] if rel else run_dir.name))
+    model = str(found.get("label") or found.get("model") or (rel[0] if rel else run_dir.name))  # label: BERT runs
     m = re.search(r"seed(\d+)", "/".join(rel))
     seed = int(m.group(1)) if m else None
     return PredictionRun(run_dir.parent.name, run_dir.name, model, seed, str(found["label_space"]),

@@ -5,8 +5,10 @@
 ``data_dir`` and ``label_space``; ``checkpoints/best.pt`` holds the weights; the preprocessing output in
 ``data_dir`` holds the vocabulary (``vocab.csv``), the codes with descriptions (``<label_space>/labels.csv``) and
 the tokeniser settings (``preprocess_config.yaml``), so a new note is tokenised exactly like the training notes.
-Label-attention models (CAML, DR-CAML, MultiResCNN, LAAT) are rebuilt with ``return_attention=True``, and each
-predicted code comes with the text spans its attention weighted most.
+Label-attention models (CAML, DR-CAML, MultiResCNN, LAAT, BERT with LAN) are rebuilt with ``return_attention=True``,
+and each predicted code comes with the text spans its attention weighted most. BERT runs (notebooks 02 and 03) load
+their encoder and tokenizer from the ``model_config`` in ``params.yaml``; their attention over word pieces is summed
+per word of the note.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import yaml
 
 from . import checkpoint as ckpt
 from . import text as textmod
+from .models import PLM_MODELS
 from .paths import resolve
 
 
@@ -88,16 +91,21 @@ class Predictor:
         p = _read_params(run_dir)
         self.name, self.label_space, self.max_length = p["model"], str(p["label_space"]), int(p.get("max_length", 2500))
         data = resolve(p["data_dir"])
-        for need in (data / "vocab.csv", data / self.label_space / "labels.csv"):
+        needs = [data / self.label_space / "labels.csv"] + ([] if self.name in PLM_MODELS else [data / "vocab.csv"])
+        for need in needs:
             if not need.exists():
                 raise FileNotFoundError(f"{need}: missing; {run_dir}/params.yaml points at data_dir {data}")
-        self.vocab = (data / "vocab.csv").read_text(encoding="utf-8").split("\n")[:-1]
-        self.w2i = {w: i for i, w in enumerate(self.vocab, start=1)}
         self.labels = pd.read_csv(data / self.label_space / "labels.csv", dtype={"code": str, "description": str},
                                   keep_default_na=False)
         prep = data / "preprocess_config.yaml"
         prep_cfg = yaml.safe_load(prep.read_text()) if prep.exists() else {}
         self.token_rule, self.engine = prep_cfg.get("token_rule", "caml"), prep_cfg.get("regex_engine", "re")
+        self.plm = None
+        if self.name in PLM_MODELS:
+            self._init_plm(run_dir, p)
+            return
+        self.vocab = (data / "vocab.csv").read_text(encoding="utf-8").split("\n")[:-1]
+        self.w2i = {w: i for i, w in enumerate(self.vocab, start=1)}
         emb_path = data / "embeddings.npy"
         emb = (torch.from_numpy(np.array(np.load(emb_path, mmap_mode="r"), dtype=np.float32))
                if emb_path.exists() else None)
@@ -121,6 +129,44 @@ class Predictor:
         ckpt.load_model_state(best, self.model, ckpt.load(best, "best")["model"])
         self.model.eval()
 
+    def _init_plm(self, run_dir: Path, p: dict) -> None:
+        """The BERT family: the encoder and tokenizer named in ``model_config``, then the checkpoint's weights."""
+        from .encoders import load_tokenizer
+        from .models import build_model
+
+        config = dict(p["model_config"])
+        self.attends = config.get("head") == "lan"
+        config["return_attention"] = self.attends
+        self.plm = load_tokenizer(config["encoder"])
+        self.max_words = int(p.get("max_words", 2500))
+        self.model = build_model(self.name, config)
+        best = run_dir / "checkpoints" / "best.pt"
+        if not best.exists():
+            raise FileNotFoundError(f"{best}: missing; the run did not finish an epoch")
+        ckpt.load_model_state(best, self.model, ckpt.load(best, "best")["model"])
+        self.model.eval()
+
+    @torch.no_grad()
+    def _plm_scores(self, toks: list[tuple[str, int, int]]) -> tuple[np.ndarray, np.ndarray | None, int, bool]:
+        """Scores ``(C,)``, per-word attention ``(C, words)`` (a word's pieces summed) or ``None``, unknown pieces and
+        whether the note was cut (at ``max_words`` words or at the model's ``max_pieces`` word pieces)."""
+        cfg = self.model.config
+        words = [t for t, _, _ in toks[: self.max_words]]
+        enc = self.plm(words, is_split_into_words=True, add_special_tokens=False)
+        ids, word_of = enc["input_ids"][: cfg.max_pieces], enc.word_ids()[: cfg.max_pieces]
+        cut = len(toks) > self.max_words or len(enc["input_ids"]) > cfg.max_pieces
+        x = torch.tensor([ids], dtype=torch.long)
+        out = self.model(x, torch.ones_like(x, dtype=torch.bool), None)
+        scores = torch.sigmoid(out.logits.float())[0].numpy()
+        att = None
+        if self.attends and out.attention is not None:
+            body, length = cfg.segment_length - 2, cfg.segment_length
+            k = np.arange(len(ids))
+            pos = (k // body) * length + k % body + 1          # piece k sits after its segment's [CLS]
+            att = np.zeros((len(scores), len(toks)), dtype=np.float32)
+            np.add.at(att.T, np.asarray(word_of), out.attention[0].float().numpy()[:, pos].T)
+        return scores, att, int(sum(i == self.plm.unk_token_id for i in ids)), cut
+
     @torch.no_grad()
     def predict(self, note: str, top: int = 10, spans: int = 3, window: int = 4) -> Prediction:
         """The ``top`` codes by score; for label-attention models each with up to ``spans`` non-overlapping windows
@@ -128,20 +174,24 @@ class Predictor:
         toks = token_offsets(note, self.token_rule, self.engine)
         if not toks:
             raise ValueError("the note has no tokens after tokenisation (empty, or only numbers and punctuation)")
-        truncated = len(toks) > self.max_length
-        toks = toks[: self.max_length]
-        unk = len(self.vocab) + 1
-        ids = torch.tensor([[self.w2i.get(t, unk) for t, _, _ in toks]], dtype=torch.long)
-        out = self.model(ids, torch.ones_like(ids, dtype=torch.bool), None)
-        scores = torch.sigmoid(out.logits.float())[0].numpy()
+        if self.plm is not None:
+            scores, att, n_unknown, truncated = self._plm_scores(toks)
+            toks = toks[: self.max_words]
+        else:
+            truncated = len(toks) > self.max_length
+            toks = toks[: self.max_length]
+            unk = len(self.vocab) + 1
+            ids = torch.tensor([[self.w2i.get(t, unk) for t, _, _ in toks]], dtype=torch.long)
+            out = self.model(ids, torch.ones_like(ids, dtype=torch.bool), None)
+            scores = torch.sigmoid(out.logits.float())[0].numpy()
+            att = out.attention[0].float().numpy() if self.attends and out.attention is not None else None
+            n_unknown = int((ids == unk).sum())
         order = np.lexsort((np.arange(len(scores)), -scores))[:top]   # ties: lower code index first (metrics)
-        att = out.attention[0].float().numpy() if self.attends and out.attention is not None else None
         codes = []
         for c in order:
             row = self.labels.iloc[int(c)]
             found = [] if att is None else self._spans(note, toks, att[c], spans, window)
             codes.append(CodePrediction(row["code"], row["description"], float(scores[c]), found))
-        n_unknown = int((ids == unk).sum())
         return Prediction(self.name, self.run_dir, self.label_space, len(toks), n_unknown, truncated, codes)
 
     @staticmethod

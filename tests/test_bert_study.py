@@ -32,6 +32,7 @@ def study(tmp_path_factory):
                                 "train_count": [1, 1], "artefact": ["", ""]})
     mlm = encoders.MlmConfig(vocab_size=120, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
                              max_position=64, seq_len=16, batch_size=16, steps=5)
+    proc.labels.to_csv(root / "data" / "50" / "labels.csv", index=False)       # what `mcanb predict` reads
     encs = bert_study.local_encoders(proc, root / "enc", mlm, which=("in-domain", "random"), progress=False)
     yield proc, encs, root
     torch.set_num_threads(n)
@@ -76,3 +77,18 @@ def test_trun_drops_the_hierarchy_settings(study):
     assert table.loc[0, "architecture"] == "BERT-trun + FCN" and table.loc[0, "n_seeds"] == 1
     with pytest.raises(ValueError, match="architecture must be one of"):
         _train(study, in_domain, "trun_cnn")
+
+
+def test_predict_rebuilds_a_bert_run_with_word_level_attention_spans(study):
+    from mcanb import predict
+    _, (in_domain, _), _ = study
+    run = Path(_train(study, in_domain, "hier_lan")["dir"])
+    note = "Patient admitted with high fever and a dry cough. " * 3
+    pred = predict.load_predictor(run).predict(note, top=2, spans=2)
+    assert pred.model == "bert_hier" and [c.code for c in pred.codes] != [] and len(pred.codes) == 2
+    assert all(0.0 <= c.score <= 1.0 for c in pred.codes)
+    words = set(note.lower().replace(".", "").split())
+    for c in pred.codes:            # LAN: spans on words of the note; a word's pieces' weights summed, total <= 1
+        assert c.spans and all(s.token in words and 0.0 < s.weight <= 1.0 + 1e-6 for s in c.spans)
+    fcn = Path(_train(study, in_domain, "trun_fcn")["dir"])
+    assert all(not c.spans for c in predict.load_predictor(fcn).predict(note, top=2).codes)   # no attention, no spans
