@@ -4,6 +4,7 @@
 
 * ``outputs/04_cnn_retraining/toy/metrics.json`` (written by ``python run.py toy``) -> block ``table6``;
 * ``outputs/fixtures/toy_mimic/fixture.json`` (the toy fixture's ceiling and floor) -> block ``fixture``;
+* ``outputs/02_pretraining_domains/toy`` and ``outputs/03_hierarchy/toy`` ``metrics.json`` -> block ``bert``;
 
 and replaces the text between ``<!-- figures:NAME:start -->`` and ``<!-- figures:NAME:end -->`` in README.md.
 Each block ends with a stamp naming the command, the date it ran and the file it read. A missing output or
@@ -94,7 +95,34 @@ def fixture_block(outputs: Path = OUTPUTS) -> str:
             f"**{floor:.3f}**.\n{_stamp(path)}")
 
 
-BLOCKS: dict[str, Callable[[Path], str]] = {"table6": table6_block, "fixture": fixture_block}
+def bert_block(outputs: Path = OUTPUTS) -> str:
+    """Markdown table: every (encoder, architecture) of the toy notebook 02 and 03 runs, test micro-F1 (mean ± sd
+    over seeds), macro-AUC and P@5, with the most-frequent floor; the notebook that ran it in the last column."""
+    from .published import ARCHITECTURES
+
+    rows, floor, sources = {}, None, []
+    for nb in ("02_pretraining_domains", "03_hierarchy"):
+        path = outputs / nb / "toy" / "metrics.json"
+        doc = _read_json(path, f"python run.py run {nb} toy")
+        sources.append(path)
+        m = doc["metrics"]
+        floor = m.get("most_frequent/test/micro_f1", floor)
+        for key in sorted(k for k in m if k.endswith("/test/micro_f1/mean")):
+            enc, arch = key.split("/")[:2]
+            rows.setdefault((enc, arch), (nb[:2], m))
+    if not rows:
+        raise FiguresError(f"{sources[-1]}: no '<encoder>/<architecture>/test/micro_f1/mean' entries")
+    lines = ["| encoder | architecture | micro-F1 | macro-AUC | P@5 | notebook |", "|---|---|---|---|---|---|"]
+    for (enc, arch), (nb, m) in rows.items():
+        k = f"{enc}/{arch}/test"
+        lines.append(f"| {enc.replace('_', ' ')} | {ARCHITECTURES.get(arch, arch)} | {m[k + '/micro_f1/mean']:.3f} ± "
+                     f"{m[k + '/micro_f1/sd']:.3f} | {m[k + '/macro_auc/mean']:.3f} | {m[k + '/p@5/mean']:.3f} | {nb} |")
+    note = (f"Test set of the toy fixture, top-50 codes; most-frequent floor {floor:.3f} micro-F1."
+            if floor is not None else "")
+    return "\n".join([*lines, "", note, *(_stamp(p) for p in sources)]).strip()
+
+
+BLOCKS: dict[str, Callable[[Path], str]] = {"table6": table6_block, "fixture": fixture_block, "bert": bert_block}
 
 
 def replace_block(text: str, name: str, body: str, source: str = "README.md") -> str:

@@ -34,7 +34,7 @@ def test_blocks_are_rewritten_from_metrics_json(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- figures:table6:start -->\nold numbers\n<!-- figures:table6:end -->\nmiddle\n"
                       "<!-- figures:fixture:start -->\n<!-- figures:fixture:end -->\nend\n")
-    text = rf.update(readme, outputs)
+    text = rf.update(readme, outputs, ("table6", "fixture"))
     assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("end\n") and "\nmiddle\n" in text
     assert "| CAML | 0.665 ± 0.007 | 0.820 | 0.600 |" in text
     assert "| most frequent codes | 0.249 |  |  |" in text      # one seed: no ±; metrics it lacks stay empty
@@ -42,7 +42,22 @@ def test_blocks_are_rewritten_from_metrics_json(tmp_path):
     assert "seeds 13, 14, at most 8 epochs, 1 torch thread" in text
     assert "**0.858** and the floor **0.249**" in text
     assert text.count("Written by `python run.py readme-figures` on ") == 2
-    assert rf.update(readme, outputs) == text                   # idempotent
+    assert rf.update(readme, outputs, ("table6", "fixture")) == text   # idempotent
+
+
+def test_bert_block_gathers_notebooks_02_and_03(tmp_path):
+    for nb, rows in (("02_pretraining_domains", {"in_domain/hier_lan": 0.57, "random_init/hier_lan": 0.6}),
+                     ("03_hierarchy", {"in_domain/hier_lan": 0.57, "in_domain/trun_lan": 0.29})):
+        m = {"most_frequent/test/micro_f1": 0.249}
+        for key, f1 in rows.items():
+            m.update({f"{key}/test/micro_f1/mean": f1, f"{key}/test/micro_f1/sd": 0.01,
+                      f"{key}/test/macro_auc/mean": 0.8, f"{key}/test/p@5/mean": 0.5})
+        (tmp_path / nb / "toy").mkdir(parents=True)
+        (tmp_path / nb / "toy" / "metrics.json").write_text(json.dumps({"metrics": m}))
+    body = rf.bert_block(tmp_path)
+    assert "| in domain | BERT-hier + LAN | 0.570 ± 0.010 | 0.800 | 0.500 | 02 |" in body
+    assert "| in domain | BERT-trun + LAN | 0.290 ± 0.010 | 0.800 | 0.500 | 03 |" in body
+    assert body.count("| in domain | BERT-hier + LAN") == 1 and "floor 0.249" in body   # 03 reused 02's run
 
 
 def test_missing_outputs_or_markers_are_errors_that_name_them(tmp_path):
