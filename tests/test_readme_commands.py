@@ -25,7 +25,7 @@ from mcanb.paths import ROOT
 
 README = ROOT / "README.md"
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
-COMMAND_WORDS = ("python", "python3", "make", "pip", "conda", "jupyter", "papermill", "accelerate", "export")
+COMMAND_WORDS = ("python", "python3", "make", "pip", "conda", "jupyter", "papermill", "accelerate", "export", "mcanb")
 
 # Commands that cannot run inside the test suite, by prefix, and why. Checked as far as possible elsewhere.
 CANNOT_RUN = {
@@ -38,6 +38,11 @@ QUICK_FORMS = {
     "jupyter lab": ("jupyter lab --help", "starts a server that runs until stopped"),
     "accelerate launch": ("accelerate launch --help", "needs the user's training script and several GPUs"),
     "python run.py test": ("python run.py test --help", "is the test suite itself"),
+    "mcanb run": ("mcanb run --help", "trains models for minutes"),
+    "mcanb study toy --dry-run": ("mcanb study toy --dry-run", "is already the quick form"),
+    "mcanb study": ("mcanb study toy --dry-run", "runs the whole study (tests/test_study.py runs a small one)"),
+    "mcanb predict": ("mcanb predict --help", "needs a trained run (tests/test_study.py predicts from one)"),
+    "mcanb lab": ("mcanb lab --help", "starts a server that runs until stopped (tests/test_browser.py starts one)"),
 }
 
 
