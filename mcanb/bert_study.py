@@ -59,15 +59,14 @@ def local_encoders(processed: Processed, out_dir: str | Path, mlm: encoders.MlmC
         if name == "in-domain" or (name == "random" and "in-domain" not in made):
             path = encoders.pretrain_mlm(processed.frames["train"]["text"].tolist(), out_dir / "in_domain", mlm,
                                          progress=progress)
-            made.setdefault("in-domain", Encoder("in-domain (MLM on training notes)", str(path), "pretrained",
-                                                 "in-domain"))
+            made.setdefault("in-domain", Encoder(LOCAL_LABELS["in-domain"], str(path), "pretrained", "in-domain"))
         if name == "general":
             path = encoders.pretrain_mlm(encoders.general_english(), out_dir / "general", mlm, progress=progress)
-            made["general"] = Encoder("general (MLM on English docstrings)", str(path), "pretrained", "general")
+            made["general"] = Encoder(LOCAL_LABELS["general"], str(path), "pretrained", "general")
         elif name == "random":
-            made["random"] = Encoder("random init (no pretraining)", made["in-domain"].encoder, "random", "none")
+            made["random"] = Encoder(LOCAL_LABELS["random"], made["in-domain"].encoder, "random", "none")
         elif name == "minilm":
-            made["minilm"] = Encoder("general (all-MiniLM-L6-v2)", "local:minilm", "pretrained", "general")
+            made["minilm"] = Encoder(LOCAL_LABELS["minilm"], "local:minilm", "pretrained", "general")
         elif name != "in-domain":
             raise ValueError(f"unknown local encoder {name!r}; valid: general, in-domain, random, minilm")
     return [made[n] for n in which]
@@ -186,6 +185,9 @@ def metric_means(results: Sequence[dict], metric: str = "micro_f1", split: str =
 
 
 LOCAL_ENCODERS = ("general", "in-domain", "random", "minilm")
+# Row labels of the local encoders (tables, run folders, metrics.json keys via slug()).
+LOCAL_LABELS = {"general": "general (MLM on English docstrings)", "in-domain": "in-domain (MLM on training notes)",
+                "random": "random init (no pretraining)", "minilm": "general (all-MiniLM-L6-v2)"}
 
 
 def resolve_encoders(names: Sequence[str], processed: Processed, encoders_dir: str | Path,

@@ -89,7 +89,51 @@ def _defaults(spec: RunSpec) -> dict:
     return notebook_defaults(NOTEBOOKS / f"{spec.notebook}.ipynb")
 
 
-COMPARISONS: dict[str, Callable[[RunSpec, Path], list[dict]]] = {"04_cnn_retraining": table6_rows}
+def bert_rows(spec: RunSpec, out: Path) -> list[dict]:
+    """Notebooks 02 (Table 2) and 03 (Table 5): one row per (encoder · architecture, metric), the paper's rows first
+    (the paper is these numbers' original publication), then this run's own encoders (the toy's local ones)."""
+    from .bert_study import LOCAL_LABELS, slug
+
+    values = {**_defaults(spec), **resolve(spec)}
+    table = 2 if spec.notebook.startswith("02") else 5
+    space = str(values.get("label_space", "50")) if table == 2 else "50"
+    run_dir = OUTPUTS / spec.key
+    status, _ = _status(spec)
+    metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"] if (
+        status == "done" and (run_dir / "metrics.json").exists()) else None
+    paper = published.bert_frame(table)
+    paper = paper[paper["label_space"] == space]
+    by_id = {v: k for k, v in published.BERT_ENCODERS.items()}
+    archs = values.get("architectures") or ["hier_lan"]
+    mine = [(LOCAL_LABELS.get(e) or by_id.get(e, e), a) for e in values.get("encoders", []) for a in archs]
+    wanted = list(dict.fromkeys([*zip(paper["encoder"], paper["architecture"]), *mine]))
+    links = {"metrics": _rel(run_dir / "metrics.json", out), "params": _rel(run_dir / "params.yaml", out),
+             "folder": _rel(run_dir, out)}
+    rows = []
+    for enc, arch in wanted:
+        key = f"{slug(enc)}/{arch}"
+        for metric in published.METRICS[space]:
+            hit = paper[(paper["encoder"] == enc) & (paper["architecture"] == arch) & (paper["metric"] == metric)]
+            value = float(hit["value"].iloc[0]) if len(hit) else None
+            r = {"table": f"Table {table} ({'top-50' if space == '50' else 'full'} codes)", "run": spec.key,
+                 "model": f"{enc} · {published.ARCHITECTURES[arch]}", "metric": published.METRIC_LABELS[metric],
+                 "paper": value, "original": value, **links}
+            if metrics is None:
+                r["why"] = f"run {spec.key} {status}"
+            elif metrics.get(f"{key}/test/{metric}/mean") is None:
+                r["why"] = ("not in this run's `encoders` / `architectures` (its parameter file runs other rows)"
+                            if (enc, arch) not in mine else f"{metric} not in {spec.key}/metrics.json")
+            else:
+                mean, sd = 100 * metrics[f"{key}/test/{metric}/mean"], 100 * metrics[f"{key}/test/{metric}/sd"]
+                seeds = sum(k.startswith(f"{key}/seed") and k.endswith(f"/{metric}") for k in metrics) or 1
+                r.update({"this run": mean, "sd": sd, "seeds": seeds,
+                          "difference": None if value is None else mean - value})
+            rows.append(r)
+    return rows
+
+
+COMPARISONS: dict[str, Callable[[RunSpec, Path], list[dict]]] = {
+    "02_pretraining_domains": bert_rows, "03_hierarchy": bert_rows, "04_cnn_retraining": table6_rows}
 
 
 def _fmt(v, digits: int = 1) -> str:
