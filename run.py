@@ -113,7 +113,7 @@ def main(argv: list[str]) -> None:
     if cmd == "toy":
         _run([python, "-m", "mcanb.cli", "study", "toy", *rest], env=env)
     if cmd == "run":   # --cwd: relative paths in -p overrides are the caller's, not the repository's
-        _run([python, "-m", "mcanb.pipeline", "--cwd", os.getcwd(), "run", *rest], env=env)
+        _run([python, "-m", "mcanb.cli", "run", "--cwd", os.getcwd(), *rest], env=env)
     if cmd == "readme-figures":
         _run([python, "-m", "mcanb.readme_figures", *rest], env=env)
     if cmd == "mcanb":

@@ -15,6 +15,7 @@ README section "The whole study".
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -26,9 +27,15 @@ def _overrides(pairs: list[list[str]] | None) -> dict[str, Any]:
 
 
 def _cmd_run(args) -> None:
+    from .pipeline import resolve_path_overrides
     from .study import execute_run
 
-    path = execute_run(args.notebook, args.run, _overrides(args.p), timeout=args.timeout)
+    overrides = resolve_path_overrides(_overrides(args.p), args.cwd)   # relative -p paths are the caller's
+    if args.dry_run:
+        from .pipeline import execute
+        execute(args.notebook, args.run, overrides, dry_run=True)      # the checked parameters; nothing runs
+        return
+    path = execute_run(args.notebook, args.run, overrides, timeout=args.timeout)
     print(f"[mcanb] done: {path}")
 
 
@@ -88,6 +95,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("run", help="e.g. toy (parameters/<notebook>/<run>.yaml)")
     r.add_argument("-p", nargs=2, action="append", metavar=("KEY", "VALUE"), help="override a parameter (YAML value)")
     r.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
+    r.add_argument("--dry-run", action="store_true", help="check the parameter file and overrides, print them; run nothing")
+    r.add_argument("--cwd", default=os.getcwd(), help="where relative paths given with -p start (default: here)")
     r.set_defaults(func=_cmd_run)
     s = sub.add_parser("study", help="the whole study for a profile (toy, mimic3-50, mimic3-full or a YAML path)")
     s.add_argument("profile")
