@@ -74,12 +74,18 @@ def table6_rows(spec: RunSpec, out: Path) -> list[dict]:
             elif metrics.get(f"{model}/test/{metric}/mean") is None:
                 r["why"] = f"{metric} not in {spec.key}/metrics.json"
             else:
-                mean, sd = 100 * metrics[f"{model}/test/{metric}/mean"], 100 * metrics[f"{model}/test/{metric}/sd"]
-                seeds = sum(k.startswith(f"{model}/seed") and k.endswith(f"/test/{metric}") for k in metrics) or 1
-                r.update({"this run": mean, "sd": sd, "seeds": seeds,
-                          "difference": None if paper is None else mean - paper})
+                r.update(_this_run(metrics, model, metric, f"/test/{metric}", paper))
             rows.append(r)
     return rows
+
+
+def _this_run(metrics: dict, model: str, metric: str, seed_suffix: str, paper: float | None) -> dict:
+    """This run's cells of a comparison row (percent): mean and sd over seeds, seed count, difference to the paper.
+
+    ``model`` is the metrics.json prefix; per-seed keys are ``<model>/seed<k>...<seed_suffix>``."""
+    mean, sd = 100 * metrics[f"{model}/test/{metric}/mean"], 100 * metrics[f"{model}/test/{metric}/sd"]
+    seeds = sum(k.startswith(f"{model}/seed") and k.endswith(seed_suffix) for k in metrics) or 1
+    return {"this run": mean, "sd": sd, "seeds": seeds, "difference": None if paper is None else mean - paper}
 
 
 def _defaults(spec: RunSpec) -> dict:
@@ -124,10 +130,7 @@ def bert_rows(spec: RunSpec, out: Path) -> list[dict]:
                 r["why"] = ("not in this run's `encoders` / `architectures` (its parameter file runs other rows)"
                             if (enc, arch) not in mine else f"{metric} not in {spec.key}/metrics.json")
             else:
-                mean, sd = 100 * metrics[f"{key}/test/{metric}/mean"], 100 * metrics[f"{key}/test/{metric}/sd"]
-                seeds = sum(k.startswith(f"{key}/seed") and k.endswith(f"/{metric}") for k in metrics) or 1
-                r.update({"this run": mean, "sd": sd, "seeds": seeds,
-                          "difference": None if value is None else mean - value})
+                r.update(_this_run(metrics, key, metric, f"/{metric}", value))
             rows.append(r)
     return rows
 
