@@ -244,7 +244,7 @@ def plot_scores(results: Sequence[dict], metric: str = "micro_f1", split: str = 
         ax.axhline(floor, color="grey", ls="--", lw=1, label="most frequent codes")
     ax.set_xticks(np.arange(len(encs)), [e.replace(" (", "\n(") for e in encs], fontsize=8)
     ax.set_ylabel(f"{split} {metric}")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best", framealpha=0.9)
     fig.tight_layout()
     return fig
 
