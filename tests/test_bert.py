@@ -7,7 +7,6 @@ all-MiniLM-L6-v2 (``local:minilm``) is used where it is installed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import sys
