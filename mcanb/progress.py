@@ -50,8 +50,9 @@ class Monitor:
     """
 
     def __init__(self, run_dir: Path, label: str, *, enabled: bool = True, interval: float = 1.0,
-                 min_gap: float = 5.0, write: Callable[[str], None] | None = None):
+                 min_gap: float = 5.0, write: Callable[[str], None] | None = None, also: tuple[Path, ...] = ()):
         self.run_dir, self.label, self.enabled = Path(run_dir), label, enabled
+        self.roots = (self.run_dir, *map(Path, also))   # ``also``: training folders kept elsewhere (BERT runs)
         self.interval, self.min_gap = interval, min_gap
         self.write = write or _tqdm_write
         self._stop = threading.Event()
@@ -84,7 +85,7 @@ class Monitor:
         """Print a line for the newest changed ``progress.json`` (throttled to one per ``min_gap`` seconds,
         except epoch ends); return it, or None."""
         newest, newest_t = None, 0.0
-        for f in self.run_dir.rglob("progress.json"):
+        for f in (f for root in self.roots if root.is_dir() for f in root.rglob("progress.json")):
             try:
                 t = f.stat().st_mtime
             except OSError:
@@ -101,7 +102,8 @@ class Monitor:
         if not (epoch_end or final) and time.time() - self._last_time < self.min_gap:
             return None
         self._seen[newest] = newest_t
-        where = str(newest.parent.relative_to(self.run_dir)) if newest.parent != self.run_dir else "."
+        root = next(r for r in self.roots if r in newest.parents)
+        where = str(newest.parent.relative_to(root)) if newest.parent != root else "."
         line = f"[{self.label}] {describe(doc, where)}"
         if line != self._last_line:
             self.write(line)

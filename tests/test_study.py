@@ -70,6 +70,13 @@ def test_progress_lines_from_progress_files(tmp_path):
         (tmp_path / "cnn" / "seed13" / "progress.json").write_text(json.dumps(doc))
         time.sleep(0.5)
     assert lines and lines[0].startswith("[04/toy] cnn/seed13 · epoch 2/4"), (lines, mon.lines)
+    shared = tmp_path / "bert_runs" / "toy" / "in_domain" / "hier_lan-1" / "seed13"   # notebooks 02/03 train here
+    lines.clear()
+    with Monitor(tmp_path / "nb", "02/toy", write=lines.append, interval=0.05, also=(tmp_path / "bert_runs" / "toy",)):
+        shared.mkdir(parents=True)
+        (shared / "progress.json").write_text(json.dumps(doc))
+        time.sleep(0.5)
+    assert lines and lines[0].startswith("[02/toy] in_domain/hier_lan-1/seed13 · epoch 2/4"), lines
 
 
 def test_study_runs_then_skips_everything(tiny_study):
