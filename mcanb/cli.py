@@ -2,7 +2,7 @@
 
 ::
 
-    mcanb run NOTEBOOK RUN [-p KEY VALUE]...   # one notebook with parameters/<NOTEBOOK>/<RUN>.yaml
+    mcanb run NOTEBOOK RUN [-p KEY VALUE]...   # one notebook with parameters/<NOTEBOOK>/<RUN>.yaml or RUN.yaml
     mcanb study PROFILE [--dry-run]            # every run of parameters/study/<PROFILE>.yaml not up to date
     mcanb report PROFILE                       # outputs/report/<PROFILE>/index.html + report.md
     mcanb predict --model RUN_DIR --text FILE  # top codes of a new note (FILE or - for stdin)
@@ -21,16 +21,20 @@ from typing import Any
 
 import yaml
 
+from .paths import ROOT
+
 
 def _overrides(pairs: list[list[str]] | None) -> dict[str, Any]:
     return {k: yaml.safe_load(v) for k, v in (pairs or [])}
 
 
 def _cmd_run(args) -> None:
-    from .pipeline import resolve_path_overrides
+    from .pipeline import is_file_argument, parameter_file, resolve_path_overrides
     from .study import execute_run
 
     overrides = resolve_path_overrides(_overrides(args.p), args.cwd)   # relative -p paths are the caller's
+    if is_file_argument(args.run):                                     # ... and so is a parameter file's path
+        args.run = str(parameter_file(args.notebook, args.run, args.cwd))
     if args.dry_run:
         from .pipeline import execute
         execute(args.notebook, args.run, overrides, dry_run=True)      # the checked parameters; nothing runs
@@ -40,9 +44,16 @@ def _cmd_run(args) -> None:
 
 
 def _cmd_study(args) -> None:
-    from .study import run_study
+    from .report import write_report
+    from .study import load_profile, run_study
 
-    run_study(args.profile, dry_run=args.dry_run, report=not args.no_report, timeout=args.timeout)
+    profile = load_profile(args.profile)        # a bad profile stops here, before anything runs
+    try:
+        run_study(args.profile, dry_run=args.dry_run, timeout=args.timeout)
+    finally:                                    # after a failure too: the report says which run failed and why
+        if not args.dry_run and not args.no_report:
+            html = write_report(profile)
+            print(f"report: {html.relative_to(ROOT) if ROOT in html.parents else html}")
 
 
 def _cmd_report(args) -> None:
@@ -76,13 +87,12 @@ def _cmd_lab(args) -> None:
 
 
 def _cmd_list(args) -> None:
-    from .paths import PARAMETERS
-    from .pipeline import numbered_notebooks
+    from .pipeline import numbered_notebooks, parameter_files
     from .study import STUDY_PROFILES
 
     for nb in numbered_notebooks():
-        runs = sorted(p.stem for p in (PARAMETERS / nb).glob("*.yaml"))
-        print(f"{nb}: {', '.join(runs) or '(defaults only)'}")
+        runs, bases = parameter_files(nb)
+        print(f"{nb}: {', '.join(runs) or '(defaults only)'}" + (f"  (bases: {', '.join(bases)})" if bases else ""))
     print("study profiles: " + ", ".join(sorted(p.stem.replace("_", "-") for p in STUDY_PROFILES.glob("*.yaml"))))
 
 
@@ -90,9 +100,10 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mcanb", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="one notebook with parameters/<NOTEBOOK>/<RUN>.yaml")
+    r = sub.add_parser("run", help="one notebook with parameters/<NOTEBOOK>/<RUN>.yaml or a YAML file's path")
     r.add_argument("notebook", help="e.g. 04_cnn_retraining")
-    r.add_argument("run", help="e.g. toy (parameters/<notebook>/<run>.yaml)")
+    r.add_argument("run", help="e.g. toy (parameters/<notebook>/<run>.yaml) or path/to/mine.yaml "
+                               "(run_name defaults to the file's stem)")
     r.add_argument("-p", nargs=2, action="append", metavar=("KEY", "VALUE"), help="override a parameter (YAML value)")
     r.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     r.add_argument("--dry-run", action="store_true", help="check the parameter file and overrides, print them; run nothing")

@@ -260,20 +260,19 @@ def flat_metrics(summary: pd.DataFrame, label_space: str) -> dict[str, float]:
     return out
 
 
-TOY_04_REDUCED = {"models": ["cnn", "caml"], "seeds": [13], "baselines": ["most_frequent"], "num_epochs": 3,
-                  "patience": 0}
+def find_predictions(runs: Sequence[str], outputs: Path = OUTPUTS) -> list[PredictionRun]:
+    """:func:`discover`, or a ``FileNotFoundError`` that names the command producing the missing input.
 
-
-def ensure_toy_predictions(runs: Sequence[str]) -> list[PredictionRun]:
-    """Predictions for ``runs``; when there are none and ``runs == ["toy"]``, runs notebook 04 on the toy data
-    with :data:`TOY_04_REDUCED` (two models, one seed, three epochs: about a minute) through ``mcanb.study``."""
-    preds = discover(runs) if OUTPUTS.exists() else []
-    if preds or list(runs) != ["toy"]:
-        if not preds:
-            raise FileNotFoundError(f"no {PREDICTIONS} under {OUTPUTS}/*/{{{','.join(runs)}}}/; run notebook 04 "
-                                    "(or 02/03) with these run names first")
+    This notebook only reads what the training notebooks saved; it never starts one. Example message for
+    ``runs == ["toy"]``: "... run ``mcanb run 04_cnn_retraining toy`` first (or ``mcanb study toy``, which runs it)".
+    """
+    preds = discover(runs, outputs) if Path(outputs).exists() else []
+    if preds:
         return preds
-    from . import study
-
-    study.execute_run("04_cnn_retraining", "toy", TOY_04_REDUCED)
-    return discover(runs)
+    named = [r for r in runs if not any(c in r for c in "*?[")]
+    how = (f"mcanb run 04_cnn_retraining {named[0]}" if named else
+           "mcanb run 04_cnn_retraining <run> (or 02_pretraining_domains, 03_hierarchy)")
+    raise FileNotFoundError(f"no {PREDICTIONS} under {outputs}/<notebook>/{{{','.join(runs)}}}/: notebook 05 reads the "
+                            f"test predictions the training notebooks save; run `{how}` first"
+                            + (" (or `mcanb study toy`, which runs notebooks 01-05 in order)" if list(runs) == ["toy"]
+                               else ""))

@@ -3,10 +3,18 @@
 papermill only warns about a parameter the notebook does not define, so a misspelled key in a YAML file
 would be silently ignored (a known trap of this field's configs). Here it is an error naming the file,
 the key and the closest valid names; a value of the wrong type is an error too.
+
+A file holds only what differs from another: ``extends: base.yaml`` (a path relative to the file) reads that
+file first and lays this one's keys over it, top-level key by key (a list replaces a list). Chains are allowed;
+a cycle or a missing file is one error naming the file. A file whose name is ``base.yaml`` or ends in
+``_base.yaml`` holds shared settings only and is never run by itself (:func:`is_base`). Example:
+``parameters/02_pretraining_domains/mimic3_50.yaml`` extends ``mimic3_table2_base.yaml``, which extends
+``mimic3_base.yaml``.
 """
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +41,19 @@ def notebook_defaults(notebook: str | Path) -> dict[str, Any]:
     return out
 
 
-def load_file(path: str | Path) -> dict[str, Any]:
-    """A YAML parameter file as a flat mapping (clear error for anything else)."""
-    path = Path(path)
-    if not path.exists():
-        raise ParameterError(f"{path}: parameter file not found")
+EXTENDS = "extends"
+
+
+def is_base(path: str | Path) -> bool:
+    """True for a base file (``base.yaml``, ``*_base.yaml``): settings other files extend, never a run of its own."""
+    stem = Path(path).stem
+    return stem == "base" or stem.endswith("_base")
+
+
+def _read_mapping(path: Path, named_by: Path | None) -> dict[str, Any]:
+    if not path.is_file():
+        where = f" (named by 'extends' in {named_by})" if named_by else ""
+        raise ParameterError(f"{path}: parameter file not found{where}")
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -45,6 +61,40 @@ def load_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ParameterError(f"{path}: expected a mapping of parameter names to values, got {type(doc).__name__}")
     return doc
+
+
+def extends_chain(path: str | Path) -> list[Path]:
+    """The file and every file it extends, the file itself first (absolute paths).
+
+    Raises :class:`ParameterError` naming the file for a missing file, a cycle, or an ``extends`` that is not a path.
+    """
+    chain: list[Path] = []
+    current, named_by = Path(path).absolute(), None
+    while True:
+        current = Path(os.path.normpath(current))
+        if current in chain:
+            loop = " -> ".join(str(p) for p in [*chain[chain.index(current):], current])
+            raise ParameterError(f"{chain[0]}: 'extends' makes a cycle: {loop}")
+        doc = _read_mapping(current, named_by)
+        chain.append(current)
+        parent = doc.get(EXTENDS)
+        if parent is None:
+            return chain
+        if not isinstance(parent, str) or not parent.strip():
+            raise ParameterError(f"{current}: 'extends' should be the path of another parameter file "
+                                 f"(relative to this one), got {parent!r}")
+        named_by, current = current, current.parent / os.path.expandvars(os.path.expanduser(parent))
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """A YAML parameter file as a flat mapping, ``extends`` resolved (clear error for anything else).
+
+    The result never holds ``extends``: it is what the notebook receives and ``params.yaml`` records.
+    """
+    values: dict[str, Any] = {}
+    for file in reversed(extends_chain(path)):      # the base first, each file's keys over it
+        values.update({k: v for k, v in _read_mapping(file, None).items() if k != EXTENDS})
+    return values
 
 
 def _type_ok(value: Any, default: Any) -> bool:

@@ -1,21 +1,21 @@
-"""Batch runs: the numbered notebooks with papermill, on the toy fixture or a parameter file.
+"""Running one notebook with papermill: its parameter file resolved and checked, the target folder, the run.
 
-``python run.py toy`` (or ``python -m mcanb.pipeline toy``) generates the toy MIMIC-shaped fixture and
-executes every numbered notebook with ``parameters/<notebook>/toy.yaml``; ``python run.py run NB RUN``
-executes one notebook with ``parameters/<NB>/<RUN>.yaml``. Each run writes
-``outputs/<notebook>/<run>/<notebook>.ipynb`` beside the tables, figures, ``metrics.json`` and
-``params.yaml`` that the notebook itself writes.
+The one command is ``mcanb run NOTEBOOK RUN`` (``python run.py run`` and ``make run`` call it; ``mcanb study``
+runs a profile's notebooks through the same :func:`execute`). ``RUN`` names ``parameters/<NOTEBOOK>/<RUN>.yaml``
+or is the path of a YAML file anywhere on disk (``mcanb run 01_preprocess ~/corpora/mycorpus.yaml``). A file may
+extend another (``extends:``, :mod:`mcanb.params`); a base file (``*_base.yaml``) is never run by itself.
+``run_name`` defaults to the file's stem. Each run writes ``outputs/<notebook>/<run_name>/<notebook>.ipynb``
+beside the tables, figures, ``metrics.json`` and ``params.yaml`` (the resolved parameters, headed by the file
+they came from) that the notebook itself writes.
 
-Relative paths: values in ``parameters/*.yaml`` are taken from the repository root (the files travel with
-the repository); path values given on the command line (``-p input_path notes.csv``) are taken from the
-caller's working directory (``--cwd``, which ``run.py`` sets) and made absolute before papermill runs,
+Relative paths: values in parameter files are taken from the repository root (``mcanb.paths.resolve``); a
+parameter file's own path and path values given on the command line (``-p input_path notes.csv``) are taken
+from the caller's working directory (``--cwd``, which ``run.py`` sets) and made absolute before papermill runs,
 with an error naming the parameter when the path does not exist.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,9 @@ import yaml
 
 from . import params as P
 from .paths import NOTEBOOKS, PARAMETERS, ROOT, TOY_MIMIC, TOY_PREPROCESSED, out_dir
+
+# The parameter file a notebook runs with, shown in the params.yaml it writes (mcanb.reporting.save_params).
+PARAMETER_FILE_ENV = "MCANB_PARAMETER_FILE"
 
 
 def _shown(path: Path) -> Path:
@@ -63,22 +66,75 @@ def resolve_path_overrides(overrides: dict[str, Any], cwd: str | Path) -> dict[s
     return out
 
 
+def is_file_argument(run: str) -> bool:
+    """True when ``run`` is the path of a YAML file rather than a name in ``parameters/<notebook>/``."""
+    return Path(run).suffix in (".yaml", ".yml")
+
+
+def parameter_file(notebook: str, run: str, cwd: str | Path | None = None) -> Path:
+    """``parameters/<notebook>/<run>.yaml``, or ``run`` itself when it is a YAML path (relative to ``cwd``).
+
+    Example: ``parameter_file("01_preprocess", "toy")`` -> ``<repo>/parameters/01_preprocess/toy.yaml``;
+    ``parameter_file("01_preprocess", "my.yaml", "/home/me")`` -> ``/home/me/my.yaml``.
+    """
+    if is_file_argument(run):
+        path = Path(os.path.expandvars(os.path.expanduser(run)))
+        return path if path.is_absolute() else Path(cwd or os.getcwd()) / path
+    return PARAMETERS / notebook / f"{run}.yaml"
+
+
+def parameter_files(notebook: str) -> tuple[list[str], list[str]]:
+    """``(runs, bases)``: the stems of ``parameters/<notebook>/*.yaml`` that can run, and the base files."""
+    stems = sorted(p.stem for p in (PARAMETERS / notebook).glob("*.yaml"))
+    return [s for s in stems if not P.is_base(s)], [s for s in stems if P.is_base(s)]
+
+
+def describe_source(notebook: str, run: str) -> str:
+    """The parameter file behind a run and what it extends, for records: ``a.yaml (extends b.yaml, c.yaml)``."""
+    file = parameter_file(notebook, run)
+    if not file.exists():
+        return f"{_shown(file)} (absent: the notebook's defaults)"
+    chain = [str(_shown(f)) for f in P.extends_chain(file)]
+    return chain[0] + (f" (extends {', '.join(chain[1:])})" if len(chain) > 1 else "")
+
+
+def _file_values(notebook: str, run: str) -> tuple[Path, dict[str, Any]]:
+    file = parameter_file(notebook, run)
+    if P.is_base(file):
+        runs, _ = parameter_files(notebook)
+        users = [r for r in runs if file in P.extends_chain(PARAMETERS / notebook / f"{r}.yaml")]
+        raise P.ParameterError(f"{_shown(file)}: a base file (shared settings that other files extend), not a run; "
+                               f"run one that extends it: {', '.join(users) or '(none yet)'}")
+    if not file.exists():
+        if run == "toy":                      # every notebook runs on the toy fixture with its defaults
+            return file, {}
+        runs, _ = parameter_files(notebook)
+        raise P.ParameterError(f"{_shown(file)}: parameter file not found (parameters/{notebook}/ has: "
+                               f"{', '.join(runs) or 'none'}; or give the path of a YAML file)")
+    return file, P.load_file(file)
+
+
+def run_name(notebook: str, run: str, overrides: dict[str, Any] | None = None) -> str:
+    """The output folder name of a run: an override, else the file's ``run_name``, else the file's stem."""
+    if overrides and "run_name" in overrides:
+        return str(overrides["run_name"])
+    file, values = _file_values(notebook, run)
+    return str(values.get("run_name", file.stem))
+
+
 def resolve_parameters(notebook: str, run: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Parameters of ``parameters/<notebook>/<run>.yaml`` plus overrides, checked against the notebook."""
+    """Parameters of the run's file (``extends`` resolved) plus overrides, checked against the notebook."""
     nb_path = NOTEBOOKS / f"{notebook}.ipynb"
     if not nb_path.exists():
         raise P.ParameterError(f"{nb_path}: no such notebook (have: {', '.join(numbered_notebooks())})")
     defaults = P.notebook_defaults(nb_path)
-    file = PARAMETERS / notebook / f"{run}.yaml"
-    values = P.load_file(file) if file.exists() else {}
-    if not file.exists() and run != "toy":
-        raise P.ParameterError(f"{file}: parameter file not found")
-    P.check(values, defaults, str(file.relative_to(ROOT)))
+    file, values = _file_values(notebook, run)
+    P.check(values, defaults, str(_shown(file)))
     overrides = overrides or {}
     P.check(overrides, defaults, "command-line override")
     values = {**values, **overrides}
     if "run_name" in defaults:
-        values.setdefault("run_name", run)
+        values.setdefault("run_name", file.stem)
     return values
 
 
@@ -92,58 +148,22 @@ def execute(notebook: str, run: str, overrides: dict[str, Any] | None = None, ti
 
     values = resolve_parameters(notebook, run, overrides)
     target = out_dir(notebook, str(values.get("run_name", run)), create=not dry_run) / f"{notebook}.ipynb"
+    source = describe_source(notebook, run)
+    label = Path(run).name if is_file_argument(run) else run
     if dry_run:
-        print(f"[mcanb] dry run: {notebook} / {run} -> {_shown(target)} with\n"
+        print(f"[mcanb] dry run: {notebook} / {label} -> {_shown(target)}\n# parameter file: {source}\n"
               + yaml.safe_dump(values, sort_keys=True, allow_unicode=True), end="", flush=True)
         return target
-    print(f"[mcanb] {notebook} / {run} -> {_shown(target)}", flush=True)
-    pm.execute_notebook(str(NOTEBOOKS / f"{notebook}.ipynb"), str(target), parameters=values,
-                        kernel_name="python3", cwd=str(ROOT), log_output=False, progress_bar=True,
-                        execution_timeout=timeout)
-    return target
-
-
-def toy() -> list[Path]:
-    """Every numbered notebook on the toy fixture."""
-    from . import fixture
-
-    fixture.ensure(TOY_MIMIC, size="toy")
-    return [execute(nb, "toy") for nb in numbered_notebooks()]
-
-
-def _overrides(pairs: list[list[str]] | None) -> dict[str, Any]:
-    return {k: yaml.safe_load(v) for k, v in (pairs or [])}
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m mcanb.pipeline", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cwd", default=os.getcwd(),
-                    help="directory that relative paths in -p overrides are taken from (default: the current one)")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("toy", help="all numbered notebooks on the toy fixture")
-    r = sub.add_parser("run", help="one notebook with parameters/<NB>/<RUN>.yaml")
-    r.add_argument("notebook", help="e.g. 01_preprocess")
-    r.add_argument("run", help="e.g. toy or mimic3 (parameters/<notebook>/<run>.yaml)")
-    r.add_argument("-p", nargs=2, action="append", metavar=("KEY", "VALUE"),
-                   help="override a parameter (a relative path is taken from your working directory)")
-    r.add_argument("--dry-run", action="store_true", help="check and print the parameters, execute nothing")
-    sub.add_parser("list", help="the numbered notebooks and their parameter files")
-    args = ap.parse_args(argv)
+    print(f"[mcanb] {notebook} / {label} -> {_shown(target)} (parameters: {source})", flush=True)
+    before = os.environ.get(PARAMETER_FILE_ENV)
+    os.environ[PARAMETER_FILE_ENV] = source          # the kernel inherits it; params.yaml names the file
     try:
-        if args.cmd == "toy":
-            for path in toy():
-                print(f"[mcanb] done: {_shown(path)}")
-        elif args.cmd == "run":
-            overrides = resolve_path_overrides(_overrides(args.p), args.cwd)
-            execute(args.notebook, args.run, overrides, dry_run=args.dry_run)
+        pm.execute_notebook(str(NOTEBOOKS / f"{notebook}.ipynb"), str(target), parameters=values,
+                            kernel_name="python3", cwd=str(ROOT), log_output=False, progress_bar=True,
+                            execution_timeout=timeout)
+    finally:
+        if before is None:
+            os.environ.pop(PARAMETER_FILE_ENV, None)
         else:
-            for nb in numbered_notebooks():
-                runs = sorted(p.stem for p in (PARAMETERS / nb).glob("*.yaml"))
-                print(f"{nb}: {', '.join(runs) or '(defaults only)'}")
-    except P.ParameterError as e:
-        sys.exit(f"error: {e}")
-
-
-if __name__ == "__main__":
-    main()
+            os.environ[PARAMETER_FILE_ENV] = before
+    return target

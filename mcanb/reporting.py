@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -58,12 +59,18 @@ def _plain(value: Any) -> Any:
 
 
 def save_params(out_dir: str | Path, params: Mapping[str, Any]) -> Path:
-    """Write the resolved parameters as ``params.yaml`` (sorted, plain YAML)."""
+    """Write the resolved parameters as ``params.yaml`` (sorted, plain YAML).
+
+    Under ``mcanb run`` / ``mcanb study`` a first comment line names the parameter file they came from and what it
+    extends (``$MCANB_PARAMETER_FILE``, set by ``mcanb.pipeline.execute``).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "params.yaml"
     clean = {k: _plain(v) if not isinstance(v, (list, tuple, dict)) else v for k, v in params.items()}
-    path.write_text(yaml.safe_dump(clean, sort_keys=True, allow_unicode=True))
+    source = os.environ.get("MCANB_PARAMETER_FILE")
+    header = f"# parameter file: {source}\n" if source else ""
+    path.write_text(header + yaml.safe_dump(clean, sort_keys=True, allow_unicode=True))
     return path
 
 

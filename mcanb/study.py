@@ -61,7 +61,9 @@ class RunSpec:
 
     @property
     def run_name(self) -> str:
-        return str(self.overrides.get("run_name", self.run))
+        from .pipeline import run_name     # the file's run_name (or its stem) unless overridden
+
+        return run_name(self.notebook, self.run, self.overrides)
 
 
 @dataclass
@@ -260,7 +262,8 @@ def execute_run(notebook: str, run: str, overrides: dict[str, Any] | None = None
     elif "resume" in P.notebook_defaults(NOTEBOOKS / f"{notebook}.ipynb"):
         values["resume"] = True
     started = time.time()
-    record = {"notebook": notebook, "run": run, "run_name": spec.run_name, "fingerprint": fp, "parts": fp_parts,
+    record = {"notebook": notebook, "run": run, "parameter_file": pipeline.describe_source(notebook, run),
+              "run_name": spec.run_name, "fingerprint": fp, "parts": fp_parts,
               "status": "running", "pid": os.getpid(), "started": _now(), "mcanb_version": __version__,
               "overrides": spec.overrides}
     _write_record(run_dir, record)
@@ -281,9 +284,9 @@ def execute_run(notebook: str, run: str, overrides: dict[str, Any] | None = None
     return path
 
 
-def run_study(profile: str, *, dry_run: bool = False, report: bool = True, echo: Callable[[str], None] = print,
+def run_study(profile: str, *, dry_run: bool = False, echo: Callable[[str], None] = print,
               timeout: int | None = None) -> list[tuple[RunSpec, str]]:
-    """``mcanb study PROFILE``: run what is not up to date, in order; then write the report (``mcanb.report``).
+    """``mcanb study PROFILE``: run what is not up to date, in order (``mcanb study`` then writes the report).
 
     With ``dry_run`` only prints the plan. Returns ``[(spec, reason)]`` as planned before running.
     """
@@ -307,19 +310,12 @@ def run_study(profile: str, *, dry_run: bool = False, report: bool = True, echo:
     if dry_run:
         return steps
     t0 = time.time()
-    try:
-        for i, (spec, reason) in enumerate(steps, 1):
-            if reason == "up to date" and why(spec, set()) == "up to date":
-                continue
-            echo(f"[{i}/{len(steps)}] {spec.key}: {reason}")
-            t = time.time()
-            execute_run(spec.notebook, spec.run, spec.overrides, reads=spec.reads, timeout=timeout)
-            echo(f"[{i}/{len(steps)}] {spec.key}: done in {time.time() - t:.0f} s")
-        echo(f"study '{prof.name}': finished in {time.time() - t0:.0f} s")
-    finally:                                    # after a failure too: the report says which run failed and why
-        if report:
-            from . import report as report_mod
-
-            html = report_mod.write_report(prof)
-            echo(f"report: {html.relative_to(ROOT) if ROOT in html.parents else html}")
+    for i, (spec, reason) in enumerate(steps, 1):
+        if reason == "up to date" and why(spec, set()) == "up to date":
+            continue
+        echo(f"[{i}/{len(steps)}] {spec.key}: {reason}")
+        t = time.time()
+        execute_run(spec.notebook, spec.run, spec.overrides, reads=spec.reads, timeout=timeout)
+        echo(f"[{i}/{len(steps)}] {spec.key}: done in {time.time() - t:.0f} s")
+    echo(f"study '{prof.name}': finished in {time.time() - t0:.0f} s")
     return steps

@@ -82,3 +82,16 @@ def test_summary_over_seeds_and_a_table_without_blanks():
     flat = F.flat_metrics(s, "full")
     assert flat["full/cnn/100+/n_codes"] == 0 and "full/cnn/100+/micro_f1/mean" not in flat
     assert flat["full/cnn/1-9/micro_f1/mean"] == pytest.approx(0.6)
+
+
+def test_missing_predictions_name_the_command_that_makes_them(tmp_path):
+    """Notebook 05 never starts another notebook: it says which one to run."""
+    (tmp_path / "04_cnn_retraining" / "toy").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"no predictions_test.parquet under .*\{toy\}/: .*run "
+                                                r"`mcanb run 04_cnn_retraining toy` first \(or `mcanb study toy`"):
+        F.find_predictions(["toy"], outputs=tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"run `mcanb run 04_cnn_retraining <run>"):
+        F.find_predictions(["mimic3_50_*"], outputs=tmp_path)
+    assert not list(tmp_path.rglob("*.parquet")), "nothing was trained"
+    pred = _write(tmp_path / "04_cnn_retraining" / "toy", "cnn/seed13", {"data_dir": "d", "label_space": "50"})
+    assert [p.path for p in F.find_predictions(["toy"], outputs=tmp_path)] == [pred]

@@ -26,7 +26,7 @@ REDUCED = ["-p", "models", "[cnn, caml]", "-p", "seeds", "[13]", "-p", "num_epoc
 def _toy_run(outputs: Path, omp_threads: int, extra: list[str] = ()) -> dict:
     env = dict(os.environ, MCANB_OUTPUTS=str(outputs), OMP_NUM_THREADS=str(omp_threads), MKL_NUM_THREADS=str(omp_threads),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", "mcanb.pipeline", "run", "04_cnn_retraining", "toy", *REDUCED, *extra],
+    proc = subprocess.run([sys.executable, "-m", "mcanb.cli", "run", "04_cnn_retraining", "toy", *REDUCED, *extra],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads((outputs / "04_cnn_retraining" / "toy" / "metrics.json").read_text())
