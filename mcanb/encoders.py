@@ -166,17 +166,20 @@ class MlmConfig:
 def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path):
     """Train a lowercase WordPiece tokenizer (BERT's normaliser and pre-tokeniser) and save it to ``out_dir``.
 
-    Writes ``tokenizer.json``/``tokenizer_config.json`` and, because transformers 5 no longer writes it,
-    ``vocab.txt``. Returns the ``transformers`` tokenizer loaded back from ``out_dir``.
+    The vocabulary comes from :func:`mcanb.wordpiece_vocab.build_vocab`, which gives the same vocabulary for the
+    same corpus in every process (the library's ``WordPieceTrainer`` does not); encoding is the library's
+    WordPiece model. Writes ``tokenizer.json``/``tokenizer_config.json`` and, because transformers 5 no longer
+    writes it, ``vocab.txt``. Returns the ``transformers`` tokenizer loaded back from ``out_dir``.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    tk = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    from .wordpiece_vocab import build_vocab
+
+    vocab = build_vocab(texts, vocab_size, SPECIAL_TOKENS, min_frequency=2)
+    tk = Tokenizer(models.WordPiece({tok: i for i, tok in enumerate(vocab)}, unk_token="[UNK]"))
     tk.normalizer = normalizers.BertNormalizer(lowercase=True)
     tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tk.train_from_iterator(texts, trainer=trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2,
-                                                                     special_tokens=SPECIAL_TOKENS))
     cls, sep = tk.token_to_id("[CLS]"), tk.token_to_id("[SEP]")
     tk.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
@@ -186,8 +189,7 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(out_dir)
-    vocab = sorted(tk.get_vocab().items(), key=lambda kv: kv[1])
-    (out_dir / "vocab.txt").write_text("".join(f"{tok}\n" for tok, _ in vocab), encoding="utf-8")
+    (out_dir / "vocab.txt").write_text("".join(f"{tok}\n" for tok in vocab), encoding="utf-8")
     _quiet_transformers()
     return AutoTokenizer.from_pretrained(out_dir)
 
