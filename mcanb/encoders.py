@@ -22,7 +22,6 @@ notebooks/02_pretraining_domains.ipynb.
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import os
 import sysconfig
@@ -34,9 +33,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from . import identity
+
 # Files whose bytes define a tokenizer (the key of the word-piece cache, mcanb.wordpiece).
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
-                   "merges.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+TOKENIZER_FILES = identity.TOKENIZER_FILES
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -127,19 +127,8 @@ def _without_pooler(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def tokenizer_key(tokenizer) -> str:
-    """SHA-256 (16 hex) of the files that define ``tokenizer`` (its saved directory), for caches."""
-    path = Path(getattr(tokenizer, "name_or_path", "") or "")
-    h = hashlib.sha256()
-    found = False
-    for fname in TOKENIZER_FILES:
-        f = path / fname
-        if f.is_file():
-            h.update(fname.encode() + b"\0" + f.read_bytes())
-            found = True
-    if not found:  # a tokenizer that was never saved: hash its vocabulary and class instead
-        h.update(type(tokenizer).__name__.encode())
-        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
-    return h.hexdigest()[:16]
+    """The content identity of the files that define ``tokenizer`` (:func:`mcanb.identity.of_tokenizer`)."""
+    return identity.of_tokenizer(tokenizer)
 
 
 # -- local encoders --------------------------------------------------------------------------------------------
@@ -194,14 +183,6 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path):
     return AutoTokenizer.from_pretrained(out_dir)
 
 
-def _corpus_key(texts: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8"))
-        h.update(b"\0")
-    return h.hexdigest()[:16]
-
-
 def pretrain_mlm(texts: Sequence[str], out_dir: str | Path, config: MlmConfig | None = None, *,
                  init_from: str | None = None, progress: bool = True) -> Path:
     """Pretrain a BERT with masked-language modelling on ``texts``; save a Hugging Face model directory.
@@ -217,7 +198,7 @@ def pretrain_mlm(texts: Sequence[str], out_dir: str | Path, config: MlmConfig | 
     """
     config = config or MlmConfig()
     out_dir = Path(out_dir)
-    record = {"settings": asdict(config), "init_from": init_from, "corpus": _corpus_key(texts),
+    record = {"settings": asdict(config), "init_from": init_from, "corpus": identity.of_texts(texts),
               "documents": len(texts)}
     meta = out_dir / "pretraining.json"
     if meta.exists():
