@@ -1,16 +1,16 @@
 """Notebooks 02 and 03's glue: encoders, BERT-trun / BERT-hier runs per (encoder, architecture, seed), Tables 2–5.
 
 A run is one ``mcanb.train.fit`` of :class:`~mcanb.models.bert.BertCodingModel` in
-``<runs_dir>/<encoder>/<architecture>-<settings hash>/seed<k>/`` (fit's files: history.csv, metrics.json,
-params.yaml, predictions_{dev,test}.parquet, checkpoints/). The hash covers every model and training setting and
-the data, and ``fit`` runs with ``resume=True``: notebook 03 reuses the BERT-hier + LAN runs that notebook 02
-finished with the same settings, and a killed run continues where it stopped. Paper: Ji, Hölttä & Marttinen 2021,
+``<runs_dir>/<encoder>/<architecture>-<identity>/seed<k>/`` (fit's files: history.csv, metrics.json,
+params.yaml, predictions_{dev,test}.parquet, checkpoints/, and identity.json). The identity (:mod:`mcanb.identity`)
+covers the documents' content, the encoder's weights and tokenizer files, every resolved model and training setting,
+the seed and the code version, and ``fit`` runs with ``resume=True``, which checks it: notebook 03 reuses the
+BERT-hier + LAN runs that notebook 02 finished from the same inputs, and a killed run continues where it stopped. Paper: Ji, Hölttä & Marttinen 2021,
 §3–4.3, Tables 2–5; published numbers in :mod:`mcanb.published`.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import encoders, published, wordpiece
+from . import encoders, identity, published, wordpiece
 from .models import build_model
 from .models.bert import param_groups
 from .processed import Processed
@@ -97,8 +97,16 @@ def train_config(*, num_epochs: int, batch_size: int = 8, grad_accum_steps: int 
                        warmup_ratio=warmup_ratio, max_grad_norm=max_grad_norm, patience=patience, **fields)
 
 
-def _settings_hash(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]
+def run_parts(processed: Processed, encoder: Encoder, model_name: str, model_config: dict[str, Any],
+              settings: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The identity parts of one fine-tuning run (:func:`mcanb.identity.run_parts`): the documents' content, the
+    encoder's files and initialisation, the resolved model settings (the encoder's location left out: its files
+    count instead), the training settings, the seed and the code version."""
+    model = {"model": model_name, **{k: v for k, v in model_config.items() if k != "encoder"}}
+    return identity.run_parts(data=identity.of_processed(processed),
+                              encoder=identity.of_encoder(encoder.encoder, encoders.resolve_encoder(encoder.encoder),
+                                                          encoder.init),
+                              model=model, train=settings, seed=seed)
 
 
 def train_bert(processed: Processed, encoder: Encoder, architecture: str, config: TrainConfig,
@@ -124,15 +132,21 @@ def train_bert(processed: Processed, encoder: Encoder, architecture: str, config
                 "max_words": max_words, "max_pieces": max_pieces, "head_lr": head_lr, "layer_decay": layer_decay,
                 "train": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "seed")},
                 "data_dir": str(processed.data_dir), "label_space": processed.label_space}
-    run_dir = (Path(runs_dir) / slug(encoder.label) / f"{architecture}-{_settings_hash(settings)}"
-               / f"seed{seed}")
+    train = {**{k: settings[k] for k in ("max_words", "max_pieces", "head_lr", "layer_decay")},
+             "train": identity.train_settings(config)}
+    parts = run_parts(processed, encoder, name, settings["model_config"], train, seed)
+    key = identity.run_identity(parts, leave_out=("seed",))[:8]     # the seeds of one setting share a folder
+    run_dir = Path(runs_dir) / slug(encoder.label) / f"{architecture}-{key}" / f"seed{seed}"
     groups = param_groups(model, encoder_lr=config.lr, head_lr=head_lr, layer_decay=layer_decay,
                           weight_decay=config.weight_decay)
     t0 = time.perf_counter()
     res = fit(model, data["train"], data["dev"], cfg, run_dir, test_ds=data["test"], resume=True,
-              param_groups=groups, notebook=notebook, run=run,
+              param_groups=groups, notebook=notebook, run=run, run_identity=parts,
               extra_params={**settings, "encoder_label": encoder.label, "architecture": architecture,
                             "domain": encoder.domain, "label": f"{slug(encoder.label)}/{architecture}"})
+    if run is not None:                   # the notebook run's results come from this training run
+        from .paths import out_dir
+        identity.record_use(out_dir(notebook, run), run_dir)
     return {"encoder": encoder.label, "architecture": architecture,
             "model": f"{encoder.label} · {published.ARCHITECTURES[architecture]}", "seed": int(seed),
             "dir": str(run_dir), "predictions": str(run_dir / "predictions_test.parquet"),

@@ -6,6 +6,7 @@
     mcanb study PROFILE [--dry-run]            # every run of parameters/study/<PROFILE>.yaml not up to date
     mcanb report PROFILE                       # outputs/report/<PROFILE>/index.html + report.md
     mcanb predict --model RUN_DIR --text FILE  # top codes of a new note (FILE or - for stdin)
+    mcanb runs [--prune [--dry-run]]           # the training runs under outputs/; remove the unused ones
     mcanb lab [--port N]                       # JupyterLab on notebooks/
     mcanb list                                 # notebooks, their parameter files, study profiles
 
@@ -71,6 +72,12 @@ def _cmd_predict(args) -> None:
     print(format_prediction(predictor.predict(text, top=args.top, spans=args.spans)))
 
 
+def _cmd_runs(args) -> None:
+    from .runs import main as runs_main
+
+    runs_main(prune_unused=args.prune, dry_run=args.dry_run)
+
+
 def _cmd_lab(args) -> None:
     import subprocess
 
@@ -124,6 +131,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=10, help="codes to show (default 10)")
     p.add_argument("--spans", type=int, default=3, help="attention spans per code, label-attention models (default 3)")
     p.set_defaults(func=_cmd_predict)
+    rs = sub.add_parser("runs", help="the training runs under outputs/: status, what each was made from, who uses it")
+    rs.add_argument("--prune", action="store_true", help="remove the runs that no notebook result uses")
+    rs.add_argument("--dry-run", action="store_true", help="with --prune: list what would be removed; remove nothing")
+    rs.set_defaults(func=_cmd_runs)
     lab = sub.add_parser("lab", help="JupyterLab on notebooks/")
     lab.add_argument("--port", type=int, default=8888)
     lab.add_argument("--ip", default="127.0.0.1", help="listen address (default: this machine only)")

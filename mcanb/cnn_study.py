@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import metrics, published, text
+from . import identity, metrics, published, text
 from .batching import CodingDataset
 from .models import build_model
 from .models.baselines import MostFrequentCodesBaseline, TfidfLogisticBaseline
@@ -91,8 +91,10 @@ def train_model(processed: Processed, model_name: str, model_overrides: dict[str
     """Train ``model_name`` with word2vec embeddings for one seed; outputs in ``<out_dir>/<model>/seed<seed>/``.
 
     ``data`` is :func:`datasets`' output; its ``max_length`` is recorded in ``params.yaml``. ``resume=True`` continues
-    from ``checkpoints/last.pt`` when it exists (same settings required; a finished run only reloads its best weights
-    and predicts), which is how ``mcanb study`` resumes an interrupted notebook.
+    from ``checkpoints/last.pt`` when it exists and the run's ``identity.json`` (data content, model and training
+    settings, seed, code version: :mod:`mcanb.identity`) is the same; a finished run only reloads its best weights
+    and predicts. Otherwise the run starts afresh and says why. This is how ``mcanb study`` resumes an interrupted
+    notebook.
 
     Returns a flat dict: ``model``, ``seed``, ``dir``, ``predictions`` (test parquet: hadm_id, scores),
     ``epochs``, ``best_epoch``, ``stop_reason``, ``seconds`` and every ``dev/<metric>`` and ``test/<metric>``.
@@ -110,11 +112,15 @@ def train_model(processed: Processed, model_name: str, model_overrides: dict[str
     cfg = dataclasses.replace(train_config, seed=int(seed))
     shown = {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_overrides.items()}
     t0 = time.perf_counter()
+    parts = identity.run_parts(data=identity.of_processed(processed, words=True),
+                               model={"model": model_name, "model_overrides": shown, "max_length": max(max_lengths)},
+                               train=identity.train_settings(train_config), seed=seed)
     res = fit(model, data["train"], data["dev"], cfg, run_dir, test_ds=data["test"], run=run, resume=resume,
-              notebook="04_cnn_retraining",
+              notebook="04_cnn_retraining", run_identity=parts,
               extra_params={"model": model_name, "model_overrides": shown, "max_length": max_lengths.pop(),
                             "data_dir": str(processed.data_dir), "label_space": processed.label_space,
                             "token_rule": processed.token_rule})
+    identity.record_use(out_dir, run_dir)        # the notebook run's results come from this training run
     return {"model": model_name, "seed": int(seed), "dir": str(run_dir),
             "predictions": str(run_dir / "predictions_test.parquet"), "epochs": res.epochs_run,
             "best_epoch": res.best_epoch, "stop_reason": res.stop_reason,

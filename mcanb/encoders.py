@@ -22,7 +22,6 @@ notebooks/02_pretraining_domains.ipynb.
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import os
 import sysconfig
@@ -34,9 +33,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from . import identity
+
 # Files whose bytes define a tokenizer (the key of the word-piece cache, mcanb.wordpiece).
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
-                   "merges.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+TOKENIZER_FILES = identity.TOKENIZER_FILES
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -127,19 +127,8 @@ def _without_pooler(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def tokenizer_key(tokenizer) -> str:
-    """SHA-256 (16 hex) of the files that define ``tokenizer`` (its saved directory), for caches."""
-    path = Path(getattr(tokenizer, "name_or_path", "") or "")
-    h = hashlib.sha256()
-    found = False
-    for fname in TOKENIZER_FILES:
-        f = path / fname
-        if f.is_file():
-            h.update(fname.encode() + b"\0" + f.read_bytes())
-            found = True
-    if not found:  # a tokenizer that was never saved: hash its vocabulary and class instead
-        h.update(type(tokenizer).__name__.encode())
-        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
-    return h.hexdigest()[:16]
+    """The content identity of the files that define ``tokenizer`` (:func:`mcanb.identity.of_tokenizer`)."""
+    return identity.of_tokenizer(tokenizer)
 
 
 # -- local encoders --------------------------------------------------------------------------------------------
@@ -166,17 +155,20 @@ class MlmConfig:
 def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path):
     """Train a lowercase WordPiece tokenizer (BERT's normaliser and pre-tokeniser) and save it to ``out_dir``.
 
-    Writes ``tokenizer.json``/``tokenizer_config.json`` and, because transformers 5 no longer writes it,
-    ``vocab.txt``. Returns the ``transformers`` tokenizer loaded back from ``out_dir``.
+    The vocabulary comes from :func:`mcanb.wordpiece_vocab.build_vocab`, which gives the same vocabulary for the
+    same corpus in every process (the library's ``WordPieceTrainer`` does not); encoding is the library's
+    WordPiece model. Writes ``tokenizer.json``/``tokenizer_config.json`` and, because transformers 5 no longer
+    writes it, ``vocab.txt``. Returns the ``transformers`` tokenizer loaded back from ``out_dir``.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    tk = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    from .wordpiece_vocab import build_vocab
+
+    vocab = build_vocab(texts, vocab_size, SPECIAL_TOKENS, min_frequency=2)
+    tk = Tokenizer(models.WordPiece({tok: i for i, tok in enumerate(vocab)}, unk_token="[UNK]"))
     tk.normalizer = normalizers.BertNormalizer(lowercase=True)
     tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tk.train_from_iterator(texts, trainer=trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2,
-                                                                     special_tokens=SPECIAL_TOKENS))
     cls, sep = tk.token_to_id("[CLS]"), tk.token_to_id("[SEP]")
     tk.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
@@ -186,18 +178,9 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(out_dir)
-    vocab = sorted(tk.get_vocab().items(), key=lambda kv: kv[1])
-    (out_dir / "vocab.txt").write_text("".join(f"{tok}\n" for tok, _ in vocab), encoding="utf-8")
+    (out_dir / "vocab.txt").write_text("".join(f"{tok}\n" for tok in vocab), encoding="utf-8")
     _quiet_transformers()
     return AutoTokenizer.from_pretrained(out_dir)
-
-
-def _corpus_key(texts: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8"))
-        h.update(b"\0")
-    return h.hexdigest()[:16]
 
 
 def pretrain_mlm(texts: Sequence[str], out_dir: str | Path, config: MlmConfig | None = None, *,
@@ -215,7 +198,7 @@ def pretrain_mlm(texts: Sequence[str], out_dir: str | Path, config: MlmConfig | 
     """
     config = config or MlmConfig()
     out_dir = Path(out_dir)
-    record = {"settings": asdict(config), "init_from": init_from, "corpus": _corpus_key(texts),
+    record = {"settings": asdict(config), "init_from": init_from, "corpus": identity.of_texts(texts),
               "documents": len(texts)}
     meta = out_dir / "pretraining.json"
     if meta.exists():

@@ -27,6 +27,7 @@ def setup(notebook: str, params: dict[str, Any]) -> Path:
     """Create ``outputs/<notebook>/<run_name>/``, write ``params.yaml``, seed, print a banner."""
     out = out_dir(notebook, str(params.get("run_name", "default")))
     save_params(out, params)
+    (out / "training_runs.json").unlink(missing_ok=True)   # mcanb.identity.record_use: this execution's runs only
     from .train import seed_everything  # imported here so that importing mcanb.notebook stays light
 
     seed = int(params.get("seed", 0))

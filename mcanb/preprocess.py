@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
-import hashlib
 import json
 import time
 import warnings
@@ -112,7 +111,8 @@ class PreprocessConfig:
         d = dataclasses.asdict(self)
         for k in ("progress", "workers", "out_dir", "extra"):
             d.pop(k)
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        from .identity import of_settings
+        return of_settings(d)
 
 
 class Drops:

@@ -8,7 +8,6 @@ are verified there. Explained in ``notebooks/01_preprocess.ipynb``, §1.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -52,11 +51,8 @@ def cache_dir() -> Path:
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from .identity import file_sha256
+    return file_sha256(path)
 
 
 def verify(path: Path) -> None:

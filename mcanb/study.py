@@ -10,32 +10,33 @@ A *profile* (``parameters/study/<profile>.yaml``) lists notebook runs in the ord
 ``seeds`` parameter (each notebook aggregates its own seeds as mean ± sd), ``reads`` names the runs whose outputs
 this one reads (default: every earlier run of the profile, the safe choice).
 
-Every run folder ``outputs/<notebook>/<run_name>/`` gets ``.mcanb-run.json``: a *fingerprint* (hash of the
-resolved parameters, the notebook's cell sources, the mcanb package's source, and the fingerprints of the runs
-it reads), a status (``running`` / ``done`` / ``failed``) and timings. A run is skipped when its record is
-``done`` with the same fingerprint. A run whose fingerprint changed has its folder emptied first, so no stale file
-survives; a run interrupted with the same fingerprint is rerun *in place* with ``resume=True`` (for notebooks
-that have that parameter, e.g. notebook 04, whose training runs continue from ``checkpoints/last.pt`` and give
-the same numbers as an uninterrupted run). Explained in the README section "The whole study".
+Every run folder ``outputs/<notebook>/<run_name>/`` gets ``.mcanb-run.json``: a *fingerprint* (hash of the resolved
+parameters, the notebook's cell sources, the mcanb package's source, the fingerprints of the runs it reads, and the
+content of every other file it reads: ``input_path``, ``splits_dir``, ``data_dir``, file by file, through
+:mod:`mcanb.identity`), a status (``running`` / ``done`` / ``failed``) and timings. A run is skipped when its record
+is ``done`` with the same fingerprint. A run whose fingerprint changed has its folder emptied first, so no stale
+file survives; a run interrupted with the same fingerprint is rerun *in place* with ``resume=True`` (for notebooks
+that have that parameter, e.g. notebook 04, whose training runs continue from ``checkpoints/last.pt`` and give the
+same numbers as an uninterrupted run). Explained in the README section "The whole study".
 """
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
-from . import __version__
+from . import __version__, identity
 from . import params as P
-from .paths import NOTEBOOKS, OUTPUTS, PACKAGE_DIR, PARAMETERS, ROOT, out_dir
+from .identity import ORCHESTRATION  # noqa: F401 - the modules whose changes rerun nothing
+from .paths import NOTEBOOKS, OUTPUTS, PARAMETERS, ROOT, TOY_MIMIC, out_dir
+from .paths import resolve as resolve_path
 
 RECORD = ".mcanb-run.json"
 EXECUTION_ONLY = ("resume",)       # parameters that change how a run executes, not what it computes
@@ -125,26 +126,9 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- fingerprints
 
-def _sha(data: bytes | str) -> str:
-    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()[:16]
-
-
-# Modules that only orchestrate or present runs (never imported by a notebook's computation): changing them must not
-# rerun hours of training. Every other source file of the package counts.
-ORCHESTRATION = {"cli.py", "study.py", "progress.py", "report.py", "predict.py"}
-
-
-@lru_cache(maxsize=None)
 def package_hash() -> str:
-    """Hash of the mcanb version and every source file of the package except :data:`ORCHESTRATION` (so a change to
-    the code that computes results reruns everything, and a change to this command does not)."""
-    h = hashlib.sha256(__version__.encode())
-    for f in sorted(PACKAGE_DIR.rglob("*")):
-        if f.parent == PACKAGE_DIR and f.name in ORCHESTRATION:
-            continue
-        if f.is_file() and f.suffix in (".py", ".csv", ".json", ".txt", ".yaml") and "__pycache__" not in f.parts:
-            h.update(str(f.relative_to(PACKAGE_DIR)).encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()[:16]
+    """The version of the code that computes results (:func:`mcanb.identity.code_version`)."""
+    return identity.code_version()
 
 
 def notebook_hash(notebook: str) -> str:
@@ -152,7 +136,54 @@ def notebook_hash(notebook: str) -> str:
     nb = json.loads((NOTEBOOKS / f"{notebook}.ipynb").read_text())
     cells = [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"])
              for c in nb["cells"]]
-    return _sha(json.dumps(cells))
+    return identity.of_settings(cells)
+
+
+def input_paths(spec: RunSpec) -> dict[str, Path]:
+    """``{parameter: path}`` of the files and folders ``spec`` reads that no run it reads produces: the values of
+    ``mcanb.pipeline.PATH_PARAMETERS`` (``input_path``, ``splits_dir``, ``data_dir``), notebook 01's default input
+    being the toy fixture. A path inside the output folder of a run in ``reads`` is left out: that run's
+    fingerprint covers it."""
+    from .pipeline import PATH_PARAMETERS
+
+    defaults = P.notebook_defaults(NOTEBOOKS / f"{spec.notebook}.ipynb")
+    values = {**defaults, **resolve(spec)}
+    out: dict[str, Path] = {}
+    for key, words in PATH_PARAMETERS.items():
+        if key not in defaults:
+            continue
+        value = values.get(key)
+        if key == "input_path" and value in (None, ""):
+            path = TOY_MIMIC                                  # notebook 01: None reads the toy fixture
+        elif isinstance(value, str) and value not in words:
+            path = resolve_path(value)
+        else:
+            continue
+        if not any(path == OUTPUTS / r or OUTPUTS / r in path.parents for r in spec.reads):
+            out[key] = path
+    return out
+
+
+def read_files(path: Path) -> list[Path] | None:
+    """The files a notebook reads below a folder: a MIMIC-III folder's tables (``mcanb.data.input_files``) and
+    ``splits/``; a preprocessed data folder's data files (``mcanb.processed.load``); any other folder: all."""
+    from .data import input_files
+
+    if not path.is_dir():
+        return None
+    if (path / "report.json").exists():                       # notebook 01's output
+        return sorted(f for f in path.rglob("*") if f.is_file() and "wordpiece" not in f.relative_to(path).parts
+                      and (f.suffix == ".parquet" or f.name in ("labels.csv", "vocab.csv", "embeddings.npy",
+                                                                 "preprocess_config.yaml")))
+    tables = [Path(f) for f in input_files(path)[0].values()]
+    if tables:
+        return sorted(tables + [f for f in (path / "splits").glob("*") if f.is_file()])
+    return None
+
+
+def input_identities(spec: RunSpec) -> dict[str, dict[str, Any]]:
+    """``{parameter: manifest}`` (:func:`mcanb.identity.of_path`) of every input of :func:`input_paths`."""
+    return {key: identity.of_path(path, read_files(path)) for key, path in sorted(input_paths(spec).items())}
 
 
 def read_record(run_dir: Path) -> dict[str, Any] | None:
@@ -164,7 +195,8 @@ def read_record(run_dir: Path) -> dict[str, Any] | None:
 
 
 def parts(spec: RunSpec) -> dict[str, Any]:
-    """What the fingerprint hashes: params, notebook, package, and the fingerprint of every run it reads.
+    """What the fingerprint hashes: params, notebook, package, the fingerprint of every run it reads, and the
+    content of every other file it reads (``files``, :func:`input_identities`).
 
     Raises ``StudyError`` when a run it reads has not finished (its fingerprint is then unknown)."""
     values = {k: v for k, v in resolve(spec).items() if k not in EXECUTION_ONLY}
@@ -174,12 +206,12 @@ def parts(spec: RunSpec) -> dict[str, Any]:
         if rec is None or rec.get("status") != "done":
             raise StudyError(f"{spec.key} reads {key}, which has not finished (outputs/{key}/{RECORD})")
         inputs[key] = rec["fingerprint"]
-    return {"params": _sha(json.dumps(values, sort_keys=True, default=str)), "notebook": notebook_hash(spec.notebook),
-            "package": package_hash(), "inputs": inputs}
+    return {"params": identity.of_settings(values), "notebook": notebook_hash(spec.notebook),
+            "package": package_hash(), "inputs": inputs, "files": input_identities(spec)}
 
 
 def fingerprint(p: dict[str, Any]) -> str:
-    return _sha(json.dumps(p, sort_keys=True))
+    return identity.of_settings(p)
 
 
 def why(spec: RunSpec, will_rerun: set[str]) -> str:
@@ -194,6 +226,12 @@ def why(spec: RunSpec, will_rerun: set[str]) -> str:
     old = rec.get("parts", {})
     diffs = [name for name in ("params", "notebook", "package") if old.get(name) != now[name]]
     diffs += [f"input changed ({k})" for k in now["inputs"] if old.get("inputs", {}).get(k) != now["inputs"][k]]
+    for key, manifest in now["files"].items():
+        before = old.get("files", {}).get(key)
+        if before is None or before.get("sha") != manifest["sha"]:
+            names = identity.changed_files(before or {}, manifest) if before else []
+            diffs += [f"input changed: {_shown_input(key, manifest['path'], n)}" for n in names[:3]] or \
+                [f"input changed: {key} {manifest['path']}"]
     if diffs:
         return ", ".join(d if d.startswith("input") else f"{d} changed" for d in diffs)
     if rec.get("status") == "running":
@@ -201,6 +239,12 @@ def why(spec: RunSpec, will_rerun: set[str]) -> str:
     if rec.get("status") == "failed":
         return f"failed last time: resumes ({rec.get('error', '').splitlines()[0][:80] if rec.get('error') else '?'})"
     return "up to date"
+
+
+def _shown_input(key: str, path: str, name: str) -> str:
+    p = Path(path)
+    full = p / name if p.is_dir() else p
+    return str(full.relative_to(ROOT)) if ROOT in full.parents else str(full)
 
 
 def plan(profile: Profile) -> list[tuple[RunSpec, str]]:
@@ -248,6 +292,9 @@ def execute_run(notebook: str, run: str, overrides: dict[str, Any] | None = None
     from .progress import Monitor
 
     spec = RunSpec(notebook, run, dict(overrides or {}), list(reads or []))
+    if input_paths(spec).get("input_path") == TOY_MIMIC:
+        from .notebook import toy_mimic
+        toy_mimic()                           # generated before it is fingerprinted, as the notebook would
     fp_parts = parts(spec)
     fp = fingerprint(fp_parts)
     run_dir = out_dir(notebook, spec.run_name)

@@ -27,7 +27,6 @@ import contextlib
 import csv
 import dataclasses
 import functools
-import hashlib
 import json
 import logging
 import math
@@ -45,6 +44,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
+from . import identity
 from .batching import BucketBatchSampler
 from .metrics.stopping import MetricFn, check_metric_name, default_stopping_metric, higher_is_better
 from .predictions import save_predictions
@@ -191,24 +191,29 @@ def predict(model: torch.nn.Module, ds, batch_size: int, *, accelerator=None,
 def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: str | Path, *, test_ds=None,
         metric_fn: MetricFn | None = None, resume: bool = False, accelerator=None,
         param_groups: Sequence[dict] | None = None, extra_params: Mapping[str, Any] | None = None,
-        notebook: str | None = None, run: str | None = None) -> FitResult:
+        notebook: str | None = None, run: str | None = None,
+        run_identity: Mapping[str, Any] | None = None) -> FitResult:
     """Train ``model`` on ``train_ds``, early-stop on ``dev_ds``, write outputs under ``out_dir`` (see module doc).
 
     Args:
         metric_fn: ``(y_true (n, C) 0/1, y_score (n, C)) -> {name: value}``; default ``mcanb.metrics.evaluate``
             with ``k=config.eval_k``. The engine adds ``loss`` (dev BCE).
         resume: continue from ``out_dir/checkpoints/last.pt`` if it exists (same config and data required);
-            the resumed run ends with the same weights and metrics as an uninterrupted one.
+            the resumed run ends with the same weights and metrics as an uninterrupted one. With
+            ``run_identity``, only when ``out_dir/identity.json`` holds the same identity: otherwise the run
+            starts afresh and says why (a finished run is never reused for other inputs).
         accelerator: an ``accelerate.Accelerator``; default one made by ``make_accelerator(config)``.
         param_groups: optimizer parameter groups (e.g. layer-wise learning rates for BERT); default one group
             with every trainable parameter.
         extra_params: written to ``params.yaml`` with the resolved ``TrainConfig`` (e.g. model settings).
         notebook, run: names for ``metrics.json``; default the two last parts of ``out_dir``.
+        run_identity: the run's identity parts (:func:`mcanb.identity.run_parts`), written to
+            ``out_dir/identity.json`` when the run starts.
     """
     out_dir = Path(out_dir)
     t = _Trainer(model, train_ds, dev_ds, config, out_dir, metric_fn, accelerator, param_groups)
     with _determinism(t.config):
-        t.start(resume)
+        t.start(resume, run_identity)
         while t.prog.stop_reason is None:
             t.train_epoch()
             t.end_epoch()
@@ -250,8 +255,7 @@ class _Trainer:
         self.train_ds, self.dev_ds, self.out_dir = train_ds, dev_ds, out_dir
         self.ckdir = out_dir / "checkpoints"
         self.data_fp = {"num_codes": num_codes, "train_docs": len(train_ds), "dev_docs": len(dev_ds),
-                        "train_hadm_sha1": hashlib.sha1(np.asarray(train_ds.hadm_ids, np.int64).tobytes())
-                        .hexdigest()[:16]}
+                        "train_hadm_sha": identity.digest(np.asarray(train_ds.hadm_ids, np.int64).tobytes())}
         if cfg.compile:
             model.compile()  # in place: parameter names (and checkpoints) stay those of the plain model
         groups = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
@@ -270,8 +274,14 @@ class _Trainer:
         self.prog = Progress()
 
     # -- start / resume ----------------------------------------------------------------------------------
-    def start(self, resume: bool) -> None:
+    def start(self, resume: bool, parts: Mapping[str, Any] | None = None) -> None:
         last = self.ckdir / "last.pt"
+        if resume and last.exists() and parts is not None:
+            why = identity.differences(identity.read(self.out_dir), parts)
+            if why and self.main:
+                (tqdm.write if self.config.progress else log.warning)(
+                    f"{self.out_dir}: not resumed, its inputs differ ({'; '.join(why)}): starting afresh")
+            resume = not why
         if resume and last.exists():
             self._restore(last)
             self._say(f"resumed from {last}: epoch {self.prog.epoch}, batch {self.prog.batch_in_epoch}, "
@@ -281,8 +291,10 @@ class _Trainer:
             self._say(f"resume=True but {last} does not exist: starting from scratch")
         if self.main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            for stale in (last, self.ckdir / "best.pt"):
+            for stale in (last, self.ckdir / "best.pt", self.out_dir / identity.IDENTITY_FILE):
                 stale.unlink(missing_ok=True)
+            if parts is not None:
+                identity.write(self.out_dir, parts)
         self.acc.wait_for_everyone()
         seed_everything(self.config.seed + self.rank)  # per process: dropout masks differ between processes
 

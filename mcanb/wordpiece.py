@@ -5,12 +5,12 @@ numbers removed), cut at ``max_words`` preprocessed tokens (2,500 for BERT-hier,
 split into the encoder's own word pieces, without special tokens: the models add ``[CLS]``/``[SEP]`` per segment.
 
 The cache lives beside the preprocessed data, ``<data_dir>/<label_space>/wordpiece/<key>/<split>.parquet``; the
-key hashes the tokenizer's files (``mcanb.encoders.tokenizer_key``), ``max_words`` and the split's parquet file, so
-a changed tokenizer or re-run preprocessing never reads stale pieces. Explained in notebooks/03_hierarchy.ipynb.
+key hashes the tokenizer's files (``mcanb.encoders.tokenizer_key``) and ``max_words``, and each split's record the
+documents' ids and texts (:mod:`mcanb.identity`), so a changed tokenizer or changed notes never read stale pieces.
+Explained in notebooks/03_hierarchy.ipynb.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from . import identity
 from .batching import CodingDataset
 from .encoders import tokenizer_key
 from .processed import Processed
@@ -29,14 +30,16 @@ _CHUNK = 512  # documents per tokenizer call (the fast tokenizer parallelises in
 
 def cache_dir(processed: Processed, tokenizer, max_words: int) -> Path:
     """Where the word pieces of ``processed`` under ``tokenizer`` (cut at ``max_words`` words) are cached."""
-    key = hashlib.sha256(f"{tokenizer_key(tokenizer)}|{int(max_words)}".encode()).hexdigest()[:16]
+    key = identity.of_settings({"tokenizer": tokenizer_key(tokenizer), "max_words": int(max_words)})
     return processed.data_dir / processed.label_space / "wordpiece" / key
 
 
 def _split_key(processed: Processed, split: str) -> str:
-    """Hash of the split's parquet file: a re-run preprocessing invalidates the cache."""
-    f = processed.data_dir / processed.label_space / f"{split}.parquet"
-    return hashlib.sha256(f.read_bytes()).hexdigest()[:16] if f.exists() else "in-memory"
+    """The split's documents as encoded (admission ids and texts, in memory): changed notes, a re-run
+    preprocessing or data changed after loading invalidate the cache."""
+    frame = processed.frames[split]
+    return identity.of_settings([identity.digest(processed.hadm_ids(split).tobytes()),
+                                 identity.of_texts(frame["text"].tolist())])
 
 
 def encode_texts(tokenizer, texts: list[str], max_words: int, progress: bool = False) -> list[np.ndarray]:

@@ -38,10 +38,10 @@ def study(tmp_path_factory):
     torch.set_num_threads(n)
 
 
-def _train(study, encoder, architecture, **overrides):
+def _train(study, encoder, architecture, processed=None, **overrides):
     proc, _, root = study
     cfg = bert_study.train_config(num_epochs=2, batch_size=8, encoder_lr=1e-3, num_threads=1)
-    return bert_study.train_bert(proc, encoder, architecture, cfg, root / "runs", seed=0, max_words=20,
+    return bert_study.train_bert(processed or proc, encoder, architecture, cfg, root / "runs", seed=0, max_words=20,
                                  model_overrides={**SMALL, **overrides}, progress=False)
 
 
@@ -92,3 +92,22 @@ def test_predict_rebuilds_a_bert_run_with_word_level_attention_spans(study):
         assert c.spans and all(s.token in words and 0.0 < s.weight <= 1.0 + 1e-6 for s in c.spans)
     fcn = Path(_train(study, in_domain, "trun_fcn")["dir"])
     assert all(not c.spans for c in predict.load_predictor(fcn).predict(note, top=2).codes)   # no attention, no spans
+
+
+def test_a_run_is_reused_only_for_the_same_data_content(study):
+    import copy
+
+    from mcanb import identity
+    proc, (in_domain, _), _ = study
+    first = _train(study, in_domain, "trun_lan")
+    stored = identity.read(first["dir"])
+    assert set(stored["parts"]) == {"data", "encoder", "model", "train", "seed", "code"}
+    assert stored["parts"]["encoder"]["files"].keys() >= {"model.safetensors", "vocab.txt", "config.json"}
+    changed = copy.copy(proc)                      # the same folder and label space, one note changed
+    changed.frames = {s: f.copy() for s, f in proc.frames.items()}
+    changed.frames["train"].loc[0, "text"] = changed.frames["train"].loc[0, "text"] + " fever"
+    second = _train(study, in_domain, "trun_lan", processed=changed)
+    assert second["dir"] != first["dir"], "a run trained on other notes was reused"
+    new = identity.read(second["dir"])
+    assert identity.differences(stored, new["parts"]) == ["data changed"]
+    assert _train(study, in_domain, "trun_lan")["dir"] == first["dir"]          # the original data: reused

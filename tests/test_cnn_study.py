@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -74,6 +75,30 @@ def test_train_model_writes_one_folder_per_model_and_seed(toy, toy_splits, tmp_p
     assert 0 <= r["test/micro_f1"] <= 1 and "test/p@5" in r
     recorded = yaml.safe_load((run / "params.yaml").read_text())
     assert recorded["max_length"] == 64 and recorded["token_rule"] == toy.token_rule == "caml"  # what was used
+
+
+def test_resume_starts_afresh_when_the_data_changed(toy, toy_splits, tmp_path, caplog):
+    import copy
+    import json
+    import logging
+
+    from mcanb import identity
+    overrides, config = _quick("cnn")
+    first = E.train_model(toy, "cnn", overrides, config, tmp_path, seed=3, data=toy_splits, resume=True)
+    run = Path(first["dir"])
+    best = run / "checkpoints" / "best.pt"
+    stamp = best.stat().st_mtime_ns
+    E.train_model(toy, "cnn", overrides, config, tmp_path, seed=3, data=toy_splits, resume=True)
+    assert best.stat().st_mtime_ns == stamp                                  # same inputs: the finished run
+    changed = copy.copy(toy)
+    changed.frames = {s: f.copy() for s, f in toy.frames.items()}
+    changed.frames["train"].loc[0, "text"] = "fever " + changed.frames["train"].loc[0, "text"]
+    with caplog.at_level(logging.WARNING, logger="mcanb.train"):
+        E.train_model(changed, "cnn", overrides, config, tmp_path, seed=3, data=toy_splits, resume=True)
+    assert "not resumed, its inputs differ (data changed)" in caplog.text
+    assert best.stat().st_mtime_ns != stamp                                  # trained again
+    assert identity.read(run)["parts"]["data"]["sha"] == identity.of_processed(changed, words=True)["sha"]
+    assert json.loads((tmp_path / "training_runs.json").read_text()) == [str(run.resolve())]
 
 
 def test_baselines_summary_and_paired_test(toy, tmp_path):

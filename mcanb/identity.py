@@ -1,0 +1,315 @@
+"""Content identities: the one place that fingerprints what a result was computed from.
+
+Every cache key and run key of the package is made here, from content, never from a path or a date:
+
+* :func:`digest` / :func:`of_settings`: SHA-256 (16 hex digits) of bytes, or of the canonical JSON of settings
+  (keys sorted, no spaces, tuples as lists);
+* :func:`file_sha256` / :func:`of_files` / :func:`of_path`: the bytes of files and folders, cached by
+  (path, size, modification time) in the process and, for files of 16 MiB and more, in
+  ``outputs/.cache/file-sha256.json`` (real MIMIC-III tables are hashed once, not at every ``mcanb study``);
+* :func:`of_texts`: a corpus (the MLM pretraining cache); :func:`of_tokenizer`: a tokenizer's files;
+  :func:`of_encoder`: an encoder's weights, configuration and tokenizer files (a hub id: its downloaded snapshot);
+* :func:`of_processed`: the preprocessed documents a model trains on (text, codes, admission ids per split);
+* :func:`code_version`: the package's source, except the modules that only orchestrate (:data:`ORCHESTRATION`).
+
+A training run's identity (:func:`run_identity`) hashes its *parts* (data, encoder, model, train, seed, code),
+each a dict with a ``sha`` and human-readable fields that do not count; :func:`write` stores them as
+``identity.json`` in the run folder and :func:`differences` says in words what changed. Explained in
+docs/runs.md.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import __version__
+from .paths import OUTPUTS, PACKAGE_DIR
+
+CHARS = 16                     # hex digits kept of a SHA-256
+IDENTITY_FILE = "identity.json"
+USES_FILE = "training_runs.json"   # in a notebook run folder: the training runs its results come from
+# Files whose bytes define a tokenizer.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+                   "merges.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "added_tokens.json")
+# Modules that only orchestrate or present runs (never imported by a notebook's computation): changing them must
+# not rerun hours of training. Every other source file of the package counts in code_version().
+ORCHESTRATION = {"cli.py", "study.py", "progress.py", "report.py", "predict.py", "runs.py"}
+_BIG = 16 << 20                # files this large have their hash kept on disk between processes
+
+
+def digest(*chunks: bytes | str) -> str:
+    """SHA-256 (first :data:`CHARS` hex digits) of the chunks, each followed by a NUL separator."""
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c.encode() if isinstance(c, str) else c)
+        h.update(b"\0")
+    return h.hexdigest()[:CHARS]
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, (set, frozenset)):
+        return sorted(v, key=str)
+    if hasattr(v, "item"):                   # numpy scalars
+        return v.item()
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    return str(v)
+
+
+def canonical(obj: Any) -> str:
+    """Canonical JSON: keys sorted, no spaces, tuples as lists, paths as strings, numpy values as Python ones."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain)
+
+
+def of_settings(obj: Any) -> str:
+    """The digest of ``obj``'s canonical JSON (settings, parameters)."""
+    return digest(canonical(obj))
+
+
+# ------------------------------------------------------------------------------------------------ files
+_memo: dict[tuple[str, int, int], str] = {}
+_DISK = OUTPUTS / ".cache" / "file-sha256.json"
+
+
+def _disk_cache() -> dict[str, list]:
+    try:
+        return json.loads(_DISK.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The full SHA-256 (64 hex) of a file's bytes, cached by (absolute path, size, modification time in ns)."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key in _memo:
+        return _memo[key]
+    disk = _disk_cache() if st.st_size >= _BIG else {}
+    if disk.get(key[0], [None])[:2] == [st.st_size, st.st_mtime_ns]:
+        _memo[key] = disk[key[0]][2]
+        return _memo[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    _memo[key] = h.hexdigest()
+    if st.st_size >= _BIG:
+        try:
+            disk = _disk_cache()
+            disk[key[0]] = [st.st_size, st.st_mtime_ns, _memo[key]]
+            _DISK.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _DISK.with_name(f"{_DISK.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(disk, indent=0))
+            os.replace(tmp, _DISK)
+        except OSError:
+            pass                             # a read-only outputs folder only costs speed
+    return _memo[key]
+
+
+def of_file(path: str | os.PathLike) -> str:
+    """A file's content digest (:data:`CHARS` hex digits)."""
+    return file_sha256(path)[:CHARS]
+
+
+def of_files(files: Iterable[str | os.PathLike], root: str | os.PathLike) -> dict[str, Any]:
+    """``{"sha", "files": {path relative to root: digest}}``: a manifest; names count, locations above do not."""
+    root = Path(root)
+    manifest = {Path(f).relative_to(root).as_posix() if Path(f).is_relative_to(root) else str(f): of_file(f)
+                for f in files}
+    manifest = dict(sorted(manifest.items()))
+    return {"sha": of_settings(manifest), "files": manifest}
+
+
+def of_path(path: str | os.PathLike, files: Sequence[str | os.PathLike] | None = None) -> dict[str, Any]:
+    """A file, or a folder's files (every file below it, or the given ``files``), as a manifest with ``path``;
+    ``{"sha": "absent"}`` when nothing is there."""
+    path = Path(path)
+    if path.is_file():
+        return {"path": str(path), "sha": of_file(path), "files": {path.name: of_file(path)}}
+    if path.is_dir():
+        chosen = files if files is not None else sorted(p for p in path.rglob("*") if p.is_file())
+        return {"path": str(path), **of_files(chosen, path)}
+    return {"path": str(path), "sha": "absent", "files": {}}
+
+
+def changed_files(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Names of the files that differ between two manifests of :func:`of_path` (added, removed or changed)."""
+    a, b = old.get("files", {}) or {}, new.get("files", {}) or {}
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+# ---------------------------------------------------------------------------------------------- content
+def of_texts(texts: Iterable[str]) -> str:
+    """A corpus in order (the MLM cache key)."""
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:CHARS]
+
+
+def of_tokenizer(tokenizer) -> str:
+    """The files that define ``tokenizer`` (its saved directory); a tokenizer never saved: its class and vocabulary."""
+    path = Path(getattr(tokenizer, "name_or_path", "") or "")
+    h = hashlib.sha256()
+    found = False
+    for fname in TOKENIZER_FILES:
+        f = path / fname
+        if f.is_file():
+            h.update(fname.encode() + b"\0" + f.read_bytes())
+            found = True
+    if not found:
+        h.update(type(tokenizer).__name__.encode())
+        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    return h.hexdigest()[:CHARS]
+
+
+def _model_files(d: Path) -> list[Path]:
+    """What ``AutoModel``/``AutoTokenizer`` read from a model directory: config, weights, tokenizer files."""
+    return sorted(p for p in d.iterdir() if p.is_file() and (
+        p.name == "config.json" or p.name in TOKENIZER_FILES
+        or p.name.endswith((".safetensors", ".bin", ".safetensors.index.json", ".bin.index.json"))))
+
+
+def of_encoder(name: str, path: str, init: str = "pretrained") -> dict[str, Any]:
+    """An encoder's identity: the bytes of its configuration, weights and tokenizer files, and ``init``.
+
+    ``path`` is the resolved name (``mcanb.encoders.resolve_encoder``): a directory, or a hub id whose files are
+    then read from the local Hugging Face cache (the snapshot the model was loaded from; its revision is shown).
+    """
+    about: dict[str, Any] = {"name": name, "init": init}
+    d = Path(path)
+    if not d.is_dir():
+        from huggingface_hub import snapshot_download
+        try:
+            d = Path(snapshot_download(path, local_files_only=True))
+        except Exception as e:   # noqa: BLE001 - any failure means the files are not on this machine
+            raise FileNotFoundError(f"encoder {path!r}: its files are not in the local Hugging Face cache, so "
+                                    f"its identity cannot be computed ({type(e).__name__})") from e
+        about["revision"] = d.name
+    files = _model_files(d)
+    if init == "random":      # fresh weights: only the configuration and the tokenizer are read
+        files = [f for f in files if f.name == "config.json" or f.name in TOKENIZER_FILES]
+    manifest = of_files(files, d)
+    return {"sha": of_settings([init, manifest["sha"]]), **about, "path": str(d), "files": manifest["files"]}
+
+
+def of_processed(processed, *, words: bool = False) -> dict[str, Any]:
+    """The preprocessed data a model trains on: per split the admission ids, texts and codes, and the label codes.
+
+    ``words=True`` adds what the word-level CNN family also reads: the vocabulary, the word2vec matrix and the
+    code descriptions. The content is hashed as it is in memory, so a notebook that changes the data after
+    loading it gets another identity.
+    """
+    h = hashlib.sha256()
+    labels = processed.labels
+    h.update(canonical(labels["code"].tolist()).encode())
+    if words:
+        h.update(canonical(labels["description"].fillna("").tolist()).encode())
+        h.update(canonical(list(processed.vocab)).encode())
+        if processed.embeddings is not None:
+            h.update(processed.embeddings.tobytes())
+    for split in sorted(processed.frames):
+        f = processed.frames[split]
+        h.update(f"\x1d{split}\x1d".encode())
+        for hadm, text, codes in zip(f["hadm_id"], f["text"], f["codes"]):
+            h.update(f"{int(hadm)}\x1f{chr(31).join(map(str, codes))}\x1f".encode())
+            h.update(text.encode("utf-8"))
+            h.update(b"\x1e")
+    return {"sha": h.hexdigest()[:CHARS], "data_dir": str(processed.data_dir), "label_space": processed.label_space,
+            "documents": {s: len(f) for s, f in sorted(processed.frames.items())}}
+
+
+@lru_cache(maxsize=None)
+def code_version() -> str:
+    """The mcanb version and every source file of the package except :data:`ORCHESTRATION` (a change to the code
+    that computes results changes it; a change to the command line or the report does not)."""
+    h = hashlib.sha256(__version__.encode())
+    for f in sorted(PACKAGE_DIR.rglob("*")):
+        if f.parent == PACKAGE_DIR and f.name in ORCHESTRATION:
+            continue
+        if f.is_file() and f.suffix in (".py", ".csv", ".json", ".txt", ".yaml") and "__pycache__" not in f.parts:
+            h.update(str(f.relative_to(PACKAGE_DIR)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:CHARS]
+
+
+# --------------------------------------------------------------------------------------------- run folders
+# TrainConfig fields that change how a run executes or reports, never its numbers (the seed is a part of its own).
+EXECUTION_ONLY = ("seed", "progress", "log_every", "num_workers", "eval_batch_size", "checkpoint_every_epoch",
+                  "checkpoint_every_steps")
+
+
+def train_settings(config) -> dict[str, Any]:
+    """A ``TrainConfig``'s fields that decide the result (:data:`EXECUTION_ONLY` left out)."""
+    import dataclasses
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in EXECUTION_ONLY}
+
+
+def settings_part(values: Any) -> dict[str, Any]:
+    """A part made of settings: their digest and the values themselves."""
+    return {"sha": of_settings(values), "values": values}
+
+
+def run_parts(*, data: dict, model: Any, train: Any, seed: int, encoder: dict | None = None) -> dict[str, Any]:
+    """The parts of a training run's identity: data, [encoder,] model and training settings, seed, code version."""
+    parts = {"data": data, **({"encoder": encoder} if encoder is not None else {}),
+             "model": settings_part(model), "train": settings_part(train),
+             "seed": {"sha": of_settings(int(seed)), "value": int(seed)},
+             "code": {"sha": code_version(), "mcanb_version": __version__}}
+    return parts
+
+
+def run_identity(parts: Mapping[str, Any], leave_out: Sequence[str] = ()) -> str:
+    """The digest of the parts' ``sha`` values (their human-readable fields do not count)."""
+    return of_settings({k: v["sha"] for k, v in parts.items() if k not in leave_out})
+
+
+def write(run_dir: str | os.PathLike, parts: Mapping[str, Any]) -> Path:
+    """``<run_dir>/identity.json``: ``{"identity", "parts"}``."""
+    path = Path(run_dir) / IDENTITY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{IDENTITY_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"identity": run_identity(parts), "parts": parts}, indent=2, sort_keys=True,
+                              default=_plain) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``identity.json`` of a run folder, or None when missing or unreadable."""
+    try:
+        return json.loads((Path(run_dir) / IDENTITY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def differences(stored: Mapping[str, Any] | None, parts: Mapping[str, Any]) -> list[str]:
+    """In words, which parts differ between a stored ``identity.json`` and ``parts`` (empty: the same run)."""
+    if stored is None:
+        return [f"no {IDENTITY_FILE}"]
+    old = stored.get("parts", {})
+    return [f"{k} changed" if k in old else f"{k} not recorded" for k in sorted(set(old) | set(parts))
+            if (old.get(k) or {}).get("sha") != (parts.get(k) or {}).get("sha")]
+
+
+def record_use(notebook_dir: str | os.PathLike, run_dir: str | os.PathLike) -> None:
+    """Note in ``<notebook_dir>/training_runs.json`` that this notebook run's results use the training run
+    ``run_dir`` (what ``mcanb runs --prune`` keeps). ``mcanb.notebook.setup`` starts the list afresh."""
+    path = Path(notebook_dir) / USES_FILE
+    try:
+        used = json.loads(path.read_text())
+    except (OSError, ValueError):
+        used = []
+    entry = str(Path(run_dir).resolve())
+    if entry not in used:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{USES_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(sorted([*used, entry]), indent=1) + "\n")
+        os.replace(tmp, path)
