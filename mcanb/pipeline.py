@@ -70,11 +70,11 @@ def resolve_parameters(notebook: str, run: str, overrides: dict[str, Any] | None
         raise P.ParameterError(f"{nb_path}: no such notebook (have: {', '.join(numbered_notebooks())})")
     defaults = P.notebook_defaults(nb_path)
     file = PARAMETERS / notebook / f"{run}.yaml"
-    values = P.load_file(file) if file.exists() else {}
+    values = P.coerce(P.load_file(file) if file.exists() else {}, defaults)
     if not file.exists() and run != "toy":
         raise P.ParameterError(f"{file}: parameter file not found")
     P.check(values, defaults, str(file.relative_to(ROOT)))
-    overrides = overrides or {}
+    overrides = P.coerce(overrides or {}, defaults)
     P.check(overrides, defaults, "command-line override")
     values = {**values, **overrides}
     if "run_name" in defaults:
