@@ -202,8 +202,6 @@ def user_message(e: BaseException) -> str | None:
 def main(argv: list[str] | None = None) -> None:
     """Run one command. A user error prints one line-or-few message and exits 1 (``--debug``: the traceback too);
     a failing notebook cell that is not a user error prints its traceback; anything else raises."""
-    from papermill.exceptions import PapermillExecutionError
-
     args = parser().parse_args(argv)
     try:
         args.func(args)
@@ -213,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         msg = user_message(e)
         if msg is not None and not getattr(args, "debug", False):
             sys.exit(f"mcanb {args.cmd}: error: {msg}")
-        if isinstance(e, PapermillExecutionError):
+        if type(e).__name__ == "PapermillExecutionError":
             where = getattr(e, "executed_notebook", "its outputs folder")
             sys.exit(f"mcanb {args.cmd}: a notebook cell failed (the executed notebook {where} shows where; the "
                      f"next call resumes):\n{e}")

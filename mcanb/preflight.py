@@ -132,6 +132,10 @@ def input_path(v, ctx) -> str | None:
         return f"{p} is a folder; input_format 'table' expects a .csv or .parquet file"
     if not table and not p.is_dir():
         return f"{p} is a file; input_format 'mimic3' expects the MIMIC-III folder (or set input_format: table)"
+    raw, out = (p.parent if table else p), OUTPUTS / ctx.notebook / str(ctx.values.get("run_name"))
+    if out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents:
+        return (f"the output folder {out} would be inside the raw data folder {raw}; nothing is written next to raw "
+                "data: move the input or set MCANB_OUTPUTS elsewhere")
     return None
 
 
