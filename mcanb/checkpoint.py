@@ -18,10 +18,12 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 
+from .errors import UserError
+
 FORMAT_VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file that cannot be read or does not fit the run that tries to load it."""
 
 

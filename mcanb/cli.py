@@ -30,14 +30,18 @@ def _overrides(pairs: list[list[str]] | None) -> dict[str, Any]:
 
 
 def _cmd_run(args) -> None:
+    from .paths import OUTPUTS
     from .pipeline import is_file_argument, parameter_file, resolve_path_overrides
-    from .study import execute_run
+    from .study import RunSpec, execute_run, preflight, read_record
 
     overrides = resolve_path_overrides(_overrides(args.p), args.cwd)   # relative -p paths are the caller's
     if is_file_argument(args.run):                                     # ... and so is a parameter file's path
         args.run = str(parameter_file(args.notebook, args.run, args.cwd))
     if args.dry_run:
         from .pipeline import execute
+        spec = RunSpec(args.notebook, args.run, overrides)
+        preflight(spec)                                                # the same checks as a real run
+        read_record(OUTPUTS / spec.key)                                # a damaged record is reported, not guessed
         execute(args.notebook, args.run, overrides, dry_run=True)      # the checked parameters; nothing runs
         return
     path = execute_run(args.notebook, args.run, overrides, timeout=args.timeout)
@@ -58,17 +62,59 @@ def _cmd_study(args) -> None:
 
 
 def _cmd_report(args) -> None:
+    from .paths import OUTPUTS
+    from .preflight import writable_problem
     from .report import write_report
-    from .study import load_profile
+    from .study import StudyError, load_profile
 
-    print(f"[mcanb] report: {write_report(load_profile(args.profile))}")
+    profile = load_profile(args.profile)
+    why = writable_problem(OUTPUTS / "report" / profile.name, "the report folder")
+    if why:
+        raise StudyError(why)
+    print(f"[mcanb] report: {write_report(profile)}")
+
+
+def _read_note(source: str, cwd: str) -> str:
+    """The note's bytes (a file, or standard input for ``-``) decoded as UTF-8, whatever the locale."""
+    from pathlib import Path
+
+    from .errors import UserError
+
+    name = "standard input" if source == "-" else source
+    try:
+        raw = sys.stdin.buffer.read() if source == "-" else (Path(cwd) / os.path.expanduser(source)).read_bytes()
+    except OSError as e:
+        raise UserError(f"--text {source}: cannot read the note ({e.strerror or e})") from e
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"--text {source}: {name} is not UTF-8 text (byte {raw[e.start:e.start + 1]!r} at offset "
+                        f"{e.start}); convert it first, e.g. `iconv -f latin1 -t utf-8 NOTE > note.txt`") from e
+
+
+def _model_dir(model: str, cwd: str):
+    """``--model`` as typed: relative paths from the caller's directory; ``outputs/...`` also names $MCANB_OUTPUTS."""
+    from pathlib import Path
+
+    from .errors import UserError
+    from .paths import resolve
+
+    p = Path(os.path.expanduser(model))
+    here = p if p.is_absolute() else Path(cwd) / p
+    if here.is_dir():
+        return here.resolve()
+    if not p.is_absolute() and p.parts[:1] == ("outputs",) and resolve(p).is_dir():
+        return resolve(p)
+    raise UserError(f"--model {model}: {here} is not a folder (relative paths are taken from your working directory, "
+                    f"{cwd}; expected a training run folder such as outputs/04_cnn_retraining/toy/caml/seed13)")
 
 
 def _cmd_predict(args) -> None:
     from .predict import format_prediction, load_predictor
 
-    text = sys.stdin.read() if args.text == "-" else open(args.text, encoding="utf-8").read()
-    predictor = load_predictor(args.model)
+    model = _model_dir(args.model, args.cwd)
+    text = _read_note(args.text, args.cwd)
+    predictor = load_predictor(model)
     print(format_prediction(predictor.predict(text, top=args.top, spans=args.spans)))
 
 
@@ -76,6 +122,18 @@ def _cmd_runs(args) -> None:
     from .runs import main as runs_main
 
     runs_main(prune_unused=args.prune, dry_run=args.dry_run)
+
+
+def _at_least(lo: int):
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            n = None
+        if n is None or n < lo:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {lo}, got {value!r}")
+        return n
+    return parse
 
 
 def _cmd_lab(args) -> None:
@@ -107,7 +165,9 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mcanb", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="one notebook with parameters/<NOTEBOOK>/<RUN>.yaml or a YAML file's path")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    r = sub.add_parser("run", parents=[common], help="one notebook with parameters/<NOTEBOOK>/<RUN>.yaml or a YAML file's path")
     r.add_argument("notebook", help="e.g. 04_cnn_retraining")
     r.add_argument("run", help="e.g. toy (parameters/<notebook>/<run>.yaml) or path/to/mine.yaml "
                                "(run_name defaults to the file's stem)")
@@ -116,20 +176,21 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="check the parameter file and overrides, print them; run nothing")
     r.add_argument("--cwd", default=os.getcwd(), help="where relative paths given with -p start (default: here)")
     r.set_defaults(func=_cmd_run)
-    s = sub.add_parser("study", help="the whole study for a profile (toy, mimic3-50, mimic3-full or a YAML path)")
+    s = sub.add_parser("study", parents=[common], help="the whole study for a profile (toy, mimic3-50, mimic3-full or a YAML path)")
     s.add_argument("profile")
     s.add_argument("--dry-run", action="store_true", help="list what would run and why; run nothing")
     s.add_argument("--no-report", action="store_true", help="do not write outputs/report/ at the end")
     s.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     s.set_defaults(func=_cmd_study)
-    rp = sub.add_parser("report", help="outputs/report/<PROFILE>/: every reproduced table beside the paper's numbers")
+    rp = sub.add_parser("report", parents=[common], help="outputs/report/<PROFILE>/: every reproduced table beside the paper's numbers")
     rp.add_argument("profile")
     rp.set_defaults(func=_cmd_report)
-    p = sub.add_parser("predict", help="top codes of a new note with a trained run")
+    p = sub.add_parser("predict", parents=[common], help="top codes of a new note with a trained run")
     p.add_argument("--model", required=True, help="a training run folder (with params.yaml, checkpoints/best.pt)")
     p.add_argument("--text", required=True, help="a text file, or - for standard input")
-    p.add_argument("--top", type=int, default=10, help="codes to show (default 10)")
-    p.add_argument("--spans", type=int, default=3, help="attention spans per code, label-attention models (default 3)")
+    p.add_argument("--top", type=_at_least(1), default=10, help="codes to show (default 10)")
+    p.add_argument("--spans", type=_at_least(0), default=3, help="attention spans per code, label-attention models (default 3)")
+    p.add_argument("--cwd", default=os.getcwd(), help="where a relative --model and --text start (default: here)")
     p.set_defaults(func=_cmd_predict)
     rs = sub.add_parser("runs", help="the training runs under outputs/: status, what each was made from, who uses it")
     rs.add_argument("--prune", action="store_true", help="remove the runs that no notebook result uses")
@@ -146,22 +207,39 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> None:
+def user_message(e: BaseException) -> str | None:
+    """The one message to print for a user error (ours, or one raised in a notebook cell); None: show the traceback."""
     from papermill.exceptions import PapermillExecutionError
 
-    from .params import ParameterError
-    from .study import StudyError
+    from .errors import UserError, cell_failure
 
+    if isinstance(e, UserError):
+        return str(e)
+    if isinstance(e, PapermillExecutionError):
+        executed = getattr(e, "executed_notebook", None)
+        return cell_failure(e, executed, executed.stem if executed else "?")
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run one command. A user error prints one line-or-few message and exits 1 (``--debug``: the traceback too);
+    a failing notebook cell that is not a user error prints its traceback; anything else raises."""
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except (ParameterError, StudyError, FileNotFoundError, ValueError) as e:
-        sys.exit(f"mcanb {args.cmd}: error: {e}")
-    except PapermillExecutionError as e:
-        sys.exit(f"mcanb {args.cmd}: a notebook cell failed (the executed notebook in its outputs folder shows "
-                 f"where; the next call resumes):\n{e}")
     except KeyboardInterrupt:
         sys.exit(f"mcanb {args.cmd}: interrupted; the next call resumes where this one stopped")
+    except Exception as e:  # noqa: BLE001 - sorted into user errors (one message) and the rest (traceback)
+        msg = user_message(e)
+        if msg is not None and not getattr(args, "debug", False):
+            sys.exit(f"mcanb {args.cmd}: error: {msg}")
+        if type(e).__name__ == "PapermillExecutionError":
+            where = getattr(e, "executed_notebook", "its outputs folder")
+            sys.exit(f"mcanb {args.cmd}: a notebook cell failed (the executed notebook {where} shows where; the "
+                     f"next call resumes):\n{e}")
+        if isinstance(e, FileNotFoundError) and not getattr(args, "debug", False):
+            sys.exit(f"mcanb {args.cmd}: error: {e}")
+        raise
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ What is decided, and counted in ``report.json`` (``counts``) or listed in ``drop
   (``empty_code_items``), a code repeated in one row kept once (``repeated_codes``); a code with a ``,``
   or ``|`` or a space inside is an error (another separator: convert to ``;`` first);
 * split names: case and surrounding spaces are ignored (``split_names_normalised``); any other name
-  (``validation``) is an error listing the names found.
+  (``validation``) is an error listing the names found, and so is a table without train, dev or test rows.
 
 Every error names the file, the row (0-based data row, and its line in a CSV without multi-line text),
 the field, and what was expected.
@@ -89,6 +89,12 @@ def read_coded_table(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame,
         raise DataError(f"{path}, {where(i)}, field split: expected train, dev or test (any case), got "
                         f"{split_raw.iloc[i]!r}; unknown names and their row counts: {found}")
     counts["split_names_normalised"] = int((split != split_raw).sum())
+    sizes = {name: int((split == name).sum()) for name in SPLIT_NAMES}
+    empty = [name for name, n in sizes.items() if n == 0]
+    if empty:
+        raise DataError(f"{path}, field split: no {' or '.join(empty)} rows (rows per split: {sizes}); expected rows "
+                        "of all three splits: training stops early and picks thresholds on dev, and reports results "
+                        "on test. Assign some documents to each split.")
 
     tally: Counter = Counter()
     codes = [_parse_codes(c, path, where(i), tally) for i, c in enumerate(df["codes"])]

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from pyarrow import csv as pacsv
 
 from .csvscan import locate_problem, record_start_line
+from .errors import UserError
 
 # Column names and order of MIMIC-III v1.4.
 NOTEEVENTS_COLUMNS = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "STORETIME",
@@ -41,7 +42,7 @@ _NOTE_KEEP = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "CATEGORY", "ISERROR", "TEXT"]
 _TAIL = 1 << 22  # bytes of the end of NOTEEVENTS kept to check that its last quoted field is closed
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Bad input: the message names the file, the row or field, and what was expected."""
 
 

@@ -34,13 +34,14 @@ import numpy as np
 import torch
 
 from . import identity
+from .errors import UserError
 
 # Files whose bytes define a tokenizer (the key of the word-piece cache, mcanb.wordpiece).
 TOKENIZER_FILES = identity.TOKENIZER_FILES
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-class EncoderNotFound(OSError):
+class EncoderNotFound(UserError, OSError):
     """An encoder or tokenizer could not be loaded from the hub or a directory."""
 
 
@@ -71,6 +72,10 @@ def resolve_encoder(name: str | os.PathLike) -> str:
     from .paths import resolve
     path = resolve(name)
     if path.is_dir():
+        if not (path / "config.json").exists():
+            raise EncoderNotFound(f"encoder directory {path} holds no config.json: a saved encoder folder needs "
+                                  "config.json, the weights and the tokenizer files (save_pretrained writes all three); "
+                                  "copy the complete folder again or name another encoder")
         return str(path)
     if name.startswith((".", "/", "~")) or name.startswith("outputs") or name.count("/") > 1:
         raise EncoderNotFound(f"encoder directory {path} does not exist")

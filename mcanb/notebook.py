@@ -66,5 +66,6 @@ def ensure_preprocessed(data_dir: str | Path) -> Path:
         toy_mimic()
         run(toy_preprocess_config())
         return d
-    raise FileNotFoundError(f"{d}: no preprocessing output; run notebooks/01_preprocess.ipynb with "
-                            f"run_name pointing here first")
+    from .params import ParameterError
+    from .preflight import preprocessed_problem
+    raise ParameterError(f"data_dir: {preprocessed_problem(d)}")

@@ -20,8 +20,10 @@ from typing import Any
 
 import yaml
 
+from .errors import UserError, yaml_problem
 
-class ParameterError(ValueError):
+
+class ParameterError(UserError, ValueError):
     """A parameter file or override does not fit the notebook's parameters cell."""
 
 
@@ -57,7 +59,7 @@ def _read_mapping(path: Path, named_by: Path | None) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ParameterError(f"{path}: not valid YAML ({e})") from e
+        raise ParameterError(yaml_problem(path, e)) from e
     if not isinstance(doc, dict):
         raise ParameterError(f"{path}: expected a mapping of parameter names to values, got {type(doc).__name__}")
     return doc
@@ -105,6 +107,13 @@ def _type_ok(value: Any, default: Any) -> bool:
     if isinstance(default, float):
         return isinstance(value, (int, float))
     return isinstance(value, type(default))
+
+
+def coerce(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with a whole number given for a text parameter taken as its text (YAML reads ``50`` as an int):
+    ``coerce({"label_space": 50}, {"label_space": "50"})`` -> ``{"label_space": "50"}``. Nothing else changes."""
+    return {k: str(v) if isinstance(defaults.get(k), str) and isinstance(v, int) and not isinstance(v, bool) else v
+            for k, v in params.items()}
 
 
 def check(params: dict[str, Any], defaults: dict[str, Any], source: str) -> None:

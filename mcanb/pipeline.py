@@ -129,8 +129,9 @@ def resolve_parameters(notebook: str, run: str, overrides: dict[str, Any] | None
         raise P.ParameterError(f"{nb_path}: no such notebook (have: {', '.join(numbered_notebooks())})")
     defaults = P.notebook_defaults(nb_path)
     file, values = _file_values(notebook, run)
+    values = P.coerce(values, defaults)
     P.check(values, defaults, str(_shown(file)))
-    overrides = overrides or {}
+    overrides = P.coerce(overrides or {}, defaults)
     P.check(overrides, defaults, "command-line override")
     values = {**values, **overrides}
     if "run_name" in defaults:

@@ -23,6 +23,7 @@ import yaml
 
 from . import checkpoint as ckpt
 from . import text as textmod
+from .errors import UserError, yaml_problem
 from .models import PLM_MODELS
 from .paths import resolve
 
@@ -61,10 +62,15 @@ def _read_params(run_dir: Path) -> dict:
     if not f.exists():
         raise FileNotFoundError(f"{f}: missing; --model must be a training run folder written by mcanb.train.fit "
                                 "(for example outputs/04_cnn_retraining/toy/cnn/seed13)")
-    doc = yaml.safe_load(f.read_text()) or {}
+    try:
+        doc = yaml.safe_load(f.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(yaml_problem(f, e)) from e
+    if not isinstance(doc, dict):
+        raise UserError(f"{f}: expected a mapping of parameter names to values, got {type(doc).__name__}")
     missing = [k for k in ("model", "data_dir", "label_space") if k not in doc]
     if missing:
-        raise ValueError(f"{f}: lacks {missing}, needed to rebuild the model (mcanb.train.fit extra_params)")
+        raise UserError(f"{f}: lacks {missing}, needed to rebuild the model (mcanb.train.fit extra_params)")
     return doc
 
 
@@ -173,7 +179,8 @@ class Predictor:
         of ``window`` tokens either side of the most attended tokens."""
         toks = token_offsets(note, self.token_rule, self.engine)
         if not toks:
-            raise ValueError("the note has no tokens after tokenisation (empty, or only numbers and punctuation)")
+            raise UserError("the note has no tokens after tokenisation (empty, or only numbers and punctuation); "
+                            "expected the text of a clinical note")
         if self.plm is not None:
             scores, att, n_unknown, truncated = self._plm_scores(toks)
             toks = toks[: self.max_words]

@@ -44,6 +44,7 @@ from pyarrow import csv as pacsv
 from . import codes as icd
 from . import data, splits as splits_mod, text as textmod
 from .coded_table import read_coded_table
+from .params import ParameterError
 from .paths import resolve
 
 INPUT_FORMATS = ("mimic3", "table")
@@ -90,16 +91,16 @@ class PreprocessConfig:
         for name, allowed in (("input_format", INPUT_FORMATS), ("token_rule", textmod.TOKEN_RULES),
                               ("regex_engine", textmod.ENGINES), ("w2v_corpus", W2V_CORPORA)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"PreprocessConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise ParameterError(f"PreprocessConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.duplicate_notes not in (None, *data.DUPLICATE_NOTES):
-            raise ValueError(f"PreprocessConfig.duplicate_notes must be None or one of {data.DUPLICATE_NOTES}, "
+            raise ParameterError(f"PreprocessConfig.duplicate_notes must be None or one of {data.DUPLICATE_NOTES}, "
                              f"got {self.duplicate_notes!r}")
         try:
             codecs.lookup(self.encoding)
         except LookupError as e:
-            raise ValueError(f"PreprocessConfig.encoding: unknown encoding {self.encoding!r}") from e
+            raise ParameterError(f"PreprocessConfig.encoding: unknown encoding {self.encoding!r}") from e
         if self.top_k < 1 or self.vocab_min_docs < 1:
-            raise ValueError("PreprocessConfig.top_k and vocab_min_docs must be >= 1")
+            raise ParameterError("PreprocessConfig.top_k and vocab_min_docs must be >= 1")
 
     def note_duplicates(self) -> str:
         """The duplicate-note policy in effect: ``duplicate_notes``, or by default "keep" under ``caml_compat``
@@ -255,7 +256,7 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
     raw = resolve(cfg.input_path)
     raw_folder = raw if cfg.input_format == "mimic3" else raw.parent
     if out == raw_folder or raw_folder in out.parents:
-        raise ValueError(f"out_dir {out} is inside the raw data folder {raw_folder}; nothing is written "
+        raise ParameterError(f"out_dir {out} is inside the raw data folder {raw_folder}; nothing is written "
                          "next to raw data: choose another folder")
     report_path = out / "report.json"
     if report_path.exists() and not force:

@@ -9,6 +9,7 @@ Explained in ``notebooks/04_cnn_retraining.ipynb``.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .errors import DamagedOutput
 from .paths import resolve
 from .splits import SPLITS
 
@@ -85,19 +87,37 @@ def load(data_dir: str | Path, label_space: str) -> Processed:
         raise ValueError(f"label_space must be one of {LABEL_SPACES}, got {label_space!r}")
     d = resolve(data_dir)
     if not (d / "report.json").exists():
-        raise FileNotFoundError(f"{d}: no preprocessing output (report.json missing); run "
-                                "notebooks/01_preprocess.ipynb or mcanb.preprocess.run first")
+        from .params import ParameterError
+        from .preflight import preprocessed_problem
+        raise ParameterError(f"data_dir: {preprocessed_problem(d)}")
     space = d / label_space
-    frames = {s: pd.read_parquet(space / f"{s}.parquet") for s in SPLITS}
+    with _read_or_explain(d, space / "train.parquet"):
+        frames = {s: pd.read_parquet(space / f"{s}.parquet") for s in SPLITS}
     for f in frames.values():
         f["codes"] = f["codes"].apply(list)
-    labels = pd.read_csv(space / "labels.csv", dtype={"code": str, "description": str, "artefact": str},
-                         keep_default_na=False)
-    vocab = (d / "vocab.csv").read_text(encoding="utf-8").split("\n")[:-1]
+    with _read_or_explain(d, space / "labels.csv"):
+        labels = pd.read_csv(space / "labels.csv", dtype={"code": str, "description": str, "artefact": str},
+                             keep_default_na=False)
+    with _read_or_explain(d, d / "vocab.csv"):
+        vocab = (d / "vocab.csv").read_text(encoding="utf-8").split("\n")[:-1]
     emb_path = d / "embeddings.npy"
-    emb = np.load(emb_path) if emb_path.exists() else None
+    with _read_or_explain(d, emb_path):
+        emb = np.load(emb_path) if emb_path.exists() else None
     tokenisation = _tokenisation(d)
     return Processed(d, label_space, vocab, labels, frames, emb, **tokenisation)
+
+
+@contextmanager
+def _read_or_explain(d: Path, what: Path):
+    """Any failure to read the preprocessing output in ``d`` becomes one ``DamagedOutput`` naming the file (the
+    one that failed when the reader says) and the commands that rebuild the folder."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - pyarrow, pandas, numpy and OS errors alike
+        path = getattr(e, "filename", None) or what
+        raise DamagedOutput(f"{path}: preprocessing output of {d} cannot be read ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:200] if str(e) else ''}); it is rebuilt by notebook 01: "
+                            f"rm -r {d} && mcanb run 01_preprocess <run> (run_name {d.name})") from e
 
 
 def _tokenisation(d: Path) -> dict[str, str]:

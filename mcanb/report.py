@@ -23,7 +23,8 @@ import pandas as pd
 
 from . import __version__, published
 from .paths import OUTPUTS
-from .study import Profile, RunSpec, read_record, resolve
+from .reporting import load_metrics
+from .study import Profile, RunSpec, StudyError, read_record, resolve
 
 REPORT_DIR = OUTPUTS / "report"
 NOT_IMPLEMENTED = {"HyperCore": "not implemented in mcanb (hyperbolic code embeddings and a code co-graph; Cao et al. 2020)",
@@ -36,7 +37,10 @@ def _rel(target: Path, start: Path) -> str:
 
 
 def _status(spec: RunSpec) -> tuple[str, dict | None]:
-    rec = read_record(OUTPUTS / spec.key)
+    try:
+        rec = read_record(OUTPUTS / spec.key)
+    except StudyError as e:                      # a damaged record: say so in the report, do not guess
+        return f"damaged run record: {str(e)[:160]}", None
     if rec is None:
         return "never ran", None
     return {"done": "done", "running": "interrupted (resumes on the next `mcanb study`)",
@@ -51,7 +55,7 @@ def table6_rows(spec: RunSpec, out: Path) -> list[dict]:
     space = str(values.get("label_space", "50"))
     run_dir = OUTPUTS / spec.key
     status, rec = _status(spec)
-    metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"] if (
+    metrics = load_metrics(run_dir) if (
         status == "done" and (run_dir / "metrics.json").exists()) else None
     ran = {ROW_NAMES.get(m, m): m for m in [*values.get("models", []), *values.get("baselines", [])]}
     implemented = set(ROW_NAMES.values())
@@ -105,7 +109,7 @@ def bert_rows(spec: RunSpec, out: Path) -> list[dict]:
     space = str(values.get("label_space", "50")) if table == 2 else "50"
     run_dir = OUTPUTS / spec.key
     status, _ = _status(spec)
-    metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"] if (
+    metrics = load_metrics(run_dir) if (
         status == "done" and (run_dir / "metrics.json").exists()) else None
     paper = published.bert_frame(table)
     paper = paper[paper["label_space"] == space]

@@ -102,7 +102,16 @@ def load_metrics(out_dir: str | Path) -> dict[str, Any]:
     path = Path(out_dir) / "metrics.json"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no metrics.json; run the notebook that writes it first")
-    return json.loads(path.read_text())["metrics"]
+    try:
+        metrics = json.loads(path.read_text())["metrics"]
+        if not isinstance(metrics, dict):
+            raise ValueError(f"'metrics' is a {type(metrics).__name__}, not a mapping")
+        return metrics
+    except (ValueError, KeyError, TypeError) as e:
+        from .errors import DamagedOutput
+        raise DamagedOutput(f"{path}: damaged metrics file ({type(e).__name__}: {e}); expected the JSON that the "
+                            f"notebook writes ({{\"metrics\": {{name: number}}}}). Remove the run folder {path.parent} "
+                            "and run that notebook again (mcanb study / mcanb run)") from e
 
 
 def save_table(df, out_dir: str | Path, name: str, *, float_format: str = "{:.1f}") -> Path:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
+
 SPLITS = ("train", "dev", "test")
 LABEL_SPACES = ("full", "50")
 CAML_COMMIT = "b2ecd94eba936238d4588aa7d92083b61382b321"  # last commit touching mimicdata/ (2018-04-23)
@@ -34,7 +36,7 @@ CAML_SIZES = {("train", "full"): 47723, ("dev", "full"): 1631, ("test", "full"):
               ("train", "50"): 8066, ("dev", "50"): 1573, ("test", "50"): 1729}
 
 
-class SplitError(ValueError):
+class SplitError(UserError, ValueError):
     """A split file is missing, malformed, or fails its checksum."""
 
 

@@ -34,6 +34,7 @@ import yaml
 
 from . import __version__, identity
 from . import params as P
+from .errors import UserError, yaml_problem
 from .identity import ORCHESTRATION  # noqa: F401 - the modules whose changes rerun nothing
 from .paths import NOTEBOOKS, OUTPUTS, PARAMETERS, ROOT, TOY_MIMIC, out_dir
 from .paths import resolve as resolve_path
@@ -43,8 +44,12 @@ EXECUTION_ONLY = ("resume",)       # parameters that change how a run executes, 
 STUDY_PROFILES = PARAMETERS / "study"
 
 
-class StudyError(RuntimeError):
+class StudyError(UserError, RuntimeError):
     """A profile that cannot run: bad file, unknown notebook or run, an input that has not been produced."""
+
+
+class DamagedRecord(StudyError):
+    """A run folder's ``.mcanb-run.json`` exists but cannot be read: the study will not guess what the folder holds."""
 
 
 @dataclass
@@ -89,7 +94,10 @@ def load_profile(profile: str) -> Profile:
     if not path.exists():
         have = ", ".join(sorted(p.stem.replace("_", "-") for p in STUDY_PROFILES.glob("*.yaml")))
         raise StudyError(f"{path}: no such profile (have: {have})")
-    doc = yaml.safe_load(path.read_text()) or {}
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise StudyError(yaml_problem(path, e)) from e
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list) or not doc["runs"]:
         raise StudyError(f"{path}: expected a mapping with a non-empty 'runs' list")
     specs: list[RunSpec] = []
@@ -187,11 +195,23 @@ def input_identities(spec: RunSpec) -> dict[str, dict[str, Any]]:
 
 
 def read_record(run_dir: Path) -> dict[str, Any] | None:
-    """The ``.mcanb-run.json`` of a run folder, or None (missing or unreadable)."""
-    try:
-        return json.loads((run_dir / RECORD).read_text())
-    except (OSError, ValueError):
+    """The ``.mcanb-run.json`` of a run folder, or None when there is none.
+
+    A record that exists but cannot be read (truncated, edited by hand, not an mcanb record) raises
+    :class:`DamagedRecord`: the study then neither skips, resumes nor empties the folder, and says how to go on."""
+    path = run_dir / RECORD
+    if not path.exists():
         return None
+    try:
+        rec = json.loads(path.read_text())
+        why = None if isinstance(rec, dict) and isinstance(rec.get("fingerprint"), str) else "no fingerprint"
+    except (OSError, ValueError) as e:
+        why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    if why:
+        raise DamagedRecord(f"{path}: damaged run record ({why}); mcanb cannot tell which settings produced the files "
+                            f"in {run_dir}, so it will neither skip, resume nor empty that folder. Keep what you need "
+                            f"from it, then remove the folder (rm -r {run_dir}) to rerun it from scratch")
+    return rec
 
 
 def parts(spec: RunSpec) -> dict[str, Any]:
@@ -258,6 +278,19 @@ def plan(profile: Profile) -> list[tuple[RunSpec, str]]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- pre-flight
+
+def preflight(spec: RunSpec, produced: list[Path] | tuple = ()) -> None:
+    """Every parameter, name, path and environment variable ``spec`` needs (``mcanb.preflight``), checked before the
+    run writes anything; ``produced``: run folders that earlier runs of the study write. Raises ``ParameterError``."""
+    from . import preflight as pf
+
+    from .pipeline import describe_source
+
+    source = describe_source(spec.notebook, spec.run) + (" with overrides" if spec.overrides else "")
+    pf.require(spec.notebook, resolve(spec), source, produced)
+
+
 # ---------------------------------------------------------------------------------------------- execution
 
 def _now() -> str:
@@ -292,13 +325,14 @@ def execute_run(notebook: str, run: str, overrides: dict[str, Any] | None = None
     from .progress import Monitor
 
     spec = RunSpec(notebook, run, dict(overrides or {}), list(reads or []))
+    preflight(spec)
     if input_paths(spec).get("input_path") == TOY_MIMIC:
         from .notebook import toy_mimic
         toy_mimic()                           # generated before it is fingerprinted, as the notebook would
     fp_parts = parts(spec)
     fp = fingerprint(fp_parts)
+    rec = read_record(OUTPUTS / spec.key)
     run_dir = out_dir(notebook, spec.run_name)
-    rec = read_record(run_dir)
     if rec and rec.get("status") == "running" and rec.get("pid") != os.getpid() and _pid_alive(int(rec.get("pid", 0))):
         raise StudyError(f"{run_dir}: process {rec['pid']} is running this notebook now (started {rec.get('started')});"
                          f" wait for it or stop it, then call again")
@@ -324,6 +358,7 @@ def execute_run(notebook: str, run: str, overrides: dict[str, Any] | None = None
         with Monitor(run_dir, f"{notebook}/{spec.run_name}", enabled=progress, also=also):
             path = pipeline.execute(notebook, run, values, timeout=timeout)
     except BaseException as e:
+        e.executed_notebook = run_dir / f"{notebook}.ipynb"      # where the cell's full traceback is (mcanb.errors)
         _write_record(run_dir, {**record, "status": "failed", "error": f"{type(e).__name__}: {e}"[:2000],
                                 "seconds": round(time.time() - started, 1)})
         raise
@@ -340,13 +375,21 @@ def run_study(profile: str, *, dry_run: bool = False, echo: Callable[[str], None
     prof = load_profile(profile)
     steps: list[tuple[RunSpec, str]] = []
     rerun: set[str] = set()
+    problems: list[str] = []                    # found before any run starts, reported by --dry-run too
     for spec in prof.runs:                      # plan lazily: a later run's fingerprint needs the earlier ones
         try:
             reason = why(spec, rerun)
+        except DamagedRecord as e:
+            reason = "refused: damaged run record"
+            problems.append(str(e))
         except StudyError:
             reason = "input not finished"
         if reason != "up to date":
             rerun.add(spec.key)
+            try:
+                preflight(spec, [OUTPUTS / s.key for s, _ in steps])
+            except P.ParameterError as e:
+                problems.append(str(e))
         steps.append((spec, reason))
     width = max(len(s.key) for s, _ in steps)
     echo(f"study '{prof.name}' ({prof.path.relative_to(ROOT) if ROOT in prof.path.parents else prof.path}): "
@@ -354,6 +397,9 @@ def run_study(profile: str, *, dry_run: bool = False, echo: Callable[[str], None
     for i, (spec, reason) in enumerate(steps, 1):
         what = "skip: up to date" if reason == "up to date" else f"run: {reason}"
         echo(f"  [{i}/{len(steps)}] {spec.key:<{width}}  {what}")
+    if problems:
+        raise StudyError(f"{len(problems)} problem(s) found before running anything"
+                         + (" (dry run)" if dry_run else "") + ":\n" + "\n".join(f"- {p}" for p in problems))
     if dry_run:
         return steps
     t0 = time.time()

@@ -59,11 +59,16 @@ def encode_split(processed: Processed, split: str, tokenizer, max_words: int, *,
     path, meta = d / f"{split}.parquet", d / f"{split}.json"
     data_key = _split_key(processed, split)
     hadm = processed.hadm_ids(split)
-    if path.exists() and meta.exists() and json.loads(meta.read_text()).get("data") == data_key:
-        col = pq.read_table(path).column("ids").combine_chunks()
-        flat = col.values.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-        offsets = col.offsets.to_numpy()
-        return [flat[offsets[i]: offsets[i + 1]] for i in range(len(hadm))]
+    if path.exists() and meta.exists():
+        try:       # a cache that cannot be read is rebuilt, and says so
+            if json.loads(meta.read_text()).get("data") == data_key:
+                col = pq.read_table(path).column("ids").combine_chunks()
+                flat = col.values.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+                offsets = col.offsets.to_numpy()
+                return [flat[offsets[i]: offsets[i + 1]] for i in range(len(hadm))]
+        except (OSError, ValueError, KeyError, AttributeError, pa.ArrowException) as e:
+            print(f"word-piece cache {d} cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                  "rebuilding it")
     ids = encode_texts(tokenizer, processed.frames[split]["text"].tolist(), max_words, progress=progress)
     d.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table({"hadm_id": pa.array(hadm, pa.int64()),

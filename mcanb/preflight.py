@@ -1,0 +1,270 @@
+"""Pre-flight: every parameter, name, path and environment variable a notebook run needs, checked before it starts.
+
+:func:`problems` runs the validators registered for the notebook's parameters (:data:`VALIDATORS`, by parameter
+name; :data:`COMMON` for every notebook) on the resolved values and returns one line per problem, each naming the
+parameter, the value and what was expected. :func:`require` raises them as one ``ParameterError``. ``mcanb run``,
+``mcanb run --dry-run``, ``mcanb study`` and ``mcanb study --dry-run`` all call it before anything is written, so
+a misspelled model name fails in a second instead of after the earlier models trained. Types and unknown keys are
+checked before this, against the notebook's parameters cell (:mod:`mcanb.params`).
+
+``produced``: the run folders that earlier runs of the same study will write (``data_dir`` may name one of them).
+"""
+from __future__ import annotations
+
+import codecs
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import params as P
+from .paths import OUTPUTS, TOY_PREPROCESSED, resolve
+
+
+@dataclass
+class Context:
+    notebook: str
+    values: dict[str, Any]
+    produced: frozenset[Path] = field(default_factory=frozenset)
+
+
+Check = Callable[[Any, Context], "str | None"]
+_UNSET_VAR = re.compile(r"\$(\w+|\{\w+\})")
+
+
+# ------------------------------------------------------------------------------------------------ validators
+def one_of(*allowed: Any) -> Check:
+    return lambda v, ctx: None if v in allowed else f"expected one of {', '.join(map(repr, allowed))}, got {v!r}"
+
+
+def subset_of(allowed: Callable[[], tuple[str, ...]], empty_ok: bool = True) -> Check:
+    def check(v, ctx):
+        if not isinstance(v, (list, tuple)):
+            return f"expected a list, got {v!r}"
+        if not v and not empty_ok:
+            return f"expected at least one of {', '.join(allowed())}"
+        bad = [x for x in v if x not in allowed()]
+        if not bad:
+            return None
+        close = [c for x in bad for c in difflib.get_close_matches(str(x), allowed(), n=1)]
+        return (f"unknown {', '.join(map(repr, bad))}" + (f" (did you mean {', '.join(close)}?)" if close else "")
+                + f"; valid: {', '.join(allowed())}")
+    return check
+
+
+def at_least(lo: float, optional: bool = False, kind: type = int) -> Check:
+    def check(v, ctx):
+        if v is None and optional:
+            return None
+        ok = isinstance(v, kind) and not isinstance(v, bool) if kind is int else isinstance(v, (int, float))
+        return None if ok and v >= lo else (f"expected {'None or ' if optional else ''}"
+                                            f"{'a whole number' if kind is int else 'a number'} >= {lo}, got {v!r}")
+    return check
+
+
+def positive_number(optional: bool = False) -> Check:
+    def check(v, ctx):
+        if v is None and optional:
+            return None
+        return None if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else (
+            f"expected {'None or ' if optional else ''}a number > 0, got {v!r}")
+    return check
+
+
+def int_list(lo: int = 0, optional: bool = False, empty_ok: bool = False) -> Check:
+    def check(v, ctx):
+        if v is None and optional:
+            return None
+        if (not isinstance(v, (list, tuple)) or (not v and not empty_ok)
+                or not all(isinstance(x, int) and not isinstance(x, bool) and x >= lo for x in v)):
+            return f"expected a {'' if empty_ok else 'non-empty '}list of whole numbers >= {lo}, got {v!r}"
+        return None
+    return check
+
+
+def run_name(v, ctx):
+    if not isinstance(v, str) or not v or v in (".", "..") or "/" in v or "\\" in v:
+        return f"expected a folder name (no '/', not empty), got {v!r}"
+    return None
+
+
+def label_space(v, ctx):
+    from .processed import LABEL_SPACES
+    return None if v in LABEL_SPACES else f"expected one of {', '.join(map(repr, LABEL_SPACES))}, got {v!r}"
+
+
+def have_preprocessed() -> list[str]:
+    return sorted(p.parent.name for p in (OUTPUTS / "01_preprocess").glob("*/report.json"))
+
+
+def data_dir(v, ctx) -> str | None:
+    """A finished output folder of notebook 01 (or one an earlier run of the study writes, or the toy default)."""
+    if v is None or v == "":
+        return None
+    d = resolve(v)
+    if (d / "report.json").exists() or d == TOY_PREPROCESSED or d in ctx.produced:
+        return None
+    return preprocessed_problem(d)
+
+
+def preprocessed_problem(d: Path) -> str:
+    """Why ``d`` is not a preprocessing output, with the folders that are (one message, shared with the notebooks)."""
+    have = ", ".join(have_preprocessed()) or "none yet"
+    fix = (f"data_dir must name a folder that notebook 01_preprocess wrote (outputs/01_preprocess/<run_name>; have: "
+           f"{have}); make one with `mcanb run 01_preprocess <run>`")
+    if OUTPUTS in d.parents and d.relative_to(OUTPUTS).parts[0] != "01_preprocess":
+        return f"{d} is an output folder of notebook {d.relative_to(OUTPUTS).parts[0]}, not of 01_preprocess; {fix}"
+    if not d.exists():
+        return f"{d} does not exist; {fix}"
+    return f"{d} holds no report.json (not a finished preprocessing output); {fix}"
+
+
+def input_path(v, ctx) -> str | None:
+    if v is None:
+        return None
+    p = resolve(v)
+    table = ctx.values.get("input_format") == "table"
+    if not p.exists():
+        return f"{p} does not exist (expected {'a coded-notes table file' if table else 'a MIMIC-III folder'})"
+    if table and not p.is_file():
+        return f"{p} is a folder; input_format 'table' expects a .csv or .parquet file"
+    if not table and not p.is_dir():
+        return f"{p} is a file; input_format 'mimic3' expects the MIMIC-III folder (or set input_format: table)"
+    raw, out = (p.parent if table else p), OUTPUTS / ctx.notebook / str(ctx.values.get("run_name"))
+    if out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents:
+        return (f"the output folder {out} would be inside the raw data folder {raw}; nothing is written next to raw "
+                "data: move the input or set MCANB_OUTPUTS elsewhere")
+    return None
+
+
+def splits_dir(v, ctx) -> str | None:
+    if v in (None, "", "caml"):
+        return None
+    p = resolve(v)
+    return None if p.is_dir() else f"{p} is not a folder (expected the split files' folder, None or 'caml')"
+
+
+def encoding(v, ctx) -> str | None:
+    try:
+        codecs.lookup(str(v))
+    except LookupError:
+        return f"unknown text encoding {v!r} (e.g. 'utf-8', 'latin-1', 'cp1252')"
+    return None
+
+
+def encoders(v, ctx) -> str | None:
+    """Local stand-in names, ``local:minilm``, a directory with ``config.json``, or a hub id (checked when loaded)."""
+    from .bert_study import LOCAL_ENCODERS
+    from .encoders import EncoderNotFound, resolve_encoder
+
+    if not isinstance(v, (list, tuple)) or not v:
+        return f"expected a non-empty list of encoders, got {v!r}"
+    out = []
+    for name in v:
+        if name in LOCAL_ENCODERS:
+            continue
+        try:
+            resolve_encoder(name)
+        except EncoderNotFound as e:
+            out.append(str(e))
+    return "; ".join(out) or None
+
+
+def _cnn_models() -> tuple[str, ...]:
+    from .models import MODEL_NAMES, PLM_MODELS
+    return tuple(m for m in MODEL_NAMES if m not in PLM_MODELS)
+
+
+def _baselines() -> tuple[str, ...]:
+    from .cnn_study import BASELINES
+    return BASELINES
+
+
+def _architectures() -> tuple[str, ...]:
+    from .bert_study import ARCHITECTURE_MODELS
+    return tuple(ARCHITECTURE_MODELS)
+
+
+COMMON: dict[str, Check] = {
+    "run_name": run_name, "seeds": int_list(0), "label_space": label_space, "data_dir": data_dir,
+    "batch_size": at_least(1), "num_epochs": at_least(1), "patience": at_least(1, optional=True),
+    "grad_accum_steps": at_least(1), "max_words": at_least(1), "max_length": at_least(1),
+    "num_threads": at_least(0, optional=True), "amp": one_of("off", "bf16", "fp16"),
+    "encoder_lr": positive_number(), "head_lr": positive_number(), "layer_decay": positive_number(),
+    "lr": positive_number(optional=True), "mlm_steps": at_least(1), "mlm_lr": positive_number(),
+    "mlm_hidden_size": at_least(1), "mlm_layers": at_least(1), "mlm_vocab_size": at_least(10),
+    "segment_length": at_least(3), "max_segments": at_least(1), "segment_layers": at_least(0),
+    "segment_heads": at_least(1), "encoders": encoders,
+}
+VALIDATORS: dict[str, dict[str, Check]] = {
+    "01_preprocess": {"input_format": one_of("mimic3", "table"), "input_path": input_path, "splits_dir": splits_dir,
+                      "token_rule": one_of("caml", "alpha"), "regex_engine": one_of("re", "regex"),
+                      "duplicate_notes": one_of(None, "drop", "keep"), "encoding": encoding,
+                      "top_k": at_least(1), "vocab_min_docs": at_least(1), "w2v_corpus": one_of("train", "all"),
+                      "w2v_workers": at_least(1), "workers": at_least(0)},
+    "03_hierarchy": {"architectures": subset_of(_architectures, empty_ok=False), "pooling": one_of("max", "mean"),
+                     "lan_projection_dim": at_least(1, optional=True)},
+    "04_cnn_retraining": {"models": subset_of(_cnn_models), "baselines": subset_of(_baselines),
+                          "num_filters": at_least(1, optional=True), "filter_sizes": int_list(1, optional=True),
+                          "max_steps": at_least(1, optional=True)},
+    "05_frequency_analysis": {"label_spaces": subset_of(lambda: ("full", "50"), empty_ok=False),
+                              "bins": int_list(0), "threshold": lambda v, ctx: None if isinstance(v, (int, float))
+                              and 0 < v < 1 else f"expected a number between 0 and 1, got {v!r}",
+                              "n_resamples": at_least(1)},
+}
+
+
+# ---------------------------------------------------------------------------------------------------- checks
+def unset_variables(value: Any) -> list[str]:
+    """Environment variables named in a string (or list of strings) that are not set: ``"$MIMIC3_DIR/x"`` ->
+    ``["MIMIC3_DIR"]`` when unset."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return sorted({m.group(1).strip("{}") for s in items if isinstance(s, str)
+                   for m in _UNSET_VAR.finditer(os.path.expandvars(s))})
+
+
+def writable_problem(folder: Path, what: str) -> str | None:
+    """Why ``folder`` cannot be created or written (its nearest existing parent is a file or read-only), or None."""
+    p = folder
+    while not p.exists():
+        if p.parent == p:
+            break
+        p = p.parent
+    if p.exists() and not p.is_dir():
+        return f"{what} {folder} cannot be created: {p} is a file, not a folder"
+    if p.exists() and not os.access(p, os.W_OK | os.X_OK):
+        return f"{what} {folder} cannot be written: {p} is read-only for this user"
+    return None
+
+
+def problems(notebook: str, values: dict[str, Any], produced=()) -> list[str]:
+    """One line per problem of ``values`` (a notebook's resolved parameters); ``[]`` when the run may start."""
+    ctx = Context(notebook, values, frozenset(resolve(p) for p in produced))
+    out = []
+    why = writable_problem(OUTPUTS, "the outputs folder" + (" ($MCANB_OUTPUTS)" if "MCANB_OUTPUTS" in os.environ
+                                                             else ""))
+    if why:
+        out.append(why)
+    checks = {**COMMON, **VALIDATORS.get(notebook, {})}
+    for key, value in values.items():
+        unset = unset_variables(value)
+        if unset:
+            out.append(f"{key}: {value!r} uses the environment variable {', '.join('$' + u for u in unset)}, which is "
+                       f"not set; export {unset[0]}=/path/to/... (see the parameter file's comment) and call again")
+            continue
+        check = checks.get(key)
+        msg = check(value, ctx) if check else None
+        if msg:
+            out.append(f"{key}: {msg}")
+    return out
+
+
+def require(notebook: str, values: dict[str, Any], source: str, produced=()) -> None:
+    """Raise ``ParameterError`` listing every problem of :func:`problems` (``source`` says where the values came
+    from, e.g. ``parameters/04_cnn_retraining/toy.yaml + -p overrides``)."""
+    found = problems(notebook, values, produced)
+    if found:
+        raise P.ParameterError(f"{notebook} / {source}: " + ("\n  " if len(found) > 1 else "")
+                               + "\n  ".join(found))
