@@ -82,7 +82,7 @@ def model_config(architecture: str, encoder: Encoder, tokenizer, num_codes: int,
               "cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id,
               "pad_token_id": tokenizer.pad_token_id, **overrides, **fixed}
     if name == "bert_trun":   # one segment, no second level: settings of the hierarchy do not apply
-        for key in ("max_segments", "segment_layers", "segment_heads", "pooling"):
+        for key in ("max_segments", "segment_layers", "segment_heads", "segment_ff", "hier_variant", "pooling"):
             config.pop(key, None)
     return name, config
 
