@@ -92,3 +92,38 @@ def test_predict_rebuilds_a_bert_run_with_word_level_attention_spans(study):
         assert c.spans and all(s.token in words and 0.0 < s.weight <= 1.0 + 1e-6 for s in c.spans)
     fcn = Path(_train(study, in_domain, "trun_fcn")["dir"])
     assert all(not c.spans for c in predict.load_predictor(fcn).predict(note, top=2).codes)   # no attention, no spans
+
+
+# -- The encoders' model-card facts (mcanb.published.ENCODER_CARDS, docs/encoders.md) ------------------------------
+def test_every_encoder_of_every_table_has_its_card():
+    from mcanb import published
+    in_tables = set(published.bert_frame()["encoder"])
+    assert in_tables <= set(published.ENCODER_CARDS) == set(published.BERT_ENCODERS)
+    for name, card in published.ENCODER_CARDS.items():
+        assert card.hub_id == published.BERT_ENCODERS[name] and card.source.startswith("https://")
+        assert card.corpus and card.mimic and card.vocab_size > 0 and card.hidden_size % card.heads == 0
+    docs = (Path(__file__).parents[1] / "docs" / "encoders.md").read_text()
+    assert all(f"`{c.hub_id}`" in docs for c in published.ENCODER_CARDS.values()), "docs/encoders.md lists every id"
+
+
+def test_biobert_rows_are_the_v1_0_family_of_the_papers_corpora():
+    """§4.2: 200K PubMed abstracts vs + 270K PMC full-text articles, i.e. BioBERT v1.0 (+ PubMed) vs (+ PubMed + PMC);
+    not v1.2, which its authors describe as 1M abstracts like v1.1 plus an LM head."""
+    from mcanb import published
+    abstract, full = published.ENCODER_CARDS["BioBERT abstract"], published.ENCODER_CARDS["BioBERT full text"]
+    assert "v1.0" in abstract.hub_id and "v1.0" in full.hub_id and "pmc" in full.hub_id and "pmc" not in abstract.hub_id
+    assert "PMC 270K" in full.corpus and "200K" in abstract.corpus and "PMC" not in abstract.corpus
+    assert not any("v1.2" in i or "v1.1" in i for i in published.BERT_ENCODERS.values())
+    # MIMIC-III text in pretraining: exactly BlueBERT and the two ClinicalBERTs.
+    assert {n for n, c in published.ENCODER_CARDS.items() if c.mimic != "none"} == {
+        "BlueBERT", "ClinicalBERT all notes", "ClinicalBERT disch. sum."}
+
+
+def test_encoder_card_builds_a_random_stand_in_of_bert_base_size():
+    """Issue #17 builds random-weight stand-ins from the cards: a BioBERT-shaped BertConfig has 107.7 M parameters
+    without the pooler (vocabulary 28,996)."""
+    from transformers import BertConfig, BertModel
+    from mcanb import published
+    with torch.device("meta"):
+        m = BertModel(BertConfig(**published.ENCODER_CARDS["BioBERT full text"].bert_config()), add_pooling_layer=False)
+    assert round(sum(p.numel() for p in m.parameters()) / 1e6, 1) == 107.7
