@@ -14,7 +14,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,34 +41,47 @@ class Encoder:
     encoder: str              # hub id or directory (mcanb.encoders.resolve_encoder)
     init: str = "pretrained"  # "pretrained" | "random"
     domain: str = ""          # "general" | "mixed" | "in-domain" | "none"
+    name: str = ""            # as the notebook's ``encoders`` names it (key of per-encoder settings)
 
 
 def local_encoders(processed: Processed, out_dir: str | Path, mlm: encoders.MlmConfig,
                    which: Sequence[str] = ("general", "in-domain", "random"), *,
-                   progress: bool = True) -> list[Encoder]:
+                   less_data: float = 0.25, progress: bool = True) -> list[Encoder]:
     """The toy stand-ins for the paper's encoders (see :mod:`mcanb.encoders`), pretrained once and cached.
 
     * ``in-domain``: WordPiece + MLM from scratch on the training split's notes (never dev or test);
+    * ``in-domain-less``: the same recipe and number of steps on the first ``less_data`` share of those notes: the
+      toy's "less pretraining data" against ``in-domain``'s "more" (the paper's Tables 3 and 4);
     * ``general``: the same recipe and size on general English (the Python standard library's docstrings);
     * ``random``: the in-domain configuration and tokenizer, no pretraining;
     * ``minilm``: the packaged all-MiniLM-L6-v2 (``local:minilm``), a real general-domain BERT (slow on CPU).
     """
+    if not 0.0 < less_data < 1.0:
+        raise ValueError(f"less_data must be a share of the training notes in (0, 1), got {less_data}")
     out_dir = Path(out_dir)
     made: dict[str, Encoder] = {}
     for name in which:
+        if name == "in-domain-less":
+            notes = processed.frames["train"]["text"].tolist()
+            path = encoders.pretrain_mlm(notes[: max(1, round(less_data * len(notes)))],
+                                         out_dir / f"in_domain_less_{round(100 * less_data)}", mlm, progress=progress)
+            label = LOCAL_LABELS["in-domain-less"].format(pct=round(100 * less_data))
+            made[name] = Encoder(label, str(path), "pretrained", "in-domain", name)
+            continue
         if name == "in-domain" or (name == "random" and "in-domain" not in made):
             path = encoders.pretrain_mlm(processed.frames["train"]["text"].tolist(), out_dir / "in_domain", mlm,
                                          progress=progress)
-            made.setdefault("in-domain", Encoder(LOCAL_LABELS["in-domain"], str(path), "pretrained", "in-domain"))
+            made.setdefault("in-domain", Encoder(LOCAL_LABELS["in-domain"], str(path), "pretrained", "in-domain",
+                                                 "in-domain"))
         if name == "general":
             path = encoders.pretrain_mlm(encoders.general_english(), out_dir / "general", mlm, progress=progress)
-            made["general"] = Encoder(LOCAL_LABELS["general"], str(path), "pretrained", "general")
+            made["general"] = Encoder(LOCAL_LABELS["general"], str(path), "pretrained", "general", "general")
         elif name == "random":
-            made["random"] = Encoder(LOCAL_LABELS["random"], made["in-domain"].encoder, "random", "none")
+            made["random"] = Encoder(LOCAL_LABELS["random"], made["in-domain"].encoder, "random", "none", "random")
         elif name == "minilm":
-            made["minilm"] = Encoder(LOCAL_LABELS["minilm"], "local:minilm", "pretrained", "general")
+            made["minilm"] = Encoder(LOCAL_LABELS["minilm"], "local:minilm", "pretrained", "general", "minilm")
         elif name != "in-domain":
-            raise ValueError(f"unknown local encoder {name!r}; valid: general, in-domain, random, minilm")
+            raise ValueError(f"unknown local encoder {name!r}; valid: {', '.join(LOCAL_ENCODERS)}")
     return [made[n] for n in which]
 
 
@@ -82,7 +95,7 @@ def model_config(architecture: str, encoder: Encoder, tokenizer, num_codes: int,
               "cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id,
               "pad_token_id": tokenizer.pad_token_id, **overrides, **fixed}
     if name == "bert_trun":   # one segment, no second level: settings of the hierarchy do not apply
-        for key in ("max_segments", "segment_layers", "segment_heads", "pooling"):
+        for key in ("max_segments", "segment_layers", "segment_heads", "segment_ff", "hier_variant", "pooling"):
             config.pop(key, None)
     return name, config
 
@@ -198,19 +211,23 @@ def metric_means(results: Sequence[dict], metric: str = "micro_f1", split: str =
     return {k: float(g[f"{split}/{metric}"].mean()) for k, g in frame.groupby(["encoder", "architecture"])}
 
 
-LOCAL_ENCODERS = ("general", "in-domain", "random", "minilm")
+LOCAL_ENCODERS = ("general", "in-domain", "in-domain-less", "random", "minilm")
 # Row labels of the local encoders (tables, run folders, metrics.json keys via slug()).
 LOCAL_LABELS = {"general": "general (MLM on English docstrings)", "in-domain": "in-domain (MLM on training notes)",
+                "in-domain-less": "in-domain, less data (MLM on {pct} % of training notes)",
                 "random": "random init (no pretraining)", "minilm": "general (all-MiniLM-L6-v2)"}
+# (less data, more data) pairs of local encoders: the toy's Tables 3 and 4.
+LOCAL_MORE_DATA = (("in-domain-less", "in-domain"),)
 
 
 def resolve_encoders(names: Sequence[str], processed: Processed, encoders_dir: str | Path,
-                     mlm: encoders.MlmConfig, *, progress: bool = True) -> list[Encoder]:
+                     mlm: encoders.MlmConfig, *, less_data: float = 0.25, progress: bool = True) -> list[Encoder]:
     """Encoder rows from a notebook's ``encoders`` parameter: local stand-ins by name (:data:`LOCAL_ENCODERS`,
     made by :func:`local_encoders`), anything else a hub id or directory. A hub id of one of the paper's encoders
     is labelled with the paper's row name (``mcanb.published.BERT_ENCODERS``), so this run's row sits beside it."""
     local = [n for n in names if n in LOCAL_ENCODERS]
-    made = dict(zip(local, local_encoders(processed, encoders_dir, mlm, local, progress=progress))) if local else {}
+    made = (dict(zip(local, local_encoders(processed, encoders_dir, mlm, local, less_data=less_data,
+                                           progress=progress))) if local else {})
     by_id = {v: k for k, v in published.BERT_ENCODERS.items()}
     out = []
     for n in names:
@@ -218,15 +235,39 @@ def resolve_encoders(names: Sequence[str], processed: Processed, encoders_dir: s
             out.append(made[n])
         else:
             row = by_id.get(n, n)
-            out.append(Encoder(row, n, "pretrained", published.BERT_DOMAINS.get(row, "")))
+            out.append(Encoder(row, n, "pretrained", published.BERT_DOMAINS.get(row, ""), n))
     return out
 
 
 def run_grid(processed: Processed, encoder_rows: Sequence[Encoder], architectures: Sequence[str],
-             seeds: Sequence[int], config: TrainConfig, runs_dir: str | Path, **kwargs: Any) -> list[dict]:
-    """:func:`train_bert` for every seed, encoder and architecture (in that nesting); the result rows in order."""
-    return [train_bert(processed, enc, arch, config, runs_dir, seed, **kwargs)
-            for seed in seeds for enc in encoder_rows for arch in architectures]
+             seeds: Sequence[int], config: TrainConfig, runs_dir: str | Path, *,
+             encoder_lr: float | Mapping[str, float] | None = None,
+             head_lr: float | Mapping[str, float] | None = None, **kwargs: Any) -> list[dict]:
+    """:func:`train_bert` for every seed, encoder and architecture (in that nesting); the result rows in order.
+
+    ``encoder_lr`` (default ``config.lr``) and ``head_lr`` (default: the encoder's) are one value, or a mapping:
+    per encoder for ``encoder_lr`` (keyed by the name in the notebook's ``encoders``, or the row label), per
+    architecture or head for ``head_lr`` (``"hier_fcn"``, else ``"fcn"``), with ``"default"`` for the rest
+    (:func:`setting_for`)."""
+    rows = []
+    for seed in seeds:
+        for enc in encoder_rows:
+            lr = setting_for(config.lr if encoder_lr is None else encoder_lr, "encoder_lr", enc.name, enc.label)
+            for arch in architectures:
+                hl = setting_for(lr if head_lr is None else head_lr, "head_lr", arch, arch.split("_")[1])
+                rows.append(train_bert(processed, enc, arch, dataclasses.replace(config, lr=float(lr)), runs_dir,
+                                       seed, head_lr=float(hl), **kwargs))
+    return rows
+
+
+def setting_for(value: Any, what: str, *keys: str) -> Any:
+    """``value`` itself, or, for a mapping, its entry under the first of ``keys`` it has, else under ``"default"``."""
+    if not isinstance(value, Mapping):
+        return value
+    for k in (*keys, "default"):
+        if k in value:
+            return value[k]
+    raise ValueError(f"{what} has no entry for {keys[0]!r} and no 'default': give one of {[*keys, 'default']}")
 
 
 def beside_paper(results: Sequence[dict], table: int, label_space: str) -> pd.DataFrame:
@@ -306,13 +347,17 @@ def pretraining_table(rows: Sequence[Encoder]) -> pd.DataFrame:
 def piece_lengths(processed: Processed, rows: Sequence[Encoder], *, max_words: int, split: str = "train",
                   progress: bool = False) -> pd.DataFrame:
     """Word pieces per note of ``split`` under each encoder's tokenizer (notes cut at ``max_words`` words first);
-    one column per encoder label. Uses (and fills) the word-piece cache."""
+    one column per encoder label; ``attrs["pieces_per_word"]`` holds each encoder's pieces per word. Uses (and fills)
+    the word-piece cache."""
     cols = {}
     for r in rows:
         tok = encoders.load_tokenizer(r.encoder)
         ids = wordpiece.encode_split(processed, split, tok, max_words, progress=progress)
         cols[r.label] = [len(x) for x in ids]
-    return pd.DataFrame(cols)
+    out = pd.DataFrame(cols)
+    words = processed.frames[split]["text"].str.split().str.len().clip(upper=max_words).sum()
+    out.attrs["pieces_per_word"] = pd.Series({c: out[c].sum() / max(int(words), 1) for c in out})
+    return out
 
 
 def mlm_config(**settings: Any) -> encoders.MlmConfig:
@@ -322,50 +367,34 @@ def mlm_config(**settings: Any) -> encoders.MlmConfig:
 
 
 def segment_summary(lengths: pd.DataFrame, segment_length: int, max_segments: int) -> pd.DataFrame:
-    """Per encoder: word pieces per note (mean, median, max), segments BERT-hier reads (mean), and the share of
-    pieces BERT-trun reads with the same segment length (``segment_length - 2`` pieces of each note)."""
-    body = segment_length - 2
-    kept = lengths.clip(upper=max_segments * body)
+    """Per encoder: word pieces per note (mean, median, max), segments BERT-hier reads (mean), and the share of all
+    pieces that BERT-hier (``max_segments`` segments) and BERT-trun (one segment) read: their *coverage*. Encoders
+    whose vocabularies split the same words into more pieces read less of each note under the same settings."""
+    cov = coverage(lengths, segment_length, max_segments)
+    kept = lengths.clip(upper=max_segments * (segment_length - 2))
     return pd.DataFrame({
         "pieces (mean)": lengths.mean(), "pieces (median)": lengths.median(), "pieces (max)": lengths.max(),
-        "segments read (mean)": np.ceil(kept / body).clip(lower=1).mean(),
-        "share read by BERT-trun": (lengths.clip(upper=body).sum() / lengths.sum().clip(lower=1)),
-    }).round(2)
+        "pieces per word": lengths.attrs.get("pieces_per_word", pd.Series(dtype=float)),
+        "segments read (mean)": np.ceil(kept / (segment_length - 2)).clip(lower=1).mean(),
+        "share read by BERT-hier": pd.Series(cov["hier"]), "share read by BERT-trun": pd.Series(cov["trun"]),
+    }).dropna(axis=1, how="all").round(2)
 
 
-def domain_verdict(rows: Sequence[Encoder], means: dict[tuple[str, str], float],
-                   architecture: str = "hier_lan") -> str:
-    """A plain sentence comparing in-domain pretraining with random init (and general, when present)."""
-    by_domain = {r.domain: r.label for r in rows}
-    score = {d: means.get((label, architecture)) for d, label in by_domain.items()}
-    if score.get("in-domain") is None or score.get("none") is None:
-        return "This run has no in-domain / random-init pair to compare."
-    gap = score["in-domain"] - score["none"]
-    text = (f"In-domain pretraining {'beats' if gap > 0 else 'does NOT beat'} random init by {gap:+.3f} test "
-            f"micro-F1 ({score['in-domain']:.3f} vs {score['none']:.3f}).")
-    if score.get("general") is not None:
-        g = score["general"]
-        text += f" General-domain pretraining scores {g:.3f} ({g - score['none']:+.3f} against random init)."
-    if gap <= 0:
-        text += (" Pretraining then gave no advantage that fine-tuning could not learn from the labelled notes in"
-                 " this budget: try fewer fine-tuning epochs, more mlm_steps, or larger encoders.")
-    return text
+def coverage(lengths: pd.DataFrame, segment_length: int, max_segments: int) -> dict[str, dict[str, float]]:
+    """``{"hier"|"trun": {encoder label: share of all word pieces read}}`` from :func:`piece_lengths`' table:
+    BERT-hier reads ``max_segments * (segment_length - 2)`` pieces per note, BERT-trun ``segment_length - 2``."""
+    body = segment_length - 2
+    total = lengths.sum().clip(lower=1)
+    return {"hier": (lengths.clip(upper=max_segments * body).sum() / total).to_dict(),
+            "trun": (lengths.clip(upper=body).sum() / total).to_dict()}
 
 
-def hierarchy_verdict(rows: Sequence[Encoder], means: dict[tuple[str, str], float]) -> str:
-    """Plain sentences per encoder: does BERT-hier beat BERT-trun under the same head, and LAN beat FCN?"""
-    lines = []
-    for r in rows:
-        score = {a: means.get((r.label, a)) for a in ARCHITECTURE_MODELS}
-        parts = []
-        for head in ("lan", "fcn"):
-            trun, hier = score[f"trun_{head}"], score[f"hier_{head}"]
-            if trun is not None and hier is not None:
-                parts.append(f"with {head.upper()}, BERT-hier {'beats' if hier > trun else 'does NOT beat'} BERT-trun "
-                             f"({hier:.3f} vs {trun:.3f} test micro-F1)")
-        if score["hier_fcn"] is not None and score["hier_lan"] is not None:
-            lan, fcn = score["hier_lan"], score["hier_fcn"]
-            parts.append(f"in BERT-hier, LAN {'beats' if lan > fcn else 'does NOT beat'} FCN ({lan:.3f} vs {fcn:.3f})")
-        if parts:
-            lines.append(f"{r.label}: " + "; ".join(parts) + ".")
-    return "\n".join(lines) or "This run has no pair of architectures to compare."
+def with_coverage(table: pd.DataFrame, cov: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """:func:`results_table` (or :func:`beside_paper`) with a ``note read`` column: the share of each encoder's word
+    pieces its architecture reads (:func:`coverage`), blank for the paper's rows."""
+    arch = table["architecture"].map(lambda a: "trun" if str(a).startswith("BERT-trun") else "hier")
+    share = [cov[a].get(e) for a, e in zip(arch, table["encoder"])]
+    out = table.copy()
+    out["note read"] = [f"{100 * s:.0f} %" if s is not None and ("source" not in out or src == "this run") else ""
+                        for s, src in zip(share, out.get("source", ["this run"] * len(out)))]
+    return out

@@ -94,14 +94,16 @@ ARCHITECTURES = {"trun_fcn": "BERT-trun + FCN", "trun_lan": "BERT-trun + LAN", "
                  "hier_lan": "BERT-hier + LAN"}
 
 # The encoder of each row and the Hugging Face hub id that a user with internet passes as ``encoder``. The paper
-# names models, not ids: the ids are the public checkpoints of those names
-# (docs/reference.md §Models and hyperparameters); "abstract" / "full text" is the pretraining corpus (PubMed
-# abstracts, + PMC full text).
+# names models, not ids: each id below is the public checkpoint whose own model card describes the corpus the paper
+# names for that row (§3.1, §4.2); the card's facts are in ENCODER_CARDS and docs/encoders.md. "abstract" /
+# "full text" is BioBERT v1.0's PubMed 200K abstracts vs + PMC 270K full-text articles, and PubMedBERT's PubMed
+# abstracts vs + PubMed Central full text. ClinicalBERT's pair differs in its MIMIC-III corpus (all notes vs
+# discharge summaries only).
 BERT_ENCODERS = {
     "BERT-base": "bert-base-uncased",
     "BlueBERT": "bionlp/bluebert_pubmed_mimic_uncased_L-12_H-768_A-12",
-    "BioBERT abstract": "dmis-lab/biobert-base-cased-v1.1",
-    "BioBERT full text": "dmis-lab/biobert-base-cased-v1.2",
+    "BioBERT abstract": "xinzhi/biobert_v1.0_pubmed",
+    "BioBERT full text": "monologg/biobert_v1.0_pubmed_pmc",
     "BioRedditBERT": "cambridgeltl/BioRedditBERT-uncased",
     "PubMedBERT abstract": "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract",
     "PubMedBERT full text": "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext",
@@ -109,6 +111,94 @@ BERT_ENCODERS = {
     "ClinicalBERT all notes": "emilyalsentzer/Bio_ClinicalBERT",
     "ClinicalBERT disch. sum.": "emilyalsentzer/Bio_Discharge_Summary_BERT",
 }
+
+
+@dataclass(frozen=True)
+class EncoderCard:
+    """What an encoder's own model card (or its authors' README) says about it; architecture from its config.
+
+    ``vocab_size`` and the architecture fields let a random-weight stand-in of the same shape be built
+    (``transformers.BertConfig(**card.bert_config())``). ``verified`` is False where the card does not state a
+    value and it comes from the model family (said in ``note``)."""
+
+    encoder: str              # row name, a key of BERT_ENCODERS
+    hub_id: str
+    corpus: str               # pretraining corpus, as the card describes it
+    initialised_from: str     # "scratch" or the checkpoint it continued from
+    cased: bool
+    vocab_size: int
+    mimic: str                # MIMIC-III text in its pretraining: "none" or which notes
+    source: str               # the card's URL
+    note: str = ""            # uncertainty, or what differs from the paper's wording
+    layers: int = 12          # BERT-base shape, shared by every encoder of Tables 2-5
+    hidden_size: int = 768
+    heads: int = 12
+    intermediate_size: int = 3072
+    max_positions: int = 512
+    verified: bool = True
+
+    def bert_config(self) -> dict:
+        """Keyword arguments of ``transformers.BertConfig`` for a random-weight model of this encoder's shape."""
+        return {"vocab_size": self.vocab_size, "hidden_size": self.hidden_size, "num_hidden_layers": self.layers,
+                "num_attention_heads": self.heads, "intermediate_size": self.intermediate_size,
+                "max_position_embeddings": self.max_positions}
+
+
+_HF = "https://huggingface.co/"
+_BIOBERT_V10 = "BioBERT-Base v1.0 (PubMed 200K abstracts + PMC 270K full-text articles)"
+ENCODER_CARDS: dict[str, EncoderCard] = {c.encoder: c for c in (
+    EncoderCard("BERT-base", "bert-base-uncased", "BooksCorpus + English Wikipedia", "scratch", False, 30522, "none",
+                _HF + "bert-base-uncased",
+                "the paper does not say cased or uncased; its preprocessing lowercases every note, so uncased"),
+    EncoderCard("BlueBERT", "bionlp/bluebert_pubmed_mimic_uncased_L-12_H-768_A-12",
+                "PubMed abstracts (about 4,000 M words) + MIMIC-III clinical notes (about 500 M words)",
+                "bert-base-uncased", False, 30522, "MIMIC-III clinical notes (NOTEEVENTS)",
+                _HF + "bionlp/bluebert_pubmed_mimic_uncased_L-12_H-768_A-12"),
+    EncoderCard("BioBERT abstract", "xinzhi/biobert_v1.0_pubmed", "PubMed 200K abstracts (BioBERT-Base v1.0)",
+                "bert-base-cased", True, 28996, "none", "https://github.com/dmis-lab/biobert#download",
+                "a third-party upload of the authors' v1.0 (+ PubMed 200K) weights: its weight file is named "
+                "biobert_v1.0_pubmed.pytorch.bin, so download the repository, rename that file to "
+                "pytorch_model.bin and pass the directory; the authors publish v1.0 only as TensorFlow checkpoints"),
+    EncoderCard("BioBERT full text", "monologg/biobert_v1.0_pubmed_pmc", _BIOBERT_V10, "bert-base-cased", True, 28996,
+                "none", "https://github.com/dmis-lab/biobert#download",
+                "a third-party PyTorch conversion of the authors' v1.0 (+ PubMed 200K + PMC 270K) weights; "
+                "dmis-lab/biobert-base-cased-v1.2 is NOT this model: its authors describe it as PubMed 1M "
+                "abstracts, trained like v1.1, plus an LM head (no full text)"),
+    EncoderCard("BioRedditBERT", "cambridgeltl/BioRedditBERT-uncased",
+                "health-themed Reddit posts (68 subreddits, 2015-2018, about 300 M tokens)", _BIOBERT_V10, False,
+                28996, "none", _HF + "cambridgeltl/BioRedditBERT-uncased",
+                "the card does not give the vocabulary: BioBERT v1.0's (BERT-base-cased's) size is assumed; the "
+                "name says uncased", verified=False),
+    EncoderCard("PubMedBERT abstract", "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract",
+                "PubMed abstracts, pretrained from scratch with its own vocabulary", "scratch", False, 30522, "none",
+                _HF + "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract",
+                "now also named microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"),
+    EncoderCard("PubMedBERT full text", "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext",
+                "PubMed abstracts + PubMed Central full-text articles, from scratch with its own vocabulary",
+                "scratch", False, 30522, "none",
+                _HF + "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext",
+                "now also named microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext"),
+    EncoderCard("SapBERT full text", "cambridgeltl/SapBERT-from-PubMedBERT-fulltext",
+                "UMLS 2020AA synonyms (English), self-alignment metric learning", "PubMedBERT full text", False,
+                30522, "none", _HF + "cambridgeltl/SapBERT-from-PubMedBERT-fulltext"),
+    EncoderCard("ClinicalBERT all notes", "emilyalsentzer/Bio_ClinicalBERT",
+                "all MIMIC-III notes (NOTEEVENTS, about 880 M words)", _BIOBERT_V10, True, 28996,
+                "all MIMIC-III notes, discharge summaries included (the task's own notes)",
+                _HF + "emilyalsentzer/Bio_ClinicalBERT"),
+    EncoderCard("ClinicalBERT disch. sum.", "emilyalsentzer/Bio_Discharge_Summary_BERT",
+                "MIMIC-III discharge summaries only", _BIOBERT_V10, True, 28996,
+                "MIMIC-III discharge summaries (the task's own notes)",
+                _HF + "emilyalsentzer/Bio_Discharge_Summary_BERT",
+                "the card's training-data paragraph repeats the all-notes wording (~880 M words); its title and "
+                "the ClinicalBERT paper say discharge summaries only"),
+)}
+
+
+def encoder_cards() -> pd.DataFrame:
+    """ENCODER_CARDS as a table, one row per encoder of Tables 2-5."""
+    return pd.DataFrame([c.__dict__ for c in ENCODER_CARDS.values()]).set_index("encoder")
+
+
 # The pretraining domain of each encoder (Ji et al. 2021 §3.1, Figure 1).
 BERT_DOMAINS = {"BERT-base": "general", "BlueBERT": "mixed", "BioBERT abstract": "mixed",
                 "BioBERT full text": "mixed", "BioRedditBERT": "mixed", "PubMedBERT abstract": "mixed",

@@ -506,3 +506,66 @@ def test_minilm_smoke_two_steps():
         opt.step()
         opt.zero_grad()
     assert not torch.equal(before, model.label_attention.query)
+
+
+# -- The paper's size (Ji et al. 2021 §3.4) --------------------------------------------------------------------------
+def _bert_base_count(num_codes: int, model: str = "bert_hier", **config) -> int:
+    """Parameters of a BERT-base-shaped coding model (encoder from a BertConfig, never downloaded), built on the meta
+    device: shapes only, no memory, no initialisation."""
+    from mcanb.models.bert import BertCodingModel, BertTrunConfig
+    cls = BertTrunConfig if model == "bert_trun" else BertHierConfig
+    with torch.device("meta"):
+        encoder = BertModel(BertConfig(), add_pooling_layer=False)   # BERT-base: 12 x 768, 30,522 pieces
+        net = BertCodingModel(cls(num_codes=num_codes, **config), encoder=encoder)
+    return sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize("num_codes, paper_millions", [(50, 115), (8921, 128)])
+def test_default_bert_hier_lan_has_the_papers_size(num_codes, paper_millions):
+    """§3.4: BERT-hier (+ LAN) has 115 M parameters on the top-50 codes and 128 M on the full 8,921; the default
+    BERT-hier (one 8-head transformer layer, feed-forward 2,048) matches both within 1 %."""
+    n = _bert_base_count(num_codes, head="lan")
+    assert abs(n / 1e6 - paper_millions) <= 0.01 * paper_millions, n
+
+
+@pytest.mark.parametrize("num_codes, paper_millions", [(50, 109), (8921, 115)])
+def test_bert_trun_has_the_papers_size(num_codes, paper_millions):
+    """§3.4: the truncated model with a linear classifier has about 109 M (top-50) and 115 M (full) parameters."""
+    n = _bert_base_count(num_codes, "bert_trun")
+    assert abs(n / 1e6 - paper_millions) <= 0.01 * paper_millions, n
+
+
+def test_segment_context_variant_is_the_earlier_larger_model():
+    """The earlier design (two pre-norm layers, feed-forward 4 x hidden, segment state added to every token) stays
+    available by name; it is 8.7 M parameters larger than the paper's at BERT-base size."""
+    kw = dict(hier_variant="segment_context", segment_layers=2, segment_heads=12, segment_ff=None, head="lan")
+    assert round(_bert_base_count(50, **kw) / 1e6, 1) == 123.2
+    assert round(_bert_base_count(8921, **kw) / 1e6, 1) == 136.8
+
+
+@pytest.mark.parametrize("variant", ["paper", "segment_context"])
+def test_hier_variants_learn_and_differ_in_what_lan_reads(variant):
+    """Both variants learn a tiny task; under LAN the paper's reads the encoder's token states (only the [CLS] rows
+    carry the second level), the variant adds the segment state to every token."""
+    torch.manual_seed(0)
+    enc = BertModel(BertConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64, max_position_embeddings=32), add_pooling_layer=False)
+    cfg = BertHierConfig(num_codes=2, segment_length=8, max_segments=4, segment_heads=2, segment_ff=64,
+                         hier_variant=variant, cls_token_id=CLS, sep_token_id=SEP, pad_token_id=PAD, dropout=0.0)
+    from mcanb.models.bert import BertCodingModel
+    model = BertCodingModel(cfg, encoder=enc)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, VOCAB, (32, 20), generator=g)
+    labels = torch.stack([(ids == 7).any(1), (ids == 9).any(1)], 1).float()   # code k: piece k appears anywhere
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        loss = model(ids, torch.ones_like(ids), labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        logits = model(ids, torch.ones_like(ids)).logits
+    assert micro_f1(labels.numpy(), (logits > 0).float().numpy()) > 0.8
+    touched = [n for n, p in model.named_parameters() if n.startswith("segment_encoder") and p.grad is not None]
+    assert touched, "the second-level transformer gets no gradient under LAN"

@@ -111,3 +111,98 @@ def test_a_run_is_reused_only_for_the_same_data_content(study):
     new = identity.read(second["dir"])
     assert identity.differences(stored, new["parts"]) == ["data changed"]
     assert _train(study, in_domain, "trun_lan")["dir"] == first["dir"]          # the original data: reused
+
+
+# -- The encoders' model-card facts (mcanb.published.ENCODER_CARDS, docs/encoders.md) ------------------------------
+def test_every_encoder_of_every_table_has_its_card():
+    from mcanb import published
+    in_tables = set(published.bert_frame()["encoder"])
+    assert in_tables <= set(published.ENCODER_CARDS) == set(published.BERT_ENCODERS)
+    for name, card in published.ENCODER_CARDS.items():
+        assert card.hub_id == published.BERT_ENCODERS[name] and card.source.startswith("https://")
+        assert card.corpus and card.mimic and card.vocab_size > 0 and card.hidden_size % card.heads == 0
+    docs = (Path(__file__).parents[1] / "docs" / "encoders.md").read_text()
+    assert all(f"`{c.hub_id}`" in docs for c in published.ENCODER_CARDS.values()), "docs/encoders.md lists every id"
+
+
+def test_biobert_rows_are_the_v1_0_family_of_the_papers_corpora():
+    """§4.2: 200K PubMed abstracts vs + 270K PMC full-text articles, i.e. BioBERT v1.0 (+ PubMed) vs (+ PubMed + PMC);
+    not v1.2, which its authors describe as 1M abstracts like v1.1 plus an LM head."""
+    from mcanb import published
+    abstract, full = published.ENCODER_CARDS["BioBERT abstract"], published.ENCODER_CARDS["BioBERT full text"]
+    assert "v1.0" in abstract.hub_id and "v1.0" in full.hub_id and "pmc" in full.hub_id and "pmc" not in abstract.hub_id
+    assert "PMC 270K" in full.corpus and "200K" in abstract.corpus and "PMC" not in abstract.corpus
+    assert not any("v1.2" in i or "v1.1" in i for i in published.BERT_ENCODERS.values())
+    # MIMIC-III text in pretraining: exactly BlueBERT and the two ClinicalBERTs.
+    assert {n for n, c in published.ENCODER_CARDS.items() if c.mimic != "none"} == {
+        "BlueBERT", "ClinicalBERT all notes", "ClinicalBERT disch. sum."}
+
+
+def test_encoder_card_builds_a_random_stand_in_of_bert_base_size():
+    """Issue #17 builds random-weight stand-ins from the cards: a BioBERT-shaped BertConfig has 107.7 M parameters
+    without the pooler (vocabulary 28,996)."""
+    from transformers import BertConfig, BertModel
+    from mcanb import published
+    with torch.device("meta"):
+        m = BertModel(BertConfig(**published.ENCODER_CARDS["BioBERT full text"].bert_config()), add_pooling_layer=False)
+    assert round(sum(p.numel() for p in m.parameters()) / 1e6, 1) == 107.7
+
+
+# -- Computed verdicts (mcanb.bert_verdicts) and coverage ----------------------------------------------------------
+def test_paper_verdicts_state_the_metrics_each_comparison_holds_on():
+    from mcanb import bert_verdicts as v
+    top50 = v.paper_bert_vs_cnn("50")
+    # The paper's best top-50 BERT beats its retrained CNN on the F1s and P@5, not on the AUCs (Tables 2 and 6).
+    assert ("PubMedBERT full text (BERT-hier + LAN) is above the retrained CNN on macro-F1 (63.3 vs 62.4), micro-F1 "
+            "(68.1 vs 67.1) and P@5 (64.4 vs 64.0); the retrained CNN is ahead on macro-AUC (90.8 vs 88.6) and "
+            "micro-AUC (93.1 vs 90.8)") in top50
+    assert "1 of 7" in top50
+    assert "more pretraining data scores higher in 13 of 15 comparisons" in v.paper_more_data(4, "50")
+    assert "(not on micro-F1: BERT-base and SapBERT full text)" in v.paper_hierarchy()
+    assert v.compare("a", {"micro_f1": 1.04}, "b", {"micro_f1": 0.96}, ["micro_f1"], digits=0) == \
+        "they tie on micro-F1 (1 vs 1)."
+
+
+def test_run_verdicts_and_floor_from_result_rows():
+    from mcanb import bert_verdicts as v
+    rows = [bert_study.Encoder("in", "x", domain="in-domain"), bert_study.Encoder("rand", "x", "random", "none")]
+    res = [{"encoder": "in", "architecture": "hier_lan", "seed": 0, "test/micro_f1": 0.6, "test/macro_auc": 0.7},
+           {"encoder": "rand", "architecture": "hier_lan", "seed": 0, "test/micro_f1": 0.5, "test/macro_auc": 0.8},
+           {"encoder": "in", "architecture": "trun_lan", "seed": 0, "test/micro_f1": 0.3, "test/macro_auc": 0.6}]
+    text = v.domain_verdict(rows, res, coverage={"in": 0.9, "rand": 0.5})
+    assert text == ("in (reads 90 % of each note's pieces) is above rand (reads 50 % of each note's pieces) on "
+                    "micro-F1 (60.0 vs 50.0); rand (reads 50 % of each note's pieces) is ahead on macro-AUC "
+                    "(80.0 vs 70.0).")
+    assert "in: BERT-hier + LAN is above BERT-trun + LAN on macro-AUC (70.0 vs 60.0) and micro-F1 (60.0 vs 30.0)." \
+        in v.hierarchy_verdict(rows, res)
+    ok, text = v.floor_verdict(res, 0.35)
+    assert not ok and "in · BERT-trun + LAN (0.300)" in text
+    assert v.floor_verdict(res, 0.25)[0]
+
+
+def test_coverage_and_per_encoder_settings():
+    lengths = pd.DataFrame({"general": [100, 300], "in-domain": [50, 150]})
+    cov = bert_study.coverage(lengths, segment_length=52, max_segments=4)       # 50 pieces a segment, 200 a note
+    assert cov["hier"] == {"general": 300 / 400, "in-domain": 1.0}
+    assert cov["trun"] == {"general": 100 / 400, "in-domain": 100 / 200}
+    table = bert_study.with_coverage(pd.DataFrame({"encoder": ["general", "in-domain"],
+                                                   "architecture": ["BERT-hier + LAN", "BERT-trun + FCN"]}), cov)
+    assert list(table["note read"]) == ["75 %", "50 %"]
+    assert bert_study.setting_for({"fcn": 0.03, "default": 0.01}, "head_lr", "hier_fcn", "fcn") == 0.03
+    assert bert_study.setting_for({"fcn": 0.03, "default": 0.01}, "head_lr", "hier_lan", "lan") == 0.01
+    assert bert_study.setting_for(0.002, "encoder_lr", "general") == 0.002
+    with pytest.raises(ValueError, match="encoder_lr has no entry for 'general'"):
+        bert_study.setting_for({"random": 0.01}, "encoder_lr", "general", "general (MLM on English docstrings)")
+
+
+def test_less_data_encoder_reads_a_share_of_the_training_notes(study, tmp_path):
+    proc, _, root = study
+    mlm = encoders.MlmConfig(vocab_size=120, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                             max_position=64, seq_len=16, batch_size=16, steps=5)
+    (less,) = bert_study.local_encoders(proc, root / "enc", mlm, which=("in-domain-less",), less_data=0.5,
+                                        progress=False)
+    import json
+    record = json.loads((Path(less.encoder) / "pretraining.json").read_text())
+    assert record["documents"] == 30 and less.name == "in-domain-less" and "50 %" in less.label
+    with pytest.raises(ValueError, match="less_data"):
+        bert_study.local_encoders(proc, root / "enc", mlm, which=("in-domain-less",), less_data=1.0)

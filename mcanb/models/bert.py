@@ -1,17 +1,28 @@
 """The BERT family: BERT-trun and BERT-hier with a fully connected (FCN) or label-wise attention (LAN) head.
 
-Ji, Hölttä & Marttinen 2021, §3.2–3.3 and Figure 2:
+Ji, Hölttä & Marttinen 2021, §3.2–3.4 and Figure 2:
 
 * **BERT-trun**: the first 512 word pieces (``[CLS]`` + 510 + ``[SEP]``), the final ``[CLS]`` state C, and an FCN
   (dropout -> linear -> sigmoid in the loss).
-* **BERT-hier**: the note (up to 2,500 preprocessed tokens) cut into segments of at most ``segment_length`` word
-  pieces, each with its own ``[CLS]``/``[SEP]`` and positions. All real segments of a batch go through the encoder
-  in **one** pass (padding segments are never encoded). A transformer over the segments' ``[CLS]`` states, with a
-  learned segment-position embedding, captures the second-level order. Then either
-  - FCN on the max-pool of the segment states, or
-  - LAN over all token states of all segments (``A = softmax(H·U)``, ``V = Aᵀ·H``, one logit per label), with the
-    project's one :class:`~mcanb.models.label_attention.LabelAttention` (float32 softmax, padding masked). Each
-    token state first gets its segment's second-level state added, so the label attention sees both levels.
+* **BERT-hier** (the default, ``hier_variant="paper"``): the note (up to 2,500 preprocessed tokens) cut into
+  segments of at most ``segment_length`` word pieces, each with its own ``[CLS]``/``[SEP]`` and positions. All real
+  segments of a batch go through the encoder in **one** pass (padding segments are never encoded). One
+  ``nn.TransformerEncoderLayer`` with PyTorch's defaults (8 heads, feed-forward 2,048, ReLU, post-norm) runs over
+  the segments' ``[CLS]`` states with a learned segment-position embedding: the "additional transformer network"
+  of §3.2. This size is the one whose count matches the paper's 115 M (top-50) and 128 M (full) parameters for
+  BERT-hier + LAN with a BERT-base encoder (§3.4; tests/test_bert.py counts it). Then either
+  - FCN on the max-pool of the segments' second-level states ("the classifier follows the same set-up of the
+    truncated version", §3.2), or
+  - LAN over all token states (``A = softmax(H·U)``, ``V = Aᵀ·H``, one logit per label, §3.3), with the project's
+    one :class:`~mcanb.models.label_attention.LabelAttention` (float32 softmax, padding masked). §3.3 says H is the
+    encoder's last layer over the note's n tokens, and the paper's parameter count says the segment transformer is
+    part of BERT-hier + LAN; the text does not say how the two meet. Our reading: H is the encoder's last layer
+    for every token, except that each segment's ``[CLS]`` row holds that segment's second-level state, so n stays
+    the number of tokens and the second level reaches the label attention through the segment summaries only.
+* ``hier_variant="segment_context"``: the project's earlier, larger design, kept for comparison. Pre-norm GELU
+  transformer layers with a final LayerNorm (give ``segment_layers=2``, ``segment_ff=None`` for 4 × hidden, i.e.
+  3,072 at BERT-base, to get the earlier model: 123.2 M / 136.8 M parameters), and LAN reads every token state
+  *plus* its segment's second-level state, so every token sees both levels. Not described by the paper.
 
 ``segment_layers=0`` drops the second level: with ``segment_length=128``, ``max_segments=24`` and LAN that is
 PLM-ICD (Huang et al. 2022), the strongest public PLM baseline (``parameters/03_hierarchy/mimic3_50_plmicd.yaml``).
@@ -34,6 +45,7 @@ from .outputs import CodingOutput, coding_loss
 
 HEADS = ("fcn", "lan")
 POOLINGS = ("max", "mean")
+HIER_VARIANTS = ("paper", "segment_context")
 
 
 @dataclass
@@ -49,8 +61,10 @@ class BertHierConfig:
     segment_length: int = 512        # word pieces per segment incl. [CLS]/[SEP] (paper: 512; PLM-ICD: 128)
     max_segments: int = 8            # segments per note; 2,500 words ≈ 3,300 pieces ≈ 7 segments of 510
     head: str = "lan"                # "fcn" | "lan"
-    segment_layers: int = 2          # transformer layers over segments (0 = none, PLM-ICD)
-    segment_heads: int = 4           # attention heads of that transformer (must divide the hidden size)
+    segment_layers: int = 1          # transformer layers over segments (paper: 1, see the module docstring; 0 = none)
+    segment_heads: int = 8           # attention heads of that transformer (must divide the hidden size; paper: 8)
+    segment_ff: int | None = 2048    # its feed-forward width (PyTorch's default, the paper's count); None: 4 x hidden
+    hier_variant: str = "paper"      # "paper" | "segment_context" (the earlier design; module docstring)
     pooling: str = "max"             # FCN over segments: "max" | "mean" of the segment states
     lan_projection_dim: int | None = None  # None: the paper's A = softmax(H·U); an int: LAAT/PLM-ICD's tanh(W·H)
     dropout: float = 0.1             # head dropout (the encoder keeps its own, 0.1 in BERT)
@@ -64,6 +78,10 @@ class BertHierConfig:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.hier_variant not in HIER_VARIANTS:
+            raise ValueError(f"hier_variant must be one of {HIER_VARIANTS}, got {self.hier_variant!r}")
+        if self.segment_ff is not None and int(self.segment_ff) < 1:
+            raise ValueError(f"segment_ff must be >= 1 or None (4 x hidden), got {self.segment_ff}")
         if self.encoder_init not in ("pretrained", "random"):
             raise ValueError(f"encoder_init must be 'pretrained' or 'random', got {self.encoder_init!r}")
         for name in ("num_codes", "segment_length", "max_segments", "segment_heads"):
@@ -160,10 +178,16 @@ class BertCodingModel(nn.Module):
                 raise ValueError(f"segment_heads={config.segment_heads} must divide the encoder's hidden size {h}")
             self.segment_position = nn.Embedding(config.max_segments, h)
             nn.init.normal_(self.segment_position.weight, std=0.02)
-            layer = nn.TransformerEncoderLayer(h, config.segment_heads, dim_feedforward=4 * h, dropout=config.dropout,
-                                               activation="gelu", batch_first=True, norm_first=True)
+            ff = config.segment_ff or 4 * h
+            if config.hier_variant == "paper":   # PyTorch's defaults: ReLU, post-norm
+                layer = nn.TransformerEncoderLayer(h, config.segment_heads, dim_feedforward=ff, dropout=config.dropout,
+                                                   batch_first=True)
+                self.segment_norm = nn.Identity()
+            else:
+                layer = nn.TransformerEncoderLayer(h, config.segment_heads, dim_feedforward=ff, dropout=config.dropout,
+                                                   activation="gelu", batch_first=True, norm_first=True)
+                self.segment_norm = nn.LayerNorm(h)
             self.segment_encoder = nn.TransformerEncoder(layer, config.segment_layers, enable_nested_tensor=False)
-            self.segment_norm = nn.LayerNorm(h)
         else:
             self.segment_position = self.segment_encoder = self.segment_norm = None
         self.dropout = nn.Dropout(config.dropout)
@@ -204,8 +228,10 @@ class BertCodingModel(nn.Module):
         if self.classifier is not None:
             logits = self.classifier(self.dropout(self._pool(segments, segment_mask)))
         else:
-            if self.segment_encoder is not None:
+            if self.segment_encoder is not None and self.config.hier_variant == "segment_context":
                 states = states + segments[:, :, None, :]                        # each token sees its segment's context
+            elif self.segment_encoder is not None:                               # paper: [CLS] rows carry the 2nd level
+                states = torch.cat([segments[:, :, None, :].to(states.dtype), states[:, :, 1:]], dim=2)
             B, S, L, h = states.shape
             logits, attention = self.label_attention(self.dropout(states.reshape(B, S * L, h)),
                                                      token_mask.reshape(B, S * L), self.config.return_attention)
