@@ -51,6 +51,7 @@ class Row:
     note: str = ""                         # why a row did not run; the source of a published row
     domain: str = ""                       # pretraining domain of a BERT row
     key: str = ""                          # this run's metrics.json prefix
+    peers: tuple[str, ...] = ()            # the paper rows (same architecture) this row stands in for
 
     @property
     def seeds(self) -> int:
@@ -201,6 +202,15 @@ def _original_rows(label_space: str) -> list[Row]:
     return out
 
 
+def _peers(table: int, label: str, arch: str, domain: str, paper: list[Row]) -> tuple[str, ...]:
+    """The paper rows a row of this run is (same name) or stands in for (same domain and architecture)."""
+    if any(p.name == label and p.architecture == arch for p in paper):
+        return (label,)
+    if table == 6 or not domain or domain == "none":
+        return ()
+    return tuple(p.name for p in paper if p.domain == domain and p.architecture == arch)
+
+
 def _stands_for(table: int, label: str, arch: str, domain: str, paper: list[Row]) -> str:
     """The mapping column: empty where this row is one of the paper's, else which paper rows it stands in for."""
     if any(p.name == label for p in paper):
@@ -210,9 +220,11 @@ def _stands_for(table: int, label: str, arch: str, domain: str, paper: list[Row]
             return "reference point, not in the paper"
         return "not in Table 6" + (" (original publication below)" if any(
             n.model == label and n.source == "original" for n in published.NUMBERS) else "")
+    if arch not in {p.architecture for p in paper}:
+        return f"no paper row: {published.ARCHITECTURES.get(arch, arch)} is in the paper's text (§3.3), in no table"
     if domain == "none":
         return "no paper row (the paper always fine-tunes pretrained weights)"
-    peers = [p.name for p in paper if p.domain == domain and p.architecture == arch]
+    peers = _peers(table, label, arch, domain, paper)
     name = published.DOMAIN_NAMES.get(domain, domain or "unknown domain")
     return f"{name} ↔ {', '.join(peers)}" if peers else f"{name}: no such row in Table {table}"
 
@@ -240,16 +252,16 @@ def build(table: int, label_space: str, results: Mapping[str, Mapping[str, Cell]
     covered: set[tuple[str, str]] = set()
     for key in keys:
         label, arch, domain = identify(key)
-        if (table == 6) != (arch == "") or (table != 6 and arch not in archs):
-            continue                                      # another family, or an architecture this table lacks
-        stands = _stands_for(table, label, arch, domain, paper)
-        covered |= {(label, arch)} | {(p.name, p.architecture) for p in paper
-                                      if table != 6 and p.domain == domain and domain and p.architecture == arch}
+        if (table == 6) != (arch == "") or (table not in (5, 6) and arch not in archs):
+            continue                  # another family, or an architecture this table lacks (Table 5 shows them all)
+        stands, peers = _stands_for(table, label, arch, domain, paper), _peers(table, label, arch, domain, paper)
+        covered |= {(label, arch)} | {(p, arch) for p in peers}
         if key in results:
-            comp.this_run.append(Row(label, "this run", dict(results[key]), arch, stands, domain=domain, key=key))
+            comp.this_run.append(Row(label, "this run", dict(results[key]), arch, stands, domain=domain, key=key,
+                                     peers=peers))
         else:
             comp.this_run.append(Row(label, "not run", {}, arch, stands, f"in the run's parameters, but no numbers "
-                                     f"in {run or 'the run'}/metrics.json", domain, key))
+                                     f"in {run or 'the run'}/metrics.json", domain, key, peers))
     missing: dict[str, list[str]] = {}
     for p in paper:
         if (p.name, p.architecture) in covered:
@@ -322,9 +334,22 @@ def run_tables(notebook: str, run_dir: Path, values: Mapping[str, Any], status: 
         for t, space in tables_of(notebook, values)]
 
 
-def markdown(comp: Comparison, link: str | None = None) -> str:
-    """A Markdown table of ``comp`` (the README and report.md); ``link``: where this run's numbers link to."""
+def mapped_paper_rows(comp: Comparison) -> list[Row]:
+    """The paper rows that a row of this run is, or stands in for (the README's short form of a table)."""
+    return [p for p in comp.paper if any(r.source == "this run" and r.architecture == p.architecture
+                                         and p.name in r.peers for r in comp.this_run)]
+
+
+def markdown(comp: Comparison, link: str | None = None, short: bool = False) -> str:
+    """A Markdown table of ``comp`` (the README and report.md); ``link``: where this run's numbers link to.
+    ``short``: only the paper rows this run's rows are or stand in for, and one line counting the others."""
     frame = comp.frame()
+    if short:
+        keep = {id(r) for r in mapped_paper_rows(comp)}
+        rows = [*comp.paper, *comp.original, *comp.this_run]
+        mask = [r.source != "paper" or id(r) in keep for r in rows]
+        hidden = len(comp.paper) - len(keep)
+        frame = frame[mask].reset_index(drop=True)
     if link:
         frame.loc[frame["source"] == "this run", "model"] = [f"[{m}]({link})" for m in
                                                              frame.loc[frame["source"] == "this run", "model"]]
@@ -334,4 +359,7 @@ def markdown(comp: Comparison, link: str | None = None) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
               for row in frame.itertuples(index=False)]
+    if short and hidden:
+        lines.append(f"| Table {comp.table} | … {hidden} more row{'s' * (hidden != 1)} of the paper |"
+                     + " |" * (len(cols) - 2))
     return "\n".join(lines) + "\n"

@@ -153,10 +153,10 @@ def test_lab_with_a_profile_opens_its_notebooks_as_tabs(chromium, lab, tmp_path)
 
 def test_sigterm_to_mcanb_lab_stops_jupyterlab(tiny_study, tmp_path):
     proc, _, port = start_lab(tmp_path, tiny_study[0], tiny_study[1])
-    server = _server_pids(port)
-    assert server and proc.pid not in server, "JupyterLab should run as a child of `mcanb lab`"
-    proc.send_signal(signal.SIGTERM)
     try:
+        server = _server_pids(port)
+        assert server and proc.pid not in server, "JupyterLab should run as a child of `mcanb lab`"
+        proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     finally:
         stop_lab(proc, port)
