@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import encoders, identity, published, wordpiece
+from . import comparison, encoders, identity, published, wordpiece
 from .models import build_model
 from .models.bert import param_groups
 from .processed import Processed
@@ -168,41 +168,29 @@ def train_bert(processed: Processed, encoder: Encoder, architecture: str, config
             **{k: v for k, v in res.metrics.items() if k.startswith(("dev/", "test/"))}}
 
 
-def slug(label: str) -> str:
-    """A file- and key-safe form of a row label: "in-domain (MLM on training notes)" -> "in_domain_mlm_on_training_notes"."""
-    keep = "".join(c if c.isalnum() else "_" for c in label.lower())
-    return "_".join(p for p in keep.split("_") if p)[:48]
+slug = published.slug   # row label -> run folder / metrics.json key (the row names live in mcanb.published)
 
 
 def results_table(results: Sequence[dict], label_space: str, split: str = "test") -> pd.DataFrame:
     """This run's rows in the paper's columns: one row per (encoder, architecture), ``"mean ± sd"`` over seeds
-    (percent), plus ``n_seeds``. Columns follow :data:`mcanb.published.METRICS` for the label space."""
-    metrics_ = published.METRICS[label_space]
+    (percent), plus ``n_seeds``. Columns follow :data:`mcanb.published.METRICS` for the label space; the cells are
+    :func:`mcanb.comparison.measured`'s, as in the comparison tables."""
     rows = []
-    frame = pd.DataFrame(results)
-    for (enc, arch), g in frame.groupby(["encoder", "architecture"], sort=False):
-        row = {"encoder": enc, "architecture": published.ARCHITECTURES[arch], "n_seeds": len(g)}
-        for m in metrics_:
-            vals = g.get(f"{split}/{m}")
-            v = np.asarray([] if vals is None else vals.dropna(), dtype=float) * 100
-            row[published.METRIC_LABELS[m]] = (f"{v.mean():.1f}" if len(v) == 1 else
-                                               f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) else "not run")
-        rows.append(row)
+    for key, cells in comparison.measured(flat_metrics(results, split), split).items():
+        label, arch, _ = comparison.identify(key)
+        rows.append({"encoder": label, "architecture": published.ARCHITECTURES[arch],
+                     "n_seeds": max(c.n for c in cells.values()),
+                     **{published.METRIC_LABELS[m]: str(cells[m]) if m in cells else "not run"
+                        for m in published.METRICS[label_space]}})
     return pd.DataFrame(rows)
 
 
 def paper_table(table: int, label_space: str) -> pd.DataFrame:
-    """One of the paper's Tables 2–5 for one label space, wide: encoder, architecture, then the metrics (percent)."""
-    df = published.bert_frame(table)
-    df = df[df["label_space"] == label_space]
-    if df.empty:
-        raise ValueError(f"Table {table} has no numbers for label space {label_space!r}")
-    wide = df.pivot_table(index=["encoder", "architecture"], columns="metric", values="value", sort=False)
-    wide = wide.reindex(columns=[m for m in published.METRICS[label_space] if m in wide.columns])
-    wide.columns = [published.METRIC_LABELS[m] for m in wide.columns]
-    wide = wide.reset_index()
-    wide["architecture"] = wide["architecture"].map(published.ARCHITECTURES)
-    return wide
+    """One of the paper's Tables 2–5 for one label space: encoder, [architecture,] then the metrics (percent), the
+    paper's rows of :func:`mcanb.comparison.build`'s table."""
+    frame = comparison.build(table, label_space, {}).frame()
+    frame = frame[frame["source"] == "paper"].drop(columns=["source", "stands for", "seeds"])
+    return frame.rename(columns={"model": "encoder"}).reset_index(drop=True)
 
 
 def metric_means(results: Sequence[dict], metric: str = "micro_f1", split: str = "test") -> dict[tuple[str, str], float]:
@@ -213,9 +201,7 @@ def metric_means(results: Sequence[dict], metric: str = "micro_f1", split: str =
 
 LOCAL_ENCODERS = ("general", "in-domain", "in-domain-less", "random", "minilm")
 # Row labels of the local encoders (tables, run folders, metrics.json keys via slug()).
-LOCAL_LABELS = {"general": "general (MLM on English docstrings)", "in-domain": "in-domain (MLM on training notes)",
-                "in-domain-less": "in-domain, less data (MLM on {pct} % of training notes)",
-                "random": "random init (no pretraining)", "minilm": "general (all-MiniLM-L6-v2)"}
+LOCAL_LABELS = published.LOCAL_LABELS
 # (less data, more data) pairs of local encoders: the toy's Tables 3 and 4.
 LOCAL_MORE_DATA = (("in-domain-less", "in-domain"),)
 
@@ -270,13 +256,13 @@ def setting_for(value: Any, what: str, *keys: str) -> Any:
     raise ValueError(f"{what} has no entry for {keys[0]!r} and no 'default': give one of {[*keys, 'default']}")
 
 
-def beside_paper(results: Sequence[dict], table: int, label_space: str) -> pd.DataFrame:
-    """The paper's Table ``table`` with this run's rows under it: a ``source`` column says which is which."""
-    paper = paper_table(table, label_space).assign(source=f"Ji et al. 2021, Table {table}")
-    archs = set(paper["architecture"])
-    mine = results_table(results, label_space)
-    mine = mine[mine["architecture"].isin(archs)].drop(columns="n_seeds").assign(source="this run")
-    return pd.concat([paper.astype({c: object for c in paper.columns}), mine], ignore_index=True)
+def beside_paper(results: Sequence[dict], table: int, label_space: str,
+                 data_dir: str | Path | None = None) -> pd.DataFrame:
+    """The paper's Table ``table`` with this run's rows under it (:func:`mcanb.comparison.build`, the table the
+    report and the README show): a ``source`` column says which is which, ``stands for`` which paper rows a local
+    encoder stands in for; differences to the paper only when ``data_dir`` was made from MIMIC-III."""
+    return comparison.build(table, label_space, comparison.measured(flat_metrics(results)),
+                            data=comparison.data_source(data_dir)).frame()
 
 
 def plot_scores(results: Sequence[dict], metric: str = "micro_f1", split: str = "test", floor: float | None = None):

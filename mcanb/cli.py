@@ -7,7 +7,7 @@
     mcanb report PROFILE                       # outputs/report/<PROFILE>/index.html + report.md
     mcanb predict --model RUN_DIR --text FILE  # top codes of a new note (FILE or - for stdin)
     mcanb runs [--prune [--dry-run]]           # the training runs under outputs/; remove the unused ones
-    mcanb lab [--port N]                       # JupyterLab on notebooks/
+    mcanb lab [PROFILE] [--port N]             # JupyterLab on notebooks/ and outputs/; a profile's runs open
     mcanb list                                 # notebooks, their parameter files, study profiles
 
 ``python run.py toy`` is ``mcanb study toy`` and ``python run.py run`` is ``mcanb run``. Explained in the
@@ -136,19 +136,77 @@ def _at_least(lo: int):
     return parse
 
 
+def _lab_workspace(folder, name: str, paths: list[str]) -> None:
+    """A JupyterLab workspace ``name`` in ``folder`` that opens ``paths`` (relative to the lab root) as tabs."""
+    import json
+
+    from jupyterlab_server.workspaces_handler import WorkspacesManager
+
+    ids = [f"notebook:{p}" for p in paths]
+    data = {"layout-restorer:data": {"main": {"dock": {"type": "tab-area", "currentIndex": 0, "widgets": ids},
+                                              "current": ids[0]}},
+            **{i: {"data": {"path": p, "factory": "Notebook"}} for i, p in zip(ids, paths)}}
+    WorkspacesManager(str(folder)).save(name, json.dumps({"data": data, "metadata": {"id": name}}))
+
+
 def _cmd_lab(args) -> None:
+    """JupyterLab on a folder of two links, ``notebooks/`` and ``outputs/`` (the executed copies), so a reader opens
+    the study as it ran; with a profile, its executed notebooks open as tabs. SIGINT, SIGTERM and SIGHUP stop the
+    server too (it runs in its own process group and gets a SIGTERM; a SIGKILL follows after 20 s)."""
+    import shutil
+    import signal
     import subprocess
+    import tempfile
+    import threading
+    from pathlib import Path
 
-    from .paths import NOTEBOOKS
+    from .paths import NOTEBOOKS, OUTPUTS
+    from .study import StudyError, load_profile
 
-    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={NOTEBOOKS}", f"--port={args.port}",
-           f"--ServerApp.ip={args.ip}"]
-    if args.no_browser:
-        cmd.append("--no-browser")
-    if args.allow_root:
-        cmd.append("--allow-root")
-    print("+", " ".join(cmd), flush=True)
-    sys.exit(subprocess.call(cmd))
+    opened = []
+    if args.profile:
+        prof = load_profile(args.profile)
+        opened = [f"outputs/{s.key}/{s.notebook}.ipynb" for s in prof.runs
+                  if (OUTPUTS / s.key / f"{s.notebook}.ipynb").exists()]
+        if not opened:
+            raise StudyError(f"profile {prof.name}: no executed notebook under {OUTPUTS} yet; run "
+                             f"`mcanb study {args.profile}` first")
+    tmp = Path(tempfile.mkdtemp(prefix="mcanb-lab-"))
+    code = 1
+    try:
+        root = tmp / "root"
+        root.mkdir()
+        (root / "notebooks").symlink_to(NOTEBOOKS, target_is_directory=True)
+        OUTPUTS.mkdir(parents=True, exist_ok=True)
+        (root / "outputs").symlink_to(OUTPUTS, target_is_directory=True)
+        cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", f"--port={args.port}",
+               f"--ServerApp.ip={args.ip}"]
+        if opened:
+            name = f"mcanb-{prof.name}"
+            _lab_workspace(tmp / "workspaces", name, opened)
+            cmd += [f"--LabApp.workspaces_dir={tmp / 'workspaces'}", f"--LabApp.default_url=/lab/workspaces/{name}"]
+        if args.no_browser:
+            cmd.append("--no-browser")
+        if args.allow_root:
+            cmd.append("--allow-root")
+        print("+", " ".join(cmd), flush=True)
+        if opened:
+            print(f"[mcanb] opens {len(opened)} executed notebook(s) of {prof.name}: {', '.join(opened)}", flush=True)
+        proc = subprocess.Popen(cmd, start_new_session=True)
+
+        def stop(signum, frame) -> None:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                timer = threading.Timer(20, lambda: proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL))
+                timer.daemon = True
+                timer.start()
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, stop)
+        code = proc.wait()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(code)
 
 
 def _cmd_list(args) -> None:
@@ -196,7 +254,8 @@ def parser() -> argparse.ArgumentParser:
     rs.add_argument("--prune", action="store_true", help="remove the runs that no notebook result uses")
     rs.add_argument("--dry-run", action="store_true", help="with --prune: list what would be removed; remove nothing")
     rs.set_defaults(func=_cmd_runs)
-    lab = sub.add_parser("lab", help="JupyterLab on notebooks/")
+    lab = sub.add_parser("lab", help="JupyterLab on notebooks/ and outputs/ (the executed notebooks)")
+    lab.add_argument("profile", nargs="?", help="open the executed notebooks of this study profile (e.g. toy)")
     lab.add_argument("--port", type=int, default=8888)
     lab.add_argument("--ip", default="127.0.0.1", help="listen address (default: this machine only)")
     lab.add_argument("--no-browser", action="store_true")

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import identity, metrics, published, text
+from . import comparison, identity, metrics, published, text
 from .batching import CodingDataset
 from .models import build_model
 from .models.baselines import MostFrequentCodesBaseline, TfidfLogisticBaseline
 from .predictions import load_predictions, save_predictions
 from .processed import Processed
-from .reporting import format_mean_sd, metric_key, split_metrics, summarise_seeds
+from .reporting import metric_key, split_metrics, summarise_seeds
 from .splits import SPLITS
 from .train import TrainConfig, fit
 
@@ -36,12 +36,9 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "multirescnn": {"lr": 1e-4},    # docs/reference.md §Models and hyperparameters, MultiResCNN: lr 1e-4
     "laat": {"lr": 1e-3},           # Vu et al. 2020 as read by mcanb.models.laat (check its §4.3)
 }
-# Ji et al. 2021, Table 6 row names; "CNN (retrained)" is the paper's row for the settings our "cnn" uses.
-ROW_NAMES = {"cnn": "CNN (retrained)", "caml": "CAML", "dr_caml": "DR-CAML", "multirescnn": "MultiResCNN",
-             "laat": "LAAT", "tfidf_lr": "TF-IDF + LR", "most_frequent": "Most frequent codes"}
-ROW_ORDER = ["CNN (Kim, 2014)", "CNN (retrained)", "CAML", "DR-CAML", "MultiResCNN", "HyperCore", "LAAT",
-             "TF-IDF + LR", "Most frequent codes"]
-THIS_RUN = "this run"
+# Ji et al. 2021, Table 6 row names (mcanb.published owns them).
+ROW_NAMES = published.CNN_ROWS
+ROW_ORDER = published.CNN_ROW_ORDER
 BASELINES = ("most_frequent", "tfidf_lr")
 
 
@@ -155,37 +152,17 @@ def run_baselines(processed: Processed, out_dir: str | Path, names: Sequence[str
     return out
 
 
-def table6(this_run: pd.DataFrame, label_space: str) -> pd.DataFrame:
-    """Ji et al. 2021, Table 6 for one label space with three sources per metric (percent).
+def table6(this_run: pd.DataFrame, label_space: str, data_dir: str | Path | None = None) -> pd.DataFrame:
+    """Ji et al. 2021, Table 6 for one label space with this run's rows under the paper's (percent, strings).
 
-    Rows: the paper's models plus every model in ``this_run`` (``summarise_seeds`` output; model names as in
-    ``ROW_NAMES``). Columns: (metric, source) for source in "as printed in the paper", "original publication"
-    (both floats, NaN where that source reports nothing) and "this run" (``"mean ± sd"`` strings over seeds).
+    ``this_run``: ``summarise_seeds`` output (model names as in ``ROW_NAMES``). A rendering of
+    :func:`mcanb.comparison.build`, the table the report and the README show too: index ``model``; columns
+    source ("paper", "original" where a model's own publication differs, "this run", "not run"), stands for, the
+    paper's metrics, seeds; and a ``Δ <metric>`` column per metric when ``data_dir`` was made from MIMIC-III.
     """
-    if label_space not in published.METRICS:
-        raise ValueError(f"label_space must be one of {list(published.METRICS)}, got {label_space!r}")
-    names = published.METRICS[label_space]
-    run = {(ROW_NAMES.get(m, m), k): (mean, sd, n) for m, k, mean, sd, n
-           in this_run[["model", "metric", "mean", "sd", "n_seeds"]].itertuples(index=False)}
-    ran = {row for row, _ in run}
-    paper_rows = {n.model for n in published.NUMBERS if n.label_space == label_space and n.source == "paper"}
-    rows = [r for r in ROW_ORDER if r in paper_rows | ran] + sorted(ran - set(ROW_ORDER))
-    columns = pd.MultiIndex.from_tuples([(published.METRIC_LABELS[m], s) for m in names
-                                         for s in (*published.SOURCES.values(), THIS_RUN)],
-                                        names=["metric", "source"])
-    table = pd.DataFrame(index=pd.Index(rows, name="model"), columns=columns, dtype=object)
-    for row in rows:
-        for m in names:
-            label = published.METRIC_LABELS[m]
-            for key, source in published.SOURCES.items():
-                v = published.value(row, label_space, m, key)
-                table.loc[row, (label, source)] = np.nan if v is None else v
-            cell = run.get((row, m))
-            table.loc[row, (label, THIS_RUN)] = "" if cell is None else format_mean_sd(*cell)
-    for col in table.columns:
-        if col[1] != THIS_RUN:
-            table[col] = table[col].astype(float)
-    return table
+    comp = comparison.build(6, label_space, comparison.measured_from_summary(this_run),
+                            data=comparison.data_source(data_dir))
+    return comp.frame().set_index("model")
 
 
 def compare_best_two(processed: Processed, results: Sequence[dict], metric: str = "micro_f1",

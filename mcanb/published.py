@@ -8,7 +8,9 @@ Two sources per number, because they disagree (docs/reference.md §Published num
   prints 44.5 for CAML's full-code P@15, CAML's paper reports 56.1 (the CNN's 44.3 agrees in both).
 
 Numbers missing from a source are simply absent (``value`` returns ``None``); nothing is filled in from memory.
-Read by :func:`mcanb.cnn_study.table6`; explained in notebooks/04_cnn_retraining.ipynb, §5.
+This module also owns the row names of every comparison table (the paper's, and mcanb's own models and local
+encoders): :mod:`mcanb.comparison` builds each paper table from them. Explained in notebooks/04_cnn_retraining.ipynb,
+§5.
 """
 from __future__ import annotations
 
@@ -22,6 +24,26 @@ METRICS = {"50": ("macro_auc", "micro_auc", "macro_f1_caml", "micro_f1", "p@5"),
 METRIC_LABELS = {"macro_auc": "macro-AUC", "micro_auc": "micro-AUC", "macro_f1_caml": "macro-F1",
                  "micro_f1": "micro-F1", "p@5": "P@5", "p@8": "P@8", "p@15": "P@15"}
 SOURCES = {"paper": "as printed in the paper", "original": "original publication"}
+
+# Row names of mcanb's CNN-family models and baselines in Table 6 ("CNN (retrained)" is the paper's row for the
+# settings mcanb's "cnn" uses), and the order of Table 6's rows.
+CNN_ROWS = {"cnn": "CNN (retrained)", "caml": "CAML", "dr_caml": "DR-CAML", "multirescnn": "MultiResCNN",
+            "laat": "LAAT", "tfidf_lr": "TF-IDF + LR", "most_frequent": "Most frequent codes"}
+CNN_ROW_ORDER = ["CNN (Kim, 2014)", "CNN (retrained)", "CAML", "DR-CAML", "MultiResCNN", "HyperCore", "LAAT",
+                 "TF-IDF + LR", "Most frequent codes"]
+BASELINE_ROWS = ("TF-IDF + LR", "Most frequent codes")
+# Paper rows of Table 6 that mcanb does not train, and why.
+NOT_IMPLEMENTED = {"HyperCore": "not implemented in mcanb (hyperbolic code embeddings and a code co-graph; "
+                                "Cao et al. 2020)",
+                   "CNN (Kim, 2014)": "the paper's row for the original CNN settings; mcanb's `cnn` is the "
+                                      "retrained row"}
+
+# The paper's tables: what each shows, and the notebook that reproduces it.
+TABLE_TITLES = {2: "pretraining domains, BERT-hier + LAN", 3: "pretraining corpora (abstracts, full text, notes), "
+                "BERT-hier + LAN", 4: "truncated BERT, BERT-trun + FCN", 5: "BERT-trun vs BERT-hier, FCN vs LAN",
+                6: "CNN-based models"}
+TABLE_NOTEBOOKS = {2: "02_pretraining_domains", 3: "02_pretraining_domains", 4: "03_hierarchy", 5: "03_hierarchy",
+                   6: "04_cnn_retraining"}
 
 
 @dataclass(frozen=True)
@@ -204,6 +226,24 @@ BERT_DOMAINS = {"BERT-base": "general", "BlueBERT": "mixed", "BioBERT abstract":
                 "BioBERT full text": "mixed", "BioRedditBERT": "mixed", "PubMedBERT abstract": "mixed",
                 "PubMedBERT full text": "mixed", "SapBERT full text": "mixed",
                 "ClinicalBERT all notes": "in-domain", "ClinicalBERT disch. sum.": "in-domain"}
+# What each domain means, as the mapping column of a comparison table says it.
+DOMAIN_NAMES = {"general": "general", "mixed": "mixed (biomedical)", "in-domain": "in-domain (clinical)",
+                "none": "no pretraining"}
+
+# mcanb's local stand-ins for the paper's encoders (mcanb.bert_study.local_encoders): row label and domain. A local
+# row stands in for the paper's rows of the same domain (the mapping column of mcanb.comparison).
+LOCAL_LABELS = {"general": "general (MLM on English docstrings)", "in-domain": "in-domain (MLM on training notes)",
+                "in-domain-less": "in-domain, less data (MLM on {pct} % of training notes)",
+                "random": "random init (no pretraining)", "minilm": "general (all-MiniLM-L6-v2)"}
+LOCAL_DOMAINS = {"general": "general", "in-domain": "in-domain", "in-domain-less": "in-domain", "random": "none",
+                 "minilm": "general"}
+
+
+def slug(label: str) -> str:
+    """A file- and key-safe form of a row label (run folders, metrics.json keys):
+    "in-domain (MLM on training notes)" -> "in_domain_mlm_on_training_notes"."""
+    keep = "".join(c if c.isalnum() else "_" for c in label.lower())
+    return "_".join(p for p in keep.split("_") if p)[:48]
 
 
 @dataclass(frozen=True)

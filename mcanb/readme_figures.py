@@ -6,7 +6,8 @@
 * ``outputs/fixtures/toy_mimic/fixture.json`` (the toy fixture's ceiling and floor) -> block ``fixture``;
 * ``outputs/02_pretraining_domains/toy`` and ``outputs/03_hierarchy/toy`` ``metrics.json`` -> block ``bert``;
 
-and replaces the text between ``<!-- figures:NAME:start -->`` and ``<!-- figures:NAME:end -->`` in README.md.
+and replaces the text between ``<!-- figures:NAME:start -->`` and ``<!-- figures:NAME:end -->`` in README.md. The
+result tables are :mod:`mcanb.comparison`'s, the table objects the notebooks and the study report render.
 Each block ends with a stamp naming the command, the date it ran and the file it read. A missing output or
 marker is an error that names it; nothing else in the README changes.
 """
@@ -25,10 +26,6 @@ import yaml
 from .paths import OUTPUTS, ROOT, TOY_MIMIC
 
 COMMAND = "python run.py readme-figures"
-# Row labels of the README's toy Table 6 (the notebook's own Table 6 uses the paper's row names).
-MODEL_LABELS = {"cnn": "CNN", "caml": "CAML", "dr_caml": "DR-CAML", "multirescnn": "MultiResCNN", "laat": "LAAT",
-                "tfidf_lr": "TF-IDF + LR", "most_frequent": "most frequent codes"}
-TABLE6_COLUMNS = (("micro_f1", "micro-F1"), ("macro_auc", "macro-AUC"), ("p@5", "P@5"))
 
 
 class FiguresError(RuntimeError):
@@ -48,41 +45,40 @@ def _stamp(source: Path, when: str | None = None) -> str:
     return f"<sub>Written by `{COMMAND}` on {today} from `{shown}`{made}.</sub>"
 
 
-def table6_block(outputs: Path = OUTPUTS) -> str:
-    """Markdown table: one row per model of the toy notebook-04 run, micro-F1 mean ± sd over seeds, macro-AUC, P@5.
+def _tables(outputs: Path, notebook: str, produced_by: str) -> tuple[list, dict, Path]:
+    """The comparison tables of ``outputs/<notebook>/toy`` (mcanb.comparison, as the notebook and the report show
+    them), its parameters and its metrics.json."""
+    from .comparison import run_tables
 
-    Rows follow the run's ``models`` then ``baselines`` (from ``params.yaml`` beside ``metrics.json``).
-    """
-    run_dir = outputs / "04_cnn_retraining" / "toy"
-    doc = _read_json(run_dir / "metrics.json", "python run.py toy")
-    m = doc["metrics"]
+    run_dir = outputs / notebook / "toy"
+    doc = _read_json(run_dir / "metrics.json", produced_by)
     params = yaml.safe_load((run_dir / "params.yaml").read_text()) if (run_dir / "params.yaml").exists() else {}
-    names = [*params.get("models", []), *params.get("baselines", [])]
-    found = sorted({k.split("/")[0] for k in m if k.endswith("/test/micro_f1/mean")})
-    names = [n for n in names if n in found] + [n for n in found if n not in names]
-    if not names:
-        raise FiguresError(f"{run_dir / 'metrics.json'}: no '<model>/test/micro_f1/mean' entries")
-    lines = ["| model | " + " | ".join(label for _, label in TABLE6_COLUMNS) + " |",
-             "|---" * (len(TABLE6_COLUMNS) + 1) + "|"]
-    for name in names:
-        n_seeds = len({k.split("/")[1] for k in m if k.startswith(f"{name}/seed") and k.endswith("/test/micro_f1")})
-        cells = []
-        for metric, _ in TABLE6_COLUMNS:
-            mean, sd = m.get(f"{name}/test/{metric}/mean"), m.get(f"{name}/test/{metric}/sd")
-            if mean is None:
-                cells.append("")
-            elif metric == "micro_f1" and n_seeds > 1:
-                cells.append(f"{mean:.3f} ± {sd:.3f}")
-            else:
-                cells.append(f"{mean:.3f}")
-        lines.append(f"| {MODEL_LABELS.get(name, name)} | " + " | ".join(cells) + " |")
-    seeds = params.get("seeds")
-    threads = params.get("num_threads")
+    tables = run_tables(notebook, run_dir, params)
+    if not any(r.source == "this run" for t in tables for r in t.this_run):
+        raise FiguresError(f"{run_dir / 'metrics.json'}: no '<row>/test/<metric>/mean' entries")
+    return tables, params, run_dir / "metrics.json"
+
+
+def _render(tables: list) -> list[str]:
+    from .comparison import markdown
+
+    out = []
+    for t in tables:
+        out += [f"**{t.title}**, this run on {t.data} under the paper's rows (percent):", "", markdown(t, short=True)]
+    return out
+
+
+def table6_block(outputs: Path = OUTPUTS) -> str:
+    """Table 6 as notebook 04 and the report show it (``mcanb.comparison``): the paper's rows, the toy run's rows
+    under them (mean ± sd over seeds), a not-run line per reason."""
+    tables, params, source = _tables(outputs, "04_cnn_retraining", "python run.py toy")
+    seeds, threads = params.get("seeds"), params.get("num_threads")
     setting = ", ".join(s for s in (f"seeds {', '.join(map(str, seeds))}" if seeds else "",
                                     f"at most {params['num_epochs']} epochs" if "num_epochs" in params else "",
                                     f"{threads} torch thread{'s' * (threads != 1)}" if threads else "") if s)
     note = f"Test set of the toy fixture ({setting}); ± is the standard deviation over seeds." if setting else ""
-    return "\n".join([*lines, "", note, _stamp(run_dir / "metrics.json", doc.get("created"))]).strip()
+    created = _read_json(source, "python run.py toy").get("created")
+    return "\n".join([*_render(tables), note, _stamp(source, created)]).strip()
 
 
 def fixture_block(outputs: Path = OUTPUTS) -> str:
@@ -96,30 +92,14 @@ def fixture_block(outputs: Path = OUTPUTS) -> str:
 
 
 def bert_block(outputs: Path = OUTPUTS) -> str:
-    """Markdown table: every (encoder, architecture) of the toy notebook 02 and 03 runs, test micro-F1 (mean ± sd
-    over seeds), macro-AUC and P@5, with the most-frequent floor; the notebook that ran it in the last column."""
-    from .published import ARCHITECTURES
-
-    rows, floor, sources = {}, None, []
-    for nb in ("02_pretraining_domains", "03_hierarchy"):
-        path = outputs / nb / "toy" / "metrics.json"
-        doc = _read_json(path, f"python run.py run {nb} toy")
-        sources.append(path)
-        m = doc["metrics"]
-        floor = m.get("most_frequent/test/micro_f1", floor)
-        for key in sorted(k for k in m if k.endswith("/test/micro_f1/mean")):
-            enc, arch = key.split("/")[:2]
-            rows.setdefault((enc, arch), (nb[:2], m))
-    if not rows:
-        raise FiguresError(f"{sources[-1]}: no '<encoder>/<architecture>/test/micro_f1/mean' entries")
-    lines = ["| encoder | architecture | micro-F1 | macro-AUC | P@5 | notebook |", "|---|---|---|---|---|---|"]
-    for (enc, arch), (nb, m) in rows.items():
-        k = f"{enc}/{arch}/test"
-        lines.append(f"| {enc.replace('_', ' ')} | {ARCHITECTURES.get(arch, arch)} | {m[k + '/micro_f1/mean']:.3f} ± "
-                     f"{m[k + '/micro_f1/sd']:.3f} | {m[k + '/macro_auc/mean']:.3f} | {m[k + '/p@5/mean']:.3f} | {nb} |")
-    note = (f"Test set of the toy fixture, top-50 codes; most-frequent floor {floor:.3f} micro-F1."
-            if floor is not None else "")
-    return "\n".join([*lines, "", note, *(_stamp(p) for p in sources)]).strip()
+    """Tables 2 (notebook 02) and 5 (notebook 03) as the notebooks and the report show them (``mcanb.comparison``),
+    in short form: the paper rows the toy rows stand in for, the toy rows, one not-run line per reason."""
+    parts, sources = [], []
+    for nb, table in (("02_pretraining_domains", 2), ("03_hierarchy", 5)):
+        tables, _, source = _tables(outputs, nb, f"python run.py run {nb} toy")
+        parts += _render([t for t in tables if t.table == table])
+        sources.append(source)
+    return "\n".join([*parts, *(_stamp(p) for p in sources)]).strip()
 
 
 BLOCKS: dict[str, Callable[[Path], str]] = {"table6": table6_block, "fixture": fixture_block, "bert": bert_block}

@@ -1,14 +1,18 @@
 """The final report of a study profile: ``outputs/report/<profile>/index.html`` and ``report.md``.
 
-One page gathering, for every run of the profile: its status (done, failed, interrupted, never ran: read from
-the run's ``.mcanb-run.json``), each reproduced table beside the paper's numbers with the difference and the spread
-over seeds, every other table the notebooks saved (``tables/*.csv``) and every figure (``figures/*.png``). Every
-number of this study links to the ``metrics.json`` it was read from and the ``params.yaml`` that produced it; a row
-that was not run says why, so no cell of the page is ever blank. Links are relative, so the page works from any
-copy of ``outputs/``.
+A page a reader takes in in a minute, in this order:
 
-Comparisons with published numbers are registered per notebook in :data:`COMPARISONS` (notebook 04's Table 6
-here); other notebooks' tables appear as saved. Explained in the README section "The whole study".
+1. the paper's three questions, each answered from this run's numbers in one computed sentence with its figure
+   (RQ1 pretraining domain: ``bert_study.domain_verdict``; RQ2 truncated vs hierarchical, FCN vs LAN:
+   ``bert_study.hierarchy_verdict``; RQ3 BERT vs the CNN family: :func:`bert_vs_cnn`);
+2. the paper's tables with this run's rows under them (:mod:`mcanb.comparison`, the same table objects the notebooks
+   and the README render), each number linked to the ``metrics.json`` it was read from;
+3. Figure 3 (notebook 05);
+4. every executed notebook rendered to HTML (``notebooks/*.html``), so the study reads without Jupyter;
+5. the runs: status (done, failed, interrupted, never ran; from each run's ``.mcanb-run.json``), time, parameters.
+
+Links are relative, so the page works from any copy of ``outputs/``. Explained in the README section "The whole
+study".
 """
 from __future__ import annotations
 
@@ -17,19 +21,16 @@ import html
 import json
 import os
 from pathlib import Path
-from typing import Callable
 
-import pandas as pd
-
-from . import __version__, published
-from .paths import OUTPUTS
+from . import __version__, comparison, published
+from .paths import NOTEBOOKS, OUTPUTS
 from .reporting import load_metrics
-from .study import Profile, RunSpec, StudyError, read_record, resolve
+from .study import Profile, RunSpec, read_record, resolve
 
 REPORT_DIR = OUTPUTS / "report"
-NOT_IMPLEMENTED = {"HyperCore": "not implemented in mcanb (hyperbolic code embeddings and a code co-graph; Cao et al. 2020)",
-                   "CNN (Kim, 2014)": "the paper's row for the original CNN settings; mcanb's `cnn` reproduces "
-                                      "the retrained row"}
+QUESTIONS = {"RQ1": "Does pretraining closer to clinical text code better?",
+             "RQ2": "Truncated or hierarchical BERT; a fully connected head or label-wise attention?",
+             "RQ3": "Does BERT beat the CNN family?"}
 
 
 def _rel(target: Path, start: Path) -> str:
@@ -47,231 +48,259 @@ def _status(spec: RunSpec) -> tuple[str, dict | None]:
             "failed": f"failed: {rec.get('error', '?')[:160]}"}.get(rec.get("status"), rec.get("status", "?")), rec
 
 
-def table6_rows(spec: RunSpec, out: Path) -> list[dict]:
-    """Notebook 04: one row per (Table 6 model, metric) with paper, original, this run, difference, seeds, links."""
-    from .cnn_study import ROW_NAMES
-
-    values = {**_defaults(spec), **resolve(spec)}
-    space = str(values.get("label_space", "50"))
-    run_dir = OUTPUTS / spec.key
-    status, rec = _status(spec)
-    metrics = load_metrics(run_dir) if (
-        status == "done" and (run_dir / "metrics.json").exists()) else None
-    ran = {ROW_NAMES.get(m, m): m for m in [*values.get("models", []), *values.get("baselines", [])]}
-    implemented = set(ROW_NAMES.values())
-    paper_rows = list(dict.fromkeys(n.model for n in published.NUMBERS if n.label_space == space))
-    links = {"metrics": _rel(run_dir / "metrics.json", out), "params": _rel(run_dir / "params.yaml", out),
-             "folder": _rel(run_dir, out)}
-    rows = []
-    for row in paper_rows + [r for r in ran if r not in paper_rows]:
-        for metric in published.METRICS[space]:
-            paper = published.value(row, space, metric, "paper")
-            original = published.value(row, space, metric, "original")
-            r = {"table": f"Table 6 ({'top-50' if space == '50' else 'full'} codes)", "run": spec.key, "model": row,
-                 "metric": published.METRIC_LABELS[metric], "paper": paper, "original": original, **links}
-            model = ran.get(row)
-            if model is None:
-                r["why"] = NOT_IMPLEMENTED.get(row) or ("not in this run's `models` (add it to run it)"
-                                                        if row in implemented else "not implemented in mcanb")
-            elif metrics is None:
-                r["why"] = f"run {spec.key} {status}"
-            elif metrics.get(f"{model}/test/{metric}/mean") is None:
-                r["why"] = f"{metric} not in {spec.key}/metrics.json"
-            else:
-                r.update(_this_run(metrics, model, metric, f"/test/{metric}", paper))
-            rows.append(r)
-    return rows
-
-
-def _this_run(metrics: dict, model: str, metric: str, seed_suffix: str, paper: float | None) -> dict:
-    """This run's cells of a comparison row (percent): mean and sd over seeds, seed count, difference to the paper.
-
-    ``model`` is the metrics.json prefix; per-seed keys are ``<model>/seed<k>...<seed_suffix>``."""
-    mean, sd = 100 * metrics[f"{model}/test/{metric}/mean"], 100 * metrics[f"{model}/test/{metric}/sd"]
-    seeds = sum(k.startswith(f"{model}/seed") and k.endswith(seed_suffix) for k in metrics) or 1
-    return {"this run": mean, "sd": sd, "seeds": seeds, "difference": None if paper is None else mean - paper}
-
-
-def _defaults(spec: RunSpec) -> dict:
+def _values(spec: RunSpec) -> dict:
     from .params import notebook_defaults
-    from .paths import NOTEBOOKS
 
-    return notebook_defaults(NOTEBOOKS / f"{spec.notebook}.ipynb")
-
-
-def bert_rows(spec: RunSpec, out: Path) -> list[dict]:
-    """Notebooks 02 (Table 2) and 03 (Table 5): one row per (encoder · architecture, metric), the paper's rows first
-    (the paper is these numbers' original publication), then this run's own encoders (the toy's local ones)."""
-    from .bert_study import LOCAL_LABELS, slug
-
-    values = {**_defaults(spec), **resolve(spec)}
-    table = 2 if spec.notebook.startswith("02") else 5
-    space = str(values.get("label_space", "50")) if table == 2 else "50"
-    run_dir = OUTPUTS / spec.key
-    status, _ = _status(spec)
-    metrics = load_metrics(run_dir) if (
-        status == "done" and (run_dir / "metrics.json").exists()) else None
-    paper = published.bert_frame(table)
-    paper = paper[paper["label_space"] == space]
-    by_id = {v: k for k, v in published.BERT_ENCODERS.items()}
-    archs = values.get("architectures") or ["hier_lan"]
-    mine = [(LOCAL_LABELS.get(e) or by_id.get(e, e), a) for e in values.get("encoders", []) for a in archs]
-    wanted = list(dict.fromkeys([*zip(paper["encoder"], paper["architecture"]), *mine]))
-    links = {"metrics": _rel(run_dir / "metrics.json", out), "params": _rel(run_dir / "params.yaml", out),
-             "folder": _rel(run_dir, out)}
-    rows = []
-    for enc, arch in wanted:
-        key = f"{slug(enc)}/{arch}"
-        for metric in published.METRICS[space]:
-            hit = paper[(paper["encoder"] == enc) & (paper["architecture"] == arch) & (paper["metric"] == metric)]
-            value = float(hit["value"].iloc[0]) if len(hit) else None
-            r = {"table": f"Table {table} ({'top-50' if space == '50' else 'full'} codes)", "run": spec.key,
-                 "model": f"{enc} · {published.ARCHITECTURES[arch]}", "metric": published.METRIC_LABELS[metric],
-                 "paper": value, "original": value, **links}
-            if metrics is None:
-                r["why"] = f"run {spec.key} {status}"
-            elif metrics.get(f"{key}/test/{metric}/mean") is None:
-                r["why"] = ("not in this run's `encoders` / `architectures` (its parameter file runs other rows)"
-                            if (enc, arch) not in mine else f"{metric} not in {spec.key}/metrics.json")
-            else:
-                r.update(_this_run(metrics, key, metric, f"/{metric}", value))
-            rows.append(r)
-    return rows
+    return {**notebook_defaults(NOTEBOOKS / f"{spec.notebook}.ipynb"), **resolve(spec)}
 
 
-COMPARISONS: dict[str, Callable[[RunSpec, Path], list[dict]]] = {
-    "02_pretraining_domains": bert_rows, "03_hierarchy": bert_rows, "04_cnn_retraining": table6_rows}
+def _measured(spec: RunSpec | None) -> dict[str, dict[str, comparison.Cell]]:
+    path = OUTPUTS / spec.key / "metrics.json" if spec else None
+    if spec is None or _status(spec)[0] != "done" or not path.exists():
+        return {}
+    return comparison.measured(load_metrics(path.parent))
 
 
-def _fmt(v, digits: int = 1) -> str:
-    return "–" if v is None or (isinstance(v, float) and v != v) else f"{v:.{digits}f}"
+def _encoder_means(results: dict[str, dict[str, comparison.Cell]], metric: str = "micro_f1"):
+    """bert_study's verdict inputs from measured BERT rows: encoder rows and {(label, architecture): mean}."""
+    from .bert_study import Encoder
+
+    rows, means = {}, {}
+    for key, cells in results.items():
+        label, arch, domain = comparison.identify(key)
+        if arch and metric in cells:
+            rows.setdefault(label, Encoder(label, "", domain=domain))
+            means[(label, arch)] = cells[metric].mean / 100
+    return list(rows.values()), means
 
 
-def comparison_cells(r: dict, md: bool) -> dict[str, str]:
-    """Display cells of one comparison row: the run's numbers link to metrics.json, a row not run says why."""
-    link = (lambda text, href: f"[{text}]({href})") if md else (
-        lambda text, href: f'<a href="{html.escape(href)}">{html.escape(text)}</a>')
-    cells = {"model": r["model"], "metric": r["metric"],
-             "paper": _fmt(r["paper"]) if r["paper"] is not None else "not printed",
-             "original publication": _fmt(r["original"]) if r["original"] is not None else "not reported"}
-    if "this run" in r:
-        spread = f" ± {r['sd']:.1f}" if r["seeds"] > 1 else ""
-        cells["this run"] = link(f"{r['this run']:.1f}{spread}", r["metrics"])
-        cells["seeds"] = str(r["seeds"])
-        cells["difference"] = f"{r['difference']:+.1f}" if r["difference"] is not None else "no paper number"
-        cells["parameters"] = link("params.yaml", r["params"])
-    else:
-        cells["this run"] = f"not run: {r['why']}"
-        cells["seeds"] = "0"
-        cells["difference"] = "not run"
-        cells["parameters"] = link("params.yaml", r["params"]) if "never ran" not in r.get("why", "") else "–"
-    return cells
+def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict[str, comparison.Cell]],
+                metric: str = "micro_f1") -> str:
+    """One sentence: the best BERT row of this run against the best CNN-family model (baselines excluded) on the
+    test ``metric``, then the same comparison in the paper's top-50 tables."""
+    def best(results, keep):
+        scored = [(c[metric], k) for k, c in results.items() if metric in c and keep(k)]
+        return max(scored, key=lambda x: x[0].mean) if scored else None
+
+    b = best(bert, lambda k: "/" in k)
+    c = best(cnn, lambda k: "/" not in k and published.CNN_ROWS.get(k, k) not in published.BASELINE_ROWS)
+    label = published.METRIC_LABELS[metric]
+    paper_bert = published.bert_frame().query("label_space == '50' and metric == @metric").sort_values("value").iloc[-1]
+    paper_cnn = published.value("CNN (retrained)", "50", metric, "paper")
+    paper = (f"In the paper (top-50 codes) the best BERT, {paper_bert['encoder']} · "
+             f"{published.ARCHITECTURES[paper_bert['architecture']]}, scores {paper_bert['value']:.1f} {label} "
+             f"against the retrained CNN's {paper_cnn:.1f}.")
+    if b is None or c is None:
+        missing = " and ".join(x for x, y in (("a BERT run (notebooks 02/03)", b), ("a CNN-family run (notebook 04)", c))
+                               if y is None)
+        return f"This run lacks {missing} to compare. {paper}"
+    (bc, bk), (cc, ck) = b, c
+    bname = " · ".join((comparison.identify(bk)[0], published.ARCHITECTURES[comparison.identify(bk)[1]]))
+    verb = "beats" if bc.mean > cc.mean else "does NOT beat"
+    return (f"The best BERT variant of this run, {bname} ({bc} test {label}), {verb} the best CNN-family model, "
+            f"{published.CNN_ROWS.get(ck, ck)} ({cc}). {paper}")
 
 
-def _csv_table(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path, header=[0, 1] if path.name.startswith("table_6") else 0, index_col=0)
-    return df.fillna("–").astype(str).replace({"": "–", "nan": "–"})
+def _bert_vs_cnn_figure(bert, cnn, out: Path, metric: str = "micro_f1") -> Path | None:
+    """Bars of test ``metric`` (mean ± sd over seeds) of every row of this run, BERT and CNN family side by side."""
+    rows = [(f"{comparison.identify(k)[0]}\n{published.ARCHITECTURES.get(comparison.identify(k)[1], '')}".strip(),
+             c[metric], "/" in k) for src in (bert, cnn) for k, c in src.items() if metric in c]
+    if not rows:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .reporting import PALETTE
+    rows.sort(key=lambda r: r[1].mean)
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(rows) + 0.9))
+    ax.barh(range(len(rows)), [r[1].mean for r in rows], xerr=[r[1].sd if r[1].n > 1 else 0 for r in rows],
+            color=[PALETTE[0] if r[2] else PALETTE[1] for r in rows], capsize=2)
+    ax.set_yticks(range(len(rows)), [r[0].replace("\n", " · ") for r in rows], fontsize=7)
+    ax.set_xlabel(f"test {published.METRIC_LABELS[metric]} (%), blue: BERT, orange: CNN family and baselines",
+                  fontsize=8)
+    fig.tight_layout()
+    path = out / "rq3_bert_vs_cnn.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _notebook_html(spec: RunSpec, out: Path) -> Path | None:
+    """The executed notebook of a run rendered to HTML (reused while the notebook is unchanged)."""
+    src = OUTPUTS / spec.key / f"{spec.notebook}.ipynb"
+    if not src.exists():
+        return None
+    dst = out / "notebooks" / f"{spec.notebook}__{spec.run_name}.html"
+    if dst.exists() and dst.stat().st_mtime_ns >= src.stat().st_mtime_ns:
+        return dst
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(src, as_version=4))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(body, encoding="utf-8")
+    return dst
 
 
 def gather(profile: Profile, out: Path) -> dict:
-    """Everything the page shows, as plain data (used by both renderers)."""
-    runs, comparisons, tables, figures = [], [], [], []
+    """Everything the page shows, as plain data and comparison tables (used by both renderers)."""
+    runs, tables, notebooks, figure3 = [], [], [], []
+    first = {}                                          # notebook -> its first run in the profile
     for spec in profile.runs:
         status, rec = _status(spec)
         run_dir = OUTPUTS / spec.key
+        first.setdefault(spec.notebook, spec)
         runs.append({"run": spec.key, "status": status, "finished": (rec or {}).get("finished", "–"),
-                     "seconds": _fmt((rec or {}).get("seconds"), 0), "fingerprint": (rec or {}).get("fingerprint", "–"),
+                     "seconds": "–" if not rec or rec.get("seconds") is None else f"{rec['seconds']:.0f}",
                      "folder": _rel(run_dir, out), "params": _rel(run_dir / "params.yaml", out),
                      "exists": run_dir.exists()})
-        if spec.notebook in COMPARISONS:
-            comparisons.append((spec.key, COMPARISONS[spec.notebook](spec, out)))
-        if status.startswith("done"):
-            for csv in sorted(c for c in (run_dir / "tables").glob("*.csv") if not c.stem.endswith("_numbers")):
-                tables.append((spec.key, csv.stem, _rel(csv, out), _csv_table(csv)))
-            for png in sorted((run_dir / "figures").glob("*.png")):
-                figures.append((spec.key, png.stem, _rel(png, out)))
-    return {"runs": runs, "comparisons": comparisons, "tables": tables, "figures": figures}
+        if spec.notebook in published.TABLE_NOTEBOOKS.values():
+            tables += comparison.run_tables(spec.notebook, run_dir, _values(spec),
+                                            None if status == "done" else f"run {spec.key} {status}")
+        if status == "done":
+            page = _notebook_html(spec, out)
+            if page:
+                notebooks.append((spec.key, _rel(page, out)))
+            if spec.notebook.startswith("05"):
+                figure3 += [(spec.key, png.stem, _rel(png, out)) for png in sorted(run_dir.glob("figures/fig_3*.png"))]
+
+    def fig(nb: str, name: str) -> str | None:
+        spec = first.get(nb)
+        path = OUTPUTS / spec.key / "figures" / f"{name}.png" if spec else None
+        return _rel(path, out) if path and path.exists() else None
+
+    from .bert_study import domain_verdict, hierarchy_verdict
+    m02, m03, m04 = (_measured(first.get(nb)) for nb in ("02_pretraining_domains", "03_hierarchy",
+                                                          "04_cnn_retraining"))
+    not_run = "Notebook {} has not finished in this profile, so this run cannot answer it."
+    rq = [("RQ1", domain_verdict(*_encoder_means(m02)) if m02 else not_run.format("02"),
+           fig("02_pretraining_domains", "fig_domains")),
+          ("RQ2", hierarchy_verdict(*_encoder_means(m03)) if m03 else not_run.format("03"),
+           fig("03_hierarchy", "fig_architectures"))]
+    bert = {**m02, **m03}
+    rq3_fig = _bert_vs_cnn_figure(bert, m04, out)
+    rq.append(("RQ3", bert_vs_cnn(bert, m04), _rel(rq3_fig, out) if rq3_fig else None))
+    return {"runs": runs, "tables": tables, "notebooks": notebooks, "figure3": figure3, "questions": rq}
 
 
-def _md_table(rows: list[dict[str, str]]) -> str:
-    if not rows:
-        return "(none)\n"
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]).replace("|", "\\|") for c in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+CSS = """body{font-family:system-ui,sans-serif;max-width:1260px;margin:1em auto;padding:0 .8em;color:#222;font-size:14px}
+h1{font-size:22px;margin:.3em 0}h2{font-size:18px;margin:1.2em 0 .3em;border-bottom:1px solid #ddd}
+h3{font-size:15px;margin:1em 0 .2em}p{margin:.3em 0}.note{color:#555;font-size:13px}
+table{border-collapse:collapse;margin:.3em 0 .8em;font-size:12px;line-height:1.25}
+td,th{border:1px solid #d4d4d4;padding:1px 5px;text-align:left;vertical-align:top}
+th{background:#f0f0f0}td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+tr.sec td{background:#e8eef6;font-weight:600}tr.mine td{background:#fffbe6}tr.skip td{color:#777;font-style:italic}
+.d{color:#666;font-size:11px}.rq{display:flex;gap:1em;align-items:flex-start;margin:.4em 0 .9em}
+.rq div{flex:1}.rq img{max-width:520px;max-height:260px;border:1px solid #ddd}img{max-width:100%}
+td.map{max-width:330px;font-size:11px;color:#444}"""
 
 
-def _html_table(rows: list[dict[str, str]], cls: str = "") -> str:
-    if not rows:
-        return "<p>(none)</p>"
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in r.values()) + "</tr>" for r in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+def _html_comparison(c: comparison.Comparison, out: Path) -> str:
+    e = html.escape
+    labels = [published.METRIC_LABELS[m] for m in c.metrics]
+    arch = c.multi_architecture
+    head = ["model", *(["architecture"] if arch else []), "↔ paper rows", *labels, "seeds"]
+    ncol = len(head)
+    link = _rel(c.run_dir / "metrics.json", out) if c.run_dir else None
+
+    def row(r: comparison.Row, cls: str = "") -> str:
+        cells = [e(r.name)]
+        if arch:
+            cells.append(e(published.ARCHITECTURES.get(r.architecture, r.architecture)))
+        if r.source == "not run":
+            rest = ncol - len(cells)
+            why = f"not run: {e(r.note)}" + (f" (stands for: {e(r.stands_for)})" if r.stands_for else "")
+            return f'<tr class="skip">{"".join(f"<td>{x}</td>" for x in cells)}<td colspan="{rest}">{why}</td></tr>'
+        cells_html = "".join(f"<td>{x}</td>" for x in cells) + f'<td class="map">{e(r.stands_for)}</td>'
+        for m in c.metrics:
+            v = r.values.get(m)
+            if v is None:
+                text = "–"
+            elif isinstance(v, comparison.Cell):
+                text = f'<a href="{e(link)}">{e(str(v))}</a>' if link else e(str(v))
+                d = c.diff(r, m)
+                text += f' <span class="d">({d:+.1f})</span>' if d is not None else ""
+            else:
+                text = f"{v:.1f}"
+            cells_html += f'<td class="n">{text}</td>'
+        cells_html += f'<td class="n">{r.seeds if r.source == "this run" else ""}</td>'
+        return f'<tr class="{cls}">{cells_html}</tr>'
+
+    def sec(text: str) -> str:
+        return f'<tr class="sec"><td colspan="{ncol}">{text}</td></tr>'
+
+    body = [sec(f"Ji et al. 2021, Table {c.table} (MIMIC-III)")] + [row(r) for r in c.paper]
+    if c.original:
+        body += [sec("original publications, where they differ from or add to Table 6")] + [row(r) for r in c.original]
+    run = f'<a href="{e(_rel(c.run_dir, out))}">{e(c.run)}</a>' if c.run_dir else e(c.run or "this run")
+    diff = ("differences to the paper's row of the same model in brackets" if c.difference else
+            "not the paper's data, so no differences are shown: compare orderings, not values")
+    body += [sec(f"this run: {run} on {e(c.data)}; mean ± sd over seeds, percent; {diff}")]
+    body += [row(r, "mine" if r.source == "this run" else "") for r in c.this_run]
+    thead = "".join(f"<th>{e(h)}</th>" for h in head)
+    return f"<h3>{e(c.title)}</h3><table><thead><tr>{thead}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd}.note{color:#555}"""
+def _html_runs(runs: list[dict]) -> str:
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(r['run'])}</td><td>{e(r['status'])}</td><td>{e(str(r['finished']))}</td><td class='n'>"
+        f"{e(r['seconds'])}</td><td>" + (f"<a href='{e(r['folder'])}'>folder</a> · <a href='{e(r['params'])}'>"
+                                          f"params.yaml</a>" if r["exists"] else "not created") + "</td></tr>"
+        for r in runs)
+    return ("<table><thead><tr><th>run</th><th>status</th><th>finished</th><th>seconds</th><th>files</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
 
 
-def render(profile: Profile, data: dict, fmt: str) -> str:
-    """The page as Markdown (``fmt="md"``) or HTML (``fmt="html"``)."""
-    md = fmt == "md"
-    esc = (lambda s: s) if md else html.escape
-    link = (lambda t, h: f"[{t}]({h})") if md else (lambda t, h: f'<a href="{html.escape(h)}">{html.escape(t)}</a>')
+def _intro(profile: Profile) -> str:
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    parts: list[tuple[str, str]] = []      # (kind, content): kind h1/h2/h3/p/table/img
-    parts.append(("h1", f"mcanb study report: {profile.name}"))
-    parts.append(("p", f"{profile.description} Generated {now} by mcanb {__version__} from {profile.path.name}. "
-                       "Numbers of this study are percentages (mean ± sd over seeds), each linked to the metrics.json "
-                       "it was read from; differences are this study minus the paper as printed."))
-    if profile.name.startswith("toy") or "toy" in profile.path.stem:
-        parts.append(("p", "Toy profile: the data are the synthetic MIMIC-shaped fixture, so only the layout is "
-                           "comparable with the paper, not the values."))
-    parts.append(("h2", "Runs"))
-    parts.append(("table", [{"run": r["run"], "status": r["status"], "finished": r["finished"],
-                             "seconds": r["seconds"], "fingerprint": r["fingerprint"],
-                             "folder": link("folder", r["folder"]) if r["exists"] else "not created",
-                             "parameters": link("params.yaml", r["params"]) if r["exists"] else "–"}
-                            for r in data["runs"]]))
-    parts.append(("h2", "Reproduced tables beside the paper"))
-    if not data["comparisons"]:
-        parts.append(("p", "This profile has no run with published numbers to compare."))
-    for key, rows in data["comparisons"]:
-        for table in dict.fromkeys(r["table"] for r in rows):
-            parts.append(("h3", f"{table} · {key}"))
-            parts.append(("table", [comparison_cells(r, md) for r in rows if r["table"] == table]))
-    parts.append(("h2", "Tables as saved by the notebooks"))
-    for key, name, href, df in data["tables"]:
-        parts.append(("h3", f"{name} · {key} ({link('csv', href)})"))
-        flat = df.reset_index()
-        flat.columns = [" / ".join(c) if isinstance(c, tuple) else str(c) for c in flat.columns]
-        parts.append(("table", [{c: esc(str(v)) for c, v in row.items()} for row in flat.to_dict("records")]))
-    parts.append(("h2", "Figures"))
-    for key, name, href in data["figures"]:
-        parts.append(("h3", f"{name} · {key}"))
-        parts.append(("img", href))
-    if md:
-        out = []
-        for kind, c in parts:
-            out.append({"h1": f"# {c}\n", "h2": f"## {c}\n", "h3": f"### {c}\n", "p": f"{c}\n",
-                        "table": _md_table(c) if kind == "table" else "", "img": f"![{c}]({c})\n"}[kind])
-        return "\n".join(out)
-    body = []
-    for kind, c in parts:
-        if kind in ("h1", "h2"):
-            body.append(f"<{kind}>{html.escape(c)}</{kind}>")
-        elif kind == "h3":
-            body.append(f"<h3>{c}</h3>")
-        elif kind == "p":
-            body.append(f'<p class="note">{html.escape(c)}</p>')
-        elif kind == "table":
-            body.append(_html_table(c))
-        else:
-            body.append(f'<p><img src="{html.escape(c)}" alt="{html.escape(c)}"></p>')
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>mcanb report: {html.escape(profile.name)}"
-            f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+    return (f"{profile.description} Generated {now} by mcanb {__version__} from {profile.path.name}. This run's "
+            "numbers are test-set percentages (mean ± sd over seeds), each linked to the metrics.json it was read "
+            "from.")
+
+
+def render_html(profile: Profile, data: dict, out: Path) -> str:
+    e = html.escape
+    parts = [f"<h1>mcanb study report: {e(profile.name)}</h1>", f'<p class="note">{e(_intro(profile))}</p>',
+             "<h2>The paper's questions, answered by this run</h2>"]
+    for rq, sentence, fig in data["questions"]:
+        img = f'<img src="{e(fig)}" alt="{rq} figure">' if fig else '<span class="note">(no figure)</span>'
+        text = "<br>".join(e(s) for s in sentence.splitlines())
+        parts.append(f'<div class="rq"><div><b>{rq}. {e(QUESTIONS[rq])}</b><br>{text}</div>{img}</div>')
+    parts.append("<h2>The paper's tables, this run under them</h2>")
+    parts += [_html_comparison(c, out) for c in data["tables"]] or ["<p>No run of this profile reproduces a table.</p>"]
+    parts.append("<h2>Figure 3: F1 by code frequency (notebook 05)</h2>")
+    parts += [f'<p class="note">{e(key)}: {e(name)}</p><p><img src="{e(href)}" alt="{e(name)}"></p>'
+              for key, name, href in data["figure3"]] or ['<p class="note">Notebook 05 has not run.</p>']
+    parts.append("<h2>The executed notebooks</h2><ul>")
+    parts += [f'<li><a href="{e(href)}">{e(key)}</a></li>' for key, href in data["notebooks"]] + ["</ul>"]
+    parts += ["<h2>Runs</h2>", _html_runs(data["runs"])]
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>mcanb report: {e(profile.name)}</title>"
+            f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+
+
+def render_md(profile: Profile, data: dict, out: Path) -> str:
+    parts = [f"# mcanb study report: {profile.name}\n", _intro(profile) + "\n",
+             "## The paper's questions, answered by this run\n"]
+    for rq, sentence, fig in data["questions"]:
+        parts.append(f"**{rq}. {QUESTIONS[rq]}** {' '.join(sentence.splitlines())}\n")
+        if fig:
+            parts.append(f"![{rq}]({fig})\n")
+    parts.append("## The paper's tables, this run under them\n")
+    for c in data["tables"]:
+        diff = "differences in the Δ columns" if c.difference else "not the paper's data: no differences"
+        parts.append(f"### {c.title}\n\nthis run: {c.run} on {c.data}; {diff}.\n")
+        parts.append(comparison.markdown(c, _rel(c.run_dir / "metrics.json", out) if c.run_dir else None))
+    parts.append("## Figure 3: F1 by code frequency (notebook 05)\n")
+    parts += [f"![{name}]({href})\n" for _, name, href in data["figure3"]] or ["Notebook 05 has not run.\n"]
+    parts.append("## The executed notebooks\n")
+    parts += [f"- [{key}]({href})" for key, href in data["notebooks"]] + [""]
+    parts.append("## Runs\n")
+    parts.append("| run | status | finished | seconds | parameters |\n|---|---|---|---|---|")
+    parts += [f"| {r['run']} | {r['status']} | {r['finished']} | {r['seconds']} | "
+              + (f"[params.yaml]({r['params']}) |" if r["exists"] else "not created |") for r in data["runs"]]
+    return "\n".join(parts) + "\n"
 
 
 def write_report(profile: Profile) -> Path:
@@ -279,7 +308,7 @@ def write_report(profile: Profile) -> Path:
     out = REPORT_DIR / profile.name
     out.mkdir(parents=True, exist_ok=True)
     data = gather(profile, out)
-    (out / "report.md").write_text(render(profile, data, "md"), encoding="utf-8")
+    (out / "report.md").write_text(render_md(profile, data, out), encoding="utf-8")
     page = out / "index.html"
-    page.write_text(render(profile, data, "html"), encoding="utf-8")
+    page.write_text(render_html(profile, data, out), encoding="utf-8")
     return page

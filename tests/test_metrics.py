@@ -23,7 +23,8 @@ S = np.array([[0.9, 0.2, 0.6, 0.1],
 # per code (TP, #predicted, #gold): c0 (2,3,2)  c1 (1,1,2)  c2 (1,1,1)  c3 (0,2,0)
 # micro: TP 4, predicted 7, gold 5 -> P 4/7, R 4/5, F1 8/12
 # CAML macro: P = (2/3 + 1 + 1 + 0)/4 = 2/3, R = (1 + 1/2 + 1 + 0)/4 = 5/8, F1 = 20/31
-# per-code F1 = 2TP/(pred+gold): 4/5, 2/3, 1, 0 -> macro_f1_present (codes 0-2) = 37/45
+# per-code F1 = 2TP/(pred+gold): 4/5, 2/3, 1, 0 -> macro_f1_present (codes 0-2) = 37/45,
+#     macro_f1_all (codes 0-3, code 3 counts 0) = (4/5 + 2/3 + 1 + 0)/4 = 37/60
 # AUC: c0 pos {.9,.7} neg {.8} -> 1/2; c1 pos {.8,.4} neg {.2} -> 1; c2 pos {.6} neg {.4,.5} -> 1;
 #      c3 skipped (no positive) -> macro 5/6, 1 skipped
 # micro AUC: positives .9 .6 .8 .7 .4 beat 7, 4+½, 6+½, 5+½, 2+½ of the 7 negatives -> 26/35
@@ -33,7 +34,8 @@ S = np.array([[0.9, 0.2, 0.6, 0.1],
 # AP: doc 0 -> 1; doc 1: gold .8 tied with a non-gold .8 -> 1/2; doc 2: ranks 1 and 4 -> (1 + 2/4)/2
 #     -> mAP = (1 + 1/2 + 3/4)/3 = 3/4
 HAND = {"micro_precision": 4 / 7, "micro_recall": 4 / 5, "micro_f1": 8 / 12, "macro_precision": 2 / 3,
-        "macro_recall": 5 / 8, "macro_f1_caml": 20 / 31, "macro_f1_present": 37 / 45, "macro_auc": 5 / 6,
+        "macro_recall": 5 / 8, "macro_f1_caml": 20 / 31, "macro_f1_present": 37 / 45, "macro_f1_all": 37 / 60,
+        "macro_auc": 5 / 6,
         "macro_auc_n_skipped": 1, "micro_auc": 26 / 35, "p@1": 2 / 3, "p@2": 2 / 3, "r@2": 5 / 6,
         "r_precision": 1 / 2, "map": 3 / 4, "n_gold": 5, "n_predicted": 7, "n_codes_present": 3}
 
@@ -106,7 +108,7 @@ def _sk_reference(y, s, ks, t=0.5):
            "micro_auc": roc_auc_score(y.ravel(), s.ravel()), "micro_precision": p, "micro_recall": r,
            "micro_f1": f, "macro_precision": pc.mean(), "macro_recall": rc.mean(),
            "macro_f1_caml": 2 * pc.mean() * rc.mean() / (pc.mean() + rc.mean()) if pc.mean() + rc.mean() else 0.0,
-           "macro_f1_present": fc[pos > 0].mean(), "macro_auc_n_skipped": int((~ok).sum())}
+           "macro_f1_present": fc[pos > 0].mean(), "macro_f1_all": fc.mean(), "macro_auc_n_skipped": int((~ok).sum())}
     order = np.argsort(-s, axis=1, kind="stable")
     hits = np.take_along_axis(y, order, axis=1).cumsum(1)
     g = y.sum(1)
@@ -155,6 +157,7 @@ def test_functions_agree_with_evaluate():
     assert M.micro_f1(y, s) == e["micro_f1"]
     assert M.micro_precision_recall_f1(y, s) == (e["micro_precision"], e["micro_recall"], e["micro_f1"])
     assert M.macro_f1_caml(y, s) == e["macro_f1_caml"] and M.macro_f1_present(y, s) == e["macro_f1_present"]
+    assert M.macro_f1_all(y, s) == e["macro_f1_all"]
     assert M.macro_auc(y, s) == e["macro_auc"] and M.micro_auc(y, s) == e["micro_auc"]
     assert M.precision_at_k(y, s, 5) == e["p@5"] and M.recall_at_k(y, s, 5) == e["r@5"]
     assert M.r_precision(y, s) == e["r_precision"] and M.mean_average_precision(y, s) == e["map"]
@@ -290,3 +293,20 @@ def test_evaluate_is_flat_plain_numbers_and_saves(tmp_path):
     assert all(type(v) in (int, float) and math.isfinite(v) for v in e.values())
     reporting.save_metrics(tmp_path, {f"cnn/test/{k}": v for k, v in e.items()}, notebook="t", run="toy")
     assert reporting.load_metrics(tmp_path) == {f"cnn/test/{k}": v for k, v in e.items()}
+
+
+def test_the_three_macro_f1_definitions_by_hand():
+    """CAML's F1 of macro-P and macro-R, the mean per-code F1 over present codes (Edin et al.) and over all codes
+    differ on one example; docs/metrics.md says which paper used which."""
+    y = np.array([[1, 0, 0], [1, 1, 0]])           # code 2 never gold
+    s = np.array([[0.9, 0.9, 0.9], [0.2, 0.9, 0.1]])
+    # predicted [1,1,1] / [0,1,0]: c0 (TP 1, pred 1, gold 2), c1 (1, 2, 1), c2 (0, 1, 0)
+    # macro-P = (1 + 1/2 + 0)/3 = 1/2, macro-R = (1/2 + 1 + 0)/3 = 1/2 -> CAML 1/2
+    # per-code F1 = 2/3, 2/3, 0 -> present (c0, c1) 2/3, all 4/9
+    assert M.macro_f1_caml(y, s) == pytest.approx(1 / 2)
+    assert M.macro_f1_present(y, s) == pytest.approx(2 / 3)
+    assert M.macro_f1_all(y, s) == pytest.approx(4 / 9)
+    e = M.evaluate(y, s)
+    assert (e["macro_f1_caml"], e["macro_f1_present"], e["macro_f1_all"]) == pytest.approx((1 / 2, 2 / 3, 4 / 9))
+    boot = M.bootstrap_ci(y, s, metrics=["macro_f1_all"], n_resamples=5)
+    assert boot["macro_f1_all"].estimate == pytest.approx(4 / 9)

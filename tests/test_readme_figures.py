@@ -36,18 +36,24 @@ def test_blocks_are_rewritten_from_metrics_json(tmp_path):
                       "<!-- figures:fixture:start -->\n<!-- figures:fixture:end -->\nend\n")
     text = rf.update(readme, outputs, ("table6", "fixture"))
     assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("end\n") and "\nmiddle\n" in text
-    assert "| CAML | 0.665 ± 0.007 | 0.820 | 0.600 |" in text
-    assert "| most frequent codes | 0.249 |  |  |" in text      # one seed: no ±; metrics it lacks stay empty
-    assert text.index("| CAML") < text.index("| most frequent")  # models, then baselines
+    # the comparison table of notebook 04 and the report: the paper's rows, this run's under them, same columns
+    assert "| source | model | stands for | macro-AUC | micro-AUC | macro-F1 | micro-F1 | P@5 | seeds |" in text
+    assert "| Table 6 | CAML |  | 87.5 | 90.9 | 53.2 | 61.4 | 60.9 |  |" in text
+    assert "| this run | CAML |  | 82.0 | – | – | 66.5 ± 0.7 | 60.0 | 2 |" in text   # ± only over several seeds
+    assert "| this run | Most frequent codes | reference point, not in the paper | – | – | – | 24.9 | – | 1 |" in text
+    assert text.index("| Table 6 | CAML") < text.index("| this run | CAML") < text.index("| this run | Most frequent")
+    assert "| not run | HyperCore | not implemented in mcanb" in text and "Δ" not in text   # not MIMIC-III data
     assert "seeds 13, 14, at most 8 epochs, 1 torch thread" in text
     assert "**0.858** and the floor **0.249**" in text
     assert text.count("Written by `python run.py readme-figures` on ") == 2
     assert rf.update(readme, outputs, ("table6", "fixture")) == text   # idempotent
 
 
-def test_bert_block_gathers_notebooks_02_and_03(tmp_path):
-    for nb, rows in (("02_pretraining_domains", {"in_domain/hier_lan": 0.57, "random_init/hier_lan": 0.6}),
-                     ("03_hierarchy", {"in_domain/hier_lan": 0.57, "in_domain/trun_lan": 0.29})):
+def test_bert_block_renders_tables_2_and_5(tmp_path):
+    for nb, rows in (("02_pretraining_domains", {"in_domain_mlm_on_training_notes/hier_lan": 0.57,
+                                                 "random_init_no_pretraining/hier_lan": 0.6}),
+                     ("03_hierarchy", {"in_domain_mlm_on_training_notes/hier_lan": 0.57,
+                                       "in_domain_mlm_on_training_notes/trun_lan": 0.29})):
         m = {"most_frequent/test/micro_f1": 0.249}
         for key, f1 in rows.items():
             m.update({f"{key}/test/micro_f1/mean": f1, f"{key}/test/micro_f1/sd": 0.01,
@@ -55,9 +61,12 @@ def test_bert_block_gathers_notebooks_02_and_03(tmp_path):
         (tmp_path / nb / "toy").mkdir(parents=True)
         (tmp_path / nb / "toy" / "metrics.json").write_text(json.dumps({"metrics": m}))
     body = rf.bert_block(tmp_path)
-    assert "| in domain | BERT-hier + LAN | 0.570 ± 0.010 | 0.800 | 0.500 | 02 |" in body
-    assert "| in domain | BERT-trun + LAN | 0.290 ± 0.010 | 0.800 | 0.500 | 03 |" in body
-    assert body.count("| in domain | BERT-hier + LAN") == 1 and "floor 0.249" in body   # 03 reused 02's run
+    assert "**Table 2 (top-50 codes)" in body and "**Table 5 (top-50 codes)" in body and "Table 3" not in body
+    assert ("| this run | in-domain (MLM on training notes) | in-domain (clinical) ↔ ClinicalBERT all notes | 80.0 | – "
+            "| – | 57.0 | 50.0 | 1 |") in body
+    assert "| Table 2 | ClinicalBERT all notes |  | 89.2 |" in body             # the row it stands in for
+    assert "BERT-trun + LAN | no paper row" in body                            # Table 5 shows every architecture
+    assert "| Table 2 | … 6 more rows of the paper |" in body
 
 
 def test_missing_outputs_or_markers_are_errors_that_name_them(tmp_path):

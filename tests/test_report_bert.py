@@ -1,31 +1,82 @@
-"""The report's Tables 2 and 5 rows (mcanb.report.bert_rows): the paper's rows with their numbers, this run's rows
-with theirs, and every row that did not run says why."""
+"""The report's BERT tables (mcanb.comparison.run_tables on a notebook-02 run folder): the paper's Tables 2 and 3 with
+their numbers, this run's rows under them in the same columns with the paper rows they stand in for, one not-run line
+per reason, and no difference column on data that is not MIMIC-III."""
 from __future__ import annotations
 
 import json
 
-from mcanb import report, study
+from mcanb import comparison, published
 
 
-def test_bert_rows_put_this_run_beside_the_papers_table(tmp_path, monkeypatch):
+def _run(tmp_path, rows: dict[str, float]):
     run = tmp_path / "02_pretraining_domains" / "toy"
     run.mkdir(parents=True)
     m = {}
-    for metric, v in (("macro_auc", 0.77), ("micro_auc", 0.83), ("macro_f1_caml", 0.49), ("micro_f1", 0.57),
-                      ("p@5", 0.55)):
-        key = "in_domain_mlm_on_training_notes/hier_lan"
-        m.update({f"{key}/test/{metric}/mean": v, f"{key}/test/{metric}/sd": 0.01, f"{key}/seed13/{metric}": v,
-                  f"{key}/seed14/{metric}": v})
+    for key, f1 in rows.items():
+        for metric, v in (("macro_auc", 0.77), ("micro_auc", 0.83), ("macro_f1_caml", 0.49), ("micro_f1", f1),
+                          ("p@5", 0.55)):
+            m.update({f"{key}/test/{metric}/mean": v, f"{key}/test/{metric}/sd": 0.01, f"{key}/seed13/{metric}": v,
+                      f"{key}/seed14/{metric}": v})
     (run / "metrics.json").write_text(json.dumps({"metrics": m}))
-    monkeypatch.setattr(report, "OUTPUTS", tmp_path)
-    monkeypatch.setattr(report, "_status", lambda spec: ("done", {}))
-    spec = next(s for s in study.load_profile("toy").runs if s.notebook == "02_pretraining_domains")
-    rows = {(r["model"], r["metric"]): r for r in report.bert_rows(spec, tmp_path / "report")}
-    mine = rows[("in-domain (MLM on training notes) · BERT-hier + LAN", "micro-F1")]
-    assert abs(mine["this run"] - 57.0) < 1e-9 and mine["seeds"] == 2 and mine["paper"] is None and mine["difference"] is None
-    base = rows[("BERT-base · BERT-hier + LAN", "micro-F1")]
-    assert base["paper"] == 50.8 and "not in this run" in base["why"]
-    missing = rows[("random init (no pretraining) · BERT-hier + LAN", "micro-F1")]
-    assert "not in" in missing["why"]              # listed in the toy parameters, absent from metrics.json
-    assert all(("this run" in r) != ("why" in r) for r in rows.values())   # a number or a reason, never a blank
-    assert {r["table"] for r in rows.values()} == {"Table 2 (top-50 codes)"}
+    return run
+
+
+def test_bert_tables_put_this_run_under_the_papers_rows(tmp_path):
+    run = _run(tmp_path, {"in_domain_mlm_on_training_notes/hier_lan": 0.57,
+                          "general_mlm_on_english_docstrings/hier_lan": 0.41})
+    values = {"label_space": "50", "encoders": ["general", "in-domain", "random"], "data_dir": None}
+    tables = comparison.run_tables("02_pretraining_domains", run, values)
+    assert [(t.table, t.label_space) for t in tables] == [(2, "50"), (3, "50")]
+    t2 = tables[0]
+    assert [r.name for r in t2.paper] == list(dict.fromkeys(published.bert_frame(2).query("label_space == '50'")["encoder"]))
+    assert t2.paper[0].values["micro_f1"] == 50.8                          # BERT-base as printed
+    mine = {r.name: r for r in t2.this_run}
+    ind = mine["in-domain (MLM on training notes)"]
+    assert ind.source == "this run" and str(ind.values["micro_f1"]) == "57.0 ± 1.0" and ind.seeds == 2
+    assert ind.stands_for == "in-domain (clinical) ↔ ClinicalBERT all notes"
+    assert mine["general (MLM on English docstrings)"].stands_for == "general ↔ BERT-base"
+    random = mine["random init (no pretraining)"]                          # asked for, but not in metrics.json
+    assert random.source == "not run" and "no numbers in 02_pretraining_domains/toy/metrics.json" in random.note
+    skipped = [r for r in t2.this_run if r.source == "not run" and "encoders" in r.note]
+    assert len(skipped) == 1 and "BlueBERT" in skipped[0].name and "ClinicalBERT" not in skipped[0].name
+    assert not t2.difference and not any(c.startswith("Δ") for c in t2.frame().columns)
+    frame = t2.frame()
+    assert set(frame["source"]) == {"paper", "this run", "not run"} and (frame["source"] == "this run").sum() == 2
+    md = comparison.markdown(t2, "../metrics.json")
+    assert "| this run | [in-domain (MLM on training notes)](../metrics.json) |" in md
+
+
+def test_a_run_that_did_not_finish_is_one_row_with_its_reason(tmp_path):
+    run = tmp_path / "03_hierarchy" / "toy"
+    values = {"label_space": "50", "encoders": ["in-domain"], "architectures": ["trun_fcn", "hier_lan"]}
+    tables = comparison.run_tables("03_hierarchy", run, values, status="run 03_hierarchy/toy never ran")
+    assert [t.table for t in tables] == [4, 5]
+    for t in tables:
+        assert len(t.this_run) == 1 and t.this_run[0].note == "run 03_hierarchy/toy never ran"
+
+
+def test_the_difference_column_needs_mimic_data(tmp_path):
+    results = comparison.measured({"cnn/test/micro_f1/mean": 0.66, "cnn/test/micro_f1/sd": 0.004,
+                                   "cnn/seed1/test/micro_f1": 0.66, "cnn/seed2/test/micro_f1": 0.66})
+    toy = comparison.build(6, "50", results, data="the toy fixture")
+    mimic = comparison.build(6, "50", results, data="MIMIC-III")
+    assert "Δ micro-F1" not in toy.frame().columns
+    row = mimic.frame().query("source == 'this run'").iloc[0]
+    assert row["model"] == "CNN (retrained)" and row["Δ micro-F1"] == "-1.1"   # 66.0 - 67.1
+    assert row["Δ macro-AUC"] == ""                                        # no number of this run there
+
+
+def test_data_source_tells_mimic_from_the_toy_fixture(tmp_path):
+    for name, fixture in (("real", False), ("toy", True)):
+        notes, data = tmp_path / name / "mimic", tmp_path / name / "data"
+        notes.mkdir(parents=True)
+        data.mkdir()
+        if fixture:
+            (notes / "fixture.json").write_text("{}")
+        (data / "report.json").write_text(json.dumps({"input_format": "mimic3",
+                                                      "input_files": {"NOTEEVENTS": str(notes / "NOTEEVENTS.csv.gz")}}))
+        assert comparison.data_source(data) == ("the toy fixture" if fixture else "MIMIC-III")
+    (tmp_path / "table").mkdir()
+    (tmp_path / "table" / "report.json").write_text(json.dumps({"input_format": "table"}))
+    assert comparison.data_source(tmp_path / "table") == "a coded-notes table"
+    assert comparison.data_source(tmp_path / "nothing") == "unknown data"

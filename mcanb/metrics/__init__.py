@@ -17,6 +17,9 @@ macro_recall        a code without predictions (or without gold documents) contr
 macro_f1_caml       CAML: harmonic mean of macro_precision and macro_recall (what the paper reports).
 macro_f1_present    Edin et al.: mean of per-code F1 over codes with ≥ 1 gold document in the split.
                     The two differ by about 2× on the full label space.
+macro_f1_all        mean of per-code F1 over ALL codes of the label space (a code never gold nor predicted
+                    counts 0): a generic macro average given every label. Which paper used which:
+                    docs/metrics.md.
 per-code F1         2·TP / (#predicted + #gold); 0 for a code neither gold nor predicted.
 macro_auc           mean per-code ROC AUC over codes with ≥ 1 positive AND ≥ 1 negative document (CAML
                     skips the others; ``macro_auc_n_skipped`` counts them). Tied scores count 1/2, which
@@ -51,7 +54,7 @@ from __future__ import annotations
 
 from .bootstrap import ConfidenceInterval, PairedComparison, bootstrap_ci, paired_bootstrap
 from .classification import (DEFAULT_BINS, CodeCounts, code_counts, f1_by_frequency, frequency_bin_labels,
-                             macro_f1_caml, macro_f1_present, micro_f1, micro_precision_recall_f1,
+                             macro_f1_all, macro_f1_caml, macro_f1_present, micro_f1, micro_precision_recall_f1,
                              per_code_f1)
 from .core import evaluate
 from .ranking import (default_k, k_for_label_space, macro_auc, mean_average_precision, micro_auc,
@@ -63,7 +66,7 @@ __all__ = [
     "DEFAULT_BINS", "CodeCounts", "ConfidenceInterval", "PairedComparison", "Threshold",
     "bootstrap_ci", "check_metric_name", "code_counts", "default_k", "default_stopping_metric", "evaluate",
     "f1_by_frequency", "frequency_bin_labels", "higher_is_better", "k_for_label_space", "macro_auc",
-    "macro_f1_caml", "macro_f1_present", "mean_average_precision", "micro_auc", "micro_f1",
+    "macro_f1_all", "macro_f1_caml", "macro_f1_present", "mean_average_precision", "micro_auc", "micro_f1",
     "micro_precision_recall_f1", "paired_bootstrap", "per_code_auc", "per_code_f1", "precision_at_k",
     "r_precision", "ranking_per_doc", "recall_at_k",
 ]

@@ -21,7 +21,7 @@ from .ranking import _per_doc_ranking, check_k, default_k
 from .thresholds import resolve_threshold
 
 THRESHOLDED = ("micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall",
-               "macro_f1_caml", "macro_f1_present")
+               "macro_f1_caml", "macro_f1_present", "macro_f1_all")
 _PER_DOC = re.compile(r"^(p@\d+|r@\d+|r_precision|map)$")
 _BLOCK = 100  # resamples drawn per block; fixed so that results depend on seed and n_resamples only
 
@@ -107,11 +107,12 @@ def _thresholded(tp: np.ndarray, pp: np.ndarray, g: np.ndarray) -> dict[str, np.
     mp, mr = _ratio(tp, pp).mean(0), _ratio(tp, g).mean(0)
     present = g > 0
     n_present = present.sum(0)
-    f1_sum = np.where(present, _ratio(2 * tp, pp + g), 0.0).sum(0)
+    f1 = _ratio(2 * tp, pp + g)
+    f1_sum = np.where(present, f1, 0.0).sum(0)
     macro_present = np.divide(f1_sum, n_present, out=np.full(len(TP), np.nan), where=n_present > 0)
     return {"micro_precision": _ratio(TP, PP), "micro_recall": _ratio(TP, G), "micro_f1": _ratio(2 * TP, PP + G),
             "macro_precision": mp, "macro_recall": mr, "macro_f1_caml": _ratio(2 * mp * mr, mp + mr),
-            "macro_f1_present": macro_present}
+            "macro_f1_present": macro_present, "macro_f1_all": f1.mean(0)}
 
 
 def _check_names(names: Sequence[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""Thresholded metrics: micro/macro precision, recall and F1 (both macro-F1 definitions), per-code F1,
+"""Thresholded metrics: micro/macro precision, recall and F1 (the three macro-F1 definitions), per-code F1,
 F1 by training-set code frequency.
 
 A code is predicted when ``score > threshold`` (see ``thresholds``). Zero denominators give 0, never NaN:
@@ -67,7 +67,7 @@ def code_counts(y_true, y_score, threshold=0.5) -> CodeCounts:
 
 
 def scores_from_counts(c: CodeCounts) -> dict[str, float]:
-    """Micro and macro precision/recall/F1 from per-code counts (both macro-F1 definitions; see package doc)."""
+    """Micro and macro precision/recall/F1 from per-code counts (the three macro-F1 definitions; see package doc)."""
     tp, pp, g = c.tp.sum(), c.predicted.sum(), c.gold.sum()
     mp, mr = _ratio(c.tp, c.predicted).mean(), _ratio(c.tp, c.gold).mean()
     present = c.gold > 0
@@ -75,7 +75,7 @@ def scores_from_counts(c: CodeCounts) -> dict[str, float]:
     out = {"micro_precision": float(_ratio(tp, pp)), "micro_recall": float(_ratio(tp, g)),
            "micro_f1": float(_ratio(2 * tp, pp + g)),
            "macro_precision": float(mp), "macro_recall": float(mr),
-           "macro_f1_caml": float(_ratio(2 * mp * mr, mp + mr))}
+           "macro_f1_caml": float(_ratio(2 * mp * mr, mp + mr)), "macro_f1_all": float(f1.mean())}
     if present.any():
         out["macro_f1_present"] = float(f1[present].mean())
     return out
@@ -107,6 +107,12 @@ def macro_f1_present(y_true, y_score, threshold=0.5) -> float:
     if "macro_f1_present" not in s:
         raise ValueError("macro_f1_present undefined: no code has a gold document in this split")
     return s["macro_f1_present"]
+
+
+def macro_f1_all(y_true, y_score, threshold=0.5) -> float:
+    """Macro-F1 as the mean of per-code F1 over ALL codes of the label space, a code with no gold document and no
+    prediction counting 0 (scikit-learn's ``f1_score(average="macro", zero_division=0)`` over every label)."""
+    return _scores(y_true, y_score, threshold)["macro_f1_all"]
 
 
 def per_code_f1(y_true, y_score, threshold=0.5) -> np.ndarray:

@@ -22,7 +22,8 @@ def evaluate(y_true, y_score, *, k: int | Sequence[int] | None = None, threshold
 
     Keys: ``n_docs n_codes n_gold n_predicted n_docs_no_gold n_codes_present``, ``threshold`` (or
     ``threshold_median`` if per code), ``micro_auc macro_auc macro_auc_n_skipped``,
-    ``micro_precision micro_recall micro_f1 macro_precision macro_recall macro_f1_caml macro_f1_present``,
+    ``micro_precision micro_recall micro_f1 macro_precision macro_recall macro_f1_caml macro_f1_present
+    macro_f1_all``,
     ``p@k r@k`` for each k, ``r_precision map``, and with train_counts ``n_codes_freq_<bin>``,
     ``micro_f1_freq_<bin>``, ``macro_f1_present_freq_<bin>`` (bin labels such as ``10-49``). An undefined
     value (micro/macro AUC without positives and negatives, macro_f1_present without present codes, an
