@@ -1,11 +1,14 @@
 """The generic input format: one "coded notes" table (CSV or Parquet), a row per document.
 
-Columns ``id`` (integer), ``text``, ``codes`` (``;``-separated, or a list column in Parquet), ``split``
+Columns ``id`` (integers, or any strings: see below), ``text``, ``codes`` (``;``-separated, or a list column in Parquet), ``split``
 (``train``/``dev``/``test``) and optionally ``subject_id``; names match ignoring case. For MIMIC-IV, other
 corpora or a hospital's own notes; codes pass through unchanged (no ICD-9 dot rules).
 
 What is decided, and counted in ``report.json`` (``counts``) or listed in ``dropped.csv``:
 
+* ids: integer ids are kept; if any id is not an integer, every id is read as a string and numbered
+  ``1 + rank`` among the sorted distinct ids (the number is the ``hadm_id`` of every output file; the
+  preprocessing writes ``document_ids.csv`` with both, and counts ``string_ids``);
 * a row repeated exactly (same id, text, codes, split) is read once (``dropped: duplicate_row``);
   the same id with different content is an error;
 * missing text (an empty cell, a Parquet null) becomes an empty document, dropped later as
@@ -70,7 +73,9 @@ def read_coded_table(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame,
     def where(i: int) -> str:
         return f"row {i}" + line.format(i + 2)
 
-    ids = _to_int(df["id"].astype(str), path, "id", where)
+    ids, names = _ids(df["id"], path, where)
+    if names is not None:
+        counts["string_ids"] = int(names.nunique())
     text = df["text"]
     missing = text.isna().to_numpy()
     wrong = [i for i, t in enumerate(text) if not missing[i] and not isinstance(t, str)]
@@ -103,10 +108,26 @@ def read_coded_table(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame,
                if "subject_id" in df.columns else pd.array([pd.NA] * len(df), dtype="Int64"))
     out = pd.DataFrame({"hadm_id": ids.astype("int64").to_numpy(), "subject_id": subject,
                         "text": text.to_numpy(), "codes": codes, "split": split.to_numpy()})
+    if names is not None:
+        out["id"] = names.to_numpy()
     dropped = _duplicate_rows(out, path, where)
     counts["duplicate_rows"] = len(dropped)
     out = out.drop_duplicates("hadm_id", keep="first").reset_index(drop=True)
     return out, counts, {"duplicate_row": dropped}
+
+
+def _ids(values: pd.Series, path: Path, where) -> tuple[pd.Series, pd.Series | None]:
+    """Integer ids as they are; otherwise (any id that is not an integer) every id is a string and gets the
+    integer ``1 + its rank among the sorted distinct ids`` (independent of row order), returned with the names."""
+    s = values.fillna("").astype(str).str.strip()
+    num = pd.to_numeric(s.where(s != "", None), errors="coerce")
+    if num.notna().all() and (num == np.floor(num)).all():
+        return _to_int(s, path, "id", where), None
+    if (s == "").any():
+        i = int(np.flatnonzero((s == "").to_numpy())[0])
+        raise DataError(f"{path}, {where(i)}, field id: expected an id (a string or an integer), got an empty cell")
+    rank = {name: i for i, name in enumerate(sorted(set(s)), start=1)}
+    return s.map(rank).astype("Int64"), s
 
 
 def _duplicate_rows(out: pd.DataFrame, path: Path, where) -> list[int]:

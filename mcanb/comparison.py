@@ -74,7 +74,9 @@ class Comparison:
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return published.METRICS[self.label_space]
+        """The paper's metrics, then this run's F1 at the dev-tuned threshold where its rows carry it."""
+        extra = tuple(m for m in published.DEV_TUNED_METRICS if any(m in r.values for r in self.this_run))
+        return (*published.METRICS[self.label_space], *extra)
 
     @property
     def difference(self) -> bool:
@@ -125,7 +127,7 @@ class Comparison:
 
 def measured(metrics: Mapping[str, float], split: str = "test") -> dict[str, dict[str, Cell]]:
     """``{row key: {metric: Cell}}`` from a flat metrics.json dict (fractions become percent)."""
-    wanted = {m for ms in published.METRICS.values() for m in ms}
+    wanted = {m for ms in published.METRICS.values() for m in ms} | set(published.DEV_TUNED_METRICS)
     out: dict[str, dict[str, Cell]] = {}
     for k, mean in metrics.items():
         head, _, tail = k.rpartition(f"/{split}/")

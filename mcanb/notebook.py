@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .paths import NOTEBOOKS, ROOT, TOY_MIMIC, TOY_PREPROCESSED, out_dir, resolve
+from .paths import NOTEBOOKS, ROOT, TOY_CORPUS, TOY_MIMIC, TOY_PREPROCESSED, out_dir, resolve
 from .reporting import save_params
 
 
@@ -45,6 +45,17 @@ def toy_mimic() -> Path:
 
     fixture.ensure(TOY_MIMIC, size="toy")
     return TOY_MIMIC
+
+
+def toy_input(input_format: str) -> Path:
+    """Notebook 01's input when ``input_path`` is None: the toy MIMIC-III-shaped folder (``mimic3``) or the toy
+    coded-notes table (``table``: ICD-10 codes, string ids, short reports; ``mcanb.fixture.corpus``), generated
+    if missing. Its ``fixture.json`` sits in the same folder."""
+    if input_format == "table":
+        from .fixture import corpus
+
+        return corpus.ensure(TOY_CORPUS)
+    return toy_mimic()
 
 
 def toy_preprocess_config(**overrides):

@@ -335,6 +335,11 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
 def _table_documents(cfg: PreprocessConfig, counts: dict, drops: Drops):
     table, table_counts, dropped = read_coded_table(resolve(cfg.input_path), cfg.encoding)
     counts.update(table_counts)
+    if "id" in table.columns:   # string ids: their numbers (the hadm_id of every output) and names
+        out = resolve(cfg.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        table[["hadm_id", "id"]].sort_values("hadm_id").to_csv(out / "document_ids.csv", index=False)
+        table = table.drop(columns="id")
     for reason, ids in dropped.items():
         drops.add(reason, "id", ids)
     rows = table[["hadm_id", "codes"]].explode("codes").dropna().rename(columns={"codes": "code"})

@@ -22,7 +22,11 @@ import pandas as pd
 METRICS = {"50": ("macro_auc", "micro_auc", "macro_f1_caml", "micro_f1", "p@5"),
            "full": ("macro_auc", "micro_auc", "macro_f1_caml", "micro_f1", "p@8", "p@15")}
 METRIC_LABELS = {"macro_auc": "macro-AUC", "micro_auc": "micro-AUC", "macro_f1_caml": "macro-F1",
-                 "micro_f1": "micro-F1", "p@5": "P@5", "p@8": "P@8", "p@15": "P@15"}
+                 "micro_f1": "micro-F1", "p@5": "P@5", "p@8": "P@8", "p@15": "P@15",
+                 "micro_f1@dev_threshold": "micro-F1 (dev thr.)", "macro_f1_caml@dev_threshold": "macro-F1 (dev thr.)"}
+# This run's F1 at the threshold tuned on dev (mcanb.metrics.dev_threshold_scores): shown beside the paper's metrics,
+# which are all at 0.5; no paper number exists for them.
+DEV_TUNED_METRICS = ("micro_f1@dev_threshold", "macro_f1_caml@dev_threshold")
 SOURCES = {"paper": "as printed in the paper", "original": "original publication"}
 
 # Row names of mcanb's CNN-family models and baselines in Table 6 ("CNN (retrained)" is the paper's row for the

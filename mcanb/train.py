@@ -13,6 +13,11 @@ steps); finally reload the best model and write, under ``out_dir``::
 
     history.csv  metrics.json (dev/<metric>, test/<metric>)  params.yaml  predictions_{dev,test}.parquet
 
+``metrics.json`` holds every metric at threshold 0.5 and, beside it, F1 at one threshold tuned on dev labels
+only (``dev_threshold``, ``test/micro_f1@dev_threshold``, ...: ``mcanb.metrics.dev_threshold_scores``). A run
+of several epochs whose best epoch is its first is flagged (``stop_reason`` ``no_improvement``, a printed
+warning and ``fit/warning``).
+
 The predictions format is `mcanb.predictions`; the early-stopping metric and its direction, `mcanb.metrics.stopping`.
 
 Multi-GPU / multi-node runs go through Hugging Face Accelerate (launched with ``accelerate launch``): every
@@ -66,7 +71,7 @@ class TrainConfig:
     warmup: str = "none"             # "none" (constant lr, CNN) | "linear" (linear warmup, then linear decay to 0; BERT)
     warmup_ratio: float = 0.1        # fraction of all optimizer steps spent warming up (common BERT fine-tuning value)
     max_grad_norm: float | None = None  # clip the global gradient L2 norm; None = no clipping (CAML clips nothing)
-    early_stopping_metric: str | None = None  # dev metric; None -> default_stopping_metric(num_codes); "loss" = dev BCE
+    early_stopping_metric: str | None = None  # dev metric; None -> default_stopping_metric: "map"; "loss" = dev BCE
     patience: int | None = 3         # epochs without improvement before stopping (CAML default 3); None = never
     seed: int = 13                   # seeds Python, NumPy, torch (plus the process index) and the batch order
     eval_k: tuple[int, ...] | None = None  # P@k/R@k cut-offs; None -> metrics.default_k: (5,) up to 50 codes, (8, 15) above
@@ -97,7 +102,7 @@ class FitResult:
     best_epoch: int | None           # 0-based
     epochs_run: int
     steps: int                       # optimizer steps
-    stop_reason: str                 # "early_stopping" | "num_epochs" | "max_steps"
+    stop_reason: str                 # "early_stopping" | "num_epochs" | "max_steps" | "no_improvement" (best epoch 0)
     history: list[dict]
     metrics: dict[str, float | None]
     out_dir: Path
@@ -235,16 +240,17 @@ class _Trainer:
         num_codes = train_ds.num_codes
         if dev_ds.num_codes != num_codes:
             raise ValueError(f"train has {num_codes} codes but dev has {dev_ds.num_codes}")
-        self.metric = config.early_stopping_metric or default_stopping_metric(num_codes)
         from .metrics import default_k
 
         eval_k = tuple(config.eval_k or default_k(num_codes))  # (5,) up to 50 codes, (8, 15) above; capped
-        self.config = cfg = dataclasses.replace(config, early_stopping_metric=self.metric, eval_k=eval_k)
-        _validate(cfg)
         if metric_fn is None:
             from .metrics import evaluate
             metric_fn = functools.partial(evaluate, k=eval_k)
         self.metric_fn = metric_fn
+        self.metric = config.early_stopping_metric or default_stopping_metric(
+            num_codes, check_metric_name(metric_fn, "loss", num_codes))
+        self.config = cfg = dataclasses.replace(config, early_stopping_metric=self.metric, eval_k=eval_k)
+        _validate(cfg)
         check_metric_name(metric_fn, self.metric, num_codes)  # fail now, not after the last epoch
         self.acc = acc = accelerator or make_accelerator(cfg)
         if acc.mixed_precision != {"off": "no"}.get(cfg.amp, cfg.amp) or acc.gradient_accumulation_steps != 1:
@@ -418,16 +424,37 @@ class _Trainer:
         best = self.ckdir / "best.pt"
         ckpt.load_model_state(best, self.raw, ckpt.load(best, "best")["model"])
         p = self.prog
-        metrics = {"fit/best_epoch": p.best_epoch, "fit/epochs": len(p.history), "fit/steps": p.step}
+        warning = self._no_improvement()
+        metrics = {"fit/best_epoch": p.best_epoch, "fit/epochs": len(p.history), "fit/steps": p.step,
+                   "fit/stop_reason": p.stop_reason, "fit/stopping_metric": self.metric,
+                   **({"fit/warning": warning} if warning else {})}
+        scored = {}
         for split, ds in (("dev", self.dev_ds), ("test", test_ds)):
             if ds is None:
                 continue
             hadm_ids, y_score = predict(self.model, ds, self.config.eval_batch_size or self.config.batch_size,
                                         accelerator=self.acc, num_workers=self.config.num_workers)
             metrics.update({metric_key(split, k): v for k, v in self._metrics(ds, y_score).items()})
+            scored[split] = (ds.labels_matrix(), y_score)
             if self.main:
                 save_predictions(self.out_dir / f"predictions_{split}.parquet", hadm_ids, y_score)
+        from .metrics import dev_threshold_scores   # F1 at 0.5 above; here at the threshold tuned on dev
+        metrics.update(dev_threshold_scores(*scored.pop("dev"), scored))
         return metrics
+
+    def _no_improvement(self) -> str | None:
+        """A warning (also printed, and ``stop_reason`` becomes ``"no_improvement"``) when a run of several
+        epochs never beat its first epoch's dev metric: it ends no better than where it started."""
+        p = self.prog
+        if len(p.history) < 2 or p.best_epoch != 0:
+            return None
+        msg = (f"dev {self.metric} never rose above its first-epoch value {_fmt(p.best_metric)} in "
+               f"{len(p.history)} epochs (stopped by {p.stop_reason}): the model kept its first epoch's "
+               "weights. Check the learning rate, the stopping metric (early_stopping_metric) and patience.")
+        p.stop_reason = "no_improvement"
+        warnings.warn(f"{self.out_dir}: {msg}", stacklevel=3)
+        self._say(f"WARNING: {msg}")
+        return msg
 
     # -- checkpoints and logs ----------------------------------------------------------------------------
     def save_last(self) -> None:

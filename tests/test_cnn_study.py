@@ -51,8 +51,14 @@ def test_description_ids_tokenise_with_the_vocabulary(toy):
         assert int(ids[0, 0]) == toy.vocab.index(first) + 1
 
 
-def test_settings_fall_back_to_published_defaults():
-    assert E.train_config("cnn").lr == 0.003 and E.train_config("caml").lr == 1e-4
+def test_settings_fall_back_to_model_defaults():
+    assert E.train_config("cnn").lr == E.MODEL_DEFAULTS["cnn"]["lr"] and E.train_config("caml").lr == 0.01
+    assert E.PUBLISHED_LR["cnn"] == 0.003 and E.PUBLISHED_LR["caml"] == 1e-4   # in the mimic3_* files, explicitly
+    assert E.train_config("caml", lr={"cnn": 0.003, "caml": 1e-4}).lr == 1e-4  # per model; a model left out ...
+    assert E.train_config("laat", lr={"cnn": 0.003}).lr == E.MODEL_DEFAULTS["laat"]["lr"]   # ... takes its default
+    with pytest.raises(ValueError, match="unknown model"):
+        E.learning_rate("cnn", {"bert": 1e-5})
+    assert E.model_overrides("cnn", freeze_embeddings=False) == {"freeze_embeddings": False}
     assert E.train_config("cnn", lr=0.01, patience=None).patience is None      # None: never stop early
     assert E.train_config("cnn", lr=0.01).early_stopping_metric is None         # None: the engine's default
     assert E.train_config("cnn", max_steps=None, patience=4).max_steps is None
@@ -112,6 +118,17 @@ def test_baselines_summary_and_paired_test(toy, tmp_path):
     assert not summary["metric"].str.startswith("n_").any() and "macro_auc_n_skipped" not in set(summary["metric"])
     best, second, test = E.compare_best_two(toy, results)
     assert (best, second) == ("tfidf_lr", "most_frequent") and 0 < test.p_value <= 1
+    for r in results:     # F1 at the threshold tuned on dev, beside F1 at 0.5
+        assert 0 < r["dev_threshold"] < 1 and 0 <= r["test/micro_f1@dev_threshold"] <= 1
+    tfidf = results[1]
+    assert tfidf["dev/micro_f1@dev_threshold"] >= tfidf["dev/micro_f1"]   # tuned on dev: never worse there
+    summary = reporting.summarise_seeds(results)
+    floor = E.floor_check(summary, ["tfidf_lr"])
+    assert set(floor["metric"]) == set(E.FLOOR_METRICS) and floor.set_index("metric").loc["map", "above"]
+    table = E.table6(summary, "50")            # this run's F1 at the dev-tuned threshold beside the paper's metrics
+    cell = table[table["source"] == "this run"].loc["TF-IDF + LR", "micro-F1 (dev thr.)"]
+    assert cell == f"{100 * tfidf['test/micro_f1@dev_threshold']:.1f}"
+    assert table[table["source"] == "paper"].loc["CAML", "micro-F1 (dev thr.)"] == "–"   # no paper prints one
 
 
 def test_published_numbers_match_the_paper_and_reference():
@@ -159,9 +176,13 @@ def test_real_run_files_check_and_run_two_steps_on_toy(path, tmp_path):
     data = processed.load(notebook.ensure_preprocessed(p["data_dir"]), p["label_space"])
     splits = E.datasets(data, max_length=32)
     for name in p["models"]:
-        overrides = E.model_overrides(name, num_filters=p["num_filters"], filter_sizes=p["filter_sizes"])
+        overrides = E.model_overrides(name, num_filters=p["num_filters"], filter_sizes=p["filter_sizes"],
+                                      freeze_embeddings=p["freeze_embeddings"])
         config = E.train_config(name, lr=p["lr"], batch_size=p["batch_size"], num_epochs=p["num_epochs"],
                                 patience=p["patience"], early_stopping_metric=p["early_stopping_metric"],
                                 max_steps=2, progress=False)
         r = E.train_model(data, name, overrides, config, tmp_path, p["seeds"][0], data=splits)
         assert r["stop_reason"] == "max_steps" and np.isfinite(r["test/micro_auc"])
+    # the paper's settings are explicit in the file (the notebook defaults serve small corpora instead)
+    assert values["early_stopping_metric"] in ("micro_f1", "p@8") and values["lr"] is not None
+    assert "freeze_embeddings" in values

@@ -363,3 +363,26 @@ def test_bytes_do_not_depend_on_hash_seed(toy, tmp_path):
                    check=True, env=env, capture_output=True)
     for name in fixture.expected_files():
         assert _sha(toy / name) == _sha(out / name), name
+
+
+def test_corpus_table_is_not_mimic_shaped_and_carries_a_signal(tmp_path):
+    """The second corpus shape: a coded-notes table with string ids, ICD-10 codes and short reports."""
+    from mcanb.fixture import corpus
+
+    path = corpus.ensure(tmp_path / "c")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    again, _ = corpus.make_table(0)
+    assert table.equals(again.astype(str)) and not table.equals(corpus.make_table(1)[0].astype(str))
+    assert list(table.columns) == ["id", "text", "codes", "split"] and len(table) == corpus.N_DOCS
+    assert table["id"].is_unique and table["id"].str.match(r"^(ED|CLN|RAD)-\d{5}$").all()
+    codes = Counter(c for cs in table["codes"] for c in cs.split(";"))
+    assert set(codes) <= set(corpus.CODES) and all(re.match(r"^[A-Z]\d\d(\.\w+)?$", c) for c in codes)  # ICD-10
+    assert codes.most_common(1)[0][1] > 5 * min(codes.values())           # a few frequent codes, a long tail
+    assert table["text"].str.split().map(len).median() < 50               # short reports
+    assert set(table["split"]) == {"train", "dev", "test"}
+    summary = json.loads((path.parent / "fixture.json").read_text())
+    assert summary["oracle"]["micro_f1"] > 2 * summary["baseline_most_frequent"]["micro_f1"]
+    mentioned = sum(any(p in t.lower() for p in corpus.CODES[c]) for t, cs in zip(table["text"], table["codes"])
+                    for c in cs.split(";"))
+    assert mentioned / sum(codes.values()) > 0.8                           # the codes are in the text
+    assert corpus.ensure(tmp_path / "c") == path and fixture.main(["--size", "corpus", "--out", str(tmp_path / "c")]) == 0

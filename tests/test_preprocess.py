@@ -228,11 +228,26 @@ def test_table_input_passes_icd10_codes_through(tmp_path):
     assert report["counts"]["full"] == {"train": 1, "dev": 1, "test": 1, "labels": 3}
 
 
+def test_table_string_ids_are_numbered_by_rank_and_listed(tmp_path):
+    rows = [("RAD-7", "pneumonia seen", "J18.9", "train"), ("ED-12", "heart failure", "I50.9;I10", "train"),
+            ("ED-3", "hypertension noted", "I10", "dev"), ("17", "chest pain today", "R07.9", "test")]
+    table, counts, _ = coded_table.read_coded_table(_table(tmp_path, rows))
+    assert counts["string_ids"] == 4
+    assert dict(zip(table["id"], table["hadm_id"])) == {"17": 1, "ED-12": 2, "ED-3": 3, "RAD-7": 4}  # sorted names
+    cfg = preprocess.PreprocessConfig(input_path=str(_table(tmp_path, rows[::-1])), out_dir=str(tmp_path / "out"),
+                                      input_format="table", vocab_min_docs=1, word2vec=False, progress=False)
+    preprocess.run(cfg)                                  # row order does not change the numbers
+    ids = pd.read_csv(tmp_path / "out" / "document_ids.csv", dtype={"id": str})
+    assert ids.to_dict("list") == {"hadm_id": [1, 2, 3, 4], "id": ["17", "ED-12", "ED-3", "RAD-7"]}
+    assert sorted(processed.load(tmp_path / "out", "full").frames["train"]["hadm_id"]) == [2, 4]
+
+
 @pytest.mark.parametrize("rows, message", [
     ([(1, "a", "X", "training")], r"row 0 \(line 2\), field split: expected train, dev or test \(any case\), "
                                   r"got 'training'"),
     ([(1, "a", "X", "train"), (1, "b", "Y", "dev")], r"row 1 \(line 3\), field id: id 1 is also on row 0"),
-    ([("x1", "a", "X", "train")], r"row 0 \(line 2\), field id: expected an integer"),
+    ([("x1", "a", "X", "train"), ("", "b", "Y", "dev")], r"row 1 \(line 3\), field id: expected an id \(a string or an "
+                                                         r"integer\), got an empty cell"),
 ])
 def test_table_errors_name_row_and_field(tmp_path, rows, message):
     path = _table(tmp_path, rows)

@@ -90,6 +90,24 @@ def test_outputs_layout_and_contents(data, trained):
     assert list(frame.columns) == ["hadm_id", "scores"] and len(frame) == len(dev)
 
 
+def test_metrics_carry_f1_at_a_threshold_tuned_on_dev_only(data, trained):
+    from mcanb.metrics import Threshold, micro_f1
+
+    _, result = trained
+    out = result.out_dir
+    _, dev, test = data
+    _, dev_scores = load_predictions(out / "predictions_dev.parquet")
+    _, test_scores = load_predictions(out / "predictions_test.parquet")
+    thr = Threshold.fit(dev.labels_matrix(), dev_scores)          # dev labels only
+    m = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert m["dev_threshold"] == pytest.approx(thr.threshold) and m["dev_threshold"] != 0.5
+    assert m["test/micro_f1@dev_threshold"] == pytest.approx(micro_f1(test.labels_matrix(), test_scores, thr))
+    assert m["dev/micro_f1@dev_threshold"] == pytest.approx(thr.dev_score)
+    assert m["dev/micro_f1@dev_threshold"] >= m["dev/micro_f1"]    # tuned on dev: never worse there than 0.5
+    assert {"test/macro_f1_caml@dev_threshold", "test/micro_f1"} <= set(m)
+    assert m["fit/stop_reason"] == result.stop_reason and m["fit/stopping_metric"] == "p@1"
+
+
 def test_checkpoints_load_with_weights_only(trained):
     _, result = trained
     for name in ("last.pt", "best.pt"):
@@ -120,15 +138,18 @@ def test_early_stopping_uses_patience(data, tmp_path):
 
     _, result = _run(data, tmp_path, metric_fn=flat_metric, early_stopping_metric="flat", patience=2,
                      num_epochs=20)
-    assert result.stop_reason == "early_stopping"
+    assert result.stop_reason == "no_improvement"     # best epoch 0: flagged, not a healthy early stop
     assert result.best_epoch == 0 and result.epochs_run == 3
+    assert "never rose above its first-epoch value" in result.metrics["fit/warning"]
+    assert result.metrics["fit/stop_reason"] == "no_improvement"
     # lower-is-better metric: dev loss keeps falling on this task, so no early stop
     _, result = _run(data, tmp_path / "loss", early_stopping_metric="loss", patience=1, num_epochs=4)
     assert result.stop_reason == "num_epochs" and result.best_epoch == 3
 
 
 def test_stopping_metric_defaults_and_direction():
-    assert default_stopping_metric(50) == "micro_f1" and default_stopping_metric(8921) == "p@8"
+    assert default_stopping_metric(50) == "map" and default_stopping_metric(8921) == "map"
+    assert default_stopping_metric(5, ["loss", "micro_f1", "p@1"]) == "micro_f1"   # a metric_fn without map
     assert higher_is_better("p@8") and higher_is_better("macro_auc") and not higher_is_better("loss")
 
 

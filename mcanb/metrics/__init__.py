@@ -56,7 +56,7 @@ from .bootstrap import ConfidenceInterval, PairedComparison, bootstrap_ci, paire
 from .classification import (DEFAULT_BINS, CodeCounts, code_counts, f1_by_frequency, frequency_bin_labels,
                              macro_f1_all, macro_f1_caml, macro_f1_present, micro_f1, micro_precision_recall_f1,
                              per_code_f1)
-from .core import evaluate
+from .core import TUNED_SCORES, dev_threshold_scores, evaluate
 from .ranking import (default_k, k_for_label_space, macro_auc, mean_average_precision, micro_auc,
                       per_code_auc, precision_at_k, r_precision, ranking_per_doc, recall_at_k)
 from .stopping import check_metric_name, default_stopping_metric, higher_is_better
@@ -64,7 +64,8 @@ from .thresholds import Threshold
 
 __all__ = [
     "DEFAULT_BINS", "CodeCounts", "ConfidenceInterval", "PairedComparison", "Threshold",
-    "bootstrap_ci", "check_metric_name", "code_counts", "default_k", "default_stopping_metric", "evaluate",
+    "TUNED_SCORES", "bootstrap_ci", "check_metric_name", "code_counts", "default_k", "default_stopping_metric",
+    "dev_threshold_scores", "evaluate",
     "f1_by_frequency", "frequency_bin_labels", "higher_is_better", "k_for_label_space", "macro_auc",
     "macro_f1_all", "macro_f1_caml", "macro_f1_present", "mean_average_precision", "micro_auc", "micro_f1",
     "micro_precision_recall_f1", "paired_bootstrap", "per_code_auc", "per_code_f1", "precision_at_k",

@@ -1,14 +1,17 @@
 """``evaluate``: every metric of the paper's tables in one flat ``{name: number}`` dict for ``metrics.json``."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from ._arrays import Prepared
-from .classification import DEFAULT_BINS, _by_frequency, _code_counts, scores_from_counts
+from .classification import DEFAULT_BINS, _by_frequency, _code_counts, code_counts, scores_from_counts
 from .ranking import _micro_auc, _per_code_auc, _per_doc_ranking, check_k, default_k
-from .thresholds import resolve_threshold
+from .thresholds import Threshold, resolve_threshold
+
+# The thresholded scores reported again at the threshold tuned on dev (``<split>/<name>@dev_threshold``).
+TUNED_SCORES = ("micro_f1", "macro_f1_caml", "micro_precision", "micro_recall")
 
 
 def evaluate(y_true, y_score, *, k: int | Sequence[int] | None = None, threshold=0.5, train_counts=None,
@@ -65,3 +68,22 @@ def _flat_bins(table: dict[str, np.ndarray]) -> dict[str, float | int]:
             if np.isfinite(table[name][i]):
                 out[f"{name}_freq_{label}"] = float(table[name][i])
     return out
+
+
+def dev_threshold_scores(y_true_dev, y_score_dev, others: Mapping[str, tuple] | None = None) -> dict[str, float]:
+    """F1 at one global threshold fitted on dev (``Threshold.fit``, dev labels only), on dev and on ``others``.
+
+    ``others``: ``{split: (y_true, y_score)}``, e.g. ``{"test": (y_test, s_test)}``; their labels never choose the
+    threshold. Returns ``dev_threshold`` and ``<split>/<name>@dev_threshold`` for each name in ``TUNED_SCORES``
+    (the dev values are optimistic: tuned and scored on the same split). Empty when dev has no positive label
+    (no threshold can be fitted). Example: ``{"dev_threshold": 0.31, "test/micro_f1@dev_threshold": 0.48, ...}``.
+    """
+    if not np.asarray(y_true_dev).any():
+        return {}
+    thr = Threshold.fit(y_true_dev, y_score_dev)
+    out: dict[str, float] = {"dev_threshold": float(thr.threshold)}
+    for split, (y, s) in {"dev": (y_true_dev, y_score_dev), **dict(others or {})}.items():
+        scores = scores_from_counts(code_counts(y, s, thr.threshold if split == "dev" else thr))
+        out.update({f"{split}/{k}@dev_threshold": float(scores[k]) for k in TUNED_SCORES})
+    return out
+

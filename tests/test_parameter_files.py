@@ -1,0 +1,91 @@
+"""Every parameter file of notebooks 01, 04 and 05 runs end to end (``mcanb run``) on the toy fixtures, a few
+steps each, in one throw-away outputs folder; and the toy coded-notes table (ICD-10, string ids, short reports)
+goes through notebooks 01 and 04 with the defaults, every model above the most-frequent floor.
+
+The real-data files cannot read MIMIC-III here: notebook 01's are pointed at the toy MIMIC-shaped folder (same
+format, its own split files), so the MIMIC-III runs of notebooks 04 and 05 read real notebook-01 outputs of the
+same names. Notebooks 02 and 03 are left to tests/test_bert_parameters.py (their files name hub encoders).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcanb.paths import PARAMETERS, ROOT
+
+pytestmark = pytest.mark.slow
+
+# Tiny settings for notebook 04 (the files' own values are checked by the notebook's parameter check first).
+QUICK_04 = {"seeds": "[13]", "num_epochs": "1", "max_steps": "2", "num_filters": "4", "max_length": "64",
+            "baselines": "[most_frequent]"}
+QUICK_05 = {"n_resamples": "10"}
+
+
+def _files(notebook: str) -> list[str]:
+    return sorted(p.stem for p in (PARAMETERS / notebook).glob("*.yaml"))
+
+
+def _run(outputs: Path, notebook: str, run: str, **overrides: str) -> Path:
+    cmd = [sys.executable, "-m", "mcanb.cli", "run", notebook, run]
+    for key, value in overrides.items():
+        cmd += ["-p", key, value]
+    env = {**os.environ, "MCANB_OUTPUTS": str(outputs), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{notebook}/{run} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return outputs / notebook
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory) -> Path:
+    """One outputs folder; notebook 01's toy and toy_corpus runs first (everything else reads them)."""
+    out = tmp_path_factory.mktemp("outputs")
+    _run(out, "01_preprocess", "toy")
+    _run(out, "01_preprocess", "toy_corpus")
+    return out
+
+
+def _metrics(folder: Path) -> dict:
+    return json.loads((folder / "metrics.json").read_text())["metrics"]
+
+
+@pytest.mark.parametrize("run", [r for r in _files("01_preprocess") if not r.startswith("toy")])
+def test_preprocess_files_run_on_the_toy_mimic_folder(outputs, run):
+    toy = outputs / "fixtures" / "toy_mimic"
+    done = _run(outputs, "01_preprocess", run, input_path=str(toy), splits_dir="null", verify_caml_splits="false")
+    assert _metrics(done / run)["documents"] > 0
+
+
+def test_every_cnn_file_then_every_frequency_file_runs(outputs):
+    """Notebook 04's files (single-model ones included: they used to crash after training), then notebook 05's,
+    which read notebook 04's run folders by name."""
+    for run in _files("04_cnn_retraining"):
+        folder = _run(outputs, "04_cnn_retraining", run, **QUICK_04) / run
+        m = _metrics(folder)
+        assert any(k.endswith("/test/micro_f1@dev_threshold/mean") for k in m), run
+        assert (folder / "tables" / "table_6.csv").exists(), run
+    for run in _files("05_frequency_analysis"):
+        folder = _run(outputs, "05_frequency_analysis", run, **QUICK_05) / run
+        assert (folder / "metrics.json").exists(), run
+
+
+def test_toy_corpus_learns_with_the_defaults(outputs):
+    """The coded-notes table with string ids and ICD-10 codes, notebook 04 with its defaults (toy_corpus.yaml sets
+    only models, seeds, epochs and patience): every model above the most-frequent floor on threshold-free metrics,
+    with F1 at the dev-tuned threshold reported."""
+    pre = _metrics(outputs / "01_preprocess" / "toy_corpus")
+    assert pre["documents"] == 600 and pre["full/labels"] == 40 and pre["train_median_tokens"] < 50
+    ids = (outputs / "01_preprocess" / "toy_corpus" / "document_ids.csv").read_text().splitlines()
+    assert ids[0] == "hadm_id,id" and len(ids) == 601 and "-" in ids[1]
+    m = _metrics(_run(outputs, "04_cnn_retraining", "toy_corpus") / "toy_corpus")
+    for model in ("cnn", "caml", "multirescnn", "laat"):
+        for metric in ("micro_auc", "macro_auc", "map"):
+            assert m[f"{model}/above_floor/{metric}"] is True, (model, metric)
+            assert m[f"{model}/test/{metric}/mean"] > m[f"most_frequent/test/{metric}/mean"] + 0.05, (model, metric)
+        assert m[f"{model}/test/micro_f1@dev_threshold/mean"] > m["most_frequent/test/micro_f1@dev_threshold/mean"]
+        assert 0 < m[f"{model}/seed13/dev_threshold"] < 1
+        assert m[f"{model}/seed13/stop_reason"] != "no_improvement"
