@@ -84,7 +84,9 @@ def test_study_runs_then_skips_everything(tiny_study):
     outputs, profile, first, seconds = tiny_study
     assert "2 of 2 runs to do" in first.stdout and "never ran" in first.stdout
     rec = study.read_record(outputs / "04_cnn_retraining" / "tiny")
-    assert rec["status"] == "done" and set(rec["parts"]) == {"params", "notebook", "package", "inputs"}
+    assert rec["status"] == "done" and set(rec["parts"]) == {"params", "notebook", "package", "inputs", "files"}
+    fixture = study.read_record(outputs / "01_preprocess" / "toy")["parts"]["files"]["input_path"]["files"]
+    assert "NOTEEVENTS.csv.gz" in fixture and "splits/train_full_hadm_ids.csv" in fixture     # what 01 reads
     upstream = study.read_record(outputs / "01_preprocess" / "toy")["fingerprint"]
     assert rec["parts"]["inputs"] == {"01_preprocess/toy": upstream}
     # progress reached the terminal: which run, which model and seed, which epoch
@@ -112,6 +114,48 @@ def test_dry_run_says_why(tiny_study, tmp_path):
     out = mcanb_cli(["study", str(changed), "--dry-run"], outputs, timeout=300)
     assert re.search(r"04_cnn_retraining/other\s+run: never ran", out.stdout), out.stdout
     assert not (outputs / "04_cnn_retraining" / "other").exists(), "a dry run must not create anything"
+
+
+def test_a_changed_note_reruns_exactly_the_runs_that_read_it(tiny_study):
+    import gzip
+
+    outputs, profile, _, _ = tiny_study
+    notes = outputs / "fixtures" / "toy_mimic" / "NOTEEVENTS.csv.gz"
+    original = notes.read_bytes()
+    text = gzip.decompress(original).decode()
+    at = text.index("Discharge Diagnosis") if "Discharge Diagnosis" in text else text.index("\n", 200) + 60
+    try:
+        notes.write_bytes(gzip.compress((text[:at] + ("X" if text[at] != "X" else "Y") + text[at + 1:]).encode()))
+        out = mcanb_cli(["study", str(profile), "--dry-run"], outputs, timeout=300)
+        assert out.returncode == 0, out.stderr
+        assert re.search(r"01_preprocess/toy\s+run: input changed: \S*NOTEEVENTS\.csv\.gz", out.stdout), out.stdout
+        assert re.search(r"04_cnn_retraining/tiny\s+run: input changed \(01_preprocess/toy reruns\)", out.stdout)
+    finally:
+        notes.write_bytes(original)
+    again = mcanb_cli(["study", str(profile), "--dry-run"], outputs, timeout=300)
+    assert "0 of 2 runs to do" in again.stdout, again.stdout
+
+
+def test_runs_lists_the_run_store_and_prunes_what_no_result_uses(tiny_study):
+    import shutil
+
+    outputs, _, _, _ = tiny_study
+    listed = mcanb_cli(["runs"], outputs, timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    for model in ("cnn", "caml"):
+        assert re.search(rf"04_cnn_retraining/tiny/{model}/seed13  done  used by 04_cnn_retraining/tiny", listed.stdout)
+    assert re.search(r"identity \w+: data \w+ \(toy/50\) · model \w+ \(caml\) · train \w+ · seed 13 · code \w+",
+                     listed.stdout), listed.stdout
+    orphan = outputs / "04_cnn_retraining" / "tiny" / "old_model" / "seed13"   # no result lists it
+    shutil.copytree(outputs / "04_cnn_retraining" / "tiny" / "caml" / "seed13", orphan)
+    for f in orphan.rglob("*"):
+        os.utime(f, (time.time() - 3600, time.time() - 3600))               # not written just now
+    dry = mcanb_cli(["runs", "--prune", "--dry-run"], outputs, timeout=300)
+    assert re.search(r"would remove \S*old_model/seed13\n", dry.stdout) and "would remove 1 unused runs" in dry.stdout
+    assert orphan.exists()
+    pruned = mcanb_cli(["runs", "--prune"], outputs, timeout=300)
+    assert "removed 1 unused runs" in pruned.stdout, pruned.stdout
+    assert not orphan.parent.exists() and (outputs / "04_cnn_retraining" / "tiny" / "caml" / "seed13").exists()
 
 
 def test_killed_study_resumes_to_the_same_metrics(tiny_study, tmp_path):
