@@ -250,3 +250,20 @@ def test_unexpected_cell_errors_keep_their_traceback():
     assert user_message(bug) is None                                          # printed in full by main()
     ours = PapermillExecutionError(3, 2, "x", "DataError", "notes.csv, row 2, field id: expected an integer", [])
     assert user_message(ours).startswith("notes.csv, row 2, field id: expected an integer")
+
+
+def test_every_shipped_parameter_file_passes_the_value_checks(monkeypatch):
+    """The validators are not stricter than the project's own parameter files (paths aside: no data here)."""
+    from mcanb import preflight
+    from mcanb.paths import PARAMETERS
+    from mcanb.pipeline import numbered_notebooks, resolve_parameters
+
+    monkeypatch.setenv("MIMIC3_DIR", str(ROOT))
+    checked = 0
+    for nb in numbered_notebooks():
+        for f in sorted((PARAMETERS / nb).glob("*.yaml")):
+            found = [p for p in preflight.problems(nb, resolve_parameters(nb, f.stem))
+                     if not p.startswith(("data_dir:", "input_path:", "the outputs folder"))]
+            assert found == [], f"{f}: {found}"
+            checked += 1
+    assert checked >= 20
