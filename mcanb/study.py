@@ -137,7 +137,7 @@ def _sha(data: bytes | str) -> str:
 
 # Modules that only orchestrate or present runs (never imported by a notebook's computation): changing them must not
 # rerun hours of training. Every other source file of the package counts.
-ORCHESTRATION = {"cli.py", "study.py", "progress.py", "report.py", "predict.py"}
+ORCHESTRATION = {"cli.py", "study.py", "progress.py", "report.py", "predict.py", "preflight.py", "errors.py"}
 
 
 @lru_cache(maxsize=None)

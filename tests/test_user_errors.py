@@ -59,6 +59,8 @@ def test_misspelled_model_is_refused_before_anything_is_written_and_dry_run_says
     dry_code, dry = cli([*args, "--dry-run"], out_dir)
     user_error(dry_code, dry, "models: unknown 'cmal'")
     assert not out_dir.exists()
+    code, out = cli(["run", "04_cnn_retraining", "toy", "-p", "models", "[cnn, caml"], out_dir)
+    user_error(code, out, "-p models '[cnn, caml'", "not valid YAML")
 
 
 def test_label_space_as_a_number_is_accepted_and_a_wrong_one_lists_the_valid_ones(tmp_path):
