@@ -97,6 +97,16 @@ def test_missing_input_path_in_a_profile_is_reported_before_the_first_run(tmp_pa
     assert files(tmp_path / "o") == set()
 
 
+def test_input_files_and_columns_are_checked_before_preprocessing(tmp_path):
+    table = tmp_path / "in" / "notes.csv"
+    table.parent.mkdir()
+    table.write_text("id,txt,codes,split\n1,chest pain,401.9,train\n")
+    code, out = cli(["run", "01_preprocess", "toy", "-p", "input_format", "table", "-p", "input_path", str(table)],
+                    tmp_path / "o")
+    user_error(code, out, f"input_path: {table}: missing column(s) ['text']", "expected ['id', 'text', 'codes', 'split']")
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("encoder, expected", [
     ("./no/such/encoder", "does not exist"),
     ("local:bert", "unknown local encoder 'local:bert'"),
