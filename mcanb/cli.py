@@ -10,6 +10,9 @@
     mcanb lab [PROFILE] [--port N]             # JupyterLab on notebooks/ and outputs/; a profile's runs open
     mcanb list                                 # notebooks, their parameter files, study profiles
 
+A user error (a parameter, an input file, a run folder) prints one message naming the file, key or field and what
+was expected, before any work starts, and exits 1; ``--debug`` adds the traceback (README "Troubleshooting").
+
 ``python run.py toy`` is ``mcanb study toy`` and ``python run.py run`` is ``mcanb run``. Explained in the
 README section "The whole study".
 """
@@ -26,7 +29,16 @@ from .paths import ROOT
 
 
 def _overrides(pairs: list[list[str]] | None) -> dict[str, Any]:
-    return {k: yaml.safe_load(v) for k, v in (pairs or [])}
+    from .errors import yaml_problem
+    from .params import ParameterError
+
+    out = {}
+    for k, v in pairs or []:
+        try:
+            out[k] = yaml.safe_load(v)
+        except yaml.YAMLError as e:
+            raise ParameterError(yaml_problem(f"-p {k} {v!r}", e) + "; quote lists as \"[a, b]\"") from e
+    return out
 
 
 def _cmd_run(args) -> None:

@@ -136,6 +136,28 @@ def input_path(v, ctx) -> str | None:
     if out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents:
         return (f"the output folder {out} would be inside the raw data folder {raw}; nothing is written next to raw "
                 "data: move the input or set MCANB_OUTPUTS elsewhere")
+    return _header_problem(p, table, str(ctx.values.get("encoding") or "utf-8"))
+
+
+def _header_problem(p: Path, table: bool, enc: str) -> str | None:
+    """The input's files and columns, from the headers only (the rows are checked while preprocessing)."""
+    from . import coded_table, data
+
+    try:
+        if not table:
+            for name in ("NOTEEVENTS", "DIAGNOSES_ICD", "PROCEDURES_ICD"):
+                data.find_table(p, name)
+        elif p.suffix == ".parquet":
+            import pyarrow.parquet as pq
+            try:
+                names = pq.read_schema(p).names
+            except Exception as e:  # noqa: BLE001 - any reader failure is one message
+                return f"{p}: cannot be read as a Parquet table ({str(e).splitlines()[0]})"
+            data.column_map(p, names, coded_table.COLUMNS)
+        else:
+            data.column_map(p, data.read_header(p, enc), coded_table.COLUMNS)
+    except data.DataError as e:
+        return str(e)
     return None
 
 

@@ -59,6 +59,8 @@ def test_misspelled_model_is_refused_before_anything_is_written_and_dry_run_says
     dry_code, dry = cli([*args, "--dry-run"], out_dir)
     user_error(dry_code, dry, "models: unknown 'cmal'")
     assert not out_dir.exists()
+    code, out = cli(["run", "04_cnn_retraining", "toy", "-p", "models", "[cnn, caml"], out_dir)
+    user_error(code, out, "-p models '[cnn, caml'", "not valid YAML")
 
 
 def test_label_space_as_a_number_is_accepted_and_a_wrong_one_lists_the_valid_ones(tmp_path):
@@ -93,6 +95,16 @@ def test_missing_input_path_in_a_profile_is_reported_before_the_first_run(tmp_pa
     code, again = cli(["study", str(profile), "--no-report"], tmp_path / "o")
     user_error(code, again, "2 problem(s)")
     assert files(tmp_path / "o") == set()
+
+
+def test_input_files_and_columns_are_checked_before_preprocessing(tmp_path):
+    table = tmp_path / "in" / "notes.csv"
+    table.parent.mkdir()
+    table.write_text("id,txt,codes,split\n1,chest pain,401.9,train\n")
+    code, out = cli(["run", "01_preprocess", "toy", "-p", "input_format", "table", "-p", "input_path", str(table)],
+                    tmp_path / "o")
+    user_error(code, out, f"input_path: {table}: missing column(s) ['text']", "expected ['id', 'text', 'codes', 'split']")
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("encoder, expected", [
@@ -250,3 +262,20 @@ def test_unexpected_cell_errors_keep_their_traceback():
     assert user_message(bug) is None                                          # printed in full by main()
     ours = PapermillExecutionError(3, 2, "x", "DataError", "notes.csv, row 2, field id: expected an integer", [])
     assert user_message(ours).startswith("notes.csv, row 2, field id: expected an integer")
+
+
+def test_every_shipped_parameter_file_passes_the_value_checks(monkeypatch):
+    """The validators are not stricter than the project's own parameter files (paths aside: no data here)."""
+    from mcanb import preflight
+    from mcanb.paths import PARAMETERS
+    from mcanb.pipeline import numbered_notebooks, resolve_parameters
+
+    monkeypatch.setenv("MIMIC3_DIR", str(ROOT))
+    checked = 0
+    for nb in numbered_notebooks():
+        for f in sorted((PARAMETERS / nb).glob("*.yaml")):
+            found = [p for p in preflight.problems(nb, resolve_parameters(nb, f.stem))
+                     if not p.startswith(("data_dir:", "input_path:", "the outputs folder"))]
+            assert found == [], f"{f}: {found}"
+            checked += 1
+    assert checked >= 20
