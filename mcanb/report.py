@@ -189,10 +189,11 @@ h1{font-size:22px;margin:.3em 0}h2{font-size:18px;margin:1.2em 0 .3em;border-bot
 h3{font-size:15px;margin:1em 0 .2em}p{margin:.3em 0}.note{color:#555;font-size:13px}
 table{border-collapse:collapse;margin:.3em 0 .8em;font-size:12px;line-height:1.25}
 td,th{border:1px solid #d4d4d4;padding:1px 5px;text-align:left;vertical-align:top}
-th{background:#f0f0f0}td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+th{background:#f0f0f0;white-space:nowrap}td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+td.a{white-space:nowrap}
 tr.sec td{background:#e8eef6;font-weight:600}tr.mine td{background:#fffbe6}tr.skip td{color:#777;font-style:italic}
 .d{color:#666;font-size:11px}.rq{display:flex;gap:1em;align-items:flex-start;margin:.4em 0 .9em}
-.rq div{flex:1}.rq img{max-width:520px;max-height:260px;border:1px solid #ddd}img{max-width:100%}
+.rq div{flex:1}.rq img{max-width:480px;max-height:190px;border:1px solid #ddd}img{max-width:100%}
 td.map{max-width:330px;font-size:11px;color:#444}"""
 
 
@@ -205,14 +206,14 @@ def _html_comparison(c: comparison.Comparison, out: Path) -> str:
     link = _rel(c.run_dir / "metrics.json", out) if c.run_dir else None
 
     def row(r: comparison.Row, cls: str = "") -> str:
-        cells = [e(r.name)]
-        if arch:
-            cells.append(e(published.ARCHITECTURES.get(r.architecture, r.architecture)))
         if r.source == "not run":
-            rest = ncol - len(cells)
-            why = f"not run: {e(r.note)}" + (f" (stands for: {e(r.stands_for)})" if r.stands_for else "")
-            return f'<tr class="skip">{"".join(f"<td>{x}</td>" for x in cells)}<td colspan="{rest}">{why}</td></tr>'
-        cells_html = "".join(f"<td>{x}</td>" for x in cells) + f'<td class="map">{e(r.stands_for)}</td>'
+            what = r.name + (f" · {published.ARCHITECTURES.get(r.architecture, r.architecture)}" if r.architecture
+                             else "")
+            return f'<tr class="skip"><td colspan="{ncol}">not run: <b>{e(what)}</b>: {e(r.note)}</td></tr>'
+        cells_html = f"<td>{e(r.name)}</td>"
+        if arch:
+            cells_html += f'<td class="a">{e(published.ARCHITECTURES.get(r.architecture, r.architecture))}</td>'
+        cells_html += f'<td class="map">{e(r.stands_for)}</td>'
         for m in c.metrics:
             v = r.values.get(m)
             if v is None:
@@ -236,10 +237,11 @@ def _html_comparison(c: comparison.Comparison, out: Path) -> str:
     run = f'<a href="{e(_rel(c.run_dir, out))}">{e(c.run)}</a>' if c.run_dir else e(c.run or "this run")
     diff = ("differences to the paper's row of the same model in brackets" if c.difference else
             "not the paper's data, so no differences are shown: compare orderings, not values")
-    body += [sec(f"this run: {run} on {e(c.data)}; mean ± sd over seeds, percent; {diff}")]
+    body += [sec(f"this run: {run} on {e(c.data)}")]
     body += [row(r, "mine" if r.source == "this run" else "") for r in c.this_run]
     thead = "".join(f"<th>{e(h)}</th>" for h in head)
-    return f"<h3>{e(c.title)}</h3><table><thead><tr>{thead}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (f'<h3>{e(c.title)}</h3><p class="note">This run: mean ± sd over seeds, percent, each linked to its '
+            f"metrics.json; {diff}.</p><table><thead><tr>{thead}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
 def _html_runs(runs: list[dict]) -> str:

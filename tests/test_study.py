@@ -195,8 +195,9 @@ def test_report_shows_every_table_beside_the_paper(tiny_study):
     page = outputs / "report" / profile.stem.replace("_", "-") / "index.html"
     assert page.exists() and "report:" in first.stdout
     text = html.unescape(page.read_text())
-    assert "Table 6 (top-50 codes)" in text and "not run: not implemented in mcanb" in text
-    assert "not run: not in this run's `models`" in text                 # MultiResCNN was not trained here
+    assert "Table 6 (top-50 codes)" in text and "not run: <b>CNN (Kim, 2014), HyperCore</b>: not implemented" not in text
+    assert "not run: <b>HyperCore</b>: not implemented in mcanb" in text    # one line per reason
+    assert "not run: <b>MultiResCNN</b>: not in this run's `models`" in text  # not trained here
     for href in re.findall(r'(?:href|src)="([^"]+)"', page.read_text()):
         assert (page.parent / href).exists(), f"broken link {href}"
     md = (page.parent / "report.md").read_text()
