@@ -1,8 +1,8 @@
 """The generic input format: one "coded notes" table (CSV or Parquet), a row per document.
 
-Columns ``id`` (integers, or any strings: see below), ``text``, ``codes`` (``;``-separated, or a list column in Parquet), ``split``
-(``train``/``dev``/``test``) and optionally ``subject_id``; names match ignoring case. For MIMIC-IV, other
-corpora or a hospital's own notes; codes pass through unchanged (no ICD-9 dot rules).
+Columns ``id`` (integers, or any strings: see below), ``text``, ``codes`` (``;``-separated, or a list column in
+Parquet), ``split`` (``train``/``dev``/``test``) and optionally ``subject_id``; names match ignoring case. For
+MIMIC-IV, other corpora or a hospital's own notes; codes pass through unchanged (no ICD-9 dot rules).
 
 What is decided, and counted in ``report.json`` (``counts``) or listed in ``dropped.csv``:
 

@@ -28,7 +28,7 @@ def _metrics(run_dir: Path) -> dict:
 
 
 def test_shipped_profiles_load_and_resolve_every_parameter_file():
-    for name in ("toy", "mimic3-50", "mimic3-full"):
+    for name in ("toy", "toy-corpus", "mimic3-50", "mimic3-full"):
         prof = study.load_profile(name)
         assert prof.runs and prof.runs[0].notebook == "01_preprocess"
         for spec in prof.runs:
