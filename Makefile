@@ -1,6 +1,6 @@
 # Self-documenting Makefile: `make` lists the targets. Each target calls run.py, which sets itself up.
 .DEFAULT_GOAL := help
-.PHONY: help env toy run test clean study report lab
+.PHONY: help env toy run test test-fast clean study report lab
 PY ?= python3
 
 help: ## list targets
@@ -15,8 +15,11 @@ toy: ## run every numbered notebook on the toy MIMIC-shaped fixture -> outputs/<
 run: ## run one notebook: make run NB=01_preprocess RUN=mimic3
 	$(PY) run.py run $(NB) $(RUN)
 
-test: ## the whole test suite (what CI runs)
+test: ## every test tier: fast, slow and notebooks (what CI runs)
 	$(PY) run.py test
+
+test-fast: ## the fast tier only (plain `pytest`: units and small learning checks)
+	$(PY) run.py test tests -m "not slow"
 
 readme-figures: ## rewrite README.md's result tables from outputs/*/toy/ (after make toy)
 	$(PY) run.py readme-figures

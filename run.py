@@ -17,10 +17,12 @@ Commands::
 
     python run.py setup                 # only the set-up above
     python run.py toy                   # `mcanb study toy`: every numbered notebook on the toy fixture
-    python run.py run NB RUN [-p k v]   # one notebook with parameters/<NB>/<RUN>.yaml; relative paths
-                                        # given with -p are taken from your working directory
+    python run.py run NB RUN [-p k v]   # `mcanb run`: one notebook with parameters/<NB>/<RUN>.yaml or RUN=a
+                                        # YAML file's path; relative paths (the file's, -p's) are taken
+                                        # from your working directory
     python run.py mcanb ARGS...         # any `mcanb` command (study, report, predict, lab) in this environment
-    python run.py test [pytest args]    # the whole test suite (what .ci/run calls)
+    python run.py test [pytest args]    # every test tier: fast, slow and notebooks (what .ci/run calls);
+                                        # plain `pytest` is the fast tier only (README "Quick start")
     python run.py readme-figures        # rewrite README.md's result tables from outputs/*/toy/metrics.json
 """
 from __future__ import annotations
@@ -107,8 +109,10 @@ def main(argv: list[str]) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if cmd == "setup":
         return
-    if cmd == "test":
-        rc = subprocess.call([python, "-m", "pytest", *rest], cwd=ROOT, env=env)
+    if cmd == "test":   # -m "": every marker (pyproject's default leaves out `slow`); tests/ and notebooks/
+        paths = [] if any((ROOT / a).exists() or Path(a).exists() for a in rest if not a.startswith("-")) \
+            else ["tests", "notebooks"]
+        rc = subprocess.call([python, "-m", "pytest", "-m", "", *paths, *rest], cwd=ROOT, env=env)
         sys.exit(rc)
     if cmd == "toy":
         _run([python, "-m", "mcanb.cli", "study", "toy", *rest], env=env)

@@ -101,8 +101,8 @@ def describe_source(notebook: str, run: str) -> str:
 def _file_values(notebook: str, run: str) -> tuple[Path, dict[str, Any]]:
     file = parameter_file(notebook, run)
     if P.is_base(file):
-        runs, _ = parameter_files(notebook)
-        users = [r for r in runs if file in P.extends_chain(PARAMETERS / notebook / f"{r}.yaml")]
+        users = [f"{nb}/{r}" for nb in numbered_notebooks() for r in parameter_files(nb)[0]
+                 if file in P.extends_chain(PARAMETERS / nb / f"{r}.yaml")]
         raise P.ParameterError(f"{_shown(file)}: a base file (shared settings that other files extend), not a run; "
                                f"run one that extends it: {', '.join(users) or '(none yet)'}")
     if not file.exists():

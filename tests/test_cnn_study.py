@@ -17,7 +17,7 @@ from mcanb.paths import NOTEBOOKS, PARAMETERS
 from mcanb.predictions import load_predictions
 
 NB = "04_cnn_retraining"
-REAL_RUNS = sorted(PARAMETERS.glob(f"{NB}/mimic3_*.yaml"))
+REAL_RUNS = sorted(p for p in PARAMETERS.glob(f"{NB}/mimic3_*.yaml") if not params.is_base(p))   # bases: test_parameters_layout
 
 
 @pytest.fixture(scope="module")

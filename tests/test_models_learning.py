@@ -49,7 +49,8 @@ def word2vec_like(seed: int = 0) -> torch.Tensor:
     return vectors
 
 
-@pytest.mark.parametrize("name", list(SETTINGS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("dr_caml", "laat", "multirescnn")
+                                  else n for n in SETTINGS])   # the fast tier keeps the CNN and CAML checks
 def test_model_learns_planted_codes(task, name):
     train, dev, mf_scores = task
     config = {"num_codes": NUM_CODES, **SETTINGS[name]}

@@ -23,7 +23,8 @@ def toy():
     return data, E.datasets(data, max_length=400)
 
 
-@pytest.mark.parametrize("name", sorted(SETTINGS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("laat", "dr_caml") else n
+                                  for n in sorted(SETTINGS)])   # slow tier: 15-25 s each on a quiet 2-core machine
 def test_model_learns_on_the_toy_fixture(toy, name, tmp_path):
     data, splits = toy
     cfg = E.train_config(name, lr=1e-2, patience=None, num_epochs=6, batch_size=16, progress=False)

@@ -38,6 +38,7 @@ QUICK_FORMS = {
     "jupyter lab": ("jupyter lab --help", "starts a server that runs until stopped"),
     "accelerate launch": ("accelerate launch --help", "needs the user's training script and several GPUs"),
     "python run.py test": ("python run.py test --help", "is the test suite itself"),
+    "python -m pytest": ("python -m pytest --markers", "is the test suite itself (--markers: the tiers' configuration)"),
     "mcanb run": ("mcanb run --help", "trains models for minutes"),
     "mcanb study toy --dry-run": ("mcanb study toy --dry-run", "is already the quick form"),
     "mcanb study": ("mcanb study toy --dry-run", "runs the whole study (tests/test_study.py runs a small one)"),
@@ -106,6 +107,7 @@ def test_the_parser_sees_the_readme_commands():
     assert any(c.startswith("jupyter lab") for c in COMMANDS)
 
 
+@pytest.mark.slow   # one subprocess per README command, about 4 min in all
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command_runs(command, tmp_path):
     run = quick_form(command)

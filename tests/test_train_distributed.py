@@ -35,6 +35,7 @@ def _metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())["metrics"]
 
 
+@pytest.mark.slow   # three training processes
 def test_two_gloo_processes_match_one_process(tmp_path):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     env.pop("TINY_KILL_AT_FORWARD", None)

@@ -36,6 +36,7 @@ def _metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())["metrics"]
 
 
+@pytest.mark.slow   # two training subprocesses per model, one killed
 @pytest.mark.parametrize("model", ["tiny", "bert_hier"])
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, model):
     full, killed = tmp_path / "nb" / "full", tmp_path / "nb" / "killed"
