@@ -16,6 +16,7 @@ import difflib
 import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -183,15 +184,56 @@ def encoders(v, ctx) -> str | None:
 
     if not isinstance(v, (list, tuple)) or not v:
         return f"expected a non-empty list of encoders, got {v!r}"
-    out = []
+    out, hub = [], []
     for name in v:
         if name in LOCAL_ENCODERS:
             continue
         try:
-            resolve_encoder(name)
+            if resolve_encoder(name) == name:        # not a directory: a hub id
+                hub.append(name)
         except EncoderNotFound as e:
             out.append(str(e))
-    return "; ".join(out) or None
+    why = hub_problem(hub)
+    return "; ".join(out + ([why] if why else [])) or None
+
+
+def hub_problem(names: list[str]) -> str | None:
+    """Why hub ids cannot be loaded now: not in the local Hugging Face cache while offline (``HF_HUB_OFFLINE``) or
+    while the hub cannot be reached (one connection attempt, 5 s at most). None when they can (or may)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        missing = [n for n in names if not isinstance(try_to_load_from_cache(n, "config.json"), str)]
+    except Exception:  # noqa: BLE001 - an id the cache cannot parse fails later with the hub's own message
+        return None
+    if not missing:
+        return None
+    if any(os.environ.get(k, "0").lower() not in ("0", "", "false") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        reason = "HF_HUB_OFFLINE is set"
+    else:
+        reason = _hub_reachable()
+        if reason is None:
+            return None
+        reason = f"the hub cannot be reached ({reason})"
+    return (f"hub id(s) {', '.join(map(repr, missing))} not in the local Hugging Face cache, and {reason}; download "
+            "each where there is internet (`hf download ID --local-dir DIR`) and name DIR instead")
+
+
+@lru_cache(maxsize=1)
+def _hub_reachable() -> str | None:
+    """None when a connection to the hub opens, else the reason."""
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        from huggingface_hub import constants
+        url = urlparse(constants.ENDPOINT)
+    except Exception:  # noqa: BLE001
+        url = urlparse("https://huggingface.co")
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=5).close()
+    except OSError as e:
+        return f"{type(e).__name__}: {e}"
+    return None
 
 
 def _cnn_models() -> tuple[str, ...]:

@@ -22,7 +22,7 @@ def cli(args, outputs: Path, *, stdin: bytes | None = None, cwd: Path = ROOT, en
         timeout: int = 300) -> tuple[int, str]:
     """``(exit code, stdout + stderr)`` of ``python -m mcanb.cli ARGS``."""
     e = dict(os.environ, MCANB_OUTPUTS=str(outputs), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
-             PYTHONUNBUFFERED="1", **(env or {}))
+             PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", **(env or {}))          # tests never touch the network
     p = subprocess.run([sys.executable, "-m", "mcanb.cli", *args], cwd=cwd, env=e, input=stdin,
                        capture_output=True, timeout=timeout)
     return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
@@ -76,7 +76,8 @@ def test_unset_environment_variable_is_reported_by_study_and_its_dry_run(tmp_pat
     env = {k: v for k, v in os.environ.items() if k != "MIMIC3_DIR"}
     for extra in (["--dry-run"], ["--no-report"]):
         p = subprocess.run([sys.executable, "-m", "mcanb.cli", "study", "mimic3-50", *extra], cwd=ROOT,
-                           env={**env, "MCANB_OUTPUTS": str(tmp_path / "o"), "PYTHONPATH": str(ROOT)},
+                           env={**env, "MCANB_OUTPUTS": str(tmp_path / "o"), "PYTHONPATH": str(ROOT),
+                                "HF_HUB_OFFLINE": "1"},
                            capture_output=True, text=True, timeout=300)
         user_error(p.returncode, p.stdout + p.stderr, "parameters/01_preprocess/mimic3_caml.yaml",
                    "input_path: '$MIMIC3_DIR' uses the environment variable $MIMIC3_DIR, which is not set",
@@ -111,6 +112,8 @@ def test_input_files_and_columns_are_checked_before_preprocessing(tmp_path):
     ("./no/such/encoder", "does not exist"),
     ("local:bert", "unknown local encoder 'local:bert'"),
     ("EMPTY", "holds no config.json"),
+    ("someone/not-cached-bert", "hub id(s) 'someone/not-cached-bert' not in the local Hugging Face cache, and "
+                                "HF_HUB_OFFLINE is set"),
 ])
 def test_unusable_encoders_are_refused_before_preprocessing(tmp_path, encoder, expected):
     if encoder == "EMPTY":                      # a local folder that lost config.json: no hub advice
@@ -120,7 +123,7 @@ def test_unusable_encoders_are_refused_before_preprocessing(tmp_path, encoder, e
     code, out = cli(["run", "02_pretraining_domains", "toy", "-p", "encoders", f"[in-domain, '{encoder}']"],
                     tmp_path / "o")
     user_error(code, out, "encoders:", expected)
-    assert "hf download" not in out
+    assert ("hf download" in out) == ("hub id" in expected)                 # no hub advice for a local folder
     assert not (tmp_path / "o").exists()
 
 
@@ -271,11 +274,13 @@ def test_every_shipped_parameter_file_passes_the_value_checks(monkeypatch):
     from mcanb.pipeline import numbered_notebooks, resolve_parameters
 
     monkeypatch.setenv("MIMIC3_DIR", str(ROOT))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")                                # the paper's encoders are hub ids
     checked = 0
     for nb in numbered_notebooks():
         for f in sorted((PARAMETERS / nb).glob("*.yaml")):
             found = [p for p in preflight.problems(nb, resolve_parameters(nb, f.stem))
-                     if not p.startswith(("data_dir:", "input_path:", "the outputs folder"))]
+                     if not p.startswith(("data_dir:", "input_path:", "the outputs folder"))
+                     and "not in the local Hugging Face cache" not in p]
             assert found == [], f"{f}: {found}"
             checked += 1
     assert checked >= 20
