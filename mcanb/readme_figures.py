@@ -59,12 +59,13 @@ def _tables(outputs: Path, notebook: str, produced_by: str) -> tuple[list, dict,
     return tables, params, run_dir / "metrics.json"
 
 
-def _render(tables: list) -> list[str]:
+def _render(tables: list, short: bool) -> list[str]:
+    """``short``: only the paper rows this run's rows are or stand in for (Tables 2–5 have up to 21 rows)."""
     from .comparison import markdown
 
     out = []
     for t in tables:
-        out += [f"**{t.title}**, this run on {t.data} under the paper's rows (percent):", "", markdown(t, short=True)]
+        out += [f"**{t.title}**, this run on {t.data} under the paper's rows (percent):", "", markdown(t, short=short)]
     return out
 
 
@@ -78,7 +79,7 @@ def table6_block(outputs: Path = OUTPUTS) -> str:
                                     f"{threads} torch thread{'s' * (threads != 1)}" if threads else "") if s)
     note = f"Test set of the toy fixture ({setting}); ± is the standard deviation over seeds." if setting else ""
     created = _read_json(source, "python run.py toy").get("created")
-    return "\n".join([*_render(tables), note, _stamp(source, created)]).strip()
+    return "\n".join([*_render(tables, short=False), note, _stamp(source, created)]).strip()
 
 
 def fixture_block(outputs: Path = OUTPUTS) -> str:
@@ -97,7 +98,7 @@ def bert_block(outputs: Path = OUTPUTS) -> str:
     parts, sources = [], []
     for nb, table in (("02_pretraining_domains", 2), ("03_hierarchy", 5)):
         tables, _, source = _tables(outputs, nb, f"python run.py run {nb} toy")
-        parts += _render([t for t in tables if t.table == table])
+        parts += _render([t for t in tables if t.table == table], short=True)
         sources.append(source)
     return "\n".join([*parts, *(_stamp(p) for p in sources)]).strip()
 

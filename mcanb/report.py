@@ -113,11 +113,11 @@ def _bert_vs_cnn_figure(bert, cnn, out: Path, metric: str = "micro_f1") -> Path 
 
     from .reporting import PALETTE
     rows.sort(key=lambda r: r[1].mean)
-    fig, ax = plt.subplots(figsize=(7, 0.32 * len(rows) + 0.9))
+    fig, ax = plt.subplots(figsize=(6.4, 0.22 * len(rows) + 0.8))
     ax.barh(range(len(rows)), [r[1].mean for r in rows], xerr=[r[1].sd if r[1].n > 1 else 0 for r in rows],
             color=[PALETTE[0] if r[2] else PALETTE[1] for r in rows], capsize=2)
-    ax.set_yticks(range(len(rows)), [r[0].replace("\n", " · ") for r in rows], fontsize=7)
-    ax.set_xlabel(f"test {published.METRIC_LABELS[metric]} (%), blue: BERT, orange: CNN family and baselines",
+    ax.set_yticks(range(len(rows)), [r[0].replace("\n", " · ") for r in rows], fontsize=9)
+    ax.set_xlabel(f"test {published.METRIC_LABELS[metric]} (%); blue: BERT, orange: CNN family",
                   fontsize=8)
     fig.tight_layout()
     path = out / "rq3_bert_vs_cnn.png"
@@ -193,7 +193,7 @@ th{background:#f0f0f0;white-space:nowrap}td.n{text-align:right;white-space:nowra
 td.a{white-space:nowrap}
 tr.sec td{background:#e8eef6;font-weight:600}tr.mine td{background:#fffbe6}tr.skip td{color:#777;font-style:italic}
 .d{color:#666;font-size:11px}.rq{display:flex;gap:1em;align-items:flex-start;margin:.4em 0 .9em}
-.rq div{flex:1}.rq img{max-width:480px;max-height:190px;border:1px solid #ddd}img{max-width:100%}
+.rq div{flex:1}.rq img{max-width:520px;max-height:250px;border:1px solid #ddd}img{max-width:100%}
 td.map{max-width:330px;font-size:11px;color:#444}"""
 
 
