@@ -64,6 +64,10 @@ def _cmd_study(args) -> None:
     from .report import write_report
     from .study import load_profile, run_study
 
+    if args.rehearse:
+        from .rehearse import rehearse_study
+        rehearse_study(args.profile)        # the profile at MIMIC-III scale on the fixture, capped runs, a cost table
+        return
     profile = load_profile(args.profile)        # a bad profile stops here, before anything runs
     try:
         run_study(args.profile, dry_run=args.dry_run, timeout=args.timeout)
@@ -251,6 +255,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="list what would run and why; run nothing")
     s.add_argument("--no-report", action="store_true", help="do not write outputs/report/ at the end")
     s.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
+    s.add_argument("--rehearse", action="store_true", help="rehearse at MIMIC-III scale on the fixture with stand-in "
+                   "encoders and capped training; print what each run costs (outputs/rehearsal/)")
     s.set_defaults(func=_cmd_study)
     rp = sub.add_parser("report", parents=[common], help="outputs/report/<PROFILE>/: every reproduced table beside the paper's numbers")
     rp.add_argument("profile")

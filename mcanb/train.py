@@ -49,7 +49,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from . import identity
+from . import cost, identity
 from .batching import BucketBatchSampler
 from .metrics.stopping import MetricFn, check_metric_name, default_stopping_metric, higher_is_better
 from .predictions import save_predictions
@@ -216,6 +216,8 @@ def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: 
             ``out_dir/identity.json`` when the run starts.
     """
     out_dir = Path(out_dir)
+    from .rehearse import apply_caps
+    config, dev_ds, test_ds = apply_caps(config, dev_ds, test_ds, out_dir)   # `mcanb study --rehearse` only
     t = _Trainer(model, train_ds, dev_ds, config, out_dir, metric_fn, accelerator, param_groups)
     with _determinism(t.config):
         t.start(resume, run_identity)
@@ -278,6 +280,7 @@ class _Trainer:
         # On the inner optimizer: Accelerate's scheduler wrapper would step once per process.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         self.prog = Progress()
+        self.meter = cost.Meter(self.raw, acc.device, train_ds.lengths, self.world)  # cost columns of history.csv
 
     # -- start / resume ----------------------------------------------------------------------------------
     def start(self, resume: bool, parts: Mapping[str, Any] | None = None) -> None:
@@ -341,6 +344,8 @@ class _Trainer:
         bar = tqdm(total=len(batches), initial=p.batch_in_epoch, desc=f"epoch {p.epoch}", unit="batch",
                    leave=False, disable=not (self.main and cfg.progress))
         self.model.train()
+        self.meter.start()
+        step0 = p.step
         for i, batch in enumerate(loader, start=p.batch_in_epoch):
             group = batches[i - i % accum: i - i % accum + accum]      # the micro-batches of this optimizer step
             is_last = i == i - i % accum + len(group) - 1
@@ -353,6 +358,7 @@ class _Trainer:
                 acc.backward(out.loss * (n_local * self.world / sum(map(len, group))))
             p.loss_sum += out.loss.item() * n_local
             p.loss_docs += n_local
+            self.meter.add(batch["attention_mask"])
             bar.update()
             if not is_last:
                 continue
@@ -369,6 +375,7 @@ class _Trainer:
                 p.epoch_seconds = time.perf_counter() - t0
                 self.save_last()
         bar.close()
+        self.meter.stop(p.step - step0)
         p.epoch_seconds = time.perf_counter() - t0
 
     def _optimizer_step(self) -> None:
@@ -397,7 +404,7 @@ class _Trainer:
                           **{metric_key("dev", k): v for k, v in dev.items()},
                           "train_s": p.epoch_seconds, "eval_s": time.perf_counter() - t0,
                           "docs_per_s": docs / max(p.epoch_seconds, 1e-9),
-                          "peak_mem_mb": _peak_memory_mb(self.acc.device)})
+                          "peak_mem_mb": _peak_memory_mb(self.acc.device), **self.meter.row()})
         if p.stop_reason is None and cfg.patience is not None and p.bad_epochs >= cfg.patience:
             p.stop_reason = "early_stopping"
         elif p.stop_reason is None and p.epoch + 1 >= cfg.num_epochs:
@@ -428,6 +435,9 @@ class _Trainer:
         metrics = {"fit/best_epoch": p.best_epoch, "fit/epochs": len(p.history), "fit/steps": p.step,
                    "fit/stop_reason": p.stop_reason, "fit/stopping_metric": self.metric,
                    **({"fit/warning": warning} if warning else {})}
+        if self.main:
+            cost.write(self.out_dir, p.history, train_docs=len(self.train_ds), dev_docs=len(self.dev_ds),
+                       test_docs=None if test_ds is None else len(test_ds))
         scored = {}
         for split, ds in (("dev", self.dev_ds), ("test", test_ds)):
             if ds is None:

@@ -28,11 +28,12 @@ from typing import Iterable, Sequence
 PREFIX = "##"
 
 
-def word_counts(texts: Iterable[str]) -> Counter:
-    """``{word: count}`` after BERT's lowercase normaliser and pre-tokeniser (the library's own)."""
+def word_counts(texts: Iterable[str], lowercase: bool = True) -> Counter:
+    """``{word: count}`` after BERT's normaliser (``lowercase``, as the tokenizer's) and pre-tokeniser (the
+    library's own)."""
     from tokenizers import normalizers, pre_tokenizers
 
-    norm, pre = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    norm, pre = normalizers.BertNormalizer(lowercase=lowercase), pre_tokenizers.BertPreTokenizer()
     counts: Counter = Counter()
     for text in texts:
         counts.update(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(text)))
@@ -40,9 +41,10 @@ def word_counts(texts: Iterable[str]) -> Counter:
 
 
 def build_vocab(texts: Iterable[str], vocab_size: int, special_tokens: Sequence[str], *,
-                min_frequency: int = 2) -> list[str]:
-    """The vocabulary in id order: ``special_tokens``, the alphabet, then merged symbols (see the module doc)."""
-    counts = word_counts(texts)
+                min_frequency: int = 2, lowercase: bool = True) -> list[str]:
+    """The vocabulary in id order: ``special_tokens``, the alphabet, then merged symbols (see the module doc);
+    ``lowercase=False`` for a cased tokenizer."""
+    counts = word_counts(texts, lowercase)
     words = sorted(counts)
     seqs = [[w[0], *(PREFIX + c for c in w[1:])] for w in words]
     freqs = [counts[w] for w in words]

@@ -40,7 +40,7 @@ def test_real_models_resume_exactly_after_a_crash(name, tmp_path):
     """In-process variant of the SIGKILL test for real models (buffers, custom autograd functions)."""
     train, dev, _ = make_data()
 
-    def build(crash_at=0):
+    def build(crash_at=None):                   # None: never (fit also runs the model once to count its FLOPs)
         torch.manual_seed(0)
         model = models.build_model(name, {"vocab_size": VOCAB, "num_codes": NUM_CODES, "embed_dim": 8,
                                           "num_filters": 4, "freeze_embeddings": False})

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from mcanb import checkpoint as ckpt
+from mcanb import cost
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_tiny.py"
 
@@ -60,7 +61,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, model):
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a), name
     a, b = (ckpt.load(run / "checkpoints" / "last.pt") for run in (full, killed))
-    hist = lambda c: [{k: v for k, v in row.items() if k not in ("train_s", "eval_s", "docs_per_s", "peak_mem_mb")}
+    hist = lambda c: [{k: v for k, v in row.items() if k not in ("train_s", "eval_s", "docs_per_s", "peak_mem_mb", *cost.COLUMNS)}
                       for row in c["progress"]["history"]]  # noqa: E731  (timings differ, everything else must not)
     assert hist(a) == hist(b)
     assert a["progress"]["best_epoch"] == 3 and a["progress"]["step"] == 24

@@ -1,0 +1,326 @@
+"""``mcanb study PROFILE --rehearse``: the real study at MIMIC-III scale, on this machine, before anyone rents a GPU.
+
+The same profile and parameter files, with four substitutions, each written into a derived profile
+(``outputs/rehearsal/profiles/<profile>.yaml``) or this module's environment record, never hidden:
+
+* the full-scale MIMIC-shaped fixture (``mcanb.fixture``, size ``full``; generated into ``outputs/fixtures`` when
+  missing) in place of ``$MIMIC3_DIR``, with its own split files (``splits_dir`` null, no CAML hash check);
+* each hub encoder replaced by a **stand-in** of the same architecture and vocabulary size with random weights: a
+  ``BertConfig`` from the encoder's recorded facts (``mcanb.published.ENCODER_CARDS`` where present, else
+  :data:`FALLBACK_FACTS`) and a WordPiece tokenizer of that vocabulary size and casing trained on the fixture's
+  training notes (one per (vocabulary size, casing), cached). Run names, row labels and caches keep the hub ids:
+  only :func:`mcanb.encoders.resolve_encoder` answers with the stand-in's directory;
+* one seed per run (the others have the same shapes; projections multiply by the profile's seeds), micro-batch
+  optimizer steps (``grad_accum_steps: 1``) and ``amp: off`` when there is no CUDA device;
+* every training run capped at ``max_steps`` optimizer steps (:func:`apply_caps`, called by ``mcanb.train.fit``)
+  and evaluated on ``eval_docs`` documents of dev and of test at the real code count: the rehearsal's split files
+  (:func:`eval_splits`) keep the whole training split and cut dev and test, so every later step (predictions,
+  bootstrap, frequency analysis, report) sees the same documents;
+* the notebooks' quality checks (plain ``assert``: "beats the most-frequent floor") are switched off with
+  ``PYTHONOPTIMIZE=1``, since one step of a random-weight model cannot pass them; any error still stops the study.
+
+Everything else runs in full: preprocessing with word2vec, word pieces of every note for each tokenizer, batching,
+TF-IDF baselines, the frequency analysis and the report. Outputs go to ``outputs/rehearsal/`` (the study runs in a
+child process with ``MCANB_OUTPUTS`` there), so they never mix with real results; ``fit`` refuses the caps
+anywhere else. A failure (out of memory, a shape or length error, a run colliding with another) stops the
+rehearsal with the real error; :mod:`mcanb.rehearse_table` then prints what each run cost and the projected time
+of the full study. Explained in the README section "Rehearsing the real study".
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ENV = "MCANB_REHEARSE"          # JSON: caps and the stand-in directories, set for the study's child process
+DEFAULT_CAPS = {"max_steps": 1, "eval_docs": 4}   # optimizer steps per training run; dev and test documents
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderFacts:
+    """An encoder's architecture, from its model card and config (what a same-shape stand-in needs)."""
+
+    vocab_size: int
+    cased: bool
+    layers: int = 12
+    hidden_size: int = 768
+    heads: int = 12
+    intermediate_size: int = 3072
+    max_positions: int = 512
+
+
+# TODO: drop once mcanb.published.ENCODER_CARDS (the model cards' facts) is on main; it is read first when present.
+FALLBACK_FACTS = {
+    "bert-base-uncased": EncoderFacts(30522, False),
+    "bionlp/bluebert_pubmed_mimic_uncased_L-12_H-768_A-12": EncoderFacts(30522, False),
+    "dmis-lab/biobert-base-cased-v1.2": EncoderFacts(28996, True),
+    "cambridgeltl/BioRedditBERT-uncased": EncoderFacts(28996, False),
+    "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext": EncoderFacts(30522, False),
+    "cambridgeltl/SapBERT-from-PubMedBERT-fulltext": EncoderFacts(30522, False),
+    "emilyalsentzer/Bio_ClinicalBERT": EncoderFacts(28996, True),
+}
+
+
+def encoder_facts(hub_id: str) -> EncoderFacts:
+    """The recorded architecture of ``hub_id``: ``published.ENCODER_CARDS`` when it lists it, else the fallback."""
+    from . import published
+
+    for card in getattr(published, "ENCODER_CARDS", {}).values():
+        if card.hub_id == hub_id:
+            return EncoderFacts(card.vocab_size, card.cased, card.layers, card.hidden_size, card.heads,
+                                card.intermediate_size, card.max_positions)
+    if hub_id in FALLBACK_FACTS:
+        return FALLBACK_FACTS[hub_id]
+    raise ValueError(f"encoder {hub_id!r}: no recorded architecture (mcanb.published.ENCODER_CARDS or "
+                     "mcanb.rehearse.FALLBACK_FACTS); a rehearsal needs its layers, hidden size, heads and vocabulary")
+
+
+# ---------------------------------------------------------------------------------------------- inside the study
+
+def caps() -> dict[str, Any] | None:
+    """The rehearsal record of this process (``$MCANB_REHEARSE``), or None outside a rehearsal."""
+    raw = os.environ.get(ENV)
+    return json.loads(raw) if raw else None
+
+
+def stand_in(name: str) -> str | None:
+    """The stand-in directory of encoder ``name`` during a rehearsal, else None."""
+    return ((caps() or {}).get("encoders") or {}).get(str(name))
+
+
+def apply_caps(config, dev_ds, test_ds, out_dir: Path):
+    """``(config, dev_ds, test_ds)`` as a rehearsal trains them: at most ``max_steps`` optimizer steps (dev and test
+    are already cut by the rehearsal's split files). Unchanged outside a rehearsal; writes ``rehearsal.json`` into
+    ``out_dir``. Refuses to run outside a ``rehearsal`` outputs folder."""
+    c = caps()
+    if not c:
+        return config, dev_ds, test_ds
+    from .paths import OUTPUTS
+
+    if "rehearsal" not in OUTPUTS.parts:
+        raise RuntimeError(f"${ENV} is set but outputs go to {OUTPUTS}: capped rehearsal runs must never land "
+                           "beside real results (mcanb study --rehearse sets MCANB_OUTPUTS itself)")
+    config = dataclasses.replace(config, max_steps=min(config.max_steps or c["max_steps"], c["max_steps"]))
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / "rehearsal.json").write_text(json.dumps({"max_steps": config.max_steps}) + "\n")
+    return config, dev_ds, test_ds
+
+
+def eval_splits(fixture: Path, out: Path, n: int) -> dict[str, int]:
+    """Split files in ``out`` with the fixture's whole training split and ``n`` evenly spaced documents of dev and
+    test per label space (a top-50 document stays in its full split); returns the fixture's own split sizes."""
+    src, out = fixture / "splits", Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    read = lambda name: (src / name).read_text().split()  # noqa: E731
+    sizes = {}
+    for split in ("train", "dev", "test"):
+        full, top = read(f"{split}_full_hadm_ids.csv"), read(f"{split}_50_hadm_ids.csv")
+        sizes[f"{split}_full"], sizes[f"{split}_50"] = len(full), len(top)
+        if split != "train":
+            top = _spaced(top, n)
+            keep = set(top) | set(_spaced(full, n))
+            full = [h for h in full if h in keep]
+        for name, ids in ((f"{split}_full_hadm_ids.csv", full), (f"{split}_50_hadm_ids.csv", top)):
+            (out / name).write_text("".join(f"{h}\n" for h in ids))
+    for extra in src.iterdir():
+        if not extra.name.endswith("_hadm_ids.csv"):
+            (out / extra.name).write_bytes(extra.read_bytes())
+    return sizes
+
+
+def _spaced(ids: list[str], n: int) -> list[str]:
+    if len(ids) <= n:
+        return list(ids)
+    step = (len(ids) - 1) / max(n - 1, 1)
+    return [ids[round(i * step)] for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------- stand-ins
+
+def _corpus_key(texts: list[str]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8") + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _cached(path: Path, record: dict) -> bool:
+    try:
+        return json.loads((path / "standin.json").read_text()).get("record") == record
+    except (OSError, ValueError):
+        return False
+
+
+def build_stand_ins(hub_ids: list[str], texts: list[str], out: Path, *, facts: Callable[[str], EncoderFacts]
+                    = encoder_facts, echo: Callable[[str], None] = print) -> dict[str, str]:
+    """``{hub id: directory}`` of random-weight stand-ins (``BertModel`` + tokenizer), built once and cached.
+
+    One tokenizer per (vocabulary size, casing), trained on ``texts``; one weights directory per architecture and
+    tokenizer, shared by encoders of the same shape (their run folders stay apart: they are keyed by hub id)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from .encoders import _quiet_transformers, train_wordpiece
+
+    _quiet_transformers()
+    corpus = _corpus_key(texts)
+    made: dict[str, str] = {}
+    for hub_id in dict.fromkeys(hub_ids):
+        f = facts(hub_id)
+        case = "cased" if f.cased else "uncased"
+        tok_dir = out / f"tokenizer-{f.vocab_size}-{case}"
+        tok_record = {"vocab_size": f.vocab_size, "cased": f.cased, "corpus": corpus, "documents": len(texts)}
+        if not _cached(tok_dir, tok_record):
+            t0 = time.perf_counter()
+            tok = train_wordpiece(texts, f.vocab_size, tok_dir, lowercase=not f.cased)
+            (tok_dir / "standin.json").write_text(json.dumps({"record": tok_record, "tokens": len(tok),
+                                                              "seconds": round(time.perf_counter() - t0, 1)}))
+            echo(f"rehearsal: WordPiece {f.vocab_size} {case} ({len(tok)} pieces learnt from {len(texts)} notes) "
+                 f"in {time.perf_counter() - t0:.0f} s")
+        model_dir = out / (f"bert-L{f.layers}-H{f.hidden_size}-A{f.heads}-I{f.intermediate_size}-P{f.max_positions}"
+                           f"-{f.vocab_size}-{case}")
+        record = {"facts": dataclasses.asdict(f), "tokenizer": tok_record}
+        if not _cached(model_dir, record):
+            t0 = time.perf_counter()
+            tok = AutoTokenizer.from_pretrained(tok_dir)
+            torch.manual_seed(0)
+            config = BertConfig(vocab_size=f.vocab_size, hidden_size=f.hidden_size, num_hidden_layers=f.layers,
+                                num_attention_heads=f.heads, intermediate_size=f.intermediate_size,
+                                max_position_embeddings=f.max_positions, pad_token_id=tok.pad_token_id)
+            BertModel(config, add_pooling_layer=False).save_pretrained(model_dir)
+            tok.save_pretrained(model_dir)
+            (model_dir / "vocab.txt").write_bytes((tok_dir / "vocab.txt").read_bytes())
+            (model_dir / "standin.json").write_text(json.dumps({"record": record}))
+            echo(f"rehearsal: stand-in {model_dir.name} in {time.perf_counter() - t0:.0f} s")
+        made[hub_id] = str(model_dir)
+    return made
+
+
+# ---------------------------------------------------------------------------------------------- the rehearsal
+
+def fixture_dir(scale: float | None) -> Path:
+    """``outputs/fixtures/mimic_full`` (or ``mimic_full_x<scale>``) of the real outputs folder."""
+    from .paths import OUTPUTS
+
+    return OUTPUTS / "fixtures" / ("mimic_full" if scale is None else f"mimic_full_x{scale:g}")
+
+
+def derived_runs(profile, fixture: Path, splits: Path, *, seeds: int = 1, cuda: bool = False,
+                 extra: dict[str, dict] | None = None) -> list[dict]:
+    """The profile's runs with the rehearsal's overrides (see the module docstring), as profile entries."""
+    from . import params as P
+    from .paths import NOTEBOOKS
+    from .study import resolve
+
+    runs = []
+    for spec in profile.runs:
+        defaults = P.notebook_defaults(NOTEBOOKS / f"{spec.notebook}.ipynb")
+        values = resolve(spec)
+        o = dict(spec.overrides)
+        if "input_path" in defaults:
+            o["input_path"] = str(fixture)
+            o.update({k: v for k, v in (("splits_dir", str(splits)), ("verify_caml_splits", False)) if k in defaults})
+        if isinstance(values.get("seeds"), list) and len(values["seeds"]) > seeds:
+            o["seeds"] = values["seeds"][:seeds]
+        if values.get("grad_accum_steps", 1) != 1:
+            o["grad_accum_steps"] = 1
+        if not cuda and values.get("amp", "off") != "off":
+            o["amp"] = "off"
+        o.update((extra or {}).get(spec.notebook, {}))
+        runs.append({"notebook": spec.notebook, "run": spec.run, "params": o, "reads": list(spec.reads)})
+    return runs
+
+
+def _hub_encoders(entry: dict) -> list[str]:
+    from .bert_study import LOCAL_ENCODERS
+    from .study import RunSpec, resolve
+
+    names = resolve(RunSpec(entry["notebook"], entry["run"], entry["params"])).get("encoders") or []
+    return [n for n in names if n not in LOCAL_ENCODERS and not Path(str(n)).is_dir()]
+
+
+def _run_child(profile_yaml: Path, root: Path, record: dict, echo: Callable[[str], None]) -> int:
+    # PYTHONOPTIMIZE: the notebooks' quality checks are plain asserts ("beats the most-frequent floor"), which one
+    # optimizer step of a random-weight model cannot pass; errors still stop the study.
+    env = {**os.environ, "MCANB_OUTPUTS": str(root), ENV: json.dumps(record), "PYTHONOPTIMIZE": "1"}
+    from .paths import ROOT
+
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    cmd = [sys.executable, "-m", "mcanb.cli", "study", str(profile_yaml)]
+    echo("rehearsal: " + " ".join(cmd[1:]) + f"   (MCANB_OUTPUTS={root})")
+    return subprocess.call(cmd, env=env, cwd=str(ROOT))
+
+
+def rehearse_study(profile: str, *, scale: float | None = None, caps_: dict | None = None, seeds: int = 1,
+                   root: str | Path | None = None, facts: Callable[[str], EncoderFacts] = encoder_facts,
+                   extra: dict[str, dict] | None = None, echo: Callable[[str], None] = print) -> Path:
+    """Rehearse ``profile`` (see the module docstring); print the cost table; return the table's markdown file.
+
+    ``scale`` shrinks the fixture (tests), ``facts`` the stand-ins (tests), ``extra`` adds parameters per
+    notebook. Raises ``StudyError`` naming the step when the study fails, after printing what did run."""
+    import torch
+    import yaml
+
+    from . import fixture
+    from .paths import OUTPUTS
+    from .processed import load
+    from .rehearse_table import write_table
+    from .study import StudyError, load_profile
+
+    t0 = time.time()
+    prof = load_profile(profile)
+    root = Path(root) if root else OUTPUTS / "rehearsal"
+    cuda = torch.cuda.is_available()
+    fx = fixture_dir(scale)
+    t = time.perf_counter()
+    fixture.ensure(fx, size="full", scale=scale, progress=True)
+    echo(f"rehearsal: fixture {fx} ready in {time.perf_counter() - t:.0f} s")
+    record = {**DEFAULT_CAPS, **(caps_ or {}), "profile": prof.name, "scale": scale, "fixture": str(fx),
+              "encoders": {}}
+    record["split_sizes"] = eval_splits(fx, root / "splits", record["eval_docs"])
+    runs = derived_runs(prof, fx, root / "splits", seeds=seeds, cuda=cuda, extra=extra)
+    hub = {e["notebook"] + "/" + e["run"]: _hub_encoders(e) for e in runs}
+    first_bert = next((i for i, e in enumerate(runs) if hub[e["notebook"] + "/" + e["run"]]), len(runs))
+    (root / "profiles").mkdir(parents=True, exist_ok=True)
+
+    def write(name: str, entries: list[dict]) -> Path:
+        path = root / "profiles" / f"{name}.yaml"
+        path.write_text(f"# mcanb study {prof.name} --rehearse: {prof.path.name} with the rehearsal's overrides "
+                        "(mcanb.rehearse)\n" + yaml.safe_dump({"description": f"rehearsal of {prof.name}: "
+                                                               + prof.description, "runs": entries},
+                                                              sort_keys=False))
+        return path
+
+    (root / "rehearsal.json").write_text(json.dumps(record, indent=2) + "\n")
+    status = 0
+    if first_bert:      # the data steps first: the stand-ins' tokenizers learn from their training notes
+        status = _run_child(write(f"{prof.path.stem}_data", runs[:first_bert]), root, record, echo)
+    if status == 0 and first_bert < len(runs):
+        entry = runs[first_bert]
+        values = _resolved(entry)
+        data_dir = Path(str(values["data_dir"]))
+        data_dir = root.joinpath(*data_dir.parts[1:]) if data_dir.parts[0] == "outputs" else data_dir
+        texts = load(data_dir, str(values.get("label_space", "50"))).frames["train"]["text"].tolist()
+        ids = [i for e in runs for i in hub[e["notebook"] + "/" + e["run"]]]
+        record["encoders"] = build_stand_ins(ids, texts, root / "standins", facts=facts, echo=echo)
+        (root / "rehearsal.json").write_text(json.dumps(record, indent=2) + "\n")
+    if status == 0:
+        status = _run_child(write(prof.path.stem, runs), root, record, echo)
+    table = write_table(prof, runs, root, record, seconds=time.time() - t0, echo=echo)
+    if status != 0:
+        raise StudyError(f"rehearsal of {prof.name} failed (exit status {status}); the error is above, the runs "
+                         f"that finished are in {table}")
+    return table
+
+
+def _resolved(entry: dict) -> dict[str, Any]:
+    from .study import RunSpec, resolve
+
+    return resolve(RunSpec(entry["notebook"], entry["run"], entry["params"]))
