@@ -59,7 +59,7 @@ def resolve_encoder(name: str | os.PathLike) -> str:
     typo in a local path never turns into a hub request.
     """
     name = str(name)
-    from .rehearse import stand_in
+    from .rehearsal_env import stand_in
     if stand_in(name):                 # `mcanb study --rehearse`: a random-weight stand-in of the same shape
         return stand_in(name)
     if name == "local:minilm":

@@ -78,5 +78,5 @@ def ensure_preprocessed(data_dir: str | Path) -> Path:
         run(toy_preprocess_config())
         return d
     from .params import ParameterError
-    from .preflight import preprocessed_problem
+    from .processed import preprocessed_problem
     raise ParameterError(f"data_dir: {preprocessed_problem(d)}")

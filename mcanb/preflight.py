@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from . import params as P
 from .paths import OUTPUTS, TOY_PREPROCESSED, resolve
+from .processed import have_preprocessed, preprocessed_problem  # noqa: F401 - shared with the notebooks
 
 
 @dataclass
@@ -96,10 +97,6 @@ def label_space(v, ctx):
     return None if v in LABEL_SPACES else f"expected one of {', '.join(map(repr, LABEL_SPACES))}, got {v!r}"
 
 
-def have_preprocessed() -> list[str]:
-    return sorted(p.parent.name for p in (OUTPUTS / "01_preprocess").glob("*/report.json"))
-
-
 def data_dir(v, ctx) -> str | None:
     """A finished output folder of notebook 01 (or one an earlier run of the study writes, or the toy default)."""
     if v is None or v == "":
@@ -108,18 +105,6 @@ def data_dir(v, ctx) -> str | None:
     if (d / "report.json").exists() or d == TOY_PREPROCESSED or d in ctx.produced:
         return None
     return preprocessed_problem(d)
-
-
-def preprocessed_problem(d: Path) -> str:
-    """Why ``d`` is not a preprocessing output, with the folders that are (one message, shared with the notebooks)."""
-    have = ", ".join(have_preprocessed()) or "none yet"
-    fix = (f"data_dir must name a folder that notebook 01_preprocess wrote (outputs/01_preprocess/<run_name>; have: "
-           f"{have}); make one with `mcanb run 01_preprocess <run>`")
-    if OUTPUTS in d.parents and d.relative_to(OUTPUTS).parts[0] != "01_preprocess":
-        return f"{d} is an output folder of notebook {d.relative_to(OUTPUTS).parts[0]}, not of 01_preprocess; {fix}"
-    if not d.exists():
-        return f"{d} does not exist; {fix}"
-    return f"{d} holds no report.json (not a finished preprocessing output); {fix}"
 
 
 def input_path(v, ctx) -> str | None:

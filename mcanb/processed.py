@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from .errors import DamagedOutput
-from .paths import resolve
+from .paths import OUTPUTS, resolve
 from .splits import SPLITS
 
 LABEL_SPACES = ("full", "50")
@@ -88,7 +88,6 @@ def load(data_dir: str | Path, label_space: str) -> Processed:
     d = resolve(data_dir)
     if not (d / "report.json").exists():
         from .params import ParameterError
-        from .preflight import preprocessed_problem
         raise ParameterError(f"data_dir: {preprocessed_problem(d)}")
     space = d / label_space
     with _read_or_explain(d, space / "train.parquet"):
@@ -135,3 +134,19 @@ def _tokenisation(d: Path) -> dict[str, str]:
 def report(data_dir: str | Path) -> dict:
     """The preprocessing report (counts, drops by reason, timings) of ``data_dir``."""
     return json.loads((resolve(data_dir) / "report.json").read_text())
+
+
+def have_preprocessed() -> list[str]:
+    return sorted(p.parent.name for p in (OUTPUTS / "01_preprocess").glob("*/report.json"))
+
+
+def preprocessed_problem(d: Path) -> str:
+    """Why ``d`` is not a preprocessing output, with the folders that are (one message, shared with the notebooks)."""
+    have = ", ".join(have_preprocessed()) or "none yet"
+    fix = (f"data_dir must name a folder that notebook 01_preprocess wrote (outputs/01_preprocess/<run_name>; have: "
+           f"{have}); make one with `mcanb run 01_preprocess <run>`")
+    if OUTPUTS in d.parents and d.relative_to(OUTPUTS).parts[0] != "01_preprocess":
+        return f"{d} is an output folder of notebook {d.relative_to(OUTPUTS).parts[0]}, not of 01_preprocess; {fix}"
+    if not d.exists():
+        return f"{d} does not exist; {fix}"
+    return f"{d} holds no report.json (not a finished preprocessing output); {fix}"

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-ENV = "MCANB_REHEARSE"          # JSON: caps and the stand-in directories, set for the study's child process
+from .rehearsal_env import ENV, caps  # noqa: F401 - the switches the engine and encoders read
 DEFAULT_CAPS = {"max_steps": 1, "eval_docs": 4}   # optimizer steps per training run; dev and test documents
 
 
@@ -81,35 +81,6 @@ def encoder_facts(hub_id: str) -> EncoderFacts:
 
 
 # ---------------------------------------------------------------------------------------------- inside the study
-
-def caps() -> dict[str, Any] | None:
-    """The rehearsal record of this process (``$MCANB_REHEARSE``), or None outside a rehearsal."""
-    raw = os.environ.get(ENV)
-    return json.loads(raw) if raw else None
-
-
-def stand_in(name: str) -> str | None:
-    """The stand-in directory of encoder ``name`` during a rehearsal, else None."""
-    return ((caps() or {}).get("encoders") or {}).get(str(name))
-
-
-def apply_caps(config, dev_ds, test_ds, out_dir: Path):
-    """``(config, dev_ds, test_ds)`` as a rehearsal trains them: at most ``max_steps`` optimizer steps (dev and test
-    are already cut by the rehearsal's split files). Unchanged outside a rehearsal; writes ``rehearsal.json`` into
-    ``out_dir``. Refuses to run outside a ``rehearsal`` outputs folder."""
-    c = caps()
-    if not c:
-        return config, dev_ds, test_ds
-    from .paths import OUTPUTS
-
-    if "rehearsal" not in OUTPUTS.parts:
-        raise RuntimeError(f"${ENV} is set but outputs go to {OUTPUTS}: capped rehearsal runs must never land "
-                           "beside real results (mcanb study --rehearse sets MCANB_OUTPUTS itself)")
-    config = dataclasses.replace(config, max_steps=min(config.max_steps or c["max_steps"], c["max_steps"]))
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(out_dir) / "rehearsal.json").write_text(json.dumps({"max_steps": config.max_steps}) + "\n")
-    return config, dev_ds, test_ds
-
 
 def eval_splits(fixture: Path, out: Path, n: int) -> dict[str, int]:
     """Split files in ``out`` with the fixture's whole training split and ``n`` evenly spaced documents of dev and

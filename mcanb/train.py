@@ -216,7 +216,7 @@ def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: 
             ``out_dir/identity.json`` when the run starts.
     """
     out_dir = Path(out_dir)
-    from .rehearse import apply_caps
+    from .rehearsal_env import apply_caps
     config, dev_ds, test_ds = apply_caps(config, dev_ds, test_ds, out_dir)   # `mcanb study --rehearse` only
     t = _Trainer(model, train_ds, dev_ds, config, out_dir, metric_fn, accelerator, param_groups)
     with _determinism(t.config):
