@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import json
 import os
 from pathlib import Path
 
 from . import __version__, comparison, published
 from .paths import NOTEBOOKS, OUTPUTS
 from .reporting import load_metrics
-from .study import Profile, RunSpec, read_record, resolve
+from .study import Profile, RunSpec, StudyError, read_record, resolve
 
 REPORT_DIR = OUTPUTS / "report"
 QUESTIONS = {"RQ1": "Does pretraining closer to clinical text code better?",
