@@ -55,9 +55,7 @@ def _plain(v: Any) -> Any:
         return str(v)
     if isinstance(v, (set, frozenset)):
         return sorted(v, key=str)
-    if hasattr(v, "item"):                   # numpy scalars
-        return v.item()
-    if hasattr(v, "tolist"):
+    if hasattr(v, "tolist"):                 # numpy arrays and scalars, torch tensors
         return v.tolist()
     return str(v)
 
