@@ -126,10 +126,10 @@ def _model_dir(model: str, cwd: str):
 
 
 def _cmd_predict(args) -> None:
+    model = _model_dir(args.model, args.cwd)
+    text = _read_note(args.text, args.cwd)                 # both checked before torch and the model load
     from .predict import format_prediction, load_predictor
 
-    model = _model_dir(args.model, args.cwd)
-    text = _read_note(args.text, args.cwd)
     predictor = load_predictor(model)
     print(format_prediction(predictor.predict(text, top=args.top, spans=args.spans)))
 

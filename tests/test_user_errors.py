@@ -40,13 +40,13 @@ def user_error(code: int, out: str, *expected: str) -> None:
         assert text in out, f"{text!r} not in:\n{out}"
 
 
-@pytest.fixture(scope="module")
-def prep01(tmp_path_factory) -> Path:
-    """An outputs folder holding notebook 01 on the toy fixture (``outputs/01_preprocess/toy``)."""
-    outputs = tmp_path_factory.mktemp("prep01_outputs")
-    code, out = cli(["run", "01_preprocess", "toy"], outputs)
-    assert code == 0, out
-    return outputs
+def fake_preprocessed(d: Path) -> Path:
+    """The files of a notebook-01 output folder that ``mcanb predict`` and ``mcanb.processed.load`` open first."""
+    (d / "50").mkdir(parents=True)
+    (d / "report.json").write_text("{}")
+    (d / "vocab.csv").write_text("chest\npain\nfever\n")
+    (d / "50" / "labels.csv").write_text("code,description\n401.9,hypertension\n428.0,heart failure\n")
+    return d
 
 
 # ------------------------------------------------------------------------------------------ checked too late
@@ -108,22 +108,16 @@ def test_input_files_and_columns_are_checked_before_preprocessing(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("encoder, expected", [
-    ("./no/such/encoder", "does not exist"),
-    ("local:bert", "unknown local encoder 'local:bert'"),
-    ("EMPTY", "holds no config.json"),
-    ("someone/not-cached-bert", "hub id(s) 'someone/not-cached-bert' not in the local Hugging Face cache, and "
-                                "HF_HUB_OFFLINE is set"),
-])
-def test_unusable_encoders_are_refused_before_preprocessing(tmp_path, encoder, expected):
-    if encoder == "EMPTY":                      # a local folder that lost config.json: no hub advice
-        encoder = str(tmp_path / "my_encoder")
-        (tmp_path / "my_encoder").mkdir()
-        (tmp_path / "my_encoder" / "vocab.txt").write_text("[PAD]\n")
-    code, out = cli(["run", "02_pretraining_domains", "toy", "-p", "encoders", f"[in-domain, '{encoder}']"],
-                    tmp_path / "o")
-    user_error(code, out, "encoders:", expected)
-    assert ("hf download" in out) == ("hub id" in expected)                 # no hub advice for a local folder
+def test_unusable_encoders_are_all_refused_before_preprocessing(tmp_path):
+    lost = tmp_path / "my_encoder"                   # a local folder that lost config.json: no hub advice for it
+    lost.mkdir()
+    (lost / "vocab.txt").write_text("[PAD]\n")
+    names = ["in-domain", "./no/such/encoder", "local:bert", str(lost), "someone/not-cached-bert"]
+    code, out = cli(["run", "02_pretraining_domains", "toy", "-p", "encoders", json.dumps(names)], tmp_path / "o")
+    user_error(code, out, "encoders:", "no/such/encoder does not exist", "unknown local encoder 'local:bert'",
+               f"encoder directory {lost} holds no config.json", "hub id(s) 'someone/not-cached-bert' not in the "
+               "local Hugging Face cache, and HF_HUB_OFFLINE is set", "hf download ID")
+    assert out.count("hf download") == 1                                     # only for the hub id
     assert not (tmp_path / "o").exists()
 
 
@@ -212,14 +206,14 @@ def test_predict_model_is_taken_from_the_callers_directory(tmp_path):
     user_error(code, out, f"{tmp_path / 'runs' / 'other'} is not a folder", "working directory")
 
 
-@pytest.mark.slow
-def test_predict_with_a_corrupted_checkpoint(tmp_path, prep01):
+def test_predict_with_a_corrupted_checkpoint(tmp_path):
+    data = fake_preprocessed(tmp_path / "o" / "01_preprocess" / "toy")
     run = tmp_path / "cnn" / "seed13"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "params.yaml").write_text(yaml.safe_dump({"model": "cnn", "data_dir": str(prep01 / "01_preprocess" / "toy"),
-                                                     "label_space": "50", "model_overrides": {"num_filters": 8}}))
+    (run / "params.yaml").write_text(yaml.safe_dump({"model": "cnn", "data_dir": str(data), "label_space": "50",
+                                                     "model_overrides": {"num_filters": 8}}))
     (run / "checkpoints" / "best.pt").write_bytes(b"PK\x03\x04 not a whole checkpoint")
-    code, out = cli(["predict", "--model", str(run), "--text", "-"], prep01, stdin=b"chest pain and fever")
+    code, out = cli(["predict", "--model", str(run), "--text", "-"], tmp_path / "o", stdin=b"chest pain and fever")
     user_error(code, out, f"{run / 'checkpoints' / 'best.pt'}: cannot read checkpoint", "delete it")
 
 
@@ -244,16 +238,14 @@ def test_table_without_dev_rows_is_one_short_message_from_the_notebook(tmp_path)
 
 
 @pytest.mark.slow
-def test_corrupted_preprocessing_output_is_named_with_the_command_that_rebuilds_it(tmp_path, prep01):
-    import shutil
-
-    data = prep01 / "01_preprocess" / "damaged"
-    shutil.copytree(prep01 / "01_preprocess" / "toy", data)
+def test_corrupted_preprocessing_output_is_named_with_the_command_that_rebuilds_it(tmp_path):
+    outputs = tmp_path / "o"
+    data = fake_preprocessed(outputs / "01_preprocess" / "damaged")
     (data / "50" / "train.parquet").write_bytes(b"PAR1 truncated")
-    code, out = cli(["run", "04_cnn_retraining", "toy", "-p", "run_name", "dmg", "-p", "data_dir", str(data)], prep01)
+    code, out = cli(["run", "04_cnn_retraining", "toy", "-p", "run_name", "dmg", "-p", "data_dir", str(data)], outputs)
     user_error(code, out, "train.parquet: preprocessing output of", "cannot be read", f"rm -r {data}",
                "mcanb run 01_preprocess", "in notebook 04_cnn_retraining")
-    assert not list((prep01 / "04_cnn_retraining" / "dmg").glob("*/seed*"))  # nothing trained
+    assert not list((outputs / "04_cnn_retraining" / "dmg").glob("*/seed*"))  # nothing trained
 
 
 def test_unexpected_cell_errors_keep_their_traceback():
