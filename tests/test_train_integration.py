@@ -26,7 +26,8 @@ def test_real_models_train_with_default_metrics(name, tmp_path):
                                       "freeze_embeddings": False, **small})
     config = TrainConfig(lr=0.01, num_epochs=2, progress=False, num_threads=1)
     result = fit(model, train, dev, config, tmp_path / "nb" / name, test_ds=test)
-    assert result.metric == "micro_f1"                        # the default for <= 50 codes
+    assert result.metric == "map"                             # the default: dev mAP, for any label space
+    assert {"dev_threshold", "test/micro_f1@dev_threshold"} <= set(result.metrics)
     assert {"dev/micro_f1", "dev/macro_f1_caml", "dev/p@5", "test/macro_auc"} <= set(result.metrics)
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] * 1.05
 
