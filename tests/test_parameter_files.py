@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mcanb.paths import PARAMETERS, ROOT
+from mcanb.paths import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,9 @@ QUICK_05 = {"n_resamples": "10"}
 
 
 def _files(notebook: str) -> list[str]:
-    return sorted(p.stem for p in (PARAMETERS / notebook).glob("*.yaml"))
+    """The runnable files of a notebook (base files, which others extend, are not runs)."""
+    from mcanb.pipeline import parameter_files
+    return parameter_files(notebook)[0]
 
 
 def _run(outputs: Path, notebook: str, run: str, **overrides: str) -> Path:
