@@ -246,6 +246,18 @@ def run_grid(processed: Processed, encoder_rows: Sequence[Encoder], architecture
     return rows
 
 
+def pair_rows(rows: Sequence[Encoder], pairs: Sequence[Sequence[str]]) -> list[tuple[Encoder, Encoder]]:
+    """The (less data, more data) encoder rows named by a notebook's ``more_data_pairs`` (names as in ``encoders``);
+    a name that is not among the encoders is an error naming the parameter."""
+    by_name = {r.name: r for r in rows}
+    out = []
+    for pair in pairs:
+        if len(pair) != 2 or any(n not in by_name for n in pair):
+            raise ValueError(f"more_data_pairs: {list(pair)!r} must be two names from encoders {list(by_name)}")
+        out.append((by_name[pair[0]], by_name[pair[1]]))
+    return out
+
+
 def setting_for(value: Any, what: str, *keys: str) -> Any:
     """``value`` itself, or, for a mapping, its entry under the first of ``keys`` it has, else under ``"default"``."""
     if not isinstance(value, Mapping):
@@ -373,14 +385,3 @@ def coverage(lengths: pd.DataFrame, segment_length: int, max_segments: int) -> d
     total = lengths.sum().clip(lower=1)
     return {"hier": (lengths.clip(upper=max_segments * body).sum() / total).to_dict(),
             "trun": (lengths.clip(upper=body).sum() / total).to_dict()}
-
-
-def with_coverage(table: pd.DataFrame, cov: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """:func:`results_table` (or :func:`beside_paper`) with a ``note read`` column: the share of each encoder's word
-    pieces its architecture reads (:func:`coverage`), blank for the paper's rows."""
-    arch = table["architecture"].map(lambda a: "trun" if str(a).startswith("BERT-trun") else "hier")
-    share = [cov[a].get(e) for a, e in zip(arch, table["encoder"])]
-    out = table.copy()
-    out["note read"] = [f"{100 * s:.0f} %" if s is not None and ("source" not in out or src == "this run") else ""
-                        for s, src in zip(share, out.get("source", ["this run"] * len(out)))]
-    return out

@@ -23,7 +23,7 @@ MORE_DATA_PAIRS = (("PubMedBERT abstract", "PubMedBERT full text"), ("BioBERT ab
 
 
 def _label(metric: str) -> str:
-    return published.METRIC_LABELS.get(metric, metric)
+    return {**published.METRIC_LABELS, "micro_f1_dev_threshold": "micro-F1 at the dev threshold"}.get(metric, metric)
 
 
 def _join(items: Sequence[str]) -> str:
@@ -151,7 +151,10 @@ def domain_verdict(rows: Sequence, results: Sequence[dict], label_space: str = "
     """This run's domain axis under one architecture: in-domain vs random init, and general vs in-domain, on every
     metric, with each encoder's coverage of the note when given (``{label: share}``)."""
     score = means(results)
-    by_domain = {r.domain: r.label for r in rows if (r.label, architecture) in score}
+    by_domain: dict[str, str] = {}
+    for r in rows:   # the first encoder of each domain (a less-data twin comes after its encoder)
+        if (r.label, architecture) in score:
+            by_domain.setdefault(r.domain, r.label)
     metrics = _metrics(label_space, extra_metrics)
     lines = []
     for a, b in (("in-domain", "none"), ("general", "in-domain")):

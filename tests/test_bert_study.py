@@ -14,7 +14,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from test_bert import TEXTS, _processed  # noqa: E402
 
-from mcanb import bert_study, encoders  # noqa: E402
+from mcanb import bert_scores, bert_study, encoders  # noqa: E402
 
 CODES = ("401.9", "428.0")
 SMALL = {"segment_length": 16, "max_segments": 2, "segment_heads": 2}
@@ -165,8 +165,10 @@ def test_paper_verdicts_state_the_metrics_each_comparison_holds_on():
 
 def test_run_verdicts_and_floor_from_result_rows():
     from mcanb import bert_verdicts as v
-    rows = [bert_study.Encoder("in", "x", domain="in-domain"), bert_study.Encoder("rand", "x", "random", "none")]
+    rows = [bert_study.Encoder("in", "x", domain="in-domain"), bert_study.Encoder("less", "x", domain="in-domain"),
+            bert_study.Encoder("rand", "x", "random", "none")]       # the first in-domain row stands for its domain
     res = [{"encoder": "in", "architecture": "hier_lan", "seed": 0, "test/micro_f1": 0.6, "test/macro_auc": 0.7},
+           {"encoder": "less", "architecture": "hier_lan", "seed": 0, "test/micro_f1": 0.1, "test/macro_auc": 0.1},
            {"encoder": "rand", "architecture": "hier_lan", "seed": 0, "test/micro_f1": 0.5, "test/macro_auc": 0.8},
            {"encoder": "in", "architecture": "trun_lan", "seed": 0, "test/micro_f1": 0.3, "test/macro_auc": 0.6}]
     text = v.domain_verdict(rows, res, coverage={"in": 0.9, "rand": 0.5})
@@ -175,9 +177,11 @@ def test_run_verdicts_and_floor_from_result_rows():
                     "(80.0 vs 70.0).")
     assert "in: BERT-hier + LAN is above BERT-trun + LAN on macro-AUC (70.0 vs 60.0) and micro-F1 (60.0 vs 30.0)." \
         in v.hierarchy_verdict(rows, res)
+    assert v.more_data_verdict([("less", "in")], res) == ("BERT-hier + LAN: in is above less on macro-AUC (70.0 vs "
+                                                          "10.0) and micro-F1 (60.0 vs 10.0).")
     ok, text = v.floor_verdict(res, 0.35)
     assert not ok and "in · BERT-trun + LAN (0.300)" in text
-    assert v.floor_verdict(res, 0.25)[0]
+    assert v.floor_verdict([r for r in res if r["encoder"] != "less"], 0.25)[0]
 
 
 def test_coverage_and_per_encoder_settings():
@@ -185,7 +189,7 @@ def test_coverage_and_per_encoder_settings():
     cov = bert_study.coverage(lengths, segment_length=52, max_segments=4)       # 50 pieces a segment, 200 a note
     assert cov["hier"] == {"general": 300 / 400, "in-domain": 1.0}
     assert cov["trun"] == {"general": 100 / 400, "in-domain": 100 / 200}
-    table = bert_study.with_coverage(pd.DataFrame({"encoder": ["general", "in-domain"],
+    table = bert_scores.with_coverage(pd.DataFrame({"encoder": ["general", "in-domain"],
                                                    "architecture": ["BERT-hier + LAN", "BERT-trun + FCN"]}), cov)
     assert list(table["note read"]) == ["75 %", "50 %"]
     assert bert_study.setting_for({"fcn": 0.03, "default": 0.01}, "head_lr", "hier_fcn", "fcn") == 0.03
