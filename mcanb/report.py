@@ -3,8 +3,8 @@
 A page a reader takes in in a minute, in this order:
 
 1. the paper's three questions, each answered from this run's numbers in one computed sentence with its figure
-   (RQ1 pretraining domain: ``bert_study.domain_verdict``; RQ2 truncated vs hierarchical, FCN vs LAN:
-   ``bert_study.hierarchy_verdict``; RQ3 BERT vs the CNN family: :func:`bert_vs_cnn`);
+   (RQ1 pretraining domain: ``bert_verdicts.domain_verdict``; RQ2 truncated vs hierarchical, FCN vs LAN:
+   ``bert_verdicts.hierarchy_verdict``; RQ3 BERT vs the CNN family: :func:`bert_vs_cnn`);
 2. the paper's tables with this run's rows under them (:mod:`mcanb.comparison`, the same table objects the notebooks
    and the README render), each number linked to the ``metrics.json`` it was read from;
 3. Figure 3 (notebook 05);
@@ -60,17 +60,19 @@ def _measured(spec: RunSpec | None) -> dict[str, dict[str, comparison.Cell]]:
     return comparison.measured(load_metrics(path.parent))
 
 
-def _encoder_means(results: dict[str, dict[str, comparison.Cell]], metric: str = "micro_f1"):
-    """bert_study's verdict inputs from measured BERT rows: encoder rows and {(label, architecture): mean}."""
+def _verdict_inputs(results: dict[str, dict[str, comparison.Cell]]):
+    """:mod:`mcanb.bert_verdicts`' inputs from measured BERT rows: the encoder rows and one result row per
+    (encoder, architecture) with its mean test metrics (fractions, as the notebooks' result rows)."""
     from .bert_study import Encoder
 
-    rows, means = {}, {}
+    rows, out = {}, []
     for key, cells in results.items():
         label, arch, domain = comparison.identify(key)
-        if arch and metric in cells:
+        if arch:
             rows.setdefault(label, Encoder(label, "", domain=domain))
-            means[(label, arch)] = cells[metric].mean / 100
-    return list(rows.values()), means
+            out.append({"encoder": label, "architecture": arch, "seed": 0,
+                        **{f"test/{m}": c.mean / 100 for m, c in cells.items()}})
+    return list(rows.values()), out
 
 
 def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict[str, comparison.Cell]],
@@ -169,13 +171,13 @@ def gather(profile: Profile, out: Path) -> dict:
         path = OUTPUTS / spec.key / "figures" / f"{name}.png" if spec else None
         return _rel(path, out) if path and path.exists() else None
 
-    from .bert_study import domain_verdict, hierarchy_verdict
+    from .bert_verdicts import domain_verdict, hierarchy_verdict
     m02, m03, m04 = (_measured(first.get(nb)) for nb in ("02_pretraining_domains", "03_hierarchy",
                                                           "04_cnn_retraining"))
     not_run = "Notebook {} has not finished in this profile, so this run cannot answer it."
-    rq = [("RQ1", domain_verdict(*_encoder_means(m02)) if m02 else not_run.format("02"),
+    rq = [("RQ1", domain_verdict(*_verdict_inputs(m02)) if m02 else not_run.format("02"),
            fig("02_pretraining_domains", "fig_domains")),
-          ("RQ2", hierarchy_verdict(*_encoder_means(m03)) if m03 else not_run.format("03"),
+          ("RQ2", hierarchy_verdict(*_verdict_inputs(m03)) if m03 else not_run.format("03"),
            fig("03_hierarchy", "fig_architectures"))]
     bert = {**m02, **m03}
     rq3_fig = _bert_vs_cnn_figure(bert, m04, out)
