@@ -120,8 +120,9 @@ def main(argv: list[str]) -> None:
         _run([python, "-m", "mcanb.cli", "run", "--cwd", os.getcwd(), *rest], env=env)
     if cmd == "readme-figures":
         _run([python, "-m", "mcanb.readme_figures", *rest], env=env)
-    if cmd == "mcanb":
-        _run([python, "-m", "mcanb.cli", *rest], env=env)
+    if cmd == "mcanb":   # predict's relative --model and --text are the caller's, as for `run`
+        _run([python, "-m", "mcanb.cli", *rest[:1], *(["--cwd", os.getcwd()] if rest[:1] == ["predict"] else []),
+              *rest[1:]], env=env)
 
 
 if __name__ == "__main__":

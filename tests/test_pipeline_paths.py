@@ -49,6 +49,8 @@ def test_files_resolve_from_the_repository_root_and_outputs_follow_mcanb_outputs
 def test_command_line_from_another_directory(tmp_path):
     """``python run.py run 01_preprocess toy -p input_path <relative>`` from the user's directory, as a dry run."""
     (tmp_path / "mimic").mkdir()
+    for table in ("NOTEEVENTS", "DIAGNOSES_ICD", "PROCEDURES_ICD"):   # the dry run's pre-flight looks for them
+        (tmp_path / "mimic" / f"{table}.csv.gz").touch()
     env = dict(os.environ, MCANB_SETUP="skip", MCANB_PYTHON=sys.executable, MCANB_OUTPUTS=str(tmp_path / "out"),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, str(ROOT / "run.py"), "run", "01_preprocess", "toy", "--dry-run", "-p", "input_path"]

@@ -114,7 +114,12 @@ def test_readme_command_runs(command, tmp_path):
     if run is None:
         pytest.skip(next(why for prefix, why in CANNOT_RUN.items() if command.startswith(prefix)))
     bindir = str(Path(sys.executable).parent)
+    mimic = tmp_path / "mimic"                    # what `export MIMIC3_DIR=...` names: the dry run's pre-flight checks it
+    mimic.mkdir()
+    for table in ("NOTEEVENTS", "DIAGNOSES_ICD", "PROCEDURES_ICD"):
+        (mimic / f"{table}.csv.gz").touch()
     env = dict(os.environ, MCANB_SETUP="skip", MCANB_PYTHON=sys.executable, MCANB_OUTPUTS=str(tmp_path / "outputs"),
+               MIMIC3_DIR=str(mimic),
                PATH=os.pathsep.join([bindir, os.environ.get("PATH", "")]),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     if re.match(r"python3?\s", run):              # the interpreter the tests run in, whatever `python` is on PATH
