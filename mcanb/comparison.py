@@ -341,7 +341,8 @@ def run_tables(notebook: str, run_dir: Path, values: Mapping[str, Any], status: 
     path = run_dir / "metrics.json"
     if status is None and not path.exists():
         status = f"{path.name} not found"
-    results = measured(json.loads(path.read_text())["metrics"]) if status is None else {}
+    from .reporting import load_metrics        # a damaged metrics.json is one message naming the file
+    results = measured(load_metrics(run_dir)) if status is None else {}
     key = f"{notebook}/{run_dir.name}"
     return [build(t, space, results, requested=requested_keys(notebook, values), data=data_source(
         values.get("data_dir")), run=key, run_dir=run_dir, status=status)

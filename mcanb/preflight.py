@@ -75,6 +75,19 @@ def positive_number(optional: bool = False) -> Check:
     return check
 
 
+def rates(optional: bool = False) -> Check:
+    """A learning rate > 0, or a mapping ``{name: rate}`` (per model, per encoder or per head; ``default`` for the
+    rest), each rate > 0."""
+    one = positive_number(optional)
+
+    def check(v, ctx):
+        if not isinstance(v, dict):
+            return one(v, ctx)
+        bad = {k: r for k, r in v.items() if positive_number()(r, ctx)}
+        return None if not bad else f"expected a number > 0 for each entry, got {bad}"
+    return check
+
+
 def int_list(lo: int = 0, optional: bool = False, empty_ok: bool = False) -> Check:
     def check(v, ctx):
         if v is None and optional:
@@ -242,10 +255,11 @@ COMMON: dict[str, Check] = {
     "grad_accum_steps": at_least(1), "max_words": at_least(1), "max_length": at_least(1),
     "num_threads": at_least(0, optional=True), "amp": one_of("off", "bf16", "fp16"),
     "encoder_lr": positive_number(), "head_lr": positive_number(), "layer_decay": positive_number(),
-    "lr": positive_number(optional=True), "mlm_steps": at_least(1), "mlm_lr": positive_number(),
+    "lr": rates(optional=True), "encoder_lrs": rates(), "head_lrs": rates(), "mlm_steps": at_least(1), "mlm_lr": positive_number(),
     "mlm_hidden_size": at_least(1), "mlm_layers": at_least(1), "mlm_vocab_size": at_least(10),
     "segment_length": at_least(3), "max_segments": at_least(1), "segment_layers": at_least(0),
-    "segment_heads": at_least(1), "encoders": encoders,
+    "segment_heads": at_least(1), "segment_ff": at_least(1, optional=True),
+    "hier_variant": one_of("paper", "segment_context"), "encoders": encoders,
 }
 VALIDATORS: dict[str, dict[str, Check]] = {
     "01_preprocess": {"input_format": one_of("mimic3", "table"), "input_path": input_path, "splits_dir": splits_dir,

@@ -65,7 +65,7 @@ def test_real_runs_hold_only_what_differs():
     """Notebook 02's four MIMIC-III files (and 03's Table 5 and 4 files) share their settings through bases."""
     for name in ("mimic3_50", "mimic3_full", "mimic3_50_more_data", "mimic3_full_more_data"):
         own = yaml.safe_load((PARAMETERS / "02_pretraining_domains" / f"{name}.yaml").read_text())
-        assert len(own) <= 4 and "extends" in own, (name, sorted(own))
+        assert len(own) <= 6 and "extends" in own, (name, sorted(own))   # extends, run name, runs dir, label space, its stopping metric, pairs
     base = P.load_file(PARAMETERS / "02_pretraining_domains" / "mimic3_table2_base.yaml")
     table5 = pipeline.resolve_parameters("03_hierarchy", "mimic3_50")
     table2 = pipeline.resolve_parameters("02_pretraining_domains", "mimic3_50")
@@ -121,7 +121,7 @@ def test_a_file_anywhere_on_disk_names_its_run_after_itself(tmp_path):
         "parameters/02_pretraining_domains/mimic3_50.yaml (extends parameters/02_pretraining_domains/"
         "mimic3_table2_base.yaml, parameters/02_pretraining_domains/mimic3_base.yaml)")
     with pytest.raises(P.ParameterError, match=r"parameters/01_preprocess/mycorpus.yaml: parameter file not found "
-                                               r"\(parameters/01_preprocess/ has: mimic3, mimic3_caml, toy; or give"):
+                                               r"\(parameters/01_preprocess/ has: mimic3, mimic3_caml, toy, toy_corpus; or give"):
         pipeline.resolve_parameters("01_preprocess", "mycorpus")
 
 

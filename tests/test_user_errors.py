@@ -263,14 +263,15 @@ def test_every_shipped_parameter_file_passes_the_value_checks(monkeypatch):
     """The validators are not stricter than the project's own parameter files (paths aside: no data here)."""
     from mcanb import preflight
     from mcanb.paths import PARAMETERS
-    from mcanb.pipeline import numbered_notebooks, resolve_parameters
+    from mcanb.pipeline import numbered_notebooks, parameter_files, resolve_parameters
 
     monkeypatch.setenv("MIMIC3_DIR", str(ROOT))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")                                # the paper's encoders are hub ids
     checked = 0
     for nb in numbered_notebooks():
-        for f in sorted((PARAMETERS / nb).glob("*.yaml")):
-            found = [p for p in preflight.problems(nb, resolve_parameters(nb, f.stem))
+        for run in parameter_files(nb)[0]:                               # base files are not runs
+            f = PARAMETERS / nb / f"{run}.yaml"
+            found = [p for p in preflight.problems(nb, resolve_parameters(nb, run))
                      if not p.startswith(("data_dir:", "input_path:", "the outputs folder"))
                      and "not in the local Hugging Face cache" not in p]
             assert found == [], f"{f}: {found}"
