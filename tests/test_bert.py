@@ -302,6 +302,9 @@ def tokenizer_dir(tmp_path_factory):
 
 
 def test_resolve_encoder_dirs_and_missing_paths(tmp_path, no_network, monkeypatch):
+    with pytest.raises(encoders.EncoderNotFound, match="holds no config.json"):   # a folder that lost its config
+        encoders.resolve_encoder(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
     assert encoders.resolve_encoder(tmp_path) == str(tmp_path)
     assert encoders.resolve_encoder("bert-base-uncased") == "bert-base-uncased"        # a hub id stays as it is
     for missing in ("./no_such_encoder", "outputs/02_pretraining_domains/no_such", str(tmp_path / "nope"),
