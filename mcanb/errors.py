@@ -48,6 +48,20 @@ def yaml_problem(path: str | Path, err: Exception) -> str:
     return f"{path}{where}: not valid YAML ({problem or str(err).splitlines()[0]})"
 
 
+def read_yaml_mapping(path: Path, error: type[Exception] = UserError) -> dict:
+    """The mapping in the YAML file ``path`` (empty file: ``{}``); bad YAML or another type of document is one
+    ``error`` naming the file (and the line and column of a syntax error)."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as e:
+        raise error(yaml_problem(path, e)) from e
+    if not isinstance(doc, dict):
+        raise error(f"{path}: expected a mapping of parameter names to values, got {type(doc).__name__}")
+    return doc
+
+
 def _step(nb_path: Path, cell_index: int) -> str:
     """The last markdown heading at or above cell ``cell_index`` of the executed notebook, or ``""``."""
     try:

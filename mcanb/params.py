@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from .errors import UserError, yaml_problem
+from .errors import UserError, read_yaml_mapping
 
 
 class ParameterError(UserError, ValueError):
@@ -56,13 +56,7 @@ def _read_mapping(path: Path, named_by: Path | None) -> dict[str, Any]:
     if not path.is_file():
         where = f" (named by 'extends' in {named_by})" if named_by else ""
         raise ParameterError(f"{path}: parameter file not found{where}")
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ParameterError(yaml_problem(path, e)) from e
-    if not isinstance(doc, dict):
-        raise ParameterError(f"{path}: expected a mapping of parameter names to values, got {type(doc).__name__}")
-    return doc
+    return read_yaml_mapping(path, ParameterError)
 
 
 def extends_chain(path: str | Path) -> list[Path]:

@@ -23,7 +23,7 @@ import yaml
 
 from . import checkpoint as ckpt
 from . import text as textmod
-from .errors import UserError, yaml_problem
+from .errors import UserError, read_yaml_mapping
 from .models import PLM_MODELS
 from .paths import resolve
 
@@ -62,12 +62,7 @@ def _read_params(run_dir: Path) -> dict:
     if not f.exists():
         raise FileNotFoundError(f"{f}: missing; --model must be a training run folder written by mcanb.train.fit "
                                 "(for example outputs/04_cnn_retraining/toy/cnn/seed13)")
-    try:
-        doc = yaml.safe_load(f.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UserError(yaml_problem(f, e)) from e
-    if not isinstance(doc, dict):
-        raise UserError(f"{f}: expected a mapping of parameter names to values, got {type(doc).__name__}")
+    doc = read_yaml_mapping(f)
     missing = [k for k in ("model", "data_dir", "label_space") if k not in doc]
     if missing:
         raise UserError(f"{f}: lacks {missing}, needed to rebuild the model (mcanb.train.fit extra_params)")
