@@ -245,7 +245,8 @@ def test_table_string_ids_are_numbered_by_rank_and_listed(tmp_path):
 @pytest.mark.parametrize("rows, message", [
     ([(1, "a", "X", "training")], r"row 0 \(line 2\), field split: expected train, dev or test \(any case\), "
                                   r"got 'training'"),
-    ([(1, "a", "X", "train"), (1, "b", "Y", "dev")], r"row 1 \(line 3\), field id: id 1 is also on row 0"),
+    ([(1, "a", "X", "train"), (1, "b", "Y", "dev"), (2, "c", "Z", "test")],
+     r"row 1 \(line 3\), field id: id 1 is also on row 0"),
     ([("x1", "a", "X", "train"), ("", "b", "Y", "dev")], r"row 1 \(line 3\), field id: expected an id \(a string or an "
                                                          r"integer\), got an empty cell"),
 ])
