@@ -6,6 +6,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from . import published
 from .bert_study import results_table
 
 
@@ -24,11 +25,15 @@ def scores_table(results: Sequence[dict], label_space: str, cov: dict[str, dict[
     return with_coverage(table, cov) if cov else table
 
 
-def with_coverage(table: pd.DataFrame, cov: dict[str, dict[str, float]]) -> pd.DataFrame:
+def with_coverage(table: pd.DataFrame, cov: dict[str, dict[str, float]], architecture: str = "hier_lan"
+                  ) -> pd.DataFrame:
     """:func:`results_table` (or :func:`beside_paper`) with a ``note read`` column: the share of each encoder's word
-    pieces its architecture reads (:func:`coverage`), blank for the paper's rows."""
-    arch = table["architecture"].map(lambda a: "trun" if str(a).startswith("BERT-trun") else "hier")
-    share = [cov[a].get(e) for a, e in zip(arch, table["encoder"])]
+    pieces its architecture reads (:func:`coverage`), blank for the paper's rows. ``architecture``: the rows'
+    architecture where the table has no ``architecture`` column (a paper table of one architecture)."""
+    archs = table["architecture"] if "architecture" in table else [published.ARCHITECTURES[architecture]] * len(table)
+    kind = ["trun" if str(a).startswith("BERT-trun") else "hier" for a in archs]
+    names = table["encoder"] if "encoder" in table else table["model"]
+    share = [cov[k].get(e) for k, e in zip(kind, names)]
     out = table.copy()
     out["note read"] = [f"{100 * s:.0f} %" if s is not None and ("source" not in out or src == "this run") else ""
                         for s, src in zip(share, out.get("source", ["this run"] * len(out)))]

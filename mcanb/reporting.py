@@ -179,7 +179,7 @@ def summarise_seeds(results: Sequence[dict], split: str = "test") -> pd.DataFram
     """
     rows = [{"model": r["model"], "seed": r["seed"], "metric": k, "value": v}
             for r in results for k, v in split_metrics(r, split).items() if v is not None and _is_score(k)]
-    long = pd.DataFrame(rows)
+    long = pd.DataFrame(rows, columns=["model", "seed", "metric", "value"])   # no results: an empty summary
     g = long.groupby(["model", "metric"], sort=False)["value"]
     out = g.agg(mean="mean", sd="std", n_seeds="count").reset_index()
     out["sd"] = out["sd"].fillna(0.0)
