@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 ENV = "MCANB_REHEARSE"          # JSON: caps and the stand-in directories, set for the study's child process
-DEFAULT_CAPS = {"max_steps": 1, "eval_docs": 4}   # optimizer steps per training run; dev and test documents
+DEFAULT_CAPS = {"max_steps": 1, "eval_docs": 2}   # optimizer steps per training run; dev and test documents
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,21 +299,24 @@ def rehearse_study(profile: str, *, scale: float | None = None, caps_: dict | No
         return path
 
     (root / "rehearsal.json").write_text(json.dumps(record, indent=2) + "\n")
-    status = 0
-    if first_bert:      # the data steps first: the stand-ins' tokenizers learn from their training notes
-        status = _run_child(write(f"{prof.path.stem}_data", runs[:first_bert]), root, record, echo)
-    if status == 0 and first_bert < len(runs):
-        entry = runs[first_bert]
-        values = _resolved(entry)
-        data_dir = Path(str(values["data_dir"]))
-        data_dir = root.joinpath(*data_dir.parts[1:]) if data_dir.parts[0] == "outputs" else data_dir
-        texts = load(data_dir, str(values.get("label_space", "50"))).frames["train"]["text"].tolist()
-        ids = [i for e in runs for i in hub[e["notebook"] + "/" + e["run"]]]
-        record["encoders"] = build_stand_ins(ids, texts, root / "standins", facts=facts, echo=echo)
-        (root / "rehearsal.json").write_text(json.dumps(record, indent=2) + "\n")
-    if status == 0:
-        status = _run_child(write(prof.path.stem, runs), root, record, echo)
-    table = write_table(prof, runs, root, record, seconds=time.time() - t0, echo=echo)
+    status = 1
+    try:
+        status = 0
+        if first_bert:      # the data steps first: the stand-ins' tokenizers learn from their training notes
+            status = _run_child(write(f"{prof.path.stem}_data", runs[:first_bert]), root, record, echo)
+        if status == 0 and first_bert < len(runs):
+            entry = runs[first_bert]
+            values = _resolved(entry)
+            data_dir = Path(str(values["data_dir"]))
+            data_dir = root.joinpath(*data_dir.parts[1:]) if data_dir.parts[0] == "outputs" else data_dir
+            texts = load(data_dir, str(values.get("label_space", "50"))).frames["train"]["text"].tolist()
+            ids = [i for e in runs for i in hub[e["notebook"] + "/" + e["run"]]]
+            record["encoders"] = build_stand_ins(ids, texts, root / "standins", facts=facts, echo=echo)
+            (root / "rehearsal.json").write_text(json.dumps(record, indent=2) + "\n")
+        if status == 0:
+            status = _run_child(write(prof.path.stem, runs), root, record, echo)
+    finally:            # interrupted or failed too: the table says what ran and what it cost
+        table = write_table(prof, runs, root, record, seconds=time.time() - t0, echo=echo)
     if status != 0:
         raise StudyError(f"rehearsal of {prof.name} failed (exit status {status}); the error is above, the runs "
                          f"that finished are in {table}")
