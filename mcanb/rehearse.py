@@ -287,7 +287,7 @@ def rehearse_study(profile: str, *, scale: float | None = None, caps_: dict | No
     from . import fixture
     from .paths import OUTPUTS
     from .processed import load
-    from .rehearse_table import write_table
+    from .rehearse_table import machine, write_table
     from .study import StudyError, load_profile
 
     t0 = time.time()
@@ -299,7 +299,7 @@ def rehearse_study(profile: str, *, scale: float | None = None, caps_: dict | No
     fixture.ensure(fx, size="full", scale=scale, progress=True)
     echo(f"rehearsal: fixture {fx} ready in {time.perf_counter() - t:.0f} s")
     record = {**DEFAULT_CAPS, **(caps_ or {}), "profile": prof.name, "scale": scale, "fixture": str(fx),
-              "encoders": {}}
+              "machine": machine(), "encoders": {}}
     record["split_sizes"] = eval_splits(fx, root / "splits", record["eval_docs"])
     runs = derived_runs(prof, fx, root / "splits", seeds=seeds, cuda=cuda, extra=extra)
     hub = [_hub_encoders(e) for e in runs]
