@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -170,8 +171,12 @@ def render(profile, runs: list[dict], root: Path, record: dict, seconds: float) 
     if rows:
         here = sum(r["run_here_s"] or 0 for r in rows)
         gpu = sum(r["run_gpu_s"] for r in rows)
-        lines.append(f"| **all training runs** | | | | | | | | {_h(here)} | {_h(gpu)} | "
-                     f"{sum(r['disk_bytes'] for r in rows) / 2**30:.1f} GiB |")
+        disk = sum(r["disk_bytes"] for r in rows)
+        lines.append(f"| **all training runs** | | | | | | | | {_h(here)} | {_h(gpu)} | {disk / 2**30:.1f} GiB |")
+        free = shutil.disk_usage(root).free
+        if disk > free:
+            lines += ["", f"**The training runs' folders (checkpoints) need {disk / 2**30:.0f} GiB; this disk has "
+                      f"{free / 2**30:.0f} GiB free.**"]
     lines += ["", f"\\* projected from FLOPs at {mfu} MFU of an {cost.REFERENCE_GPU}'s {peak / 1e12:.0f} TFLOP/s "
               "(bf16 dense), not measured; small models (the CNNs) rarely reach that utilisation, so their GPU "
               "times are lower bounds. \"Here\": the FLOP/s measured in the rehearsal's steps, for every training "
