@@ -20,7 +20,8 @@ The same profile and parameter files, with four substitutions, each written into
   ``PYTHONOPTIMIZE=1``, since one step of a random-weight model cannot pass them; any error still stops the study.
 
 Everything else runs in full: preprocessing with word2vec, word pieces of every note for each tokenizer, batching,
-TF-IDF baselines, the frequency analysis and the report. Outputs go to ``outputs/rehearsal/`` (the study runs in a
+TF-IDF baselines, the frequency analysis and the report. The runs that need no encoder (preprocessing, the CNNs)
+go first, then the stand-ins are built from the preprocessed training notes and the rest of the profile runs. Outputs go to ``outputs/rehearsal/`` (the study runs in a
 child process with ``MCANB_OUTPUTS`` there), so they never mix with real results; ``fit`` refuses the caps
 anywhere else. A failure (out of memory, a shape or length error, a run colliding with another) stops the
 rehearsal with the real error; :mod:`mcanb.rehearse_table` then prints what each run cost and the projected time
@@ -31,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -38,7 +40,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .rehearsal_env import ENV, caps  # noqa: F401 - the switches the engine and encoders read
-DEFAULT_CAPS = {"max_steps": 1, "eval_docs": 4}   # optimizer steps per training run; dev and test documents
+DEFAULT_CAPS = {"max_steps": 1, "eval_docs": 2}   # optimizer steps per training run; dev and test documents
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +219,20 @@ def _hub_encoders(entry: dict) -> list[str]:
     return [n for n in names if n not in LOCAL_ENCODERS and not Path(str(n)).is_dir()]
 
 
+def _without_encoders(runs: list[dict], hub: list[list[str]]) -> list[dict]:
+    """The runs that need no hub encoder and read none that does (profile order): they run before the stand-ins
+    are built, so preprocessing and the CNNs are measured first."""
+    late: set[str] = set()
+    early = []
+    for e, h in zip(runs, hub):
+        key = f"{e['notebook']}/{e['params'].get('run_name', e['run'])}"
+        if h or any(r in late for r in e["reads"]):
+            late.add(key)
+        else:
+            early.append(e)
+    return early
+
+
 def _run_child(profile_yaml: Path, root: Path, record: dict, echo: Callable[[str], None]) -> int:
     # PYTHONOPTIMIZE: the notebooks' quality checks are plain asserts ("beats the most-frequent floor"), which one
     # optimizer step of a random-weight model cannot pass; errors still stop the study.
@@ -242,7 +258,7 @@ def rehearse_study(profile: str, *, scale: float | None = None, caps_: dict | No
     from . import fixture
     from .paths import OUTPUTS
     from .processed import load
-    from .rehearse_table import write_table
+    from .rehearse_table import machine, write_table
     from .study import StudyError, load_profile
 
     t0 = time.time()
@@ -254,12 +270,24 @@ def rehearse_study(profile: str, *, scale: float | None = None, caps_: dict | No
     fixture.ensure(fx, size="full", scale=scale, progress=True)
     echo(f"rehearsal: fixture {fx} ready in {time.perf_counter() - t:.0f} s")
     record = {**DEFAULT_CAPS, **(caps_ or {}), "profile": prof.name, "scale": scale, "fixture": str(fx),
-              "encoders": {}}
+              "machine": machine(), "encoders": {}}
     record["split_sizes"] = eval_splits(fx, root / "splits", record["eval_docs"])
     runs = derived_runs(prof, fx, root / "splits", seeds=seeds, cuda=cuda, extra=extra)
-    hub = {e["notebook"] + "/" + e["run"]: _hub_encoders(e) for e in runs}
-    first_bert = next((i for i, e in enumerate(runs) if hub[e["notebook"] + "/" + e["run"]]), len(runs))
+    hub = [_hub_encoders(e) for e in runs]
+    early = _without_encoders(runs, hub)
     (root / "profiles").mkdir(parents=True, exist_ok=True)
+    # The caps and the stand-ins are not notebook parameters, so no run's fingerprint sees them: when they change,
+    # every run of this rehearsal folder is forgotten and reruns.
+    ids = list(dict.fromkeys(i for h in hub for i in h))
+    record["key"] = _corpus_key([json.dumps({"caps": {k: record[k] for k in DEFAULT_CAPS}, "scale": scale,
+                                             "facts": {i: dataclasses.asdict(facts(i)) for i in ids}},
+                                            sort_keys=True)])
+    previous = root / "rehearsal.json"
+    if previous.exists() and json.loads(previous.read_text()).get("key") != record["key"]:
+        echo("rehearsal: the caps or stand-ins changed since the last rehearsal in this folder: every run reruns")
+        for f in root.rglob(".mcanb-run.json"):
+            f.unlink()
+        shutil.rmtree(root / "bert_runs", ignore_errors=True)
 
     def write(name: str, entries: list[dict]) -> Path:
         path = root / "profiles" / f"{name}.yaml"
@@ -270,21 +298,23 @@ def rehearse_study(profile: str, *, scale: float | None = None, caps_: dict | No
         return path
 
     (root / "rehearsal.json").write_text(json.dumps(record, indent=2) + "\n")
-    status = 0
-    if first_bert:      # the data steps first: the stand-ins' tokenizers learn from their training notes
-        status = _run_child(write(f"{prof.path.stem}_data", runs[:first_bert]), root, record, echo)
-    if status == 0 and first_bert < len(runs):
-        entry = runs[first_bert]
-        values = _resolved(entry)
-        data_dir = Path(str(values["data_dir"]))
-        data_dir = root.joinpath(*data_dir.parts[1:]) if data_dir.parts[0] == "outputs" else data_dir
-        texts = load(data_dir, str(values.get("label_space", "50"))).frames["train"]["text"].tolist()
-        ids = [i for e in runs for i in hub[e["notebook"] + "/" + e["run"]]]
-        record["encoders"] = build_stand_ins(ids, texts, root / "standins", facts=facts, echo=echo)
-        (root / "rehearsal.json").write_text(json.dumps(record, indent=2) + "\n")
-    if status == 0:
-        status = _run_child(write(prof.path.stem, runs), root, record, echo)
-    table = write_table(prof, runs, root, record, seconds=time.time() - t0, echo=echo)
+    status = 1
+    try:
+        status = 0
+        if early:           # data steps and CNNs first: the stand-ins' tokenizers learn from the training notes
+            status = _run_child(write(f"{prof.path.stem}_data", early), root, record, echo)
+        if status == 0 and any(hub):
+            entry = next(e for e, h in zip(runs, hub) if h)
+            values = _resolved(entry)
+            data_dir = Path(str(values["data_dir"]))
+            data_dir = root.joinpath(*data_dir.parts[1:]) if data_dir.parts[0] == "outputs" else data_dir
+            texts = load(data_dir, str(values.get("label_space", "50"))).frames["train"]["text"].tolist()
+            record["encoders"] = build_stand_ins(ids, texts, root / "standins", facts=facts, echo=echo)
+            (root / "rehearsal.json").write_text(json.dumps(record, indent=2) + "\n")
+        if status == 0:
+            status = _run_child(write(prof.path.stem, runs), root, record, echo)
+    finally:            # interrupted or failed too: the table says what ran and what it cost
+        table = write_table(prof, runs, root, record, seconds=time.time() - t0, echo=echo)
     if status != 0:
         raise StudyError(f"rehearsal of {prof.name} failed (exit status {status}); the error is above, the runs "
                          f"that finished are in {table}")

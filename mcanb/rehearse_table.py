@@ -10,8 +10,9 @@ Per training run (one seed of one model): seconds per optimizer step (micro-batc
 * **an H100**: the same FLOPs (an evaluation: a third of a training step per document) at
   :data:`mcanb.cost.ASSUMED_MFU` of the bf16 dense peak; labelled "projected from FLOPs" until a GPU measures it.
 
-``python -m mcanb.rehearse_table`` copies the tables of the rehearsals in ``outputs/rehearsal/`` into the README
-between its ``rehearsal`` markers.
+``python -m mcanb.rehearse_table PROFILE`` prints the table again from what ``outputs/rehearsal/`` holds (after an
+interrupted rehearsal, too); ``python -m mcanb.rehearse_table --readme`` copies the tables of the rehearsals into
+the README between its ``rehearsal`` markers.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -140,8 +142,9 @@ def machine() -> str:
 def render(profile, runs: list[dict], root: Path, record: dict, seconds: float) -> str:
     """The markdown of a rehearsal: notebook runs (status, seconds), then one row per training run."""
     lines = [f"Rehearsal of `mcanb study {profile.name}` (`mcanb study {profile.name} --rehearse`), "
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {seconds / 60:.1f} min in all; machine: "
-             f"{machine()}. Fixture `{Path(record['fixture']).name}`; stand-in encoders with random weights; one seed "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+             + (f", {seconds / 60:.1f} min in all" if seconds == seconds else "") + f"; machine at the start: {record.get('machine', '?')}; load at the end "
+             f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}. Fixture `{Path(record['fixture']).name}`; stand-in encoders with random weights; one seed "
              f"per run; at most {record['max_steps']} optimizer step(s) of one micro-batch per training run; "
              f"{record['eval_docs']} dev and test documents per label space (projections use the full splits).", "",
              "| notebook run | status | seconds (data steps, capped training) |", "|---|---|---|"]
@@ -168,8 +171,12 @@ def render(profile, runs: list[dict], root: Path, record: dict, seconds: float) 
     if rows:
         here = sum(r["run_here_s"] or 0 for r in rows)
         gpu = sum(r["run_gpu_s"] for r in rows)
-        lines.append(f"| **all training runs** | | | | | | | | {_h(here)} | {_h(gpu)} | "
-                     f"{sum(r['disk_bytes'] for r in rows) / 2**30:.1f} GiB |")
+        disk = sum(r["disk_bytes"] for r in rows)
+        lines.append(f"| **all training runs** | | | | | | | | {_h(here)} | {_h(gpu)} | {disk / 2**30:.1f} GiB |")
+        free = shutil.disk_usage(root).free
+        if disk > free:
+            lines += ["", f"**The training runs' folders (checkpoints) need {disk / 2**30:.0f} GiB; this disk has "
+                      f"{free / 2**30:.0f} GiB free.**"]
     lines += ["", f"\\* projected from FLOPs at {mfu} MFU of an {cost.REFERENCE_GPU}'s {peak / 1e12:.0f} TFLOP/s "
               "(bf16 dense), not measured; small models (the CNNs) rarely reach that utilisation, so their GPU "
               "times are lower bounds. \"Here\": the FLOP/s measured in the rehearsal's steps, for every training "
@@ -204,6 +211,19 @@ def update_readme(readme: Path, tables: list[Path]) -> bool:
 def main(argv: list[str] | None = None) -> None:
     from .paths import OUTPUTS, ROOT
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] != "--readme":
+        from .rehearse import derived_runs
+        from .study import load_profile
+
+        root = OUTPUTS / "rehearsal"
+        record = _json(root / "rehearsal.json")
+        if not record:
+            sys.exit(f"no rehearsal in {root}; run `mcanb study {argv[0]} --rehearse` first")
+        prof = load_profile(argv[0])
+        runs = derived_runs(prof, Path(record["fixture"]), root / "splits")
+        write_table(prof, runs, root, record, seconds=float("nan"))
+        return
     tables = sorted((OUTPUTS / "rehearsal").glob("rehearsal_*.md"))
     if not tables:
         sys.exit(f"no rehearsal tables in {OUTPUTS / 'rehearsal'}; run `mcanb study mimic3_50 --rehearse` first")
@@ -212,4 +232,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
