@@ -332,7 +332,9 @@ def requested_keys(notebook: str, values: Mapping[str, Any]) -> list[str]:
     if notebook == "04_cnn_retraining":
         return [*values.get("models", []), *values.get("baselines", [])]
     archs = values.get("architectures") or ["hier_lan"]
-    return [f"{published.slug(encoder_label(e))}/{a}" for e in values.get("encoders", []) for a in archs]
+    share = round(100 * float(values.get("less_data") or 0))     # the label of a less-data encoder names its share
+    return [f"{published.slug(encoder_label(e).format(pct=share))}/{a}" for e in values.get("encoders", [])
+            for a in archs]
 
 
 def run_tables(notebook: str, run_dir: Path, values: Mapping[str, Any], status: str | None = None) -> list[Comparison]:

@@ -39,7 +39,8 @@ def _read_json(path: Path, produced_by: str) -> dict:
 
 
 def _stamp(source: Path, when: str | None = None) -> str:
-    shown = source.relative_to(ROOT) if ROOT in source.parents else source
+    shown = (Path("outputs") / source.relative_to(OUTPUTS) if OUTPUTS in source.parents
+             else source.relative_to(ROOT) if ROOT in source.parents else source)
     today = _dt.date.today().isoformat()
     made = f", run of {when}" if when else ""
     return f"<sub>Written by `{COMMAND}` on {today} from `{shown}`{made}.</sub>"
