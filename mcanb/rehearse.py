@@ -6,8 +6,7 @@ The same profile and parameter files, with four substitutions, each written into
 * the full-scale MIMIC-shaped fixture (``mcanb.fixture``, size ``full``; generated into ``outputs/fixtures`` when
   missing) in place of ``$MIMIC3_DIR``, with its own split files (``splits_dir`` null, no CAML hash check);
 * each hub encoder replaced by a **stand-in** of the same architecture and vocabulary size with random weights: a
-  ``BertConfig`` from the encoder's recorded facts (``mcanb.published.ENCODER_CARDS`` where present, else
-  :data:`FALLBACK_FACTS`) and a WordPiece tokenizer of that vocabulary size and casing trained on the fixture's
+  ``BertConfig`` from the encoder's model-card facts (``mcanb.published.ENCODER_CARDS``) and a WordPiece tokenizer of that vocabulary size and casing trained on the fixture's
   training notes (one per (vocabulary size, casing), cached). Run names, row labels and caches keep the hub ids:
   only :func:`mcanb.encoders.resolve_encoder` answers with the stand-in's directory;
 * one seed per run (the others have the same shapes; projections multiply by the profile's seeds), micro-batch
@@ -39,7 +38,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .rehearsal_env import ENV, caps  # noqa: F401 - the switches the engine and encoders read
+from . import identity
+from .rehearsal_env import ENV  # the switch the engine and the encoder loader read (mcanb.rehearsal_env)
 DEFAULT_CAPS = {"max_steps": 1, "eval_docs": 2}   # optimizer steps per training run; dev and test documents
 
 
@@ -56,30 +56,16 @@ class EncoderFacts:
     max_positions: int = 512
 
 
-# TODO: drop once mcanb.published.ENCODER_CARDS (the model cards' facts) is on main; it is read first when present.
-FALLBACK_FACTS = {
-    "bert-base-uncased": EncoderFacts(30522, False),
-    "bionlp/bluebert_pubmed_mimic_uncased_L-12_H-768_A-12": EncoderFacts(30522, False),
-    "dmis-lab/biobert-base-cased-v1.2": EncoderFacts(28996, True),
-    "cambridgeltl/BioRedditBERT-uncased": EncoderFacts(28996, False),
-    "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext": EncoderFacts(30522, False),
-    "cambridgeltl/SapBERT-from-PubMedBERT-fulltext": EncoderFacts(30522, False),
-    "emilyalsentzer/Bio_ClinicalBERT": EncoderFacts(28996, True),
-}
-
-
 def encoder_facts(hub_id: str) -> EncoderFacts:
-    """The recorded architecture of ``hub_id``: ``published.ENCODER_CARDS`` when it lists it, else the fallback."""
+    """The recorded architecture of ``hub_id``, from its model card (``mcanb.published.ENCODER_CARDS``)."""
     from . import published
 
-    for card in getattr(published, "ENCODER_CARDS", {}).values():
+    for card in published.ENCODER_CARDS.values():
         if card.hub_id == hub_id:
             return EncoderFacts(card.vocab_size, card.cased, card.layers, card.hidden_size, card.heads,
                                 card.intermediate_size, card.max_positions)
-    if hub_id in FALLBACK_FACTS:
-        return FALLBACK_FACTS[hub_id]
-    raise ValueError(f"encoder {hub_id!r}: no recorded architecture (mcanb.published.ENCODER_CARDS or "
-                     "mcanb.rehearse.FALLBACK_FACTS); a rehearsal needs its layers, hidden size, heads and vocabulary")
+    raise ValueError(f"encoder {hub_id!r}: no recorded architecture in mcanb.published.ENCODER_CARDS; a rehearsal "
+                     "needs its layers, hidden size, heads and vocabulary (add its model card's facts there)")
 
 
 # ---------------------------------------------------------------------------------------------- inside the study
@@ -115,15 +101,6 @@ def _spaced(ids: list[str], n: int) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- stand-ins
 
-def _corpus_key(texts: list[str]) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8") + b"\0")
-    return h.hexdigest()[:16]
-
-
 def _cached(path: Path, record: dict) -> bool:
     try:
         return json.loads((path / "standin.json").read_text()).get("record") == record
@@ -143,7 +120,7 @@ def build_stand_ins(hub_ids: list[str], texts: list[str], out: Path, *, facts: C
     from .encoders import _quiet_transformers, train_wordpiece
 
     _quiet_transformers()
-    corpus = _corpus_key(texts)
+    corpus = identity.of_texts(texts)
     made: dict[str, str] = {}
     for hub_id in dict.fromkeys(hub_ids):
         f = facts(hub_id)
@@ -279,7 +256,7 @@ def rehearse_study(profile: str, *, scale: float | None = None, caps_: dict | No
     # The caps and the stand-ins are not notebook parameters, so no run's fingerprint sees them: when they change,
     # every run of this rehearsal folder is forgotten and reruns.
     ids = list(dict.fromkeys(i for h in hub for i in h))
-    record["key"] = _corpus_key([json.dumps({"caps": {k: record[k] for k in DEFAULT_CAPS}, "scale": scale,
+    record["key"] = identity.of_texts([json.dumps({"caps": {k: record[k] for k in DEFAULT_CAPS}, "scale": scale,
                                              "facts": {i: dataclasses.asdict(facts(i)) for i in ids}},
                                             sort_keys=True)])
     previous = root / "rehearsal.json"
@@ -325,3 +302,32 @@ def _resolved(entry: dict) -> dict[str, Any]:
     from .study import RunSpec, resolve
 
     return resolve(RunSpec(entry["notebook"], entry["run"], entry["params"]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m mcanb.rehearse PROFILE``: the cost table again from what ``outputs/rehearsal/`` holds (after an
+    interrupted rehearsal too); ``--readme``: the README's run-time table from the rehearsals' tables."""
+    from .rehearse_table import _json, update_readme, write_table
+    from .paths import OUTPUTS, ROOT
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] != "--readme":
+        from .study import load_profile
+
+        root = OUTPUTS / "rehearsal"
+        record = _json(root / "rehearsal.json")
+        if not record:
+            sys.exit(f"no rehearsal in {root}; run `mcanb study {argv[0]} --rehearse` first")
+        prof = load_profile(argv[0])
+        runs = derived_runs(prof, Path(record["fixture"]), root / "splits")
+        write_table(prof, runs, root, record, seconds=float("nan"))
+        return
+    tables = sorted((OUTPUTS / "rehearsal").glob("rehearsal_*.md"))
+    if not tables:
+        sys.exit(f"no rehearsal tables in {OUTPUTS / 'rehearsal'}; run `mcanb study mimic3_50 --rehearse` first")
+    changed = update_readme(ROOT / "README.md", tables)
+    print(f"README.md {'updated' if changed else 'unchanged'} from {', '.join(t.name for t in tables)}")
+
+
+if __name__ == "__main__":
+    main()

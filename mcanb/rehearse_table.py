@@ -10,8 +10,8 @@ Per training run (one seed of one model): seconds per optimizer step (micro-batc
 * **an H100**: the same FLOPs (an evaluation: a third of a training step per document) at
   :data:`mcanb.cost.ASSUMED_MFU` of the bf16 dense peak; labelled "projected from FLOPs" until a GPU measures it.
 
-``python -m mcanb.rehearse_table PROFILE`` prints the table again from what ``outputs/rehearsal/`` holds (after an
-interrupted rehearsal, too); ``python -m mcanb.rehearse_table --readme`` copies the tables of the rehearsals into
+``python -m mcanb.rehearse PROFILE`` prints the table again from what ``outputs/rehearsal/`` holds (after an
+interrupted rehearsal, too); ``python -m mcanb.rehearse --readme`` copies the tables of the rehearsals into
 the README between its ``rehearsal`` markers.
 """
 from __future__ import annotations
@@ -22,7 +22,6 @@ import os
 import platform
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -206,30 +205,3 @@ def update_readme(readme: Path, tables: list[Path]) -> bool:
     if new != text:
         readme.write_text(new)
     return new != text
-
-
-def main(argv: list[str] | None = None) -> None:
-    from .paths import OUTPUTS, ROOT
-
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] != "--readme":
-        from .rehearse import derived_runs
-        from .study import load_profile
-
-        root = OUTPUTS / "rehearsal"
-        record = _json(root / "rehearsal.json")
-        if not record:
-            sys.exit(f"no rehearsal in {root}; run `mcanb study {argv[0]} --rehearse` first")
-        prof = load_profile(argv[0])
-        runs = derived_runs(prof, Path(record["fixture"]), root / "splits")
-        write_table(prof, runs, root, record, seconds=float("nan"))
-        return
-    tables = sorted((OUTPUTS / "rehearsal").glob("rehearsal_*.md"))
-    if not tables:
-        sys.exit(f"no rehearsal tables in {OUTPUTS / 'rehearsal'}; run `mcanb study mimic3_50 --rehearse` first")
-    changed = update_readme(ROOT / "README.md", tables)
-    print(f"README.md {'updated' if changed else 'unchanged'} from {', '.join(t.name for t in tables)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mcanb import cost, rehearse
+from mcanb import cost, rehearsal_env, rehearse
 from mcanb.study import StudyError, load_profile
 
 HUB = ["bert-base-uncased", "emilyalsentzer/Bio_ClinicalBERT"]   # one uncased, one cased vocabulary
@@ -58,11 +58,11 @@ def test_caps_apply_only_inside_a_rehearsal_folder(tmp_path, monkeypatch):
     from mcanb.train import TrainConfig
 
     cfg = TrainConfig()
-    assert rehearse.apply_caps(cfg, None, None, tmp_path) == (cfg, None, None)   # not rehearsing: unchanged
-    monkeypatch.setenv(rehearse.ENV, json.dumps({"max_steps": 2, "eval_docs": 4, "encoders": {"x/y": "/dir"}}))
-    assert rehearse.stand_in("x/y") == "/dir" and rehearse.stand_in("bert-base-uncased") is None
+    assert rehearsal_env.apply_caps(cfg, None, None, tmp_path) == (cfg, None, None)   # not rehearsing: unchanged
+    monkeypatch.setenv(rehearsal_env.ENV, json.dumps({"max_steps": 2, "eval_docs": 4, "encoders": {"x/y": "/dir"}}))
+    assert rehearsal_env.stand_in("x/y") == "/dir" and rehearsal_env.stand_in("bert-base-uncased") is None
     with pytest.raises(RuntimeError, match="must never land beside real results"):
-        rehearse.apply_caps(cfg, None, None, tmp_path)
+        rehearsal_env.apply_caps(cfg, None, None, tmp_path)
 
 
 def test_eval_splits_keep_train_and_cut_dev_and_test(tmp_path):
