@@ -38,32 +38,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import identity
+from . import identity, published
 from .rehearsal_env import ENV  # the switch the engine and the encoder loader read (mcanb.rehearsal_env)
 DEFAULT_CAPS = {"max_steps": 1, "eval_docs": 2}   # optimizer steps per training run; dev and test documents
 
 
-@dataclasses.dataclass(frozen=True)
-class EncoderFacts:
-    """An encoder's architecture, from its model card and config (what a same-shape stand-in needs)."""
-
-    vocab_size: int
-    cased: bool
-    layers: int = 12
-    hidden_size: int = 768
-    heads: int = 12
-    intermediate_size: int = 3072
-    max_positions: int = 512
-
-
-def encoder_facts(hub_id: str) -> EncoderFacts:
-    """The recorded architecture of ``hub_id``, from its model card (``mcanb.published.ENCODER_CARDS``)."""
-    from . import published
-
+def encoder_facts(hub_id: str) -> "published.EncoderCard":
+    """The model card of ``hub_id`` (``mcanb.published.ENCODER_CARDS``): the architecture a same-shape stand-in needs."""
     for card in published.ENCODER_CARDS.values():
         if card.hub_id == hub_id:
-            return EncoderFacts(card.vocab_size, card.cased, card.layers, card.hidden_size, card.heads,
-                                card.intermediate_size, card.max_positions)
+            return card
     raise ValueError(f"encoder {hub_id!r}: no recorded architecture in mcanb.published.ENCODER_CARDS; a rehearsal "
                      "needs its layers, hidden size, heads and vocabulary (add its model card's facts there)")
 
@@ -108,7 +92,7 @@ def _cached(path: Path, record: dict) -> bool:
         return False
 
 
-def build_stand_ins(hub_ids: list[str], texts: list[str], out: Path, *, facts: Callable[[str], EncoderFacts]
+def build_stand_ins(hub_ids: list[str], texts: list[str], out: Path, *, facts: Callable[[str], published.EncoderCard]
                     = encoder_facts, echo: Callable[[str], None] = print) -> dict[str, str]:
     """``{hub id: directory}`` of random-weight stand-ins (``BertModel`` + tokenizer), built once and cached.
 
@@ -141,9 +125,7 @@ def build_stand_ins(hub_ids: list[str], texts: list[str], out: Path, *, facts: C
             t0 = time.perf_counter()
             tok = AutoTokenizer.from_pretrained(tok_dir)
             torch.manual_seed(0)
-            config = BertConfig(vocab_size=f.vocab_size, hidden_size=f.hidden_size, num_hidden_layers=f.layers,
-                                num_attention_heads=f.heads, intermediate_size=f.intermediate_size,
-                                max_position_embeddings=f.max_positions, pad_token_id=tok.pad_token_id)
+            config = BertConfig(**f.bert_config(), pad_token_id=tok.pad_token_id)
             BertModel(config, add_pooling_layer=False).save_pretrained(model_dir)
             tok.save_pretrained(model_dir)
             (model_dir / "vocab.txt").write_bytes((tok_dir / "vocab.txt").read_bytes())
@@ -223,7 +205,7 @@ def _run_child(profile_yaml: Path, root: Path, record: dict, echo: Callable[[str
 
 
 def rehearse_study(profile: str, *, scale: float | None = None, caps_: dict | None = None, seeds: int = 1,
-                   root: str | Path | None = None, facts: Callable[[str], EncoderFacts] = encoder_facts,
+                   root: str | Path | None = None, facts: Callable[[str], published.EncoderCard] = encoder_facts,
                    extra: dict[str, dict] | None = None, echo: Callable[[str], None] = print) -> Path:
     """Rehearse ``profile`` (see the module docstring); print the cost table; return the table's markdown file.
 

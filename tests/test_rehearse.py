@@ -1,6 +1,7 @@
 """mcanb.rehearse: the rehearsal of a real profile, on a scaled-down full-size fixture with tiny stand-in encoders."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,11 +14,11 @@ from mcanb.study import StudyError, load_profile
 HUB = ["bert-base-uncased", "emilyalsentzer/Bio_ClinicalBERT"]   # one uncased, one cased vocabulary
 
 
-def tiny(hub_id: str) -> rehearse.EncoderFacts:
-    """The recorded facts with small sizes: vocabulary / 40, one 48-wide layer (positions kept: 512)."""
+def tiny(hub_id: str):
+    """The model card with small sizes: vocabulary / 40, one 48-wide layer (positions kept: 512)."""
     f = rehearse.encoder_facts(hub_id)
-    return rehearse.EncoderFacts(f.vocab_size // 40, f.cased, layers=1, hidden_size=48, heads=2,
-                                 intermediate_size=96, max_positions=f.max_positions)
+    return dataclasses.replace(f, vocab_size=f.vocab_size // 40, layers=1, hidden_size=48, heads=2,
+                               intermediate_size=96)
 
 
 def small_profile(path: Path) -> Path:
@@ -106,7 +107,7 @@ def test_rehearsal_runs_the_real_parameter_files_and_fails_loudly(tmp_path):
     cased = json.loads((Path(stand_ins[HUB[1]]) / "config.json").read_text())
     assert cased["vocab_size"] == 28996 // 40 and cased["hidden_size"] == 48
     # an encoder the settings do not fit (segments of 512 word pieces, 256 positions) stops the rehearsal
-    short = lambda hub_id: rehearse.EncoderFacts(**{**tiny(hub_id).__dict__, "max_positions": 256})  # noqa: E731
+    short = lambda hub_id: dataclasses.replace(tiny(hub_id), max_positions=256)  # noqa: E731
     with pytest.raises(StudyError, match="rehearsal of .* failed"):
         rehearse.rehearse_study(str(tmp_path / "small.yaml"), scale=0.002, root=root, facts=short,
                                 echo=lambda s: None)
