@@ -7,7 +7,9 @@ run of this study, in the same columns (mean ± sd over seeds, percent), with a 
 run stands in for a paper row (a local encoder stands in for the paper's encoders of its pretraining domain:
 "in-domain ↔ ClinicalBERT all notes"). A paper row with no counterpart here is listed once, with one reason, in
 a "not run" line. The difference to the paper appears only where this run's data is the paper's (MIMIC-III),
-and only for the same model.
+and only for the same model. For a coded-notes table of the user's own (``input_format: table``) the paper's rows,
+its verdicts and the mappings are left out (:func:`shows_paper`): MIMIC-III's numbers say nothing about other data,
+so such a table holds this run's rows only, in the paper's columns.
 
 This run's numbers come as a flat ``{name: number}`` dict in the layout of a notebook's ``metrics.json``
 (``<row key>/test/<metric>/mean|sd``, per seed ``<row key>/seed<k>/...<metric>``), read by :func:`measured`;
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -79,6 +82,11 @@ class Comparison:
         return (*published.METRICS[self.label_space], *extra)
 
     @property
+    def with_paper(self) -> bool:
+        """Whether the paper's rows belong beside this run's (:func:`shows_paper`)."""
+        return shows_paper(self.data)
+
+    @property
     def difference(self) -> bool:
         """Differences to the paper mean something only on the paper's data."""
         return self.data == "MIMIC-III"
@@ -86,11 +94,13 @@ class Comparison:
     @property
     def title(self) -> str:
         space = "top-50 codes" if self.label_space == "50" else "full code set"
+        if not self.with_paper:
+            return f"{published.TABLE_TITLES[self.table]} ({space}; this run, in the columns of the paper's Table {self.table})"
         return f"Table {self.table} ({space}): {published.TABLE_TITLES[self.table]}"
 
     @property
     def multi_architecture(self) -> bool:
-        return len({r.architecture for r in self.paper}) > 1
+        return len({r.architecture for r in (self.paper if self.with_paper else self.this_run)}) > 1
 
     def diff(self, row: Row, metric: str) -> float | None:
         """This run minus the paper for the paper's row of the same name, where the data is MIMIC-III."""
@@ -286,6 +296,10 @@ def build(table: int, label_space: str, results: Mapping[str, Mapping[str, Cell]
             missing.setdefault(why, []).append(p.name)                    # is not "not run"
     for why, names in missing.items():
         comp.this_run.append(Row(", ".join(dict.fromkeys(names)), "not run", note=why))
+    if not comp.with_paper:       # another corpus: this run's rows only, no mapping onto the paper's models
+        comp.paper, comp.original = [], []
+        comp.this_run = [dataclasses.replace(r, stands_for="", peers=()) for r in comp.this_run
+                         if r.source == "this run" or r.key]
     return comp
 
 
@@ -302,11 +316,22 @@ def data_source(data_dir: str | Path | None) -> str:
         return "unknown data"
     doc = json.loads(report.read_text())
     if doc.get("input_format") == "table":
-        return "a coded-notes table"
+        return OTHER_CORPUS
     notes = (doc.get("input_files") or {}).get("NOTEEVENTS")
     if notes and (Path(notes).parent / "fixture.json").exists():
         return "the toy fixture"
     return "MIMIC-III" if doc.get("input_format") == "mimic3" else "unknown data"
+
+
+OTHER_CORPUS = "a coded-notes table"
+
+
+def shows_paper(data: str) -> bool:
+    """Whether a run on ``data`` (:func:`data_source`'s answer) is shown beside the paper's numbers: yes for
+    MIMIC-III and for the MIMIC-shaped toy fixture (which stands in for it, to teach the study), and where the data
+    is not known; no for a coded-notes table of one's own, where the paper's MIMIC-III numbers compare with
+    nothing."""
+    return data != OTHER_CORPUS
 
 
 def tables_of(notebook: str, values: Mapping[str, Any]) -> list[tuple[int, str]]:

@@ -232,12 +232,13 @@ def _html_comparison(c: comparison.Comparison, out: Path) -> str:
     def sec(text: str) -> str:
         return f'<tr class="sec"><td colspan="{ncol}">{text}</td></tr>'
 
-    body = [sec(f"Ji et al. 2021, Table {c.table} (MIMIC-III)")] + [row(r) for r in c.paper]
+    body = [sec(f"Ji et al. 2021, Table {c.table} (MIMIC-III)")] + [row(r) for r in c.paper] if c.with_paper else []
     if c.original:
         body += [sec("original publications, where they differ from or add to Table 6")] + [row(r) for r in c.original]
     run = f'<a href="{e(_rel(c.run_dir, out))}">{e(c.run)}</a>' if c.run_dir else e(c.run or "this run")
     diff = ("differences to the paper's row of the same model in brackets" if c.difference else
-            "not the paper's data, so no differences are shown: compare orderings, not values")
+            "not the paper's data, so no differences are shown: compare orderings, not values" if c.with_paper else
+            "the paper's MIMIC-III rows are left out: they say nothing about this corpus")
     body += [sec(f"this run: {run} on {e(c.data)}")]
     body += [row(r, "mine" if r.source == "this run" else "") for r in c.this_run]
     thead = "".join(f"<th>{e(h)}</th>" for h in head)
@@ -292,7 +293,8 @@ def render_md(profile: Profile, data: dict, out: Path) -> str:
             parts.append(f"![{rq}]({fig})\n")
     parts.append("## The paper's tables, this run under them\n")
     for c in data["tables"]:
-        diff = "differences in the Δ columns" if c.difference else "not the paper's data: no differences"
+        diff = ("differences in the Δ columns" if c.difference else "not the paper's data: no differences"
+                if c.with_paper else "the paper's MIMIC-III rows are left out: they say nothing about this corpus")
         parts.append(f"### {c.title}\n\nthis run: {c.run} on {c.data}; {diff}.\n")
         parts.append(comparison.markdown(c, _rel(c.run_dir / "metrics.json", out) if c.run_dir else None))
     parts.append("## Figure 3: F1 by code frequency (notebook 05)\n")

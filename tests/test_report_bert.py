@@ -80,3 +80,24 @@ def test_data_source_tells_mimic_from_the_toy_fixture(tmp_path):
     (tmp_path / "table" / "report.json").write_text(json.dumps({"input_format": "table"}))
     assert comparison.data_source(tmp_path / "table") == "a coded-notes table"
     assert comparison.data_source(tmp_path / "nothing") == "unknown data"
+
+
+def test_a_coded_notes_table_is_shown_without_the_papers_rows(tmp_path):
+    """Another corpus (input_format: table): this run's rows only, no paper rows, no mapping onto the paper's models,
+    no "not run" lines for the paper's encoders; a row the parameters asked for but that has no numbers stays."""
+    run = _run(tmp_path, {"in_domain_mlm_on_training_notes/hier_lan": 0.57})
+    data = tmp_path / "mycorpus"
+    data.mkdir()
+    (data / "report.json").write_text(json.dumps({"input_format": "table"}))
+    values = {"label_space": "50", "encoders": ["in-domain", "random"], "data_dir": str(data)}
+    for t in comparison.run_tables("02_pretraining_domains", run, values):
+        assert t.data == "a coded-notes table" and not t.with_paper and not t.paper and not t.difference
+        assert f"Table {t.table})" in t.title and not t.title.startswith("Table")
+        frame = t.frame()
+        assert set(frame["source"]) <= {"this run", "not run"} and (frame["source"] == "this run").sum() == 1
+        assert (frame["stands for"].iloc[0] == "") and "ClinicalBERT" not in comparison.markdown(t)
+        assert [r.name for r in t.this_run if r.source == "not run"] == ["random init (no pretraining)"]
+    cnn = comparison.build(6, "50", comparison.measured({"cnn/test/micro_f1/mean": 0.3, "cnn/test/micro_f1/sd": 0.0}),
+                           data="a coded-notes table", requested=["cnn"])
+    assert not cnn.original and [r.source for r in cnn.this_run] == ["this run"]
+    assert comparison.shows_paper("the toy fixture") and comparison.shows_paper("MIMIC-III")
