@@ -91,6 +91,7 @@ def test_toy_corpus_learns_with_the_defaults(outputs):
         assert m[f"{model}/test/micro_f1@dev_threshold/mean"] > m["most_frequent/test/micro_f1@dev_threshold/mean"]
         assert 0 < m[f"{model}/seed13/dev_threshold"] < 1
         assert m[f"{model}/seed13/stop_reason"] != "no_improvement"
+    _only_this_run(outputs / "04_cnn_retraining" / "toy_corpus", "table_6")
 
 
 def test_toy_corpus_through_notebook_02_with_the_defaults(outputs):
@@ -103,3 +104,11 @@ def test_toy_corpus_through_notebook_02_with_the_defaults(outputs):
     for row in rows:
         assert m[f"{row}/test/micro_f1@dev_threshold/mean"] > floor, row
         assert m[f"{row}/test/macro_auc/mean"] > 0.55, row             # threshold-free: better than chance
+    _only_this_run(outputs / "02_pretraining_domains" / "toy_corpus", "table_2", "table_3")
+
+
+def _only_this_run(folder: Path, *tables: str) -> None:
+    """Another corpus: the saved tables hold this run's rows only, never the paper's MIMIC-III rows."""
+    import pandas as pd
+    for name in tables:
+        assert set(pd.read_csv(folder / "tables" / f"{name}.csv")["source"]) <= {"this run", "not run"}, name
