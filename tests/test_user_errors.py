@@ -277,3 +277,23 @@ def test_every_shipped_parameter_file_passes_the_value_checks(monkeypatch):
             assert found == [], f"{f}: {found}"
             checked += 1
     assert checked >= 20
+
+
+def test_your_corpus_profile_names_the_unset_variable_then_plans_the_three_runs(tmp_path):
+    """`MCANB_CORPUS=<table> mcanb study corpus` (README "Your own coded notes"): without the variable, one message
+    naming it; with it, a table anywhere on disk is planned through notebooks 01, 04 and 02 under the run name
+    ``corpus``, nothing written by the dry run."""
+    from mcanb.fixture import corpus
+
+    out_dir = tmp_path / "outputs"
+    env = {k: v for k, v in os.environ.items() if k != "MCANB_CORPUS"}
+    e = dict(env, MCANB_OUTPUTS=str(out_dir), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    p = subprocess.run([sys.executable, "-m", "mcanb.cli", "study", "corpus", "--dry-run"], cwd=ROOT, env=e,
+                       capture_output=True, text=True, timeout=300)
+    user_error(p.returncode, p.stdout + p.stderr, "$MCANB_CORPUS", "not set")
+    table = corpus.ensure(tmp_path / "elsewhere" / "notes")             # a table outside the repository
+    code, out = cli(["study", "corpus", "--dry-run"], out_dir, env={"MCANB_CORPUS": str(table)})
+    assert code == 0, out
+    for key in ("01_preprocess/corpus", "04_cnn_retraining/corpus", "02_pretraining_domains/corpus"):
+        assert key in out, out
+    assert not out_dir.exists() or not any(out_dir.rglob("*.parquet"))
