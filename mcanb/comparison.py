@@ -130,7 +130,9 @@ class Comparison:
                     d = self.diff(r, m)
                     row[f"Δ {label}"] = "" if d is None else f"{d:+.1f}"
             out.append(row)
-        return pd.DataFrame(out)
+        columns = ["source", "model", *(["architecture"] if self.multi_architecture else []), "stands for", *labels,
+                   "seeds", *([f"Δ {label}" for label in labels] if self.difference else [])]
+        return pd.DataFrame(out, columns=columns)     # the columns even without rows (another corpus, nothing run)
 
 
 # ------------------------------------------------------------------------------------------------ this run

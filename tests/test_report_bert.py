@@ -101,3 +101,5 @@ def test_a_coded_notes_table_is_shown_without_the_papers_rows(tmp_path):
                            data="a coded-notes table", requested=["cnn"])
     assert not cnn.original and [r.source for r in cnn.this_run] == ["this run"]
     assert comparison.shows_paper("the toy fixture") and comparison.shows_paper("MIMIC-III")
+    empty = comparison.build(3, "50", {}, data="a coded-notes table")       # no less/more-data pair asked for
+    assert empty.frame().empty and {"source", "model", "micro-F1"} <= set(empty.frame().columns)
