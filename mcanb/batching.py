@@ -162,3 +162,12 @@ class BucketBatchSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return max(0, self.num_batches() - self.start_batch)
+
+
+def loader(ds, sampler, num_workers: int, device: torch.device, seed: int) -> torch.utils.data.DataLoader:
+    """The ``DataLoader`` of ``ds`` over ``sampler``'s batches (training and prediction alike)."""
+    # An own generator: a DataLoader without one draws its worker seed from the global torch RNG at every
+    # ``iter()``, which would shift the dropout stream of a run resumed mid-epoch.
+    return torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=ds.collate, num_workers=num_workers,
+                                       pin_memory=device.type == "cuda",
+                                       generator=torch.Generator().manual_seed(seed))

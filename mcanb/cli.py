@@ -44,7 +44,8 @@ def _overrides(pairs: list[list[str]] | None) -> dict[str, Any]:
 def _cmd_run(args) -> None:
     from .paths import OUTPUTS
     from .pipeline import is_file_argument, parameter_file, resolve_path_overrides
-    from .study import RunSpec, execute_run, preflight, read_record
+    from .study import RunSpec, preflight, read_record
+    from .study_run import execute_run
 
     overrides = resolve_path_overrides(_overrides(args.p), args.cwd)   # relative -p paths are the caller's
     if is_file_argument(args.run):                                     # ... and so is a parameter file's path
@@ -62,7 +63,8 @@ def _cmd_run(args) -> None:
 
 def _cmd_study(args) -> None:
     from .report import write_report
-    from .study import load_profile, run_study
+    from .study import load_profile
+    from .study_run import run_study
 
     if args.rehearse:
         from .rehearse import rehearse_study

@@ -28,7 +28,7 @@ def setup(notebook: str, params: dict[str, Any]) -> Path:
     out = out_dir(notebook, str(params.get("run_name", "default")))
     save_params(out, params)
     (out / "training_runs.json").unlink(missing_ok=True)   # mcanb.identity.record_use: this execution's runs only
-    from .train import seed_everything  # imported here so that importing mcanb.notebook stays light
+    from .train_config import seed_everything  # imported here so that importing mcanb.notebook stays light
 
     seed = int(params.get("seed", 0))
     os.environ.setdefault("PYTHONHASHSEED", str(seed))  # processes started later hash strings reproducibly

@@ -21,6 +21,8 @@ The steps (Mullenbach et al. 2018; docs/reference.md §Preprocessing), each coun
 7. word2vec CBOW (gensim; 100 dims, window 5, min_count 0, 5 epochs) on the training split
    (``w2v_corpus="train"``, Edin et al.) or all documents (``"all"``, CAML); vectors L2-normalised.
 
+This module holds the settings (:class:`PreprocessConfig`) and the pipeline (:func:`run`: steps 5 to 7 and the
+outputs); steps 1 to 4 are :mod:`mcanb.documents`, the counts and drops of the report :mod:`mcanb.preprocess_report`.
 Explained step by step in ``notebooks/01_preprocess.ipynb``.
 """
 from __future__ import annotations
@@ -43,16 +45,14 @@ from pyarrow import csv as pacsv
 
 from . import codes as icd
 from . import data, splits as splits_mod, text as textmod
-from .coded_table import read_coded_table
+from .documents import assign_splits, code_descriptions, mimic_documents, table_documents
 from .params import ParameterError
 from .paths import resolve
+from .preprocess_report import Drops, compare_mimic3
+from .preprocess_report import summary_tables  # noqa: F401 - notebook 01 calls preprocess.summary_tables
 
 INPUT_FORMATS = ("mimic3", "table")
 W2V_CORPORA = ("train", "all")
-# Known MIMIC-III v1.4 counts (CAML notebook, docs/reference.md §Data) that the report compares against.
-MIMIC3_REFERENCE = {"admissions_with_discharge": 52726, "full/train": 47719, "full/dev": 1631,
-                    "full/test": 3372, "50/train": 8066, "50/dev": 1573, "50/test": 1729,
-                    "full/labels (caml_compat)": 8921, "vocab_size": 51917}
 PAD, UNK = "**PAD**", "**UNK**"
 
 
@@ -116,116 +116,6 @@ class PreprocessConfig:
         return of_settings(d)
 
 
-class Drops:
-    """Every record removed, by reason: counts for the report and rows for ``dropped.csv``."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, str, int]] = []  # (reason, id kind, id)
-        self.counts: Counter = Counter()
-
-    def add(self, reason: str, kind: str, ids) -> None:
-        ids = [int(i) for i in ids]
-        self.counts[reason] += len(ids)
-        self.rows.extend((reason, kind, i) for i in ids)
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["reason", "id_kind", "id"])
-
-
-# ----------------------------------------------------------------------------------------- codes
-def mimic_codes(mimic_dir: Path, caml_compat: bool, keep_hadm: set[int], drops: Drops,
-                counts: dict, encoding: str = "utf-8") -> pd.DataFrame:
-    """Code rows (hadm_id, code, artefact) of admissions in ``keep_hadm``, diagnoses then procedures.
-
-    Empty codes are kept here (as ``""``) so that an admission with only empty codes still counts as
-    having code rows; the caller drops them, counted."""
-    dx = data.read_code_table(mimic_dir, "DIAGNOSES_ICD", encoding)
-    px = data.read_code_table(mimic_dir, "PROCEDURES_ICD", encoding)
-    counts["code_rows"] = {"diagnoses": len(dx), "procedures": len(px)}
-    frames = []
-    for table, is_diag in ((dx, True), (px, False)):
-        raw = table["raw_code"].tolist()
-        plain = [icd.add_dot(c, is_diag) if c else "" for c in raw]
-        if caml_compat:  # CAML: pd.read_csv(PROCEDURES_ICD.csv) with no dtype, then str(row[4])
-            cast = icd.pandas_block_inference(raw, table.attrs["n_columns"], na="nan")
-            code = [icd.add_dot(c, is_diag) for c in cast]
-        else:
-            code = plain
-        frames.append(pd.DataFrame({"hadm_id": table["hadm_id"].astype("int64"),
-                                    "subject_id": table["subject_id"], "code": code, "plain": plain,
-                                    "is_diag": is_diag}))
-    rows = pd.concat(frames, ignore_index=True)
-    rows = rows[rows["hadm_id"].isin(keep_hadm)].reset_index(drop=True)
-    counts["code_rows_of_documents"] = len(rows)
-    if caml_compat:  # CAML re-reads ALL_CODES_filtered.csv (5 columns) with pandas and no dtype
-        stage1 = rows["code"].tolist()
-        rows["code"] = icd.pandas_block_inference(stage1, n_columns=5, na="")
-        rows["artefact"] = np.where(rows["code"] == rows["plain"], "",
-                                    np.where(np.array(stage1) == rows["plain"], "float_reread", "int_cast"))
-    else:
-        rows["artefact"] = ""
-    nonempty = rows["code"] != ""
-    counts["duplicate_code_rows"] = int(rows[nonempty].duplicated(["hadm_id", "code"]).sum())
-    return rows
-
-
-# ------------------------------------------------------------------------------------- documents
-def mimic_documents(cfg: PreprocessConfig, drops: Drops, counts: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One document per admission (hadm_id, subject_id, text) and its code rows."""
-    mimic_dir = resolve(cfg.input_path)
-    notes, note_counts = data.read_discharge_notes(mimic_dir, cfg.progress, cfg.encoding)
-    counts.update(note_counts)
-    no_hadm = notes["hadm_id"].isna()
-    drops.add("discharge_note_without_hadm_id", "row_id", notes.loc[no_hadm, "row_id"])
-    notes = notes[~no_hadm].sort_values(["hadm_id", "row_id"], kind="stable")
-    counts["iserror_discharge_notes"] = int(notes["iserror"].sum())
-    if cfg.drop_iserror:
-        drops.add("iserror_note", "row_id", notes.loc[notes["iserror"], "row_id"])
-        notes = notes[~notes["iserror"]]
-    repeated = data.duplicate_notes(notes, data.find_table(mimic_dir, "NOTEEVENTS"))
-    counts["duplicate_discharge_notes"] = int(repeated.sum())  # found; dropped only under "drop"
-    repeated &= cfg.note_duplicates() == "drop"
-    drops.add("duplicate_note", "row_id", notes.loc[repeated, "row_id"])
-    notes = notes[~repeated]
-    docs = notes.groupby("hadm_id", sort=True).agg(subject_id=("subject_id", "first"),
-                                                    n_notes=("row_id", "size"),
-                                                    text=("text", " ".join)).reset_index()
-    docs["hadm_id"] = docs["hadm_id"].astype("int64")
-    counts["admissions_with_discharge"] = len(docs)
-    counts["admissions_with_addenda"] = int((docs["n_notes"] > 1).sum())
-    rows = mimic_codes(mimic_dir, cfg.caml_compat, set(docs["hadm_id"]), drops, counts, cfg.encoding)
-    has_codes = docs["hadm_id"].isin(set(rows["hadm_id"]))
-    drops.add("no_code_rows", "hadm_id", docs.loc[~has_codes, "hadm_id"])
-    docs = docs[has_codes].drop(columns="n_notes").reset_index(drop=True)
-    empty = rows["code"] == ""  # an admission whose only codes are empty is dropped later as 'no_labels'
-    counts["empty_code_rows"] = int(empty.sum())
-    drops.add("empty_code_row", "hadm_id", rows.loc[empty, "hadm_id"])
-    return docs, rows[~empty].reset_index(drop=True)
-
-
-def assign_splits(docs: pd.DataFrame, cfg: PreprocessConfig, drops: Drops, counts: dict
-                  ) -> tuple[pd.Series, dict[str, np.ndarray] | None]:
-    """Split name per document (from the full split files); the 50 split files where present."""
-    if cfg.splits_dir == "caml":  # CAML's published files: downloaded once, verified, cached
-        sdir = splits_mod.download_caml_splits()
-    else:
-        sdir = resolve(cfg.splits_dir) if cfg.splits_dir else resolve(cfg.input_path) / "splits"
-    full = splits_mod.load_splits(sdir, "full", verify_caml=cfg.verify_caml_splits)
-    where = pd.Series(pd.NA, index=docs.index, dtype="string")
-    for split, ids in full.items():
-        inside = docs["hadm_id"].isin(ids)
-        where[inside] = split
-        missing = np.setdiff1d(ids, docs["hadm_id"].to_numpy())
-        counts.setdefault("split_ids_without_document", {})[f"full/{split}"] = len(missing)
-        drops.add(f"split_id_without_document/full/{split}", "hadm_id", missing)
-    outside = where.isna()
-    drops.add("not_in_split", "hadm_id", docs.loc[outside, "hadm_id"])
-    have_50 = all((sdir / splits_mod.split_filename(s, "50")).exists() for s in splits_mod.SPLITS)
-    fifty = splits_mod.load_splits(sdir, "50", verify_caml=cfg.verify_caml_splits) if have_50 else None
-    counts["splits_dir"] = str(sdir)
-    return where, fifty
-
-
 def top_codes(rows: pd.DataFrame, k: int) -> list[str]:
     """The ``k`` most frequent codes by row count (duplicates count, as in CAML); ties by code string."""
     counts = rows["code"].value_counts()
@@ -270,11 +160,13 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
     for w in warns:
         warnings.warn(w, stacklevel=2)
     if cfg.input_format == "mimic3":
-        docs, rows = mimic_documents(cfg, drops, counts)
-        docs["split"], fifty = assign_splits(docs, cfg, drops, counts)
+        docs, rows = mimic_documents(raw, drops, counts, encoding=cfg.encoding, progress=cfg.progress,
+                                     drop_iserror=cfg.drop_iserror, duplicate_notes=cfg.note_duplicates(),
+                                     caml_compat=cfg.caml_compat)
+        docs["split"], fifty = assign_splits(docs, raw, cfg.splits_dir, cfg.verify_caml_splits, drops, counts)
         docs = docs[docs["split"].notna()].reset_index(drop=True)
     else:
-        docs, rows, fifty = _table_documents(cfg, counts, drops)
+        docs, rows, fifty = table_documents(raw, cfg.encoding, out, drops, counts)
     timings["read"] = time.perf_counter() - t0
     t = time.perf_counter()
     texts, lengths, doc_freq = textmod.tokenize_corpus(docs["text"].tolist(), (docs["split"] == "train").to_numpy(),
@@ -301,7 +193,7 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
     timings["labels_and_vocab"] = time.perf_counter() - t
 
     out.mkdir(parents=True, exist_ok=True)
-    descriptions = _descriptions(cfg)
+    descriptions = code_descriptions(raw, cfg.encoding) if cfg.input_format == "mimic3" else {}
     artefacts = rows.loc[rows["artefact"] != "", ["code", "artefact"]].drop_duplicates("code")
     artefacts = dict(zip(artefacts["code"], artefacts["artefact"]))
     for name, (frames, labels) in spaces.items():
@@ -326,26 +218,10 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
               "warnings": warns, "caml_compat": cfg.caml_compat, "duplicate_notes": cfg.note_duplicates(),
               "counts": counts, "dropped": dict(sorted(drops.counts.items())),
               "top_codes": top, "timings_s": {k: round(v, 2) for k, v in timings.items()},
-              "reference_mimic3": _compare_mimic3(counts, cfg)}
+              "reference_mimic3": compare_mimic3(counts, cfg.caml_compat)}
     (out / "preprocess_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=True))
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     return report
-
-
-def _table_documents(cfg: PreprocessConfig, counts: dict, drops: Drops):
-    table, table_counts, dropped = read_coded_table(resolve(cfg.input_path), cfg.encoding)
-    counts.update(table_counts)
-    if "id" in table.columns:   # string ids: their numbers (the hadm_id of every output) and names
-        out = resolve(cfg.out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        table[["hadm_id", "id"]].sort_values("hadm_id").to_csv(out / "document_ids.csv", index=False)
-        table = table.drop(columns="id")
-    for reason, ids in dropped.items():
-        drops.add(reason, "id", ids)
-    rows = table[["hadm_id", "codes"]].explode("codes").dropna().rename(columns={"codes": "code"})
-    rows["artefact"] = ""
-    docs = table.drop(columns="codes")
-    return docs, rows, None
 
 
 def _label_space(docs: pd.DataFrame, top: list[str] | None, fifty: dict | None, drops: Drops, name: str):
@@ -367,13 +243,6 @@ def _label_space(docs: pd.DataFrame, top: list[str] | None, fifty: dict | None, 
     return frames, labels
 
 
-def _descriptions(cfg: PreprocessConfig) -> dict[str, str]:
-    if cfg.input_format != "mimic3":
-        return {}
-    found = data.read_code_descriptions(resolve(cfg.input_path), cfg.encoding)
-    return {icd.add_dot(code, is_diag): title for (code, is_diag), title in found.items()}
-
-
 def _write_space(d: Path, name: str, frames: dict, labels: list[str], descriptions: dict, artefacts: dict) -> None:
     d.mkdir(parents=True, exist_ok=True)
     train_counts = Counter(c for cs in frames["train"]["codes"] for c in cs)
@@ -393,29 +262,3 @@ def _write_embed(path: Path, vocab: list[str], emb: np.ndarray) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for i, w in enumerate(vocab, start=1):
             f.write(w + " " + " ".join(f"{x:.6f}" for x in emb[i]) + "\n")
-
-
-def _compare_mimic3(counts: dict, cfg: PreprocessConfig) -> dict:
-    got = {"admissions_with_discharge": counts.get("admissions_with_discharge"),
-           "vocab_size": counts.get("vocab_size")}
-    for space in ("full", "50"):
-        for split in splits_mod.SPLITS:
-            got[f"{space}/{split}"] = counts.get(space, {}).get(split)
-    got["full/labels (caml_compat)"] = counts["full"]["labels"] if cfg.caml_compat else None
-    return {k: {"expected": v, "got": got.get(k), "match": got.get(k) == v} for k, v in MIMIC3_REFERENCE.items()}
-
-
-def summary_tables(report: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Two tables for a reader: documents at each step, and every drop by reason."""
-    c = report["counts"]
-    steps = [("notes in NOTEEVENTS", c.get("notes_total")), ("discharge summaries", c.get("discharge_notes")),
-             ("admissions with a discharge summary", c.get("admissions_with_discharge")),
-             ("documents after tokenisation", c.get("documents"))]
-    for space in ("full", "50"):
-        for split in splits_mod.SPLITS:
-            steps.append((f"{space}: {split} documents", c[space][split]))
-        steps.append((f"{space}: labels", c[space]["labels"]))
-    steps.append(("vocabulary (tokens in >= min_docs train documents)", c["vocab_size"]))
-    steps_df = pd.DataFrame([s for s in steps if s[1] is not None], columns=["step", "count"]).set_index("step")
-    drops_df = pd.DataFrame(sorted(report["dropped"].items()), columns=["reason", "records"]).set_index("reason")
-    return steps_df, drops_df

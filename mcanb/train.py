@@ -1,4 +1,7 @@
-"""Training engine shared by every model (CNN family, BERT variants): loop, seeding, checkpointing.
+"""Training engine shared by every model (CNN family, BERT variants): the loop of ``fit``.
+
+Its settings are :class:`~mcanb.train_config.TrainConfig` (with seeding and the accelerator, ``mcanb.train_config``),
+its checkpoints and resumption ``mcanb.train_checkpoints``, its scoring of dev and test ``mcanb.inference``.
 
 ``fit`` trains any model that follows the ``mcanb.models`` contract
 ``model(input_ids (B, T), attention_mask (B, T), labels (B, C) | None) -> out`` with ``out.loss`` (mean BCE
@@ -36,11 +39,10 @@ import json
 import logging
 import math
 import os
-import random
 import resource
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -48,50 +50,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import checkpoint as ckpt
-from . import cost, identity
-from .batching import BucketBatchSampler
+from . import batching, cost, identity
+from .inference import metrics_with_loss, predict
 from .metrics.stopping import MetricFn, check_metric_name, default_stopping_metric, higher_is_better
 from .predictions import save_predictions
 from .reporting import metric_key, save_metrics
+from .train_checkpoints import Checkpointing, Progress
+from .train_config import TrainConfig, determinism, make_accelerator, validate
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    """Every training option, named. Defaults: the paper's CNN retraining (Ji et al. 2021, §4 and Table 6) and CAML."""
-    optimizer: str = "adam"          # "adam" (CNN family, paper §4) | "adamw" (BERT fine-tuning, paper §3.2)
-    lr: float = 0.003                # Ji et al. 2021, Table 6 (retrained CNN); BERT runs use 1e-6 .. 1e-3
-    weight_decay: float = 0.0        # CAML and the paper's CNN use none
-    num_epochs: int = 200            # upper bound; early stopping normally ends the run first
-    batch_size: int = 8              # documents per optimizer step and process group (paper §4: 8)
-    eval_batch_size: int | None = None  # None -> batch_size
-    grad_accum_steps: int = 1        # micro-batches per optimizer step (effective batch = batch_size * this)
-    warmup: str = "none"             # "none" (constant lr, CNN) | "linear" (linear warmup, then linear decay to 0; BERT)
-    warmup_ratio: float = 0.1        # fraction of all optimizer steps spent warming up (common BERT fine-tuning value)
-    max_grad_norm: float | None = None  # clip the global gradient L2 norm; None = no clipping (CAML clips nothing)
-    early_stopping_metric: str | None = None  # dev metric; None -> default_stopping_metric: "map"; "loss" = dev BCE
-    patience: int | None = 3         # epochs without improvement before stopping (CAML default 3); None = never
-    seed: int = 13                   # seeds Python, NumPy, torch (plus the process index) and the batch order
-    eval_k: tuple[int, ...] | None = None  # P@k/R@k cut-offs; None -> metrics.default_k: (5,) up to 50 codes, (8, 15) above
-    amp: str = "off"                 # "off" | "bf16" | "fp16" (autocast; fp16 adds a GradScaler); CUDA only
-    compile: bool = False            # torch.compile the model (CUDA only)
-    deterministic: bool = True       # torch.use_deterministic_algorithms(True, warn_only=True) during fit
-    num_threads: int | None = None   # torch CPU threads during fit; None = leave as is
-    num_workers: int = 0             # DataLoader worker processes (collate is deterministic, so any number is)
-    shuffle: bool = True             # shuffle training documents each epoch (False only for tests/debugging)
-    bucket_size_multiplier: int = 100  # length-sorted chunks of batch_size * this documents; 1 = no bucketing
-    log_every: int = 20              # optimizer steps between progress-bar loss updates
-    progress: bool = True            # tqdm progress bars (main process only)
-    max_steps: int | None = None     # stop after this many optimizer steps in total (smoke runs); None = no limit
-    checkpoint_every_epoch: bool = True  # write checkpoints/last.pt after every epoch
-    checkpoint_every_steps: int | None = None  # also write last.pt every n optimizer steps (mid-epoch resume)
-
-
-# Options that may change between a run and its resumption (they do not change the trajectory).
-_RESUMABLE = {"eval_batch_size", "num_workers", "num_threads", "log_every", "progress", "patience",
-              "checkpoint_every_epoch", "checkpoint_every_steps", "compile"}
 
 
 @dataclass
@@ -106,91 +73,6 @@ class FitResult:
     history: list[dict]
     metrics: dict[str, float | None]
     out_dir: Path
-
-
-@dataclass
-class Progress:
-    """Where a run stands; stored in every checkpoint as a plain dict."""
-    epoch: int = 0                   # current epoch, 0-based
-    batch_in_epoch: int = 0          # global batches of this epoch already trained on
-    step: int = 0                    # optimizer steps done
-    loss_sum: float = 0.0            # this process: sum over documents of the training loss in this epoch
-    loss_docs: int = 0
-    epoch_seconds: float = 0.0       # training time of this epoch before the checkpoint
-    best_metric: float | None = None
-    best_epoch: int | None = None
-    bad_epochs: int = 0              # epochs since the last improvement
-    stop_reason: str | None = None
-    history: list = field(default_factory=list)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and every CUDA device): the one seeding function of the package, used
-    by ``fit`` (per process and per resumed step) and by every notebook's ``mcanb.notebook.setup``."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def make_accelerator(config: TrainConfig):
-    """An ``accelerate.Accelerator`` for ``config``; amp and compile need CUDA (an error on CPU, never a silent
-    fallback: a run asked for bf16 must not quietly report fp32 numbers)."""
-    if config.amp not in ("off", "bf16", "fp16"):
-        raise ValueError(f"amp must be 'off', 'bf16' or 'fp16', got {config.amp!r}")
-    cuda = torch.cuda.is_available()
-    if not cuda and (config.amp != "off" or config.compile):
-        raise ValueError(f"amp={config.amp!r} / compile={config.compile} need a CUDA GPU and none is available; "
-                         "set amp='off' and compile=False for CPU training (fp32)")
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-    precision = {"off": "no"}.get(config.amp, config.amp)
-    if AcceleratorState._shared_state.get("_mixed_precision", precision) != precision:
-        # Accelerate keeps one process-wide state and refuses a new precision; a notebook kernel that runs an
-        # fp32 fit after a bf16 one needs it reset (the distributed set-up, PartialState, is kept).
-        AcceleratorState._reset_state()
-    return Accelerator(cpu=not cuda, mixed_precision=precision)
-
-
-def _bce(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    """Mean binary cross-entropy of probabilities (the dev "loss" metric)."""
-    p = np.clip(y_score.astype(np.float64), 1e-7, 1 - 1e-7)
-    return float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log1p(-p)))
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, ds, batch_size: int, *, accelerator=None,
-            num_workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Sigmoid scores for every document of ``ds``: ``(hadm_ids (n,), y_score (n, C) float32)``, dataset order.
-
-    With an ``accelerator`` of several processes each one scores a share of every batch and the shares are
-    gathered (``gather_for_metrics``), so every process returns the full result.
-    """
-    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
-    if accelerator is not None:
-        model = accelerator.unwrap_model(model)   # no DDP collectives: processes may run different batch counts
-    device = next(model.parameters()).device
-    sampler = BucketBatchSampler(ds.lengths, batch_size, shuffle=False, num_shards=world, shard_index=rank)
-    loader = _loader(ds, sampler, num_workers, device, seed=0)
-    was_training = model.training
-    model.eval()
-    index, scores = [np.zeros(0, dtype=np.int64)], [np.zeros((0, ds.num_codes), dtype=np.float32)]
-    autocast = accelerator.autocast if accelerator else contextlib.nullcontext
-    for batch, global_batch in zip(loader, sampler.batches()):
-        n = sampler.shard_sizes(global_batch)[rank]
-        if n == 0:
-            continue
-        with autocast():
-            out = model(batch["input_ids"].to(device), batch["attention_mask"].to(device), None)
-        scores.append(torch.sigmoid(out.logits.float()).cpu().numpy()[:n])
-        index.append(batch["index"].numpy()[:n])
-    model.train(was_training)
-    parts = [(np.concatenate(index), np.concatenate(scores))]
-    if world > 1:
-        parts = accelerator.gather_for_metrics(parts, use_gather_object=True)
-    index, scores = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    y_score = np.empty((len(ds), ds.num_codes), dtype=np.float32)
-    y_score[index] = scores
-    return np.asarray(ds.hadm_ids, dtype=np.int64).copy(), y_score
 
 
 def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: str | Path, *, test_ds=None,
@@ -219,15 +101,14 @@ def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: 
     from .rehearsal_env import apply_caps
     config, dev_ds, test_ds = apply_caps(config, dev_ds, test_ds, out_dir)   # `mcanb study --rehearse` only
     t = _Trainer(model, train_ds, dev_ds, config, out_dir, metric_fn, accelerator, param_groups)
-    with _determinism(t.config):
+    with determinism(t.config):
         t.start(resume, run_identity)
         while t.prog.stop_reason is None:
             t.train_epoch()
             t.end_epoch()
         metrics = t.finish(test_ds)
     if t.main:
-        params = {**dataclasses.asdict(t.config), "eval_k": list(t.config.eval_k),
-                  "num_processes": t.world, **dict(extra_params or {})}
+        params = {**t.config_dict(), "num_processes": t.world, **dict(extra_params or {})}
         save_metrics(out_dir, metrics, notebook=notebook or out_dir.parent.name, run=run or out_dir.name,
                      params=params)
     p = t.prog
@@ -235,7 +116,7 @@ def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: 
                      p.history, metrics, out_dir)
 
 
-class _Trainer:
+class _Trainer(Checkpointing):
     """The state of one ``fit`` call; its methods are the steps of the loop."""
 
     def __init__(self, model, train_ds, dev_ds, config, out_dir, metric_fn, accelerator, param_groups):
@@ -252,7 +133,7 @@ class _Trainer:
         self.metric = config.early_stopping_metric or default_stopping_metric(
             num_codes, check_metric_name(metric_fn, "loss", num_codes))
         self.config = cfg = dataclasses.replace(config, early_stopping_metric=self.metric, eval_k=eval_k)
-        _validate(cfg)
+        validate(cfg)
         check_metric_name(metric_fn, self.metric, num_codes)  # fail now, not after the last epoch
         self.acc = acc = accelerator or make_accelerator(cfg)
         if acc.mixed_precision != {"off": "no"}.get(cfg.amp, cfg.amp) or acc.gradient_accumulation_steps != 1:
@@ -271,7 +152,7 @@ class _Trainer:
         optimizer = opt_cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.model, self.optimizer = acc.prepare(model, optimizer)
         self.raw = acc.unwrap_model(self.model)
-        self.sampler = BucketBatchSampler(train_ds.lengths, cfg.batch_size, cfg.shuffle, cfg.seed,
+        self.sampler = batching.BucketBatchSampler(train_ds.lengths, cfg.batch_size, cfg.shuffle, cfg.seed,
                                           cfg.bucket_size_multiplier, num_shards=self.world, shard_index=self.rank)
         total = math.ceil(self.sampler.num_batches() / cfg.grad_accum_steps) * cfg.num_epochs
         total = min(total, cfg.max_steps or total)
@@ -282,62 +163,13 @@ class _Trainer:
         self.prog = Progress()
         self.meter = cost.Meter(self.raw, acc.device, train_ds.lengths, self.world)  # cost columns of history.csv
 
-    # -- start / resume ----------------------------------------------------------------------------------
-    def start(self, resume: bool, parts: Mapping[str, Any] | None = None) -> None:
-        last = self.ckdir / "last.pt"
-        if resume and last.exists() and parts is not None:
-            why = identity.differences(identity.read(self.out_dir), parts)
-            if why and self.main:
-                (tqdm.write if self.config.progress else log.warning)(
-                    f"{self.out_dir}: not resumed, its inputs differ ({'; '.join(why)}): starting afresh")
-            resume = not why
-        if resume and last.exists():
-            self._restore(last)
-            self._say(f"resumed from {last}: epoch {self.prog.epoch}, batch {self.prog.batch_in_epoch}, "
-                      f"step {self.prog.step}")
-            return
-        if resume:
-            self._say(f"resume=True but {last} does not exist: starting from scratch")
-        if self.main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            for stale in (last, self.ckdir / "best.pt", self.out_dir / identity.IDENTITY_FILE):
-                stale.unlink(missing_ok=True)
-            if parts is not None:
-                identity.write(self.out_dir, parts)
-        self.acc.wait_for_everyone()
-        seed_everything(self.config.seed + self.rank)  # per process: dropout masks differ between processes
-
-    def _restore(self, path: Path) -> None:
-        c = ckpt.load(path, "last")
-        ckpt.check_matches(path, "configuration", c["config"], self._config_dict(), ignore=_RESUMABLE)
-        ckpt.check_matches(path, "dataset", c["data"], self.data_fp)
-        ckpt.load_model_state(path, self.raw, c["model"])
-        try:
-            self.optimizer.load_state_dict(c["optimizer"])
-            self.scheduler.load_state_dict(c["scheduler"])
-            if self.acc.scaler is not None and c["scaler"] is not None:
-                self.acc.scaler.load_state_dict(c["scaler"])
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise ckpt.CheckpointError(f"{path}: optimizer/scheduler state does not fit this run: {e}") from e
-        self.prog = p = Progress(**c["progress"])
-        local = c["local"]
-        if len(local) == self.world:
-            ckpt.restore_rng(local[self.rank]["rng"])
-            p.loss_sum, p.loss_docs = local[self.rank]["loss_sum"], local[self.rank]["loss_docs"]
-        else:
-            warnings.warn(f"{path} was written by {len(local)} processes and is resumed by {self.world}: random "
-                          "streams are reseeded, so results will differ from an uninterrupted run")
-            seed_everything(self.config.seed + 7919 * (p.step + 1) + self.rank)
-            p.loss_sum = sum(x["loss_sum"] for x in local) if self.main else 0.0
-            p.loss_docs = sum(x["loss_docs"] for x in local) if self.main else 0
-
     # -- the loop ----------------------------------------------------------------------------------------
     def train_epoch(self) -> None:
         """Train until the end of the epoch (or ``max_steps``), starting where ``self.prog`` says."""
         cfg, acc, p, accum = self.config, self.acc, self.prog, self.config.grad_accum_steps
         batches = self.sampler.batches(p.epoch)        # global batches, identical on every process
         self.sampler.set_epoch(p.epoch, start_batch=p.batch_in_epoch)
-        loader = _loader(self.train_ds, self.sampler, cfg.num_workers, acc.device, seed=cfg.seed + p.epoch)
+        loader = batching.loader(self.train_ds, self.sampler, cfg.num_workers, acc.device, seed=cfg.seed + p.epoch)
         if acc.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(acc.device)
         t0 = time.perf_counter() - p.epoch_seconds
@@ -418,18 +250,12 @@ class _Trainer:
     def evaluate(self, ds) -> dict[str, float | None]:
         _, y_score = predict(self.model, ds, self.config.eval_batch_size or self.config.batch_size,
                              accelerator=self.acc, num_workers=self.config.num_workers)
-        return self._metrics(ds, y_score)
-
-    def _metrics(self, ds, y_score: np.ndarray) -> dict[str, float | None]:
-        y_true = ds.labels_matrix()
-        out = {k: (None if v is None else float(v)) for k, v in self.metric_fn(y_true, y_score).items()}
-        return {**out, "loss": _bce(y_true, y_score)}
+        return metrics_with_loss(ds, y_score, self.metric_fn)
 
     def finish(self, test_ds) -> dict[str, float | None]:
         """Reload the best model, predict dev (and test), write the predictions; the flat metrics dict."""
         self.acc.wait_for_everyone()
-        best = self.ckdir / "best.pt"
-        ckpt.load_model_state(best, self.raw, ckpt.load(best, "best")["model"])
+        self.load_best()
         p = self.prog
         warning = self._no_improvement()
         metrics = {"fit/best_epoch": p.best_epoch, "fit/epochs": len(p.history), "fit/steps": p.step,
@@ -444,7 +270,7 @@ class _Trainer:
                 continue
             hadm_ids, y_score = predict(self.model, ds, self.config.eval_batch_size or self.config.batch_size,
                                         accelerator=self.acc, num_workers=self.config.num_workers)
-            metrics.update({metric_key(split, k): v for k, v in self._metrics(ds, y_score).items()})
+            metrics.update({metric_key(split, k): v for k, v in metrics_with_loss(ds, y_score, self.metric_fn).items()})
             scored[split] = (ds.labels_matrix(), y_score)
             if self.main:
                 save_predictions(self.out_dir / f"predictions_{split}.parquet", hadm_ids, y_score)
@@ -467,29 +293,6 @@ class _Trainer:
         return msg
 
     # -- checkpoints and logs ----------------------------------------------------------------------------
-    def save_last(self) -> None:
-        """``checkpoints/last.pt``: everything needed to continue exactly from here (every process's RNG)."""
-        local = [{"rng": ckpt.capture_rng(), "loss_sum": self.prog.loss_sum, "loss_docs": self.prog.loss_docs}]
-        if self.world > 1:
-            from accelerate.utils import gather_object
-            local = gather_object(local)
-        if self.main:
-            ckpt.save({"kind": "last", "config": self._config_dict(), "data": self.data_fp,
-                       "model": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(),
-                       "scheduler": self.scheduler.state_dict(),
-                       "scaler": self.acc.scaler.state_dict() if self.acc.scaler is not None else None,
-                       "progress": dataclasses.asdict(self.prog), "local": local}, self.ckdir / "last.pt")
-
-    def save_best(self) -> None:
-        if self.main:
-            p = self.prog
-            ckpt.save({"kind": "best", "config": self._config_dict(), "data": self.data_fp, "epoch": p.epoch,
-                       "metric": self.metric, "value": p.best_metric, "model": self.raw.state_dict()},
-                      self.ckdir / "best.pt")
-
-    def _config_dict(self) -> dict:
-        return {**dataclasses.asdict(self.config), "eval_k": list(self.config.eval_k)}
-
     def _sum_over_processes(self, loss_sum: float, docs: int) -> tuple[float, int]:
         if self.world == 1:
             return loss_sum, docs
@@ -530,19 +333,6 @@ class _Trainer:
             tqdm.write(msg) if self.config.progress else log.info(msg)
 
 
-def _validate(cfg: TrainConfig) -> None:
-    checks = [(cfg.optimizer in ("adam", "adamw"), f"optimizer must be 'adam' or 'adamw', got {cfg.optimizer!r}"),
-              (cfg.warmup in ("none", "linear"), f"warmup must be 'none' or 'linear', got {cfg.warmup!r}"),
-              (0 <= cfg.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}"),
-              (min(cfg.batch_size, cfg.grad_accum_steps, cfg.num_epochs, cfg.log_every) >= 1,
-               "batch_size, grad_accum_steps, num_epochs and log_every must be >= 1"),
-              (all(v is None or v >= 1 for v in (cfg.patience, cfg.max_steps, cfg.checkpoint_every_steps)),
-               "patience, max_steps and checkpoint_every_steps must be None or >= 1")]
-    for ok, msg in checks:
-        if not ok:
-            raise ValueError(msg)
-
-
 def _better(new: float | None, best: float | None, higher: bool) -> bool:
     """Strict improvement; a missing or NaN value never improves, and anything beats a NaN best."""
     if new is None or math.isnan(new):
@@ -554,30 +344,6 @@ def _better(new: float | None, best: float | None, higher: bool) -> bool:
 
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4f}"
-
-
-@contextlib.contextmanager
-def _determinism(config: TrainConfig):
-    """Deterministic kernels and a fixed thread count inside ``fit``; previous settings restored after."""
-    before = (torch.are_deterministic_algorithms_enabled(),
-              torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_num_threads())
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for deterministic GEMMs
-    torch.use_deterministic_algorithms(config.deterministic, warn_only=True)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-        torch.set_num_threads(before[2])
-
-
-def _loader(ds, sampler, num_workers: int, device: torch.device, seed: int) -> torch.utils.data.DataLoader:
-    # An own generator: a DataLoader without one draws its worker seed from the global torch RNG at every
-    # ``iter()``, which would shift the dropout stream of a run resumed mid-epoch.
-    return torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=ds.collate, num_workers=num_workers,
-                                       pin_memory=device.type == "cuda",
-                                       generator=torch.Generator().manual_seed(seed))
 
 
 def _linear_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:

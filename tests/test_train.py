@@ -18,7 +18,9 @@ from tiny_task import TinyModel, make_data, make_split, tiny_metrics  # noqa: E4
 from mcanb import checkpoint as ckpt  # noqa: E402
 from mcanb.metrics import default_stopping_metric, higher_is_better  # noqa: E402
 from mcanb.predictions import load_predictions  # noqa: E402
-from mcanb.train import TrainConfig, fit, make_accelerator, predict  # noqa: E402
+from mcanb.inference import predict  # noqa: E402
+from mcanb.train import TrainConfig, fit  # noqa: E402
+from mcanb.train_config import make_accelerator  # noqa: E402
 
 FAST = dict(lr=0.05, num_epochs=6, patience=None, progress=False, num_threads=1)
 
