@@ -8,7 +8,7 @@ import yaml
 
 from mcanb import frequency as F
 from mcanb import metrics
-from mcanb.train import save_predictions
+from mcanb.predictions import save_predictions
 
 BINS = [0, 1, 10, 100, float("inf")]
 
