@@ -121,8 +121,13 @@ def _model_dir(model: str, cwd: str):
         return here.resolve()
     if not p.is_absolute() and p.parts[:1] == ("outputs",) and resolve(p).is_dir():
         return resolve(p)
+    from .runs import used_run                 # a notebook run folder, a row and a seed: the training run it used
+    for candidate in (here, *([resolve(p)] if not p.is_absolute() and p.parts[:1] == ("outputs",) else [])):
+        if (found := used_run(candidate)) is not None:
+            return found
     raise UserError(f"--model {model}: {here} is not a folder (relative paths are taken from your working directory, "
-                    f"{cwd}; expected a training run folder such as outputs/04_cnn_retraining/toy/caml/seed13)")
+                    f"{cwd}; expected a training run folder such as outputs/runs/caml/<identity>/seed13, or a "
+                    "notebook run folder, a row and a seed, such as outputs/04_cnn_retraining/toy/caml/seed13)")
 
 
 def _cmd_predict(args) -> None:
