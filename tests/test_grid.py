@@ -29,3 +29,33 @@ def test_one_key_scheme_for_both_families_and_baselines():
     assert cells["cnn"]["micro_f1"].n == 2 and cells["in_domain/hier_lan"]["micro_f1"].n == 1
     assert cells["most_frequent"]["micro_f1"].n == 1 and cells["cnn"]["micro_f1"].mean == pytest.approx(60.0)
     assert reporting.seed_count(m, "cnn", "test", "micro_f1") == 2
+
+
+def test_the_store_lists_who_uses_a_run_and_prunes_the_rest(tmp_path):
+    import json
+    import os
+    import time
+
+    from mcanb import identity, runs
+    store = tmp_path / "runs"
+    made = {}
+    for key in ("caml/0123abcd", "dr_caml/89abcdef", "in_domain/hier_lan/0a0b0c0d"):
+        run = store / key / "seed13"
+        identity.write(run, identity.run_parts(data={"sha": "d"}, model={"model": key}, train={}, seed=13))
+        for f in run.rglob("*"):
+            os.utime(f, (time.time() - 3600, time.time() - 3600))             # not written just now
+        made[key] = run
+    result = tmp_path / "04_cnn_retraining" / "toy"
+    result.mkdir(parents=True)
+    (result / "metrics.json").write_text("{}")
+    (result / identity.USES_FILE).write_text(json.dumps([str(made["caml/0123abcd"].resolve())]))
+    found = {r.path.relative_to(store).as_posix(): r for r in runs.find(tmp_path)}
+    assert set(found) == {f"{k}/seed13" for k in made}
+    assert found["caml/0123abcd/seed13"].used_by == ["04_cnn_retraining/toy"]
+    assert not found["dr_caml/89abcdef/seed13"].used_by
+    # a notebook run folder, a row and a seed name the training run it used (mcanb predict --model)
+    assert runs.used_run(result / "caml" / "seed13") == made["caml/0123abcd"].resolve()
+    assert runs.used_run(result / "dr_caml" / "seed13") is None and runs.used_run(result / "caml" / "seed14") is None
+    gone = runs.prune(list(found.values()))
+    assert {r.path for r in gone} == {made["dr_caml/89abcdef"], made["in_domain/hier_lan/0a0b0c0d"]}
+    assert sorted(p.name for p in store.iterdir()) == ["caml"] and made["caml/0123abcd"].exists()
