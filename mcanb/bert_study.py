@@ -1,18 +1,18 @@
-"""Notebooks 02 and 03's glue: encoders, BERT-trun / BERT-hier runs per (encoder, architecture, seed), Tables 2–5.
+"""Notebooks 02 and 03's family part: encoders, BERT-trun / BERT-hier rows per (encoder, architecture), Tables 2–5.
 
-A run is one ``mcanb.train.fit`` of :class:`~mcanb.models.bert.BertCodingModel` in
-``<runs_dir>/<encoder>/<architecture>-<identity>/seed<k>/`` (fit's files: history.csv, metrics.json,
+A :class:`BertRow` is one (encoder, architecture); :func:`mcanb.grid.run_grid` fine-tunes it per seed in the run
+store ``outputs/runs/<encoder>/<architecture>/<identity>/seed<k>/`` (fit's files: history.csv, metrics.json,
 params.yaml, predictions_{dev,test}.parquet, checkpoints/, and identity.json). The identity (:mod:`mcanb.identity`)
 covers the documents' content, the encoder's weights and tokenizer files, every resolved model and training setting,
 the seed and the code version, and ``fit`` runs with ``resume=True``, which checks it: notebook 03 reuses the
-BERT-hier + LAN runs that notebook 02 finished from the same inputs, and a killed run continues where it stopped. Paper: Ji, Hölttä & Marttinen 2021,
+BERT-hier + LAN runs that notebook 02 finished from the same inputs, and a killed run continues where it stopped.
+What both notebooks do with their parameters is here once (:func:`encoder_rows`, :func:`study_rows`). Paper: Ji, Hölttä & Marttinen 2021,
 §3–4.3, Tables 2–5; published numbers in :mod:`mcanb.published`.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import comparison, encoders, identity, published, wordpiece
+from . import comparison, encoders, grid, identity, published, wordpiece
 from .models import build_model
 from .models.bert import param_groups
 from .processed import Processed
-from .train import TrainConfig, fit
+from .train import TrainConfig
 
 # The model settings of each architecture name (published.ARCHITECTURES); the rest comes from the notebook.
 ARCHITECTURE_MODELS = {"trun_fcn": ("bert_trun", {"head": "fcn"}),
@@ -122,50 +122,78 @@ def run_parts(processed: Processed, encoder: Encoder, model_name: str, model_con
                               model=model, train=settings, seed=seed)
 
 
-def train_bert(processed: Processed, encoder: Encoder, architecture: str, config: TrainConfig,
-               runs_dir: str | Path, seed: int, *, max_words: int = 2500, head_lr: float | None = None,
-               layer_decay: float = 1.0, model_overrides: dict[str, Any] | None = None,
-               notebook: str = "03_hierarchy", run: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Fine-tune one (encoder, architecture) for one seed; reuse or resume an earlier run with the same settings.
+@dataclasses.dataclass
+class BertRow:
+    """An (encoder, architecture) row of the study (:class:`mcanb.grid.Row`): fine-tuning with layer-wise rates."""
 
-    Returns a flat dict: ``encoder``, ``architecture``, ``model`` (``"<encoder> · <architecture>"``), ``seed``,
-    ``dir``, ``predictions``, ``epochs``, ``best_epoch``, ``stop_reason``, ``seconds`` and every ``dev/<metric>``
-    and ``test/<metric>``.
-    """
-    tokenizer = encoders.load_tokenizer(encoder.encoder)
-    name, mcfg = model_config(architecture, encoder, tokenizer, processed.num_codes, **(model_overrides or {}))
-    torch.manual_seed(seed)                               # head (and random-init encoder) weights follow the seed
-    model = build_model(name, mcfg)
-    max_pieces = model.config.max_pieces
-    data = wordpiece.datasets(processed, tokenizer, max_words=max_words, max_pieces=max_pieces, progress=progress)
-    cfg = dataclasses.replace(config, seed=int(seed), progress=progress)
-    head_lr = config.lr if head_lr is None else head_lr
-    settings = {"model": name, "model_config": dataclasses.asdict(model.config),  # resolved: defaults included
-                "tokenizer": encoders.tokenizer_key(tokenizer),
-                "max_words": max_words, "max_pieces": max_pieces, "head_lr": head_lr, "layer_decay": layer_decay,
-                "train": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "seed")},
-                "data_dir": str(processed.data_dir), "label_space": processed.label_space}
-    train = {**{k: settings[k] for k in ("max_words", "max_pieces", "head_lr", "layer_decay")},
-             "train": identity.train_settings(config)}
-    parts = run_parts(processed, encoder, name, settings["model_config"], train, seed)
-    key = identity.run_identity(parts, leave_out=("seed",))[:8]     # the seeds of one setting share a folder
-    run_dir = Path(runs_dir) / slug(encoder.label) / f"{architecture}-{key}" / f"seed{seed}"
-    groups = param_groups(model, encoder_lr=config.lr, head_lr=head_lr, layer_decay=layer_decay,
-                          weight_decay=config.weight_decay)
-    t0 = time.perf_counter()
-    res = fit(model, data["train"], data["dev"], cfg, run_dir, test_ds=data["test"], resume=True,
-              param_groups=groups, notebook=notebook, run=run, run_identity=parts,
-              extra_params={**settings, "encoder_label": encoder.label, "architecture": architecture,
-                            "domain": encoder.domain, "label": f"{slug(encoder.label)}/{architecture}"})
-    if run is not None:                   # the notebook run's results come from this training run
-        from .paths import out_dir
-        identity.record_use(out_dir(notebook, run), run_dir)
-    return {"encoder": encoder.label, "architecture": architecture,
-            "model": f"{encoder.label} · {published.ARCHITECTURES[architecture]}", "seed": int(seed),
-            "dir": str(run_dir), "predictions": str(run_dir / "predictions_test.parquet"),
-            "epochs": res.epochs_run, "best_epoch": res.best_epoch, "stop_reason": res.stop_reason,
-            "seconds": round(time.perf_counter() - t0, 1),
-            **{k: v for k, v in res.metrics.items() if k.startswith(("dev/", "test/"))}}
+    enc: Encoder
+    architecture: str                   # trun_fcn, trun_lan, hier_fcn, hier_lan
+    config: TrainConfig                 # lr: the encoder's; the seed is set per run
+    head_lr: float
+    max_words: int = 2500
+    layer_decay: float = 1.0
+    model_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    progress: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{slug(self.enc.label)}/{self.architecture}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.enc.label} · {published.ARCHITECTURES[self.architecture]}"
+
+    @property
+    def encoder(self) -> str:
+        return self.enc.label
+
+    @property
+    def model(self) -> str:
+        return ARCHITECTURE_MODELS[self.architecture][0]
+
+    def prepare(self, processed: Processed, seed: int) -> grid.Prepared:
+        """The model (head and random-init encoder weights from ``seed``), word-piece datasets, identity parts."""
+        tokenizer = encoders.load_tokenizer(self.enc.encoder)
+        name, mcfg = model_config(self.architecture, self.enc, tokenizer, processed.num_codes, **self.model_overrides)
+        torch.manual_seed(seed)
+        model = build_model(name, mcfg)
+        max_pieces = model.config.max_pieces
+        data = wordpiece.datasets(processed, tokenizer, max_words=self.max_words, max_pieces=max_pieces,
+                                  progress=self.progress)
+        config = self.config
+        settings = {"model": name, "model_config": dataclasses.asdict(model.config),  # resolved: defaults included
+                    "tokenizer": encoders.tokenizer_key(tokenizer), "max_words": self.max_words,
+                    "max_pieces": max_pieces, "head_lr": self.head_lr, "layer_decay": self.layer_decay,
+                    "train": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "seed")},
+                    "data_dir": str(processed.data_dir), "label_space": processed.label_space}
+        train = {**{k: settings[k] for k in ("max_words", "max_pieces", "head_lr", "layer_decay")},
+                 "train": identity.train_settings(config)}
+        parts = run_parts(processed, self.enc, name, settings["model_config"], train, seed)
+        groups = param_groups(model, encoder_lr=config.lr, head_lr=self.head_lr, layer_decay=self.layer_decay,
+                              weight_decay=config.weight_decay)
+        return grid.Prepared(model, data, dataclasses.replace(config, seed=int(seed), progress=self.progress), parts,
+                             {**settings, "encoder_label": self.enc.label, "architecture": self.architecture,
+                              "domain": self.enc.domain}, groups)
+
+
+def rows(encoder_rows: Sequence[Encoder], architectures: Sequence[str], config: TrainConfig, *,
+         encoder_lr: float | Mapping[str, float] | None = None, head_lr: float | Mapping[str, float] | None = None,
+         **settings: Any) -> list[BertRow]:
+    """One :class:`BertRow` per encoder and architecture (in that nesting).
+
+    ``encoder_lr`` (default ``config.lr``) and ``head_lr`` (default: the encoder's) are one value, or a mapping:
+    per encoder for ``encoder_lr`` (keyed by the name in the notebook's ``encoders``, or the row label), per
+    architecture or head for ``head_lr`` (``"hier_fcn"``, else ``"fcn"``), with ``"default"`` for the rest
+    (:func:`setting_for`). ``settings``: :class:`BertRow`'s max_words, layer_decay, model_overrides, progress."""
+    out = []
+    for enc in encoder_rows:
+        lr = setting_for(config.lr if encoder_lr is None else encoder_lr, "encoder_lr", enc.name, enc.label)
+        for arch in architectures:
+            if arch not in ARCHITECTURE_MODELS:
+                raise ValueError(f"architecture must be one of {list(ARCHITECTURE_MODELS)}, got {arch!r}")
+            hl = setting_for(lr if head_lr is None else head_lr, "head_lr", arch, arch.split("_")[1])
+            out.append(BertRow(enc, arch, dataclasses.replace(config, lr=float(lr)), float(hl), **settings))
+    return out
 
 
 slug = published.slug   # row label -> run folder / metrics.json key (the row names live in mcanb.published)
@@ -176,7 +204,7 @@ def results_table(results: Sequence[dict], label_space: str, split: str = "test"
     (percent), plus ``n_seeds``. Columns follow :data:`mcanb.published.METRICS` for the label space; the cells are
     :func:`mcanb.comparison.measured`'s, as in the comparison tables."""
     rows = []
-    for key, cells in comparison.measured(flat_metrics(results, split), split).items():
+    for key, cells in comparison.measured(grid.flat_metrics(results, (split,)), split).items():
         label, arch, _ = comparison.identify(key)
         rows.append({"encoder": label, "architecture": published.ARCHITECTURES[arch],
                      "n_seeds": max(c.n for c in cells.values()),
@@ -225,27 +253,6 @@ def resolve_encoders(names: Sequence[str], processed: Processed, encoders_dir: s
     return out
 
 
-def run_grid(processed: Processed, encoder_rows: Sequence[Encoder], architectures: Sequence[str],
-             seeds: Sequence[int], config: TrainConfig, runs_dir: str | Path, *,
-             encoder_lr: float | Mapping[str, float] | None = None,
-             head_lr: float | Mapping[str, float] | None = None, **kwargs: Any) -> list[dict]:
-    """:func:`train_bert` for every seed, encoder and architecture (in that nesting); the result rows in order.
-
-    ``encoder_lr`` (default ``config.lr``) and ``head_lr`` (default: the encoder's) are one value, or a mapping:
-    per encoder for ``encoder_lr`` (keyed by the name in the notebook's ``encoders``, or the row label), per
-    architecture or head for ``head_lr`` (``"hier_fcn"``, else ``"fcn"``), with ``"default"`` for the rest
-    (:func:`setting_for`)."""
-    rows = []
-    for seed in seeds:
-        for enc in encoder_rows:
-            lr = setting_for(config.lr if encoder_lr is None else encoder_lr, "encoder_lr", enc.name, enc.label)
-            for arch in architectures:
-                hl = setting_for(lr if head_lr is None else head_lr, "head_lr", arch, arch.split("_")[1])
-                rows.append(train_bert(processed, enc, arch, dataclasses.replace(config, lr=float(lr)), runs_dir,
-                                       seed, head_lr=float(hl), **kwargs))
-    return rows
-
-
 def pair_rows(rows: Sequence[Encoder], pairs: Sequence[Sequence[str]]) -> list[tuple[Encoder, Encoder]]:
     """The (less data, more data) encoder rows named by a notebook's ``more_data_pairs`` (names as in ``encoders``);
     a name that is not among the encoders is an error naming the parameter."""
@@ -273,7 +280,7 @@ def beside_paper(results: Sequence[dict], table: int, label_space: str,
     """The paper's Table ``table`` with this run's rows under it (:func:`mcanb.comparison.build`, the table the
     report and the README show): a ``source`` column says which is which, ``stands for`` which paper rows a local
     encoder stands in for; differences to the paper only when ``data_dir`` was made from MIMIC-III."""
-    return comparison.build(table, label_space, comparison.measured(flat_metrics(results)),
+    return comparison.build(table, label_space, comparison.measured(grid.flat_metrics(results)),
                             data=comparison.data_source(data_dir)).frame()
 
 
@@ -302,31 +309,35 @@ def plot_scores(results: Sequence[dict], metric: str = "micro_f1", split: str = 
     return fig
 
 
-def flat_metrics(results: Sequence[dict], split: str = "test") -> dict[str, float]:
-    """``metrics.json`` entries: ``<encoder>/<architecture>/seed<k>/<metric>`` and ``.../<metric>/mean|sd``."""
-    from .reporting import summarise_seeds
-    out: dict[str, float] = {}
-    for r in results:
-        out.update({f"{slug(r['encoder'])}/{r['architecture']}/seed{r['seed']}/{k.split('/', 1)[1]}": v
-                    for k, v in r.items() if k.startswith(f"{split}/") and v is not None})
-    keyed = [{**r, "model": f"{slug(r['encoder'])}/{r['architecture']}"} for r in results]
-    for model, metric, mean, sd in summarise_seeds(keyed, split=split)[["model", "metric", "mean", "sd"]].itertuples(
-            index=False):
-        out[f"{model}/{split}/{metric}/mean"], out[f"{model}/{split}/{metric}/sd"] = mean, sd
-    return out
-
-
-def study_paths(processed: Processed, run_name: str, *, runs_dir: str | Path | None = None,
-                encoders_dir: str | Path | None = None) -> dict[str, Path]:
-    """Where notebooks 02 and 03 keep fine-tuning runs and local encoders (shared by both notebooks).
-
-    ``runs``: ``outputs/bert_runs/<run_name>``; ``encoders``: ``outputs/encoders/<data run>-<label space>`` (the
-    in-domain encoder reads that data's training notes).
-    """
+def encoder_rows(processed: Processed, params: Mapping[str, Any]) -> list[Encoder]:
+    """Notebooks 02 and 03's encoder rows from their parameters: ``encoders``, ``less_data``, the local encoders'
+    pretraining (``mlm_*``, ``segment_heads``, ``num_threads``) and ``encoders_dir`` (None:
+    ``outputs/encoders/<data run>-<label space>``, since the in-domain encoder reads that data's training notes)."""
     from .paths import resolve
-    return {"runs": resolve(runs_dir or f"outputs/bert_runs/{run_name}"),
-            "encoders": resolve(encoders_dir or
-                                f"outputs/encoders/{processed.data_dir.name}-{processed.label_space}")}
+    where = resolve(params.get("encoders_dir") or
+                    f"outputs/encoders/{processed.data_dir.name}-{processed.label_space}")
+    mlm = mlm_config(hidden_size=params["mlm_hidden_size"], num_layers=params["mlm_layers"],
+                     num_heads=params["segment_heads"], vocab_size=params["mlm_vocab_size"],
+                     steps=params["mlm_steps"], lr=params["mlm_lr"], num_threads=params["num_threads"])
+    return resolve_encoders(params["encoders"], processed, where, mlm, less_data=params["less_data"], progress=False)
+
+
+MODEL_PARAMS = ("segment_length", "max_segments", "segment_layers", "segment_heads", "segment_ff", "hier_variant",
+                "pooling", "lan_projection_dim", "gradient_checkpointing")   # notebook parameters -> model settings
+
+
+def study_rows(rows_of: Sequence[Encoder], architectures: Sequence[str], params: Mapping[str, Any]) -> list[BertRow]:
+    """Notebooks 02 and 03's :func:`rows` from their parameters: the fine-tuning set-up (:func:`train_config`),
+    the model settings they have (:data:`MODEL_PARAMS`), ``encoder_lr``/``encoder_lrs``, ``head_lr``/``head_lrs``,
+    ``layer_decay`` and ``max_words``."""
+    config = train_config(num_epochs=params["num_epochs"], batch_size=params["batch_size"],
+                          grad_accum_steps=params["grad_accum_steps"], encoder_lr=params["encoder_lr"],
+                          patience=params["patience"], amp=params["amp"], num_threads=params["num_threads"],
+                          early_stopping_metric=params["early_stopping_metric"])
+    return rows(rows_of, architectures, config, encoder_lr={"default": params["encoder_lr"], **params["encoder_lrs"]},
+                head_lr={"default": params["head_lr"], **params["head_lrs"]}, max_words=params["max_words"],
+                layer_decay=params["layer_decay"], progress=False,
+                model_overrides={k: params[k] for k in MODEL_PARAMS if k in params})
 
 
 def pretraining_table(rows: Sequence[Encoder]) -> pd.DataFrame:

@@ -4,7 +4,7 @@ Two sources, never mixed in one sentence:
 
 * the paper's own numbers (:mod:`mcanb.published`, Ji et al. 2021 Tables 2–6): :func:`paper_bert_vs_cnn`,
   :func:`paper_domain`, :func:`paper_more_data`, :func:`paper_hierarchy`;
-* this run's results (rows of :func:`mcanb.bert_study.train_bert`): :func:`domain_verdict`,
+* this run's results (records of :func:`mcanb.grid.run_grid`): :func:`domain_verdict`,
   :func:`more_data_verdict`, :func:`hierarchy_verdict`, :func:`floor_verdict`.
 
 Notebooks 02 and 03 print these instead of typing numbers into markdown. Every comparison names its metrics; a

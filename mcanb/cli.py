@@ -6,7 +6,7 @@
     mcanb study PROFILE [--dry-run]            # every run of parameters/study/<PROFILE>.yaml not up to date
     mcanb report PROFILE                       # outputs/report/<PROFILE>/index.html + report.md
     mcanb predict --model RUN_DIR --text FILE  # top codes of a new note (FILE or - for stdin)
-    mcanb runs [--prune [--dry-run]]           # the training runs under outputs/; remove the unused ones
+    mcanb runs [--prune [--dry-run]]           # the run store outputs/runs/; remove the unused runs
     mcanb lab [PROFILE] [--port N]             # JupyterLab on notebooks/ and outputs/; a profile's runs open
     mcanb list                                 # notebooks, their parameter files, study profiles
 
@@ -123,8 +123,13 @@ def _model_dir(model: str, cwd: str):
         return here.resolve()
     if not p.is_absolute() and p.parts[:1] == ("outputs",) and resolve(p).is_dir():
         return resolve(p)
+    from .runs import used_run                 # a notebook run folder, a row and a seed: the training run it used
+    for candidate in (here, *([resolve(p)] if not p.is_absolute() and p.parts[:1] == ("outputs",) else [])):
+        if (found := used_run(candidate)) is not None:
+            return found
     raise UserError(f"--model {model}: {here} is not a folder (relative paths are taken from your working directory, "
-                    f"{cwd}; expected a training run folder such as outputs/04_cnn_retraining/toy/caml/seed13)")
+                    f"{cwd}; expected a training run folder such as outputs/runs/caml/<identity>/seed13, or a "
+                    "notebook run folder, a row and a seed, such as outputs/04_cnn_retraining/toy/caml/seed13)")
 
 
 def _cmd_predict(args) -> None:
@@ -270,7 +275,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--spans", type=_at_least(0), default=3, help="attention spans per code, label-attention models (default 3)")
     p.add_argument("--cwd", default=os.getcwd(), help="where a relative --model and --text start (default: here)")
     p.set_defaults(func=_cmd_predict)
-    rs = sub.add_parser("runs", help="the training runs under outputs/: status, what each was made from, who uses it")
+    rs = sub.add_parser("runs", help="the run store outputs/runs/: status, what each was made from, who uses it")
     rs.add_argument("--prune", action="store_true", help="remove the runs that no notebook result uses")
     rs.add_argument("--dry-run", action="store_true", help="with --prune: list what would be removed; remove nothing")
     rs.set_defaults(func=_cmd_runs)

@@ -1,9 +1,10 @@
-"""Notebook 04's glue (the CNN-family study): datasets, one training run per (model, seed), baselines, Table 6.
+"""Notebook 04's family part (the CNN family): datasets, rows of the study, baselines, Table 6.
 
 Everything a cell of ``notebooks/04_cnn_retraining.ipynb`` would otherwise hold lives here, so the notebook
-reads as a recipe; the generic seed summaries and learning curves are in :mod:`mcanb.reporting`. Each run writes
-``<out_dir>/<model>/seed<k>/`` (``mcanb.train.fit``'s files: history.csv, metrics.json, params.yaml,
-predictions_{dev,test}.parquet, checkpoints/). Paper: Ji, Hölttä & Marttinen 2021, §4.4 "Reproducing CNNs" and
+reads as a recipe. A :class:`CnnRow` is one model; :func:`mcanb.grid.run_grid` trains it per seed in the run store
+``outputs/runs/<model>/<identity>/seed<k>/`` (``mcanb.train.fit``'s files: history.csv, metrics.json, params.yaml,
+identity.json, predictions_{dev,test}.parquet, checkpoints/); seed summaries and learning curves are in
+:mod:`mcanb.reporting`. Paper: Ji, Hölttä & Marttinen 2021, §4.4 "Reproducing CNNs" and
 Ji et al. 2021, Table 6; published numbers in :mod:`mcanb.published`.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import comparison, identity, metrics, published, text
+from . import comparison, grid, identity, metrics, published, text
 from .batching import CodingDataset
 from .models import build_model
 from .models.baselines import MostFrequentCodesBaseline, TfidfLogisticBaseline
@@ -25,7 +26,7 @@ from .predictions import load_predictions, save_predictions
 from .processed import Processed
 from .reporting import metric_key, split_metrics, summarise_seeds
 from .splits import SPLITS
-from .train import TrainConfig, fit
+from .train import TrainConfig
 
 
 # Per-model learning rates used when the notebook's ``lr`` is None: settings that learn on a few hundred documents
@@ -109,55 +110,65 @@ def train_config(model_name: str, *, lr: float | Mapping[str, float] | None = No
     return TrainConfig(lr=learning_rate(model_name, lr), **fields)
 
 
-def train_model(processed: Processed, model_name: str, model_overrides: dict[str, Any],
-                train_config: TrainConfig, out_dir: str | Path, seed: int, *,
-                data: dict[str, CodingDataset], run: str | None = None, resume: bool = False) -> dict[str, Any]:
-    """Train ``model_name`` with word2vec embeddings for one seed; outputs in ``<out_dir>/<model>/seed<seed>/``.
+@dataclasses.dataclass
+class CnnRow:
+    """A CNN-family row of the study (:class:`mcanb.grid.Row`): word2vec embeddings, notes cut at ``max_length``."""
 
-    ``data`` is :func:`datasets`' output; its ``max_length`` is recorded in ``params.yaml``. ``resume=True`` continues
-    from ``checkpoints/last.pt`` when it exists and the run's ``identity.json`` (data content, model and training
-    settings, seed, code version: :mod:`mcanb.identity`) is the same; a finished run only reloads its best weights
-    and predicts. Otherwise the run starts afresh and says why. This is how ``mcanb study`` resumes an interrupted
-    notebook.
+    model: str                          # cnn, caml, dr_caml, multirescnn, laat
+    overrides: dict[str, Any]           # model settings (:func:`model_overrides`)
+    config: TrainConfig                 # the seed is set per run
+    max_length: int
+    encoder: str = ""
+    architecture: str = ""
+    _data: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)   # datasets per Processed
 
-    Returns a flat dict: ``model``, ``seed``, ``dir``, ``predictions`` (test parquet: hadm_id, scores),
-    ``epochs``, ``best_epoch``, ``stop_reason``, ``seconds`` and every ``dev/<metric>`` and ``test/<metric>``.
-    """
-    max_lengths = {ds.max_length for ds in data.values()}
-    if len(max_lengths) != 1:
-        raise ValueError(f"the datasets were cut at different max_length values {sorted(max_lengths)}")
-    emb = None if processed.embeddings is None else torch.tensor(processed.embeddings, dtype=torch.float32)
-    config = {"num_codes": processed.num_codes, **model_overrides}
-    if model_name == "dr_caml":
-        config.setdefault("description_ids", description_ids(processed))
-    torch.manual_seed(seed)                           # the model's initial weights depend on the seed too
-    model = build_model(model_name, config, embeddings=emb)
-    run_dir = Path(out_dir) / model_name / f"seed{seed}"
-    cfg = dataclasses.replace(train_config, seed=int(seed))
-    shown = {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_overrides.items()}
-    t0 = time.perf_counter()
-    parts = identity.run_parts(data=identity.of_processed(processed, words=True),
-                               model={"model": model_name, "model_overrides": shown, "max_length": max(max_lengths)},
-                               train=identity.train_settings(train_config), seed=seed)
-    res = fit(model, data["train"], data["dev"], cfg, run_dir, test_ds=data["test"], run=run, resume=resume,
-              notebook="04_cnn_retraining", run_identity=parts,
-              extra_params={"model": model_name, "model_overrides": shown, "max_length": max_lengths.pop(),
-                            "data_dir": str(processed.data_dir), "label_space": processed.label_space,
-                            "token_rule": processed.token_rule})
-    identity.record_use(out_dir, run_dir)        # the notebook run's results come from this training run
-    return {"model": model_name, "seed": int(seed), "dir": str(run_dir),
-            "predictions": str(run_dir / "predictions_test.parquet"), "epochs": res.epochs_run,
-            "best_epoch": res.best_epoch, "stop_reason": res.stop_reason,
-            "dev_threshold": res.metrics.get("dev_threshold"), "warning": res.metrics.get("fit/warning"),
-            "seconds": round(time.perf_counter() - t0, 1),
-            **{metric_key(s, k): v for s in ("dev", "test") for k, v in split_metrics(res.metrics, s).items()}}
+    @property
+    def key(self) -> str:
+        return self.model
+
+    @property
+    def label(self) -> str:
+        return ROW_NAMES.get(self.model, self.model)
+
+    def prepare(self, processed: Processed, seed: int) -> grid.Prepared:
+        """The model (initial weights from ``seed``), the datasets and the identity parts of one run."""
+        if self._data.get("processed") is not processed:     # the datasets are shared by the seeds
+            self._data.update(processed=processed, data=datasets(processed, self.max_length))
+        data = self._data["data"]
+        emb = None if processed.embeddings is None else torch.tensor(processed.embeddings, dtype=torch.float32)
+        config = {"num_codes": processed.num_codes, **self.overrides}
+        if self.model == "dr_caml":
+            config.setdefault("description_ids", description_ids(processed))
+        torch.manual_seed(seed)                       # the model's initial weights depend on the seed too
+        model = build_model(self.model, config, embeddings=emb)
+        shown = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.overrides.items()}
+        settings = {"model": self.model, "model_overrides": shown, "max_length": self.max_length}
+        parts = identity.run_parts(data=identity.of_processed(processed, words=True), model=settings,
+                                   train=identity.train_settings(self.config), seed=seed)
+        return grid.Prepared(model, data, dataclasses.replace(self.config, seed=int(seed)), parts,
+                             {**settings, "data_dir": str(processed.data_dir), "label_space": processed.label_space,
+                              "token_rule": processed.token_rule})
+
+
+def rows(models: Sequence[str], *, max_length: int, lr: float | Mapping[str, float] | None = None,
+         num_filters: int | None = None, filter_sizes: Sequence[int] | None = None,
+         freeze_embeddings: bool | None = None, **train_fields: Any) -> list[CnnRow]:
+    """One :class:`CnnRow` per model name: its :func:`model_overrides` and :func:`train_config` (``lr`` and the
+    other ``train_fields``, e.g. ``batch_size``, ``num_epochs``, ``patience``)."""
+    unknown = [m for m in models if m not in MODEL_DEFAULTS]
+    if unknown:
+        raise ValueError(f"models: unknown model(s) {unknown}; valid: {list(MODEL_DEFAULTS)}")
+    return [CnnRow(m, model_overrides(m, num_filters=num_filters, filter_sizes=filter_sizes,
+                                      freeze_embeddings=freeze_embeddings),
+                   train_config(m, lr=lr, **train_fields), int(max_length)) for m in models]
 
 
 def run_baselines(processed: Processed, out_dir: str | Path, names: Sequence[str] = BASELINES) -> list[dict]:
     """Fit the non-neural baselines on train, score dev and test with ``mcanb.metrics.evaluate``.
 
-    Predictions go to ``<out_dir>/<name>/predictions_{dev,test}.parquet``; results have ``train_model``'s keys,
-    F1 at the dev-tuned threshold included (``dev_threshold``, ``test/micro_f1@dev_threshold``, ...).
+    Predictions go to ``<out_dir>/<name>/predictions_{dev,test}.parquet`` (the notebook's folder, not the run
+    store: a baseline is deterministic and takes seconds); the results are :func:`mcanb.grid.record` records with
+    seed None, F1 at the dev-tuned threshold included (``dev_threshold``, ``test/micro_f1@dev_threshold``, ...).
     """
     makers = {"most_frequent": MostFrequentCodesBaseline, "tfidf_lr": TfidfLogisticBaseline}
     unknown = sorted(set(names) - set(makers))
@@ -169,8 +180,7 @@ def run_baselines(processed: Processed, out_dir: str | Path, names: Sequence[str
         t0, run_dir = time.perf_counter(), Path(out_dir) / name
         run_dir.mkdir(parents=True, exist_ok=True)
         model = makers[name]().fit(texts["train"], processed.multi_hot("train"))
-        row: dict[str, Any] = {"model": name, "seed": 0, "dir": str(run_dir),
-                               "predictions": str(run_dir / "predictions_test.parquet")}
+        row: dict[str, Any] = {}
         scored = {}
         for split in ("dev", "test"):
             y_score = model.predict_proba(texts[split]).astype(np.float32)
@@ -179,15 +189,15 @@ def run_baselines(processed: Processed, out_dir: str | Path, names: Sequence[str
             row.update({metric_key(split, k): v for k, v in scores.items()})
             scored[split] = (processed.multi_hot(split), y_score)
         row.update(metrics.dev_threshold_scores(*scored.pop("dev"), scored))   # F1 at the dev-tuned threshold
-        row["seconds"] = round(time.perf_counter() - t0, 1)
-        out.append(row)
+        out.append(grid.record(grid.Baseline(name, ROW_NAMES.get(name, name)), None, run_dir, row,
+                               time.perf_counter() - t0))
     return out
 
 
 def table6(this_run: pd.DataFrame, label_space: str, data_dir: str | Path | None = None) -> pd.DataFrame:
     """Ji et al. 2021, Table 6 for one label space with this run's rows under the paper's (percent, strings).
 
-    ``this_run``: ``summarise_seeds`` output (model names as in ``ROW_NAMES``). A rendering of
+    ``this_run``: ``summarise_seeds`` output (row keys: the model names of ``ROW_NAMES``). A rendering of
     :func:`mcanb.comparison.build`, the table the report and the README show too: index ``model``; columns
     source ("paper", "original" where a model's own publication differs, "this run", "not run"), stands for, the
     paper's metrics, seeds; and a ``Δ <metric>`` column per metric when ``data_dir`` was made from MIMIC-III.
@@ -206,11 +216,11 @@ def floor_check(summary: pd.DataFrame, models: Sequence[str], floor: str = "most
 
     A fact about this run, not a check of the code: a weak model on a hard corpus may sit at the floor. Columns
     model, metric, value, floor, above (``value > floor``); one row per (model, metric)."""
-    means = summary.set_index(["model", "metric"])["mean"]
-    rows = [{"model": m, "metric": k, "value": means[(m, k)], "floor": means[(floor, k)],
-             "above": bool(means[(m, k)] > means[(floor, k)])}
-            for m in models for k in names if (m, k) in means.index and (floor, k) in means.index]
-    return pd.DataFrame(rows, columns=["model", "metric", "value", "floor", "above"])
+    means = summary.set_index(["row", "metric"])["mean"]
+    found = [{"model": m, "metric": k, "value": means[(m, k)], "floor": means[(floor, k)],
+              "above": bool(means[(m, k)] > means[(floor, k)])}
+             for m in models for k in names if (m, k) in means.index and (floor, k) in means.index]
+    return pd.DataFrame(found, columns=["model", "metric", "value", "floor", "above"])
 
 
 def compare_best_two(processed: Processed, results: Sequence[dict], metric: str = "micro_f1",
@@ -222,13 +232,13 @@ def compare_best_two(processed: Processed, results: Sequence[dict], metric: str 
     fewer than two models have the metric: a run of one model has nothing to compare (the notebook skips it).
     """
     table = summarise_seeds(results, split="dev")
-    ranked = table[table["metric"] == metric].sort_values("mean", ascending=False)["model"].tolist()
+    ranked = table[table["metric"] == metric].sort_values("mean", ascending=False)["row"].tolist()
     if len(ranked) < 2:
         raise ValueError(f"need two models with {metric_key('dev', metric)}, have {ranked}")
     a, b = ranked[:2]
-    seed = min({r["seed"] for r in results if r["model"] == a} & {r["seed"] for r in results if r["model"] == b},
+    seed = min({r["seed"] for r in results if r["row"] == a} & {r["seed"] for r in results if r["row"] == b},
                default=None)
-    pick = {r["model"]: r for r in results if r["model"] in (a, b) and (seed is None or r["seed"] == seed)}
+    pick = {r["row"]: r for r in results if r["row"] in (a, b) and (seed is None or r["seed"] == seed)}
     y = processed.multi_hot("test")
     scores = []
     for name in (a, b):

@@ -12,7 +12,7 @@ its verdicts and the mappings are left out (:func:`shows_paper`): MIMIC-III's nu
 so such a table holds this run's rows only, in the paper's columns.
 
 This run's numbers come as a flat ``{name: number}`` dict in the layout of a notebook's ``metrics.json``
-(``<row key>/test/<metric>/mean|sd``, per seed ``<row key>/seed<k>/...<metric>``), read by :func:`measured`;
+(``<row key>/test/<metric>/mean|sd``, per seed ``<row key>/test/<metric>/seed<k>``: :mod:`mcanb.grid`), read by :func:`measured`;
 row keys are a CNN-family model name (``caml``) or ``<encoder slug>/<architecture>``. Notebooks 02–04 call
 :func:`build` through ``bert_study.beside_paper`` and ``cnn_study.table6``; the report and the README go through
 :func:`run_tables`, which reads a run folder. Paper: Ji, Hölttä & Marttinen 2021, Tables 2–6.
@@ -29,6 +29,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from . import published
+from .reporting import seed_count
 
 
 @dataclass(frozen=True)
@@ -146,17 +147,17 @@ def measured(metrics: Mapping[str, float], split: str = "test") -> dict[str, dic
         if not head or not tail.endswith("/mean") or tail[:-5] not in wanted or mean is None:
             continue
         metric = tail[:-5]
-        n = sum(1 for s in metrics if s.startswith(f"{head}/seed") and s.endswith(f"/{metric}")) or 1
+        n = seed_count(metrics, head, split, metric)
         sd = metrics.get(f"{head}/{split}/{metric}/sd") or 0.0
         out.setdefault(head, {})[metric] = Cell(100 * float(mean), 100 * float(sd), n)
     return out
 
 
 def measured_from_summary(summary: pd.DataFrame) -> dict[str, dict[str, Cell]]:
-    """The same from ``mcanb.reporting.summarise_seeds`` output (model, metric, mean, sd, n_seeds)."""
+    """The same from ``mcanb.reporting.summarise_seeds`` output (row, metric, mean, sd, n_seeds)."""
     out: dict[str, dict[str, Cell]] = {}
-    for model, metric, mean, sd, n in summary[["model", "metric", "mean", "sd", "n_seeds"]].itertuples(index=False):
-        out.setdefault(model, {})[metric] = Cell(100 * float(mean), 100 * float(sd), int(n))
+    for key, metric, mean, sd, n in summary[["row", "metric", "mean", "sd", "n_seeds"]].itertuples(index=False):
+        out.setdefault(key, {})[metric] = Cell(100 * float(mean), 100 * float(sd), int(n))
     return out
 
 

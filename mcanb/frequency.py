@@ -1,15 +1,17 @@
 """F1 by training-set code frequency (the paper's Figure 3), for every model whose test predictions were saved.
 
-Explained in ``notebooks/05_frequency_analysis.ipynb``. The earlier notebooks save test scores as
-``outputs/<notebook>/<run>/.../predictions_test.parquet`` (``mcanb.train.save_predictions``) with a ``params.yaml``
-beside them or in a folder above (up to the run folder) naming ``data_dir`` and ``label_space``. :func:`discover`
-finds them, :func:`bin_scores` scores each one per frequency bin with ``mcanb.metrics.f1_by_frequency`` plus what
+Explained in ``notebooks/05_frequency_analysis.ipynb``. The training notebooks' runs sit in the run store
+(``outputs/runs/<row>/<identity>/seed<k>/predictions_test.parquet``, :mod:`mcanb.grid`), and each notebook run lists
+the ones its results come from in ``outputs/<notebook>/<run>/training_runs.json``; baselines save theirs in the
+notebook run folder itself (``outputs/<notebook>/<run>/<baseline>/``). A ``params.yaml`` beside the predictions
+or in a folder above (up to the run folder) names ``data_dir`` and ``label_space``. :func:`discover` finds them, :func:`bin_scores` scores each one per frequency bin with ``mcanb.metrics.f1_by_frequency`` plus what
 the paper left out (codes per bin, codes a model never predicts, a bootstrap interval per bin), and
 :func:`summarise` averages seeds. Paper: Ji, Hölttä & Marttinen 2021, §4.4 and Figure 3 (whose bin edges are not
 printed; the defaults are ``mcanb.metrics.DEFAULT_BINS``).
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,8 @@ import pandas as pd
 import yaml
 
 from . import metrics, processed as processed_mod
-from .paths import OUTPUTS, ROOT, resolve
+from .identity import USES_FILE
+from .paths import OUTPUTS, ROOT, RUNS, resolve
 from .reporting import PALETTE
 from .predictions import load_predictions
 
@@ -58,46 +61,64 @@ def _params_chain(folder: Path, stop: Path) -> list[Path]:
         d = d.parent
 
 
-def describe(pred: Path, run_dir: Path) -> PredictionRun:
-    """A :class:`PredictionRun` for ``pred`` inside ``run_dir`` (= ``outputs/<notebook>/<run>``).
+def describe(pred: Path, run_dir: Path, source: tuple[str, str] | None = None) -> PredictionRun:
+    """A :class:`PredictionRun` for ``pred`` inside ``run_dir`` (= ``outputs/<notebook>/<run>``, or a training run
+    folder of the run store, whose notebook and run are then ``source``).
 
     Raises ``ValueError`` naming the file when no ``params.yaml`` between the two gives label_space and data_dir.
     """
     found: dict[str, Any] = {}
-    source: Path | None = None
+    params_file: Path | None = None
     for f in _params_chain(pred.parent, run_dir):
         doc = yaml.safe_load(f.read_text()) or {}
-        for key in ("label_space", "data_dir", "label", "model", "seed"):
+        for key in ("label_space", "data_dir", "row", "label", "model", "seed"):
             if key in doc and key not in found:
                 found[key] = doc[key]
                 if key in ("label_space", "data_dir"):
-                    source = source or f
+                    params_file = params_file or f
     missing = [k for k in ("label_space", "data_dir") if not found.get(k)]
     if missing:
         raise ValueError(f"{pred}: no params.yaml between it and {run_dir} gives {missing}; the notebook that "
                          "saved these predictions must record them (mcanb.train.fit extra_params)")
     rel = pred.parent.relative_to(run_dir).parts
-    model = str(found.get("label") or found.get("model") or (rel[0] if rel else run_dir.name))  # label: BERT runs
+    model = str(found.get("row") or found.get("label") or found.get("model") or (rel[0] if rel else run_dir.name))
     m = re.search(r"seed(\d+)", "/".join(rel))
-    seed = int(m.group(1)) if m else None
-    return PredictionRun(run_dir.parent.name, run_dir.name, model, seed, str(found["label_space"]),
-                         resolve(found["data_dir"]), pred, source)
+    seed = int(found["seed"]) if source and found.get("seed") is not None else int(m.group(1)) if m else None
+    notebook, run = source or (run_dir.parent.name, run_dir.name)
+    return PredictionRun(notebook, run, model, seed, str(found["label_space"]), resolve(found["data_dir"]), pred,
+                         params_file)
 
 
 def discover(runs: Sequence[str], outputs: Path = OUTPUTS, exclude: Sequence[str] = (THIS_NOTEBOOK,)
              ) -> list[PredictionRun]:
-    """Every ``outputs/<notebook>/<run>/**/predictions_test.parquet`` for run names (glob patterns) in ``runs``.
+    """The test predictions of every notebook run named in ``runs`` (run names, glob patterns): the training runs
+    its ``training_runs.json`` lists (in the run store) and its own ``**/predictions_test.parquet`` (baselines).
 
-    Example: ``discover(["toy"])`` finds notebook 04's ``outputs/04_cnn_retraining/toy/cnn/seed13/...`` and
-    the same layout of any other notebook. Sorted by notebook, run, model, seed.
+    Example: ``discover(["toy"])`` finds notebook 04's ``outputs/runs/cnn/<identity>/seed13/...`` through
+    ``outputs/04_cnn_retraining/toy/training_runs.json``, and its ``outputs/04_cnn_retraining/toy/most_frequent/``.
+    A training run that two notebook runs list is shown once. Sorted by notebook, run, model, seed.
     """
     found = []
-    for nb_dir in sorted(p for p in Path(outputs).iterdir() if p.is_dir() and p.name not in exclude):
+    skip = {*exclude, RUNS.name}
+    for nb_dir in sorted(p for p in Path(outputs).iterdir() if p.is_dir() and p.name not in skip):
         for pattern in runs:
             for run_dir in sorted(p for p in nb_dir.glob(pattern) if p.is_dir()):
                 found += [describe(p, run_dir) for p in sorted(run_dir.rglob(PREDICTIONS))]
-    unique = {r.path: r for r in found}.values()
-    return sorted(unique, key=lambda r: (r.notebook, r.run, r.model, -1 if r.seed is None else r.seed))
+                for entry in _recorded(run_dir):
+                    if (entry / PREDICTIONS).exists():
+                        found.append(describe(entry / PREDICTIONS, entry, (nb_dir.name, run_dir.name)))
+    unique: dict[Path, PredictionRun] = {}
+    for r in found:
+        unique.setdefault(r.path, r)                     # the first notebook run that lists it
+    return sorted(unique.values(), key=lambda r: (r.notebook, r.run, r.model, -1 if r.seed is None else r.seed))
+
+
+def _recorded(run_dir: Path) -> list[Path]:
+    """The training runs a notebook run's results come from (its ``training_runs.json``; none when missing)."""
+    try:
+        return [Path(e) for e in json.loads((run_dir / USES_FILE).read_text())]
+    except (OSError, ValueError):
+        return []
 
 
 def short_names(preds: Sequence[PredictionRun]) -> dict[Path, str]:

@@ -17,6 +17,7 @@ PARAMETERS = ROOT / "parameters"
 TOY_MIMIC = OUTPUTS / "fixtures" / "toy_mimic"     # the generated toy MIMIC-III-shaped folder
 TOY_PREPROCESSED = OUTPUTS / "01_preprocess" / "toy"  # notebook 01 on the toy fixture
 TOY_CORPUS = OUTPUTS / "fixtures" / "toy_corpus"   # the generated coded-notes table (not MIMIC-shaped)
+RUNS = OUTPUTS / "runs"                            # the run store: every training run (mcanb.grid, docs/runs.md)
 
 
 def resolve(path: str | os.PathLike) -> Path:

@@ -61,7 +61,7 @@ def _read_params(run_dir: Path) -> dict:
     f = run_dir / "params.yaml"
     if not f.exists():
         raise FileNotFoundError(f"{f}: missing; --model must be a training run folder written by mcanb.train.fit "
-                                "(for example outputs/04_cnn_retraining/toy/cnn/seed13)")
+                                "(for example outputs/runs/cnn/<identity>/seed13)")
     doc = read_yaml_mapping(f)
     missing = [k for k in ("model", "data_dir", "label_space") if k not in doc]
     if missing:

@@ -246,7 +246,7 @@ def rehearse_study(profile: str, *, scale: float | None = None, caps_: dict | No
         echo("rehearsal: the caps or stand-ins changed since the last rehearsal in this folder: every run reruns")
         for f in root.rglob(".mcanb-run.json"):
             f.unlink()
-        shutil.rmtree(root / "bert_runs", ignore_errors=True)
+        shutil.rmtree(root / "runs", ignore_errors=True)            # the run store (mcanb.grid)
 
     def write(name: str, entries: list[dict]) -> Path:
         path = root / "profiles" / f"{name}.yaml"

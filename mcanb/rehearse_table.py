@@ -37,9 +37,9 @@ def _fits(root: Path) -> list[Path]:
 
 
 def _name(root: Path, run_dir: Path) -> str:
-    """``bert_runs/mimic3_50/bert_base/hier_lan`` for ``.../hier_lan-1a2b3c4d/seed13``."""
-    parts = [re.sub(r"-[0-9a-f]{8}$", "", p) for p in run_dir.relative_to(root).parts]
-    return "/".join(p for p in parts if not re.fullmatch(r"seed\d+", p))
+    """``runs/bert_base/hier_lan`` for the run store's ``runs/bert_base/hier_lan/1a2b3c4d/seed13``."""
+    parts = run_dir.relative_to(root).parts
+    return "/".join(p for p in parts if not re.fullmatch(r"seed\d+|[0-9a-f]{8}", p))
 
 
 def _yaml(path: Path) -> dict:

@@ -70,7 +70,7 @@ def _verdict_inputs(results: dict[str, dict[str, comparison.Cell]]):
         label, arch, domain = comparison.identify(key)
         if arch:
             rows.setdefault(label, Encoder(label, "", domain=domain))
-            out.append({"encoder": label, "architecture": arch, "seed": 0,
+            out.append({"row": key, "encoder": label, "architecture": arch, "seed": 0,
                         **{f"test/{m}": c.mean / 100 for m, c in cells.items()}})
     return list(rows.values()), out
 

@@ -6,15 +6,16 @@ file always sits next to the parameters that produced it.
 ``metrics.json`` layout (one for every notebook)::
 
     {"notebook": "04_cnn_retraining", "run": "toy", "created": "...", "mcanb_version": "0.1.0",
-     "metrics": {"cnn/test/micro_f1": 0.61, "cnn/test/p@5": 0.55, ...}}
+     "metrics": {"cnn/test/micro_f1/mean": 0.61, "cnn/test/micro_f1/seed13": 0.6, ...}}
 
-Metric names are flat strings (``<model>/<split>/<metric>`` where a notebook compares models); values
+Metric names are flat strings (``<row>/<split>/<metric>/mean|sd|seed<k>`` where a notebook compares rows of a
+study, :func:`mcanb.grid.flat_metrics`, docs/runs.md); values
 are numbers, never NaN (undefined values are written as ``null`` and their reason recorded by the
 metrics module). The ``<split>/<metric>`` part (``test/micro_f1``) has one owner, :func:`metric_key` /
 :func:`split_metrics`: the training engine's ``metrics.json`` and ``history.csv``, the notebooks' result rows
 and the seed summaries all use it.
 
-Across seeds: :func:`summarise_seeds` (mean, sd, count per model and metric), :func:`format_mean_sd` (the
+Across seeds: :func:`summarise_seeds` (mean, sd, count per row and metric), :func:`format_mean_sd` (the
 ``"mean ± sd"`` table cell), :func:`learning_curves` and :func:`plot_learning_curves` (every run's
 ``history.csv``).
 """
@@ -40,6 +41,13 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 def metric_key(split: str, name: str) -> str:
     """The flat key of metric ``name`` on ``split``: ``metric_key("test", "micro_f1")`` -> ``"test/micro_f1"``."""
     return f"{split}/{name}"
+
+
+def seed_count(metrics: Mapping[str, Any], row_key: str, split: str, metric: str) -> int:
+    """How many per-seed entries ``<row>/<split>/<metric>/seed<k>`` a metrics.json dict holds (at least 1: a
+    deterministic baseline has its mean only). The key scheme is :func:`mcanb.grid.flat_metrics`'."""
+    prefix = f"{row_key}/{split}/{metric}/seed"
+    return sum(1 for k in metrics if k.startswith(prefix) and k[len(prefix):].isdigit()) or 1
 
 
 def split_metrics(row: Mapping[str, Any], split: str) -> dict[str, Any]:
@@ -171,16 +179,16 @@ def plot_lengths(lengths: Mapping[str, np.ndarray], cutoffs: Mapping[str, int], 
 
 
 def summarise_seeds(results: Sequence[dict], split: str = "test") -> pd.DataFrame:
-    """Mean, sd (ddof 1; 0 for one seed) and seed count per model and metric over ``results``.
+    """Mean, sd (ddof 1; 0 for one seed) and seed count per row and metric over ``results``.
 
-    ``results``: one flat dict per run with ``model``, ``seed`` and ``<split>/<metric>`` keys (e.g. from
-    ``mcanb.cnn_study.train_model``). Returns columns model, metric, mean, sd, n_seeds. Only scores are
-    summarised (not counts ``n_*`` nor ``threshold``).
+    ``results``: result records (:func:`mcanb.grid.record`: ``row``, ``seed`` and ``<split>/<metric>`` keys).
+    Returns columns row, metric, mean, sd, n_seeds. Only scores are summarised (not counts ``n_*`` nor
+    ``threshold``).
     """
-    rows = [{"model": r["model"], "seed": r["seed"], "metric": k, "value": v}
+    rows = [{"row": r["row"], "metric": k, "value": v}
             for r in results for k, v in split_metrics(r, split).items() if v is not None and _is_score(k)]
-    long = pd.DataFrame(rows, columns=["model", "seed", "metric", "value"])   # no results: an empty summary
-    g = long.groupby(["model", "metric"], sort=False)["value"]
+    long = pd.DataFrame(rows, columns=["row", "metric", "value"])   # no results: an empty summary
+    g = long.groupby(["row", "metric"], sort=False)["value"]
     out = g.agg(mean="mean", sd="std", n_seeds="count").reset_index()
     out["sd"] = out["sd"].fillna(0.0)
     return out
@@ -197,8 +205,9 @@ def format_mean_sd(mean: float, sd: float, n_seeds: int) -> str:
 
 
 def learning_curves(results: Sequence[dict]) -> pd.DataFrame:
-    """Every trained run's ``history.csv`` stacked, with ``model`` and ``seed`` columns (baselines skipped)."""
-    frames = [pd.read_csv(Path(r["dir"]) / "history.csv").assign(model=r["model"], seed=r["seed"])
+    """Every trained run's ``history.csv`` stacked, with ``model`` (the row's label) and ``seed`` columns
+    (baselines skipped)."""
+    frames = [pd.read_csv(Path(r["dir"]) / "history.csv").assign(model=r["label"], seed=r["seed"])
               for r in results if (Path(r["dir"]) / "history.csv").exists()]
     return pd.concat(frames, ignore_index=True)
 

@@ -1,11 +1,10 @@
-"""The run store: every training run under ``outputs/``, what it was made from, its status, which results use it.
+"""The run store: every training run under ``outputs/runs/``, what it was made from, its status, which results use it.
 
-Training runs live in ``outputs/bert_runs/<run>/<encoder>/<architecture>-<identity>/seed<k>/`` (notebooks 02 and
-03, :mod:`mcanb.bert_study`) and ``outputs/04_cnn_retraining/<run>/<model>/seed<k>/`` (notebook 04,
-:mod:`mcanb.cnn_study`). Each holds ``identity.json`` (:mod:`mcanb.identity`: data, encoder, model, train, seed,
-code). A notebook run folder lists the training runs its results come from in ``training_runs.json``; a training
-run that no notebook result (a folder with ``metrics.json`` or ``.mcanb-run.json``) lists is *unused*, and
-``mcanb runs --prune`` removes it. Explained in docs/runs.md and the README section "The whole study".
+Every training run of both model families lives in ``outputs/runs/<row key>/<identity>/seed<k>/``
+(:mod:`mcanb.grid`; the row key is a CNN-family model, ``caml``, or ``<encoder>/<architecture>``). Each holds
+``identity.json`` (:mod:`mcanb.identity`: data, [encoder,] model, train, seed, code). A notebook run folder lists the
+training runs its results come from in ``training_runs.json``; a training run that no notebook result (a folder
+with ``metrics.json`` or ``.mcanb-run.json``) lists is *unused*, and ``mcanb runs --prune`` removes it. Explained in docs/runs.md and the README section "The whole study".
 """
 from __future__ import annotations
 
@@ -16,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import identity
-from .paths import OUTPUTS, ROOT
+from .paths import OUTPUTS, ROOT, RUNS
 
 RESULT_FILES = ("metrics.json", ".mcanb-run.json")   # what makes a notebook run folder a result
-BERT_NOTEBOOKS = ("02_pretraining_domains", "03_hierarchy")   # their runs: outputs/bert_runs/<run name>/
 BUSY_SECONDS = 600                                    # a run that wrote a file this recently may be training now
 
 
@@ -40,44 +38,51 @@ def _status(d: Path) -> str:
     return "interrupted" if (d / "checkpoints" / "last.pt").exists() else "started"
 
 
-def _training_dirs(outputs: Path) -> list[Path]:
-    found = [d for d in (outputs / "bert_runs").rglob("seed*") if d.is_dir()]
-    found += [d for d in (outputs / "04_cnn_retraining").glob("*/*/seed*") if d.is_dir()]
-    return sorted(d for d in found if d.name[4:].isdigit())
+def _training_dirs(store: Path) -> list[Path]:
+    found = [d.parent for d in store.rglob(identity.IDENTITY_FILE)] if store.is_dir() else []
+    return sorted(d for d in found if d.name.startswith("seed") and d.name[4:].isdigit())
 
 
-def _uses(outputs: Path) -> tuple[dict[str, list[str]], set[Path]]:
-    """``{training run path: [notebook/run, ...]}`` from every result folder's ``training_runs.json``, and the
-    result folders that have no such list (results from before the list existed)."""
+def _uses(outputs: Path, store: Path) -> dict[str, list[str]]:
+    """``{training run path: [notebook/run, ...]}`` from every result folder's ``training_runs.json``."""
     used: dict[str, list[str]] = {}
-    unlisted: set[Path] = set()
-    for folder in sorted(p for p in outputs.glob("*/*") if p.is_dir()):
+    for folder in sorted(p for p in outputs.glob("*/*") if p.is_dir() and p.parent != store):
         if not any((folder / f).exists() for f in RESULT_FILES):
             continue
         try:
             entries = json.loads((folder / identity.USES_FILE).read_text())
         except (OSError, ValueError):
-            unlisted.add(folder.resolve())
-            continue
+            continue                         # a result that trains nothing (notebooks 01 and 05)
         for entry in entries:
             used.setdefault(entry, []).append(f"{folder.parent.name}/{folder.name}")
-    return used, unlisted
+    return used
 
 
 def find(outputs: Path | None = None) -> list[TrainingRun]:
-    """Every training run under ``outputs``, with its status, identity and the notebook runs that use it."""
+    """Every training run in the store under ``outputs``, with its status, identity and the notebook runs that
+    use it."""
     outputs = Path(outputs or OUTPUTS)
-    used, unlisted = _uses(outputs)
-    runs = []
-    for d in _training_dirs(outputs):
-        users = list(used.get(str(d.resolve()), []))
-        # results written before training_runs.json existed: kept for the notebook run whose folder holds the run
-        # (notebook 04) or whose run name names its bert_runs/<run name>/ group (notebooks 02 and 03)
-        group = d.relative_to(outputs / "bert_runs").parts[0] if (outputs / "bert_runs") in d.parents else None
-        users += [f"{f.parent.name}/{f.name} (no {identity.USES_FILE})" for f in sorted(unlisted)
-                  if f in d.resolve().parents or (f.name == group and f.parent.name in BERT_NOTEBOOKS)]
-        runs.append(TrainingRun(d, _status(d), identity.read(d), users))
-    return runs
+    store = outputs / RUNS.relative_to(OUTPUTS)
+    used = _uses(outputs, store)
+    return [TrainingRun(d, _status(d), identity.read(d), list(used.get(str(d.resolve()), [])))
+            for d in _training_dirs(store)]
+
+
+def used_run(path: Path) -> Path | None:
+    """The training run that ``<notebook run folder>/<row key>/seed<k>`` names: the entry of that folder's
+    ``training_runs.json`` in the store folder of that row and seed (``outputs/04_cnn_retraining/toy/caml/seed13``
+    -> ``outputs/runs/caml/<identity>/seed13``); None when ``path`` is not of that form or nothing matches."""
+    for folder in path.parents:
+        try:
+            entries = json.loads((folder / identity.USES_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        want = path.relative_to(folder)
+        for entry in map(Path, entries):
+            if entry.name == want.name and entry.parent.parent.as_posix().endswith("/" + want.parent.as_posix()):
+                return entry
+        return None
+    return None
 
 
 def _shown(p: Path) -> str:
@@ -116,7 +121,7 @@ def prune(runs: list[TrainingRun], dry_run: bool = False) -> list[TrainingRun]:
         for r in gone:
             shutil.rmtree(r.path)
             parent = r.path.parent
-            while parent != OUTPUTS and parent.exists() and not any(parent.iterdir()):
+            while parent.name != RUNS.name and parent.exists() and not any(parent.iterdir()):
                 parent.rmdir()
                 parent = parent.parent
     return gone
@@ -128,7 +133,8 @@ def main(prune_unused: bool = False, dry_run: bool = False, outputs: Path | None
     for r in runs:
         echo(describe(r))
     n_unused = sum(not r.used_by for r in runs)
-    echo(f"{len(runs)} training runs under {_shown(Path(outputs or OUTPUTS))}, {n_unused} unused")
+    store = Path(outputs or OUTPUTS) / RUNS.relative_to(OUTPUTS)
+    echo(f"{len(runs)} training runs in the run store {_shown(store)}, {n_unused} unused")
     if prune_unused or dry_run:
         gone = prune(runs, dry_run=dry_run)
         verb = "would remove" if dry_run else "removed"

@@ -81,11 +81,8 @@ def execute_run(notebook: str, run: str, overrides: dict[str, Any] | None = None
     _write_record(run_dir, record)
     try:
         defaults = P.notebook_defaults(NOTEBOOKS / f"{notebook}.ipynb")
-        also = ()   # notebooks 02 and 03 train in a runs folder they share (mcanb.bert_study.study_paths)
-        if "runs_dir" in defaults:
-            from .paths import resolve as resolve_path
-            also = (resolve_path(values.get("runs_dir") or defaults["runs_dir"]
-                                 or f"outputs/bert_runs/{spec.run_name}"),)
+        from .paths import RUNS, resolve as resolve_path
+        also = (resolve_path(values.get("runs_dir") or defaults.get("runs_dir") or RUNS),)  # the run store (mcanb.grid)
         with Monitor(run_dir, f"{notebook}/{spec.run_name}", enabled=progress, also=also):
             path = pipeline.execute(notebook, run, values, timeout=timeout)
     except BaseException as e:

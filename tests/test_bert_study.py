@@ -1,5 +1,5 @@
 """The notebook glue of the BERT study (mcanb.bert_study) end to end on a tiny processed dataset and tiny local
-encoders: local_encoders -> train_bert (word pieces, model, parameter groups, fit) -> reuse -> results_table."""
+encoders: local_encoders -> rows -> grid.train (word pieces, model, parameter groups, fit) -> reuse -> results_table."""
 from __future__ import annotations
 
 import sys
@@ -14,7 +14,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from test_bert import TEXTS, _processed  # noqa: E402
 
-from mcanb import bert_scores, bert_study, encoders  # noqa: E402
+from mcanb import bert_scores, bert_study, encoders, grid  # noqa: E402
 
 CODES = ("401.9", "428.0")
 SMALL = {"segment_length": 16, "max_segments": 2, "segment_heads": 2}
@@ -41,15 +41,19 @@ def study(tmp_path_factory):
 def _train(study, encoder, architecture, processed=None, **overrides):
     proc, _, root = study
     cfg = bert_study.train_config(num_epochs=2, batch_size=8, encoder_lr=1e-3, num_threads=1)
-    return bert_study.train_bert(processed or proc, encoder, architecture, cfg, root / "runs", seed=0, max_words=20,
-                                 model_overrides={**SMALL, **overrides}, progress=False)
+    (row,) = bert_study.rows([encoder], [architecture], cfg, max_words=20, model_overrides={**SMALL, **overrides},
+                             progress=False)
+    return grid.train(processed or proc, row, 0, runs_dir=root / "runs")
 
 
-def test_train_bert_writes_a_run_and_reuses_it(study):
-    proc, (in_domain, random_init), _ = study
+def test_a_bert_run_goes_to_the_store_and_is_reused(study):
+    proc, (in_domain, random_init), root = study
     assert in_domain.encoder == random_init.encoder and random_init.init == "random"
     first = _train(study, in_domain, "hier_lan")
     run = Path(first["dir"])
+    key = f"{bert_study.slug(in_domain.label)}/hier_lan"
+    assert first["row"] == key and run.parent.parent == root / "runs" / key and run.name == "seed0"
+    assert set(grid.RECORD_KEYS) <= set(first) and first["encoder"] == in_domain.label and first["model"] == "bert_hier"
     for name in ("metrics.json", "params.yaml", "predictions_test.parquet", "checkpoints/best.pt"):
         assert (run / name).exists(), name
     params = yaml.safe_load((run / "params.yaml").read_text())

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from mcanb import cnn_study as E
-from mcanb import notebook, params, processed, published, reporting
+from mcanb import grid, identity, notebook, params, processed, published, reporting
 from mcanb.paths import NOTEBOOKS, PARAMETERS
 from mcanb.predictions import load_predictions
 
@@ -69,11 +69,16 @@ def test_settings_fall_back_to_model_defaults():
     assert E.model_overrides("cnn", filter_sizes=[3]) == {}
 
 
-def test_train_model_writes_one_folder_per_model_and_seed(toy, toy_splits, tmp_path):
-    overrides, config = _quick("dr_caml")
-    r = E.train_model(toy, "dr_caml", overrides, config, tmp_path, seed=3, data=toy_splits)
-    run = tmp_path / "dr_caml" / "seed3"
-    assert r["dir"] == str(run) and r["stop_reason"] == "max_steps"
+def _row(model: str, **overrides) -> E.CnnRow:
+    return E.CnnRow(model, *_quick(model, **overrides), max_length=64)
+
+
+def test_a_run_goes_to_the_store_under_its_identity(toy, tmp_path):
+    r = grid.train(toy, _row("dr_caml"), 3, runs_dir=tmp_path)
+    run = Path(r["dir"])
+    assert run.parent.parent == tmp_path / "dr_caml" and run.name == "seed3" and r["stop_reason"] == "max_steps"
+    assert run == grid.run_dir("dr_caml", identity.read(run)["parts"], 3, tmp_path)   # the folder is the identity
+    assert set(grid.RECORD_KEYS) <= set(r) and r["row"] == "dr_caml" and r["label"] == "DR-CAML"
     for name in ("history.csv", "metrics.json", "params.yaml", "predictions_test.parquet"):
         assert (run / name).exists(), name
     hadm, scores = load_predictions(r["predictions"])
@@ -83,37 +88,49 @@ def test_train_model_writes_one_folder_per_model_and_seed(toy, toy_splits, tmp_p
     assert recorded["max_length"] == 64 and recorded["token_rule"] == toy.token_rule == "caml"  # what was used
 
 
-def test_resume_starts_afresh_when_the_data_changed(toy, toy_splits, tmp_path, caplog):
+def test_a_run_is_reused_only_for_the_same_inputs(toy, tmp_path):
     import copy
     import json
-    import logging
 
-    from mcanb import identity
-    overrides, config = _quick("cnn")
-    first = E.train_model(toy, "cnn", overrides, config, tmp_path, seed=3, data=toy_splits, resume=True)
+    store, results = tmp_path / "runs", tmp_path / "04_cnn_retraining" / "toy"
+    first = grid.train(toy, _row("cnn"), 3, out_dir=results, runs_dir=store)
     run = Path(first["dir"])
     best = run / "checkpoints" / "best.pt"
     stamp = best.stat().st_mtime_ns
-    E.train_model(toy, "cnn", overrides, config, tmp_path, seed=3, data=toy_splits, resume=True)
-    assert best.stat().st_mtime_ns == stamp                                  # same inputs: the finished run
+    again = grid.train(toy, _row("cnn"), 3, out_dir=results, runs_dir=store)
+    assert again["dir"] == first["dir"] and best.stat().st_mtime_ns == stamp   # same inputs: the finished run
+    assert again["test/micro_f1"] == first["test/micro_f1"]
     changed = copy.copy(toy)
     changed.frames = {s: f.copy() for s, f in toy.frames.items()}
     changed.frames["train"].loc[0, "text"] = "fever " + changed.frames["train"].loc[0, "text"]
+    other = grid.train(changed, _row("cnn"), 3, out_dir=results, runs_dir=store)
+    assert Path(other["dir"]).parent != run.parent and best.stat().st_mtime_ns == stamp   # a new folder, old kept
+    assert identity.read(other["dir"])["parts"]["data"]["sha"] == identity.of_processed(changed, words=True)["sha"]
+    assert json.loads((results / "training_runs.json").read_text()) == sorted([str(run.resolve()),
+                                                                              str(Path(other["dir"]).resolve())])
+
+
+def test_resume_starts_afresh_when_the_stored_identity_differs(toy, tmp_path, caplog):
+    import logging
+    import shutil
+
+    first = grid.train(toy, _row("cnn"), 3, runs_dir=tmp_path)
+    run = Path(first["dir"])
+    moved = grid.run_dir("cnn", identity.read(run)["parts"], 4, tmp_path)       # seed 3's run where seed 4's goes
+    shutil.copytree(run, moved)
     with caplog.at_level(logging.WARNING, logger="mcanb.train"):
-        E.train_model(changed, "cnn", overrides, config, tmp_path, seed=3, data=toy_splits, resume=True)
-    assert "not resumed, its inputs differ (data changed)" in caplog.text
-    assert best.stat().st_mtime_ns != stamp                                  # trained again
-    assert identity.read(run)["parts"]["data"]["sha"] == identity.of_processed(changed, words=True)["sha"]
-    assert json.loads((tmp_path / "training_runs.json").read_text()) == [str(run.resolve())]
+        grid.train(toy, _row("cnn"), 4, runs_dir=tmp_path)
+    assert "not resumed, its inputs differ (seed changed)" in caplog.text
+    assert identity.read(moved)["parts"]["seed"]["value"] == 4
 
 
 def test_baselines_summary_and_paired_test(toy, tmp_path):
     results = E.run_baselines(toy, tmp_path)
-    assert [r["model"] for r in results] == ["most_frequent", "tfidf_lr"]
+    assert [r["row"] for r in results] == ["most_frequent", "tfidf_lr"] and set(grid.RECORD_KEYS) <= set(results[0])
     assert (tmp_path / "tfidf_lr" / "predictions_test.parquet").exists()
     fake = [{**r, "seed": s, "test/micro_f1": r["test/micro_f1"] + 0.01 * s} for r in results for s in (1, 2)]
     summary = reporting.summarise_seeds(fake)
-    row = summary[(summary["model"] == "most_frequent") & (summary["metric"] == "micro_f1")].iloc[0]
+    row = summary[(summary["row"] == "most_frequent") & (summary["metric"] == "micro_f1")].iloc[0]
     assert row["n_seeds"] == 2 and row["sd"] == pytest.approx(0.01 / math.sqrt(2))
     assert not summary["metric"].str.startswith("n_").any() and "macro_auc_n_skipped" not in set(summary["metric"])
     best, second, test = E.compare_best_two(toy, results)
@@ -145,7 +162,7 @@ def test_published_numbers_match_the_paper_and_reference():
 @pytest.mark.parametrize("space", ["50", "full"])
 def test_table6_layout(space):
     """Table 6 as the paper prints it, this run's rows under it in the same columns (mcanb.comparison.build)."""
-    this_run = pd.DataFrame({"model": ["cnn", "cnn", "most_frequent"], "metric": ["micro_f1", "macro_auc", "micro_f1"],
+    this_run = pd.DataFrame({"row": ["cnn", "cnn", "most_frequent"], "metric": ["micro_f1", "macro_auc", "micro_f1"],
                              "mean": [0.5, 0.8, 0.25], "sd": [0.01, 0.02, 0.0], "n_seeds": [2, 2, 1]})
     t = E.table6(this_run, space)
     metrics = [published.METRIC_LABELS[m] for m in published.METRICS[space]]
@@ -174,14 +191,11 @@ def test_real_run_files_check_and_run_two_steps_on_toy(path, tmp_path):
     p = {**defaults, **values, "data_dir": "outputs/01_preprocess/toy"}
     assert values["run_name"] == path.stem and values["data_dir"].startswith("outputs/01_preprocess/mimic3")
     data = processed.load(notebook.ensure_preprocessed(p["data_dir"]), p["label_space"])
-    splits = E.datasets(data, max_length=32)
-    for name in p["models"]:
-        overrides = E.model_overrides(name, num_filters=p["num_filters"], filter_sizes=p["filter_sizes"],
-                                      freeze_embeddings=p["freeze_embeddings"])
-        config = E.train_config(name, lr=p["lr"], batch_size=p["batch_size"], num_epochs=p["num_epochs"],
-                                patience=p["patience"], early_stopping_metric=p["early_stopping_metric"],
-                                max_steps=2, progress=False)
-        r = E.train_model(data, name, overrides, config, tmp_path, p["seeds"][0], data=splits)
+    rows = E.rows(p["models"], max_length=32, lr=p["lr"], num_filters=p["num_filters"], filter_sizes=p["filter_sizes"],
+                  freeze_embeddings=p["freeze_embeddings"], batch_size=p["batch_size"], num_epochs=p["num_epochs"],
+                  patience=p["patience"], early_stopping_metric=p["early_stopping_metric"], max_steps=2,
+                  progress=False)
+    for r in grid.run_grid(data, rows, p["seeds"][:1], runs_dir=tmp_path):
         assert r["stop_reason"] == "max_steps" and np.isfinite(r["test/micro_auc"])
     # the paper's settings are explicit in the file (the notebook defaults serve small corpora instead)
     assert values["early_stopping_metric"] in ("micro_f1", "p@8") and values["lr"] is not None

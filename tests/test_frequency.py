@@ -38,6 +38,22 @@ def test_discover_reads_model_seed_and_label_space(tmp_path):
     assert F.short_names(F.discover(["*"], outputs=tmp_path))[found[0].path] == "04:toy:cnn"
 
 
+def test_discover_follows_the_training_runs_a_notebook_run_lists(tmp_path):
+    """Training runs live in the run store; a notebook run lists the ones its results come from."""
+    import json
+    store = tmp_path / "runs"
+    params = {"row": "caml", "model": "caml", "seed": 14, "data_dir": "d", "label_space": "50"}
+    used = _write(store, "caml/0123abcd/seed14", params).parent
+    _write(store, "caml/99999999/seed14", params)                            # in the store, listed by no result
+    for nb in ("03_hierarchy", "04_cnn_retraining"):                         # two results list the same run
+        run = tmp_path / nb / "toy"
+        run.mkdir(parents=True)
+        (run / "training_runs.json").write_text(json.dumps([str(used)]))
+    found = F.discover(["toy"], outputs=tmp_path)
+    assert [(p.notebook, p.run, p.model, p.seed, p.path.parent) for p in found] == [
+        ("03_hierarchy", "toy", "caml", 14, used)]                         # once, for the first that lists it
+
+
 def test_predictions_without_label_space_are_an_error_naming_the_file(tmp_path):
     run = tmp_path / "04_cnn_retraining" / "toy"
     pred = _write(run, "cnn/seed13", {"model": "cnn"})

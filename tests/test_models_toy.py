@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from mcanb import cnn_study as E
-from mcanb import notebook, processed
+from mcanb import grid, notebook, processed
 from mcanb.models.baselines import MostFrequentCodesBaseline
 from mcanb import metrics
 
@@ -19,16 +19,15 @@ SETTINGS = {"laat": {"hidden_size": 48, "projection_dim": 48}, "dr_caml": {"num_
 
 @pytest.fixture(scope="module")
 def toy():
-    data = processed.load(notebook.ensure_preprocessed("outputs/01_preprocess/toy"), "50")
-    return data, E.datasets(data, max_length=400)
+    return processed.load(notebook.ensure_preprocessed("outputs/01_preprocess/toy"), "50")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("laat", "dr_caml") else n
                                   for n in sorted(SETTINGS)])   # slow tier: 15-25 s each on a quiet 2-core machine
 def test_model_learns_on_the_toy_fixture(toy, name, tmp_path):
-    data, splits = toy
+    data = toy
     cfg = E.train_config(name, lr=1e-2, patience=None, num_epochs=6, batch_size=16, progress=False)
-    result = E.train_model(data, name, SETTINGS[name], cfg, tmp_path, seed=0, data=splits)
+    result = grid.train(data, E.CnnRow(name, SETTINGS[name], cfg, max_length=400), 0, runs_dir=tmp_path)
     losses = pd.read_csv(f"{result['dir']}/history.csv")["train_loss"].to_numpy()
     assert losses[-1] < 0.85 * losses[0], losses
     texts = [" ".join(map(str, ids)) for ids in data.token_ids("train")]

@@ -89,8 +89,8 @@ def test_toy_corpus_learns_with_the_defaults(outputs):
             assert m[f"{model}/above_floor/{metric}"] is True, (model, metric)
             assert m[f"{model}/test/{metric}/mean"] > m[f"most_frequent/test/{metric}/mean"] + 0.05, (model, metric)
         assert m[f"{model}/test/micro_f1@dev_threshold/mean"] > m["most_frequent/test/micro_f1@dev_threshold/mean"]
-        assert 0 < m[f"{model}/seed13/dev_threshold"] < 1
-        assert m[f"{model}/seed13/stop_reason"] != "no_improvement"
+        assert 0 < m[f"{model}/fit/dev_threshold/seed13"] < 1
+        assert m[f"{model}/fit/stop_reason/seed13"] != "no_improvement"
     _only_this_run(outputs / "04_cnn_retraining" / "toy_corpus", "table_6")
 
 
@@ -98,7 +98,7 @@ def test_toy_corpus_through_notebook_02_with_the_defaults(outputs):
     """Notebook 02 on the same table (short reports that fit one segment, ICD-10, string ids): local encoders
     pretrained on its training reports, BERT-hier + LAN above the most-frequent floor at the dev-tuned threshold."""
     m = _metrics(_run(outputs, "02_pretraining_domains", "toy_corpus") / "toy_corpus")
-    floor = m["most_frequent/test/micro_f1"]
+    floor = m["most_frequent/test/micro_f1/mean"]
     rows = {k.split("/test/")[0] for k in m if k.endswith("/hier_lan/test/macro_auc/mean")}
     assert len(rows) == 2, rows                                        # in-domain and random init
     for row in rows:

@@ -24,10 +24,10 @@ def _toy_outputs(root, metrics, params):
 
 
 def test_blocks_are_rewritten_from_metrics_json(tmp_path):
-    metrics = {"caml/seed13/test/micro_f1": 0.67, "caml/seed14/test/micro_f1": 0.66,
+    metrics = {"caml/test/micro_f1/seed13": 0.67, "caml/test/micro_f1/seed14": 0.66,
                "caml/test/micro_f1/mean": 0.665, "caml/test/micro_f1/sd": 0.00707, "caml/test/macro_auc/mean": 0.82,
                "caml/test/macro_auc/sd": 0.01, "caml/test/p@5/mean": 0.6, "caml/test/p@5/sd": 0.0,
-               "most_frequent/seed0/test/micro_f1": 0.249, "most_frequent/test/micro_f1/mean": 0.249,
+               "most_frequent/test/micro_f1/mean": 0.249,
                "most_frequent/test/micro_f1/sd": 0.0}
     outputs = _toy_outputs(tmp_path / "outputs", metrics, {"models": ["caml"], "baselines": ["most_frequent"],
                                                            "seeds": [13, 14], "num_epochs": 8, "num_threads": 1})
@@ -54,7 +54,7 @@ def test_bert_block_renders_tables_2_and_5(tmp_path):
                                                  "random_init_no_pretraining/hier_lan": 0.6}),
                      ("03_hierarchy", {"in_domain_mlm_on_training_notes/hier_lan": 0.57,
                                        "in_domain_mlm_on_training_notes/trun_lan": 0.29})):
-        m = {"most_frequent/test/micro_f1": 0.249}
+        m = {"most_frequent/test/micro_f1/mean": 0.249, "most_frequent/test/micro_f1/sd": 0.0}
         for key, f1 in rows.items():
             m.update({f"{key}/test/micro_f1/mean": f1, f"{key}/test/micro_f1/sd": 0.01,
                       f"{key}/test/macro_auc/mean": 0.8, f"{key}/test/p@5/mean": 0.5})

@@ -91,8 +91,7 @@ def test_rehearsal_runs_the_real_parameter_files_and_fails_loudly(tmp_path):
     text = table.read_text()
     for run in ("01_preprocess/mimic3_caml | done", "02_pretraining_domains/mimic3_50 | done",
                 "04_cnn_retraining/mimic3_50_all | done",
-                "bert_runs/mimic3_50/bert_base/hier_lan", "bert_runs/mimic3_50/clinicalbert_all_notes/hier_lan",
-                "04_cnn_retraining/mimic3_50_all/cnn | ", "04_cnn_retraining/mimic3_50_all/caml | ",
+                "runs/bert_base/hier_lan", "runs/clinicalbert_all_notes/hier_lan", "runs/cnn | ", "runs/caml | ",
                 "projected from FLOPs at 40% MFU"):
         assert run in text, run
     assert "(2 × 200)" in text and "(3 × 20)" in text        # projections: the profile's seeds × num_epochs

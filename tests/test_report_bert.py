@@ -15,8 +15,8 @@ def _run(tmp_path, rows: dict[str, float]):
     for key, f1 in rows.items():
         for metric, v in (("macro_auc", 0.77), ("micro_auc", 0.83), ("macro_f1_caml", 0.49), ("micro_f1", f1),
                           ("p@5", 0.55)):
-            m.update({f"{key}/test/{metric}/mean": v, f"{key}/test/{metric}/sd": 0.01, f"{key}/seed13/{metric}": v,
-                      f"{key}/seed14/{metric}": v})
+            m.update({f"{key}/test/{metric}/mean": v, f"{key}/test/{metric}/sd": 0.01, f"{key}/test/{metric}/seed13": v,
+                      f"{key}/test/{metric}/seed14": v})
     (run / "metrics.json").write_text(json.dumps({"metrics": m}))
     return run
 
@@ -57,7 +57,7 @@ def test_a_run_that_did_not_finish_is_one_row_with_its_reason(tmp_path):
 
 def test_the_difference_column_needs_mimic_data(tmp_path):
     results = comparison.measured({"cnn/test/micro_f1/mean": 0.66, "cnn/test/micro_f1/sd": 0.004,
-                                   "cnn/seed1/test/micro_f1": 0.66, "cnn/seed2/test/micro_f1": 0.66})
+                                   "cnn/test/micro_f1/seed1": 0.66, "cnn/test/micro_f1/seed2": 0.66})
     toy = comparison.build(6, "50", results, data="the toy fixture")
     mimic = comparison.build(6, "50", results, data="MIMIC-III")
     assert "Δ micro-F1" not in toy.frame().columns

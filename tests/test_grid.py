@@ -1,0 +1,61 @@
+"""The one metric-key scheme of every notebook's metrics.json (mcanb.grid.flat_metrics) and its readers."""
+from __future__ import annotations
+
+import pytest
+
+from mcanb import comparison, grid, reporting
+
+
+def _rec(row, seed, f1, **extra):
+    return {"row": row, "label": row, "model": row, "encoder": "", "architecture": "", "seed": seed, "dir": "",
+            "predictions": "", "seconds": 1.0, "epochs": 3, "best_epoch": 2, "stop_reason": "patience",
+            "dev_threshold": 0.3, "warning": None, "test/micro_f1": f1, "dev/micro_f1": f1 / 2, "test/n_docs": 10,
+            **extra}
+
+
+def test_one_key_scheme_for_both_families_and_baselines():
+    results = [_rec("cnn", 13, 0.5), _rec("cnn", 14, 0.7), _rec("in_domain/hier_lan", 13, 0.4),
+               {**_rec("most_frequent", None, 0.2), "epochs": None, "best_epoch": None, "stop_reason": None,
+                "dev_threshold": None}]
+    m = grid.flat_metrics(results)
+    assert m["cnn/test/micro_f1/seed13"] == 0.5 and m["cnn/test/micro_f1/seed14"] == 0.7
+    assert m["cnn/test/micro_f1/mean"] == pytest.approx(0.6) and m["cnn/test/micro_f1/sd"] == pytest.approx(0.1414, 1e-3)
+    assert m["in_domain/hier_lan/test/micro_f1/mean"] == 0.4 and m["in_domain/hier_lan/test/micro_f1/sd"] == 0.0
+    assert m["cnn/fit/stop_reason/seed13"] == "patience" and m["cnn/fit/dev_threshold/seed14"] == 0.3
+    assert m["most_frequent/test/micro_f1/mean"] == 0.2 and not any(k.startswith("most_frequent/fit/") for k in m)
+    assert not any(k.startswith("cnn/dev/") for k in m) and "cnn/test/n_docs/mean" not in m   # test split, scores
+    assert all(k.count("/seed") <= 1 for k in m) and not any("/seed13/" in k for k in m)      # seed last, once
+    cells = comparison.measured(m)
+    assert cells["cnn"]["micro_f1"].n == 2 and cells["in_domain/hier_lan"]["micro_f1"].n == 1
+    assert cells["most_frequent"]["micro_f1"].n == 1 and cells["cnn"]["micro_f1"].mean == pytest.approx(60.0)
+    assert reporting.seed_count(m, "cnn", "test", "micro_f1") == 2
+
+
+def test_the_store_lists_who_uses_a_run_and_prunes_the_rest(tmp_path):
+    import json
+    import os
+    import time
+
+    from mcanb import identity, runs
+    store = tmp_path / "runs"
+    made = {}
+    for key in ("caml/0123abcd", "dr_caml/89abcdef", "in_domain/hier_lan/0a0b0c0d"):
+        run = store / key / "seed13"
+        identity.write(run, identity.run_parts(data={"sha": "d"}, model={"model": key}, train={}, seed=13))
+        for f in run.rglob("*"):
+            os.utime(f, (time.time() - 3600, time.time() - 3600))             # not written just now
+        made[key] = run
+    result = tmp_path / "04_cnn_retraining" / "toy"
+    result.mkdir(parents=True)
+    (result / "metrics.json").write_text("{}")
+    (result / identity.USES_FILE).write_text(json.dumps([str(made["caml/0123abcd"].resolve())]))
+    found = {r.path.relative_to(store).as_posix(): r for r in runs.find(tmp_path)}
+    assert set(found) == {f"{k}/seed13" for k in made}
+    assert found["caml/0123abcd/seed13"].used_by == ["04_cnn_retraining/toy"]
+    assert not found["dr_caml/89abcdef/seed13"].used_by
+    # a notebook run folder, a row and a seed name the training run it used (mcanb predict --model)
+    assert runs.used_run(result / "caml" / "seed13") == made["caml/0123abcd"].resolve()
+    assert runs.used_run(result / "dr_caml" / "seed13") is None and runs.used_run(result / "caml" / "seed14") is None
+    gone = runs.prune(list(found.values()))
+    assert {r.path for r in gone} == {made["dr_caml/89abcdef"], made["in_domain/hier_lan/0a0b0c0d"]}
+    assert sorted(p.name for p in store.iterdir()) == ["caml"] and made["caml/0123abcd"].exists()
