@@ -15,8 +15,9 @@ The same profile and parameter files, with four substitutions, each written into
   and evaluated on ``eval_docs`` documents of dev and of test at the real code count: the rehearsal's split files
   (:func:`eval_splits`) keep the whole training split and cut dev and test, so every later step (predictions,
   bootstrap, frequency analysis, report) sees the same documents;
-* the notebooks' quality checks (plain ``assert``: "beats the most-frequent floor") are switched off with
-  ``PYTHONOPTIMIZE=1``, since one step of a random-weight model cannot pass them; any error still stops the study.
+* nothing else: asserts stay on (``PYTHONOPTIMIZE`` is removed from the child's environment). The notebooks report
+  results as facts (a model at or below the most-frequent floor is a printed ``WARNING``, which one step of a
+  random-weight stand-in always prints), and assert only what guards the code, which the real run needs too.
 
 Everything else runs in full: preprocessing with word2vec, word pieces of every note for each tokenizer, batching,
 TF-IDF baselines, the frequency analysis and the report. The runs that need no encoder (preprocessing, the CNNs)
@@ -193,9 +194,10 @@ def _without_encoders(runs: list[dict], hub: list[list[str]]) -> list[dict]:
 
 
 def _run_child(profile_yaml: Path, root: Path, record: dict, echo: Callable[[str], None]) -> int:
-    # PYTHONOPTIMIZE: the notebooks' quality checks are plain asserts ("beats the most-frequent floor"), which one
-    # optimizer step of a random-weight model cannot pass; errors still stop the study.
-    env = {**os.environ, "MCANB_OUTPUTS": str(root), ENV: json.dumps(record), "PYTHONOPTIMIZE": "1"}
+    # Asserts stay on: the notebooks report results (a model below the floor is a printed WARNING, not a crash), so
+    # an assert that fails here guards the code and would fail the real run too.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONOPTIMIZE"}
+    env.update({"MCANB_OUTPUTS": str(root), ENV: json.dumps(record)})
     from .paths import ROOT
 
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
