@@ -13,8 +13,9 @@ The same profile and parameter files, with four substitutions, each written into
   optimizer steps (``grad_accum_steps: 1``) and ``amp: off`` when there is no CUDA device;
 * every training run capped at ``max_steps`` optimizer steps (:func:`apply_caps`, called by ``mcanb.train.fit``)
   and evaluated on ``eval_docs`` documents of dev and of test at the real code count: the rehearsal's split files
-  (:func:`eval_splits`) keep the whole training split and cut dev and test, so every later step (predictions,
-  bootstrap, frequency analysis, report) sees the same documents;
+  (:func:`eval_splits`) keep the whole full training split, cut the top-50 one to MIMIC-III's size (CAML's share)
+  and cut dev and test, so every later step (predictions, bootstrap, frequency analysis, report) sees the same
+  documents;
 * nothing else: asserts stay on (``PYTHONOPTIMIZE`` is removed from the child's environment). The notebooks report
   results as facts (a model at or below the most-frequent floor is a printed ``WARNING``, which one step of a
   random-weight stand-in always prints), and assert only what guards the code, which the real run needs too.
@@ -56,16 +57,24 @@ def encoder_facts(hub_id: str) -> "published.EncoderCard":
 # ---------------------------------------------------------------------------------------------- inside the study
 
 def eval_splits(fixture: Path, out: Path, n: int) -> dict[str, int]:
-    """Split files in ``out`` with the fixture's whole training split and ``n`` evenly spaced documents of dev and
-    test per label space (a top-50 document stays in its full split); returns the fixture's own split sizes."""
+    """Split files in ``out``: the fixture's whole full training split, its top-50 training split cut (evenly
+    spaced) to CAML's share of the full one, and ``n`` evenly spaced documents of dev and test per label space (a
+    top-50 document stays in its full split). Returns the split sizes the real run would have: the fixture's full
+    splits, and the top-50 splits at CAML's shares (``mcanb.splits.CAML_SIZES``: 8,066 of 47,723 training notes;
+    the fixture's own top-50 split holds every admission with a top-50 code, about six times as many)."""
+    from .splits import CAML_SIZES
+
     src, out = fixture / "splits", Path(out)
     out.mkdir(parents=True, exist_ok=True)
     read = lambda name: (src / name).read_text().split()  # noqa: E731
     sizes = {}
     for split in ("train", "dev", "test"):
         full, top = read(f"{split}_full_hadm_ids.csv"), read(f"{split}_50_hadm_ids.csv")
-        sizes[f"{split}_full"], sizes[f"{split}_50"] = len(full), len(top)
-        if split != "train":
+        share = CAML_SIZES[(split, "50")] / CAML_SIZES[(split, "full")]
+        sizes[f"{split}_full"], sizes[f"{split}_50"] = len(full), min(len(top), round(share * len(full)))
+        if split == "train":
+            top = _spaced(top, sizes["train_50"])
+        else:
             top = _spaced(top, n)
             keep = set(top) | set(_spaced(full, n))
             full = [h for h in full if h in keep]

@@ -75,9 +75,11 @@ def test_eval_splits_keep_train_and_cut_dev_and_test(tmp_path):
         (src / f"{split}_50_hadm_ids.csv").write_text("\n".join(full[::2]) + "\n")
     (src / "TOP_50_CODES.csv").write_text("4019\n")
     sizes = rehearse.eval_splits(tmp_path / "fx", tmp_path / "out", 3)
-    assert sizes == {"train_full": 30, "train_50": 15, "dev_full": 10, "dev_50": 5, "test_full": 12, "test_50": 6}
+    # top-50 at CAML's shares of the full splits (8,066/47,723 train, 1,573/1,631 dev, 1,729/3,372 test)
+    assert sizes == {"train_full": 30, "train_50": 5, "dev_full": 10, "dev_50": 5, "test_full": 12, "test_50": 6}
     read = lambda name: (tmp_path / "out" / name).read_text().split()  # noqa: E731
     assert read("train_full_hadm_ids.csv") == [f"train{i}" for i in range(30)]
+    assert read("train_50_hadm_ids.csv") == [f"train{i}" for i in (0, 8, 14, 20, 28)]   # evenly spaced
     assert read("dev_50_hadm_ids.csv") == ["dev0", "dev4", "dev8"]
     assert set(read("dev_50_hadm_ids.csv")) <= set(read("dev_full_hadm_ids.csv"))   # top-50 stays in its full split
     assert len(read("test_full_hadm_ids.csv")) <= 6 and (tmp_path / "out" / "TOP_50_CODES.csv").exists()
