@@ -10,7 +10,10 @@ The same profile and parameter files, with four substitutions, each written into
   training notes (one per (vocabulary size, casing), cached). Run names, row labels and caches keep the hub ids:
   only :func:`mcanb.encoders.resolve_encoder` answers with the stand-in's directory;
 * one seed per run (the others have the same shapes; projections multiply by the profile's seeds), micro-batch
-  optimizer steps (``grad_accum_steps: 1``) and ``amp: off`` when there is no CUDA device;
+  optimizer steps (``grad_accum_steps: 1``) of at most ``batch_docs`` notes (``batch_size``; every note keeps its
+  real length and segments: on a shared 2-core CPU one BERT-base segment of 512 word pieces takes 5-20 s forward and
+  backward, so a step of 2 notes × 7 segments would take minutes per run; projections count FLOPs per note, not per
+  step) and ``amp: off`` when there is no CUDA device;
 * every training run capped at ``max_steps`` optimizer steps (:func:`apply_caps`, called by ``mcanb.train.fit``)
   and evaluated on ``eval_docs`` documents of dev and of test at the real code count: the rehearsal's split files
   (:func:`eval_splits`) keep the whole full training split, cut the top-50 one to MIMIC-III's size (CAML's share)
@@ -42,7 +45,8 @@ from typing import Any, Callable
 
 from . import identity, published
 from .rehearsal_env import ENV  # the switch the engine and the encoder loader read (mcanb.rehearsal_env)
-DEFAULT_CAPS = {"max_steps": 1, "eval_docs": 2}   # optimizer steps per training run; dev and test documents
+# optimizer steps per training run; notes per micro-batch (at most); dev and test documents per label space
+DEFAULT_CAPS = {"max_steps": 1, "batch_docs": 1, "eval_docs": 1}
 
 
 def encoder_facts(hub_id: str) -> "published.EncoderCard":
@@ -155,7 +159,7 @@ def fixture_dir(scale: float | None) -> Path:
 
 
 def derived_runs(profile, fixture: Path, splits: Path, *, seeds: int = 1, cuda: bool = False,
-                 extra: dict[str, dict] | None = None) -> list[dict]:
+                 batch_docs: int | None = None, extra: dict[str, dict] | None = None) -> list[dict]:
     """The profile's runs with the rehearsal's overrides (see the module docstring), as profile entries."""
     from . import params as P
     from .paths import NOTEBOOKS
@@ -173,6 +177,8 @@ def derived_runs(profile, fixture: Path, splits: Path, *, seeds: int = 1, cuda: 
             o["seeds"] = values["seeds"][:seeds]
         if values.get("grad_accum_steps", 1) != 1:
             o["grad_accum_steps"] = 1
+        if batch_docs and isinstance(values.get("batch_size"), int) and values["batch_size"] > batch_docs:
+            o["batch_size"] = batch_docs
         if not cuda and values.get("amp", "off") != "off":
             o["amp"] = "off"
         o.update((extra or {}).get(spec.notebook, {}))
@@ -242,7 +248,8 @@ def rehearse_study(profile: str, *, scale: float | None = None, caps_: dict | No
     record = {**DEFAULT_CAPS, **(caps_ or {}), "profile": prof.name, "scale": scale, "fixture": str(fx),
               "machine": machine(), "encoders": {}}
     record["split_sizes"] = eval_splits(fx, root / "splits", record["eval_docs"])
-    runs = derived_runs(prof, fx, root / "splits", seeds=seeds, cuda=cuda, extra=extra)
+    runs = derived_runs(prof, fx, root / "splits", seeds=seeds, cuda=cuda, batch_docs=record["batch_docs"],
+                        extra=extra)
     hub = [_hub_encoders(e) for e in runs]
     early = _without_encoders(runs, hub)
     (root / "profiles").mkdir(parents=True, exist_ok=True)
@@ -312,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
         if not record:
             sys.exit(f"no rehearsal in {root}; run `mcanb study {argv[0]} --rehearse` first")
         prof = load_profile(argv[0])
-        runs = derived_runs(prof, Path(record["fixture"]), root / "splits")
+        runs = derived_runs(prof, Path(record["fixture"]), root / "splits", batch_docs=record.get("batch_docs"))
         write_table(prof, runs, root, record, seconds=float("nan"))
         return
     tables = sorted((OUTPUTS / "rehearsal").glob("rehearsal_*.md"))

@@ -47,11 +47,12 @@ def test_encoder_facts_are_recorded_for_every_encoder_of_the_real_profiles():
 def test_derived_runs_substitute_only_the_inputs_seeds_and_precision(tmp_path):
     prof = load_profile("mimic3_50")
     runs = {e["notebook"] + "/" + e["run"]: e["params"] for e in
-            rehearse.derived_runs(prof, tmp_path / "fx", tmp_path / "splits", cuda=False)}
+            rehearse.derived_runs(prof, tmp_path / "fx", tmp_path / "splits", cuda=False, batch_docs=1)}
     assert runs["01_preprocess/mimic3_caml"] == {"input_path": str(tmp_path / "fx"),
                                                  "splits_dir": str(tmp_path / "splits"), "verify_caml_splits": False}
-    assert runs["02_pretraining_domains/mimic3_50"] == {"seeds": [13], "grad_accum_steps": 1, "amp": "off"}
-    assert runs["04_cnn_retraining/mimic3_50_all"] == {"seeds": [13]}
+    assert runs["02_pretraining_domains/mimic3_50"] == {"seeds": [13], "grad_accum_steps": 1, "batch_size": 1,
+                                                        "amp": "off"}
+    assert runs["04_cnn_retraining/mimic3_50_all"] == {"seeds": [13], "batch_size": 1}
     assert runs["05_frequency_analysis/mimic3_50"] == {}
 
 
