@@ -46,7 +46,7 @@ from typing import Any, Callable
 from . import identity, published
 from .rehearsal_env import ENV  # the switch the engine and the encoder loader read (mcanb.rehearsal_env)
 # optimizer steps per training run; notes per micro-batch (at most); dev and test documents per label space
-DEFAULT_CAPS = {"max_steps": 1, "batch_docs": 1, "eval_docs": 1}
+DEFAULT_CAPS = {"max_steps": 1, "batch_docs": 1, "eval_docs": 2}   # 2: macro-AUC needs a code present in one and absent in another
 
 
 def encoder_facts(hub_id: str) -> "published.EncoderCard":
