@@ -45,8 +45,9 @@ from typing import Any, Callable
 
 from . import identity, published
 from .rehearsal_env import ENV  # the switch the engine and the encoder loader read (mcanb.rehearsal_env)
-# optimizer steps per training run; notes per micro-batch (at most); dev and test documents per label space
-DEFAULT_CAPS = {"max_steps": 1, "batch_docs": 1, "eval_docs": 2}   # 2: macro-AUC needs a code present in one and absent in another
+# optimizer steps per training run; notes per micro-batch (at most); dev and test documents per label space (two:
+# with one, no code is both present and absent, macro-AUC is undefined and the notebooks' summaries lack it)
+DEFAULT_CAPS = {"max_steps": 1, "batch_docs": 1, "eval_docs": 2}
 
 
 def encoder_facts(hub_id: str) -> "published.EncoderCard":
