@@ -140,12 +140,16 @@ def machine() -> str:
 
 def render(profile, runs: list[dict], root: Path, record: dict, seconds: float) -> str:
     """The markdown of a rehearsal: notebook runs (status, seconds), then one row per training run."""
+    batch = record.get("batch_docs") or "the parameter files' batch of"
     lines = [f"Rehearsal of `mcanb study {profile.name}` (`mcanb study {profile.name} --rehearse`), "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
              + (f", {seconds / 60:.1f} min in all" if seconds == seconds else "") + f"; machine at the start: {record.get('machine', '?')}; load at the end "
              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}. Fixture `{Path(record['fixture']).name}`; stand-in encoders with random weights; one seed "
-             f"per run; at most {record['max_steps']} optimizer step(s) of one micro-batch per training run; "
-             f"{record['eval_docs']} dev and test documents per label space (projections use the full splits).", "",
+             f"per run; at most {record['max_steps']} optimizer step(s) of one micro-batch "
+             f"of at most {batch} note(s) per training run "
+             "(every note at its real length); "
+             f"{record['eval_docs']} dev and test document(s) per label space (projections use the full splits and "
+             "every training note).", "",
              "| notebook run | status | seconds (data steps, capped training) |", "|---|---|---|"]
     for e in runs:
         name = e["params"].get("run_name", e["run"])

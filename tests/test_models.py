@@ -437,3 +437,19 @@ def test_baselines_api():
     assert p.shape == (2, 3) and np.allclose(p[:, 0], 1) and np.allclose(p[:, 2], 0)
     with pytest.raises(ValueError, match="shape"):
         lr.fit(texts, y[:2])
+
+
+def test_tfidf_logistic_dual_is_the_same_model_as_the_primal():
+    """More terms than notes (as in clinical notes): "auto" picks liblinear's dual, whose probabilities are the
+    primal's within the solver tolerance (the same L2-regularised problem)."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(400)]
+    texts = [" ".join(rng.choice(words, 30)) for _ in range(60)]
+    y = np.array([[("w1" in t.split()) or ("w2" in t.split()), "w3" in t.split(), i % 3 == 0]
+                  for i, t in enumerate(texts)])
+    auto, primal = TfidfLogisticBaseline().fit(texts, y), TfidfLogisticBaseline(dual=False).fit(texts, y)
+    assert auto.classifier.estimator.dual and not primal.classifier.estimator.dual
+    a, p = auto.predict_proba(texts[:20]), primal.predict_proba(texts[:20])
+    assert np.abs(a - p).max() < 2e-3 and np.array_equal(a > 0.5, p > 0.5)
+    with pytest.raises(ValueError, match="dual"):
+        TfidfLogisticBaseline(dual="yes")

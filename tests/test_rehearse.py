@@ -47,11 +47,12 @@ def test_encoder_facts_are_recorded_for_every_encoder_of_the_real_profiles():
 def test_derived_runs_substitute_only_the_inputs_seeds_and_precision(tmp_path):
     prof = load_profile("mimic3_50")
     runs = {e["notebook"] + "/" + e["run"]: e["params"] for e in
-            rehearse.derived_runs(prof, tmp_path / "fx", tmp_path / "splits", cuda=False)}
+            rehearse.derived_runs(prof, tmp_path / "fx", tmp_path / "splits", cuda=False, batch_docs=1)}
     assert runs["01_preprocess/mimic3_caml"] == {"input_path": str(tmp_path / "fx"),
                                                  "splits_dir": str(tmp_path / "splits"), "verify_caml_splits": False}
-    assert runs["02_pretraining_domains/mimic3_50"] == {"seeds": [13], "grad_accum_steps": 1, "amp": "off"}
-    assert runs["04_cnn_retraining/mimic3_50_all"] == {"seeds": [13]}
+    assert runs["02_pretraining_domains/mimic3_50"] == {"seeds": [13], "grad_accum_steps": 1, "batch_size": 1,
+                                                        "amp": "off"}
+    assert runs["04_cnn_retraining/mimic3_50_all"] == {"seeds": [13], "batch_size": 1}
     assert runs["05_frequency_analysis/mimic3_50"] == {}
 
 
@@ -75,9 +76,11 @@ def test_eval_splits_keep_train_and_cut_dev_and_test(tmp_path):
         (src / f"{split}_50_hadm_ids.csv").write_text("\n".join(full[::2]) + "\n")
     (src / "TOP_50_CODES.csv").write_text("4019\n")
     sizes = rehearse.eval_splits(tmp_path / "fx", tmp_path / "out", 3)
-    assert sizes == {"train_full": 30, "train_50": 15, "dev_full": 10, "dev_50": 5, "test_full": 12, "test_50": 6}
+    # top-50 at CAML's shares of the full splits (8,066/47,723 train, 1,573/1,631 dev, 1,729/3,372 test)
+    assert sizes == {"train_full": 30, "train_50": 5, "dev_full": 10, "dev_50": 5, "test_full": 12, "test_50": 6}
     read = lambda name: (tmp_path / "out" / name).read_text().split()  # noqa: E731
     assert read("train_full_hadm_ids.csv") == [f"train{i}" for i in range(30)]
+    assert read("train_50_hadm_ids.csv") == [f"train{i}" for i in (0, 8, 14, 20, 28)]   # evenly spaced
     assert read("dev_50_hadm_ids.csv") == ["dev0", "dev4", "dev8"]
     assert set(read("dev_50_hadm_ids.csv")) <= set(read("dev_full_hadm_ids.csv"))   # top-50 stays in its full split
     assert len(read("test_full_hadm_ids.csv")) <= 6 and (tmp_path / "out" / "TOP_50_CODES.csv").exists()

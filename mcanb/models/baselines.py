@@ -64,6 +64,9 @@ class TfidfLogisticBaseline:
         max_iter: solver iterations.
         n_jobs: parallel jobs over codes (``None`` = 1).
         token_pattern: the vectoriser's token regex (default: words of ≥ 1 character, as CAML's ``\\w+``).
+        dual: liblinear's formulation. Both solve the same L2-regularised problem (the same model, the same optimum
+            up to the solver tolerance); the dual is much faster when terms outnumber documents, as they do in clinical
+            notes (``benchmarks/bench_baselines.py``). ``"auto"``: the dual when the features outnumber the samples.
     """
 
     def __init__(
@@ -76,7 +79,11 @@ class TfidfLogisticBaseline:
         max_iter: int = 1000,
         n_jobs: int | None = None,
         token_pattern: str = r"(?u)\b\w+\b",
+        dual: bool | str = "auto",
     ):
+        if dual not in (True, False, "auto"):
+            raise ValueError(f"dual must be True, False or 'auto', got {dual!r}")
+        self.dual = dual
         self.vectorizer = TfidfVectorizer(
             max_features=max_features, ngram_range=ngram_range, min_df=min_df, sublinear_tf=sublinear_tf,
             token_pattern=token_pattern, dtype=np.float32,
@@ -88,11 +95,19 @@ class TfidfLogisticBaseline:
     def fit(self, texts: list[str], y: np.ndarray) -> "TfidfLogisticBaseline":
         """Fit the vectoriser and the per-code classifiers on ``texts`` and multi-hot ``y`` ``(n_docs, num_codes)``."""
         y = _check_labels(texts, y)
+        return self.fit_features(self.vectorizer.fit_transform(texts), y)
+
+    def fit_features(self, features, y: np.ndarray) -> "TfidfLogisticBaseline":
+        """Fit the per-code classifiers on the fitted vectoriser's ``features`` (sparse, one row per document)."""
+        y = (np.asarray(y) > 0).astype(np.float64)
         rate = y.mean(axis=0)
         self.varying_ = np.flatnonzero((rate > 0) & (rate < 1))
         self.constant_ = rate
-        features = self.vectorizer.fit_transform(texts)
         if self.varying_.size:
+            # liblinear works in float64: convert once here, not once per code
+            features = features.astype(np.float64)
+            dual = features.shape[1] > features.shape[0] if self.dual == "auto" else self.dual
+            self.classifier.set_params(estimator__dual=bool(dual))
             self.classifier.fit(features, y[:, self.varying_].astype(int))
         return self
 
