@@ -6,7 +6,8 @@ params.yaml, predictions_{dev,test}.parquet, checkpoints/, and identity.json). T
 covers the documents' content, the encoder's weights and tokenizer files, every resolved model and training setting,
 the seed and the code version, and ``fit`` runs with ``resume=True``, which checks it: notebook 03 reuses the
 BERT-hier + LAN runs that notebook 02 finished from the same inputs, and a killed run continues where it stopped.
-What both notebooks do with their parameters is here once (:func:`encoder_rows`, :func:`study_rows`). Paper: Ji, Hölttä & Marttinen 2021,
+What both notebooks do with their parameters is here once (:func:`encoder_rows`, :func:`word_pieces`,
+:func:`study_rows`). Paper: Ji, Hölttä & Marttinen 2021,
 §3–4.3, Tables 2–5; published numbers in :mod:`mcanb.published`.
 """
 from __future__ import annotations
@@ -213,14 +214,6 @@ def results_table(results: Sequence[dict], label_space: str, split: str = "test"
     return pd.DataFrame(rows)
 
 
-def paper_table(table: int, label_space: str) -> pd.DataFrame:
-    """One of the paper's Tables 2–5 for one label space: encoder, [architecture,] then the metrics (percent), the
-    paper's rows of :func:`mcanb.comparison.build`'s table."""
-    frame = comparison.build(table, label_space, {}).frame()
-    frame = frame[frame["source"] == "paper"].drop(columns=["source", "stands for", "seeds"])
-    return frame.rename(columns={"model": "encoder"}).reset_index(drop=True)
-
-
 def metric_means(results: Sequence[dict], metric: str = "micro_f1", split: str = "test") -> dict[tuple[str, str], float]:
     """``{(encoder label, architecture): mean over seeds}`` of ``<split>/<metric>`` (fractions, not percent)."""
     frame = pd.DataFrame(results)
@@ -367,6 +360,15 @@ def piece_lengths(processed: Processed, rows: Sequence[Encoder], *, max_words: i
     words = processed.frames[split]["text"].str.split().str.len().clip(upper=max_words).sum()
     out.attrs["pieces_per_word"] = pd.Series({c: out[c].sum() / max(int(words), 1) for c in out})
     return out
+
+
+def word_pieces(processed: Processed, rows_of: Sequence[Encoder], params: Mapping[str, Any]
+                ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, float]]]:
+    """Notebooks 02 and 03's word-piece facts from their parameters (``max_words``, ``segment_length``,
+    ``max_segments``): :func:`piece_lengths`, its :func:`segment_summary` and the :func:`coverage` shares."""
+    lengths = piece_lengths(processed, rows_of, max_words=params["max_words"])
+    return (lengths, segment_summary(lengths, params["segment_length"], params["max_segments"]),
+            coverage(lengths, params["segment_length"], params["max_segments"]))
 
 
 def mlm_config(**settings: Any) -> encoders.MlmConfig:

@@ -4,7 +4,8 @@ Explained in ``notebooks/05_frequency_analysis.ipynb``. The training notebooks' 
 (``outputs/runs/<row>/<identity>/seed<k>/predictions_test.parquet``, :mod:`mcanb.grid`), and each notebook run lists
 the ones its results come from in ``outputs/<notebook>/<run>/training_runs.json``; baselines save theirs in the
 notebook run folder itself (``outputs/<notebook>/<run>/<baseline>/``). A ``params.yaml`` beside the predictions
-or in a folder above (up to the run folder) names ``data_dir`` and ``label_space``. :func:`discover` finds them, :func:`bin_scores` scores each one per frequency bin with ``mcanb.metrics.f1_by_frequency`` plus what
+or in a folder above (up to the run folder) names ``data_dir`` and ``label_space``. :func:`discover` finds them,
+:func:`bin_scores` scores each one per frequency bin with ``mcanb.metrics.f1_by_frequency`` plus what
 the paper left out (codes per bin, codes a model never predicts, a bootstrap interval per bin), and
 :func:`summarise` averages seeds. Paper: Ji, Hölttä & Marttinen 2021, §4.4 and Figure 3 (whose bin edges are not
 printed; the defaults are ``mcanb.metrics.DEFAULT_BINS``).

@@ -4,7 +4,8 @@ Every training run of both model families lives in ``outputs/runs/<row key>/<ide
 (:mod:`mcanb.grid`; the row key is a CNN-family model, ``caml``, or ``<encoder>/<architecture>``). Each holds
 ``identity.json`` (:mod:`mcanb.identity`: data, [encoder,] model, train, seed, code). A notebook run folder lists the
 training runs its results come from in ``training_runs.json``; a training run that no notebook result (a folder
-with ``metrics.json`` or ``.mcanb-run.json``) lists is *unused*, and ``mcanb runs --prune`` removes it. Explained in docs/runs.md and the README section "The whole study".
+with ``metrics.json`` or ``.mcanb-run.json``) lists is *unused*, and ``mcanb runs --prune`` removes it. Explained
+in docs/runs.md and the README section "The whole study".
 """
 from __future__ import annotations
 

@@ -156,7 +156,7 @@ def test_runs_lists_the_run_store_and_prunes_what_no_result_uses(tiny_study):
     for f in orphan.rglob("*"):
         os.utime(f, (time.time() - 3600, time.time() - 3600))               # not written just now
     dry = mcanb_cli(["runs", "--prune", "--dry-run"], outputs, timeout=300)
-    assert re.search(r"would remove \S*old_model/seed13\n", dry.stdout) and "would remove 1 unused runs" in dry.stdout
+    assert re.search(r"would remove \S*old_model/0123abcd/seed13\n", dry.stdout) and "would remove 1 unused runs" in dry.stdout
     assert orphan.exists()
     pruned = mcanb_cli(["runs", "--prune"], outputs, timeout=300)
     assert "removed 1 unused runs" in pruned.stdout, pruned.stdout
