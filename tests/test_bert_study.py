@@ -214,3 +214,17 @@ def test_less_data_encoder_reads_a_share_of_the_training_notes(study, tmp_path):
     assert record["documents"] == 30 and less.name == "in-domain-less" and "50 %" in less.label
     with pytest.raises(ValueError, match="less_data"):
         bert_study.local_encoders(proc, root / "enc", mlm, which=("in-domain-less",), less_data=1.0)
+
+
+def test_masked_lm_loss_projects_only_the_masked_positions_to_the_same_value():
+    from transformers import BertConfig, BertForMaskedLM
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=32, max_position_embeddings=32)).eval()
+    ids = torch.randint(5, 50, (3, 20))
+    labels = torch.full_like(ids, -100)
+    labels[:, ::4] = ids[:, ::4]
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    assert encoders._masked_lm_loss(model, batch).item() == pytest.approx(model(**batch).loss.item(), abs=1e-5)
+    nothing = {**batch, "labels": torch.full_like(ids, -100)}
+    assert encoders._masked_lm_loss(model, nothing).item() == 0.0
