@@ -15,7 +15,10 @@ Without ``-n`` nothing here changes a run. This file is the repository root's ``
 """
 from __future__ import annotations
 
-import re
+import json
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -49,17 +52,18 @@ def xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
     for ks in keys.values():
         for k in ks[1:]:
             parent[find(k)] = find(ks[0])
-    return {nodeid: re.sub(r"[@\[\]]", "_", find(ks[0])) for nodeid, ks in keys.items() if ks}
+    return {nodeid: find(ks[0]) for nodeid, ks in keys.items() if ks}
 
 
-@pytest.hookimpl(tryfirst=True)   # before xdist reads the marks
+GROUPS_DIR = "mcanb_groups_dir"     # workerinput key: where each worker writes {nodeid: group} for the scheduler
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not hasattr(config, "workerinput"):   # not an xdist worker: a plain run keeps pytest's order, no marks
+    """On an xdist worker: order the items longest first and write their groups for the controller's scheduler."""
+    folder = getattr(config, "workerinput", {}).get(GROUPS_DIR)
+    if not folder:                # not an xdist worker: a plain run keeps pytest's order
         return
     groups = xdist_groups(items)
-    for item in items:
-        if item.nodeid in groups:
-            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
     # Longest first (--no-loadscope-reorder keeps this order): the notebooks, then whatever holds a slow test, then
     # the rest, which fills the gaps at the end. Within a rank, collection order.
     slow_groups = {groups.get(i.nodeid, i.nodeid) for i in items if i.get_closest_marker("slow")}
@@ -69,6 +73,46 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return 0 if group == NOTEBOOKS else 1 if group in slow_groups else 2
 
     items[:] = sorted(items, key=rank)
+    out = Path(folder) / f"{config.workerinput['workerid']}.json"
+    out.with_suffix(".tmp").write_text(json.dumps(groups))
+    out.with_suffix(".tmp").replace(out)
+
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:               # pytest-xdist missing: plain runs only
+    LoadScopeScheduling = None
+
+if LoadScopeScheduling is not None:
+    class SharedSetupScheduling(LoadScopeScheduling):
+        """xdist's scope scheduling with this repository's groups (xdist_groups) as the scopes; every other test is a
+        unit of its own. (xdist's own ``loadgroup`` renames node ids, which pytest 9 no longer allows.)"""
+
+        def __init__(self, config: pytest.Config, folder: Path, log=None) -> None:
+            super().__init__(config, log)
+            self.folder, self.groups = folder, None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:   # first called once every worker has collected, so the files are there
+                files = sorted(self.folder.glob("*.json"))
+                self.groups = json.loads(files[0].read_text()) if files else {}
+            return self.groups.get(nodeid, nodeid)
+
+    def _groups_dir(config: pytest.Config) -> Path:
+        """The controller's folder for the workers' group files (removed at the end of the run)."""
+        if not hasattr(config, "_mcanb_groups_dir"):
+            config._mcanb_groups_dir = Path(tempfile.mkdtemp(prefix="mcanb-xdist-groups-"))
+            config.add_cleanup(lambda: shutil.rmtree(config._mcanb_groups_dir, ignore_errors=True))
+        return config._mcanb_groups_dir
+
+    def pytest_configure_node(node) -> None:           # controller, before each worker starts
+        if node.config.getoption("dist") == "loadgroup":
+            node.workerinput[GROUPS_DIR] = str(_groups_dir(node.config))
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log):
+        if config.getoption("dist") == "loadgroup":
+            return SharedSetupScheduling(config, _groups_dir(config), log)
+        return None
 
 
 @pytest.hookimpl(trylast=True)    # after xdist has started its workers
