@@ -15,10 +15,10 @@ toy: ## run every numbered notebook on the toy MIMIC-shaped fixture -> outputs/<
 run: ## run one notebook: make run NB=01_preprocess RUN=mimic3
 	$(PY) run.py run $(NB) $(RUN)
 
-test: ## every test tier: fast, slow and notebooks (what CI runs)
+test: ## every test tier: fast, slow and notebooks (what CI runs), one pytest-xdist worker per core
 	$(PY) run.py test
 
-test-fast: ## the fast tier only (plain `pytest`: units and small learning checks)
+test-fast: ## the fast tier only (what plain `pytest` runs: units and small learning checks), on every core
 	$(PY) run.py test tests -m "not slow"
 
 readme-figures: ## rewrite README.md's result tables from outputs/*/toy/ (after make toy)

@@ -21,8 +21,9 @@ Commands::
                                         # YAML file's path; relative paths (the file's, -p's) are taken
                                         # from your working directory
     python run.py mcanb ARGS...         # any `mcanb` command (study, report, predict, lab) in this environment
-    python run.py test [pytest args]    # every test tier: fast, slow and notebooks (what .ci/run calls);
-                                        # plain `pytest` is the fast tier only (README "Quick start")
+    python run.py test [pytest args]    # every test tier: fast, slow and notebooks (what .ci/run calls), on
+                                        # one pytest-xdist worker per core (at most 4; MCANB_TEST_WORKERS=N);
+                                        # plain `pytest` is the fast tier only, in one process (README "Quick start")
     python run.py readme-figures        # rewrite README.md's result tables from outputs/*/toy/metrics.json
 """
 from __future__ import annotations
@@ -98,6 +99,18 @@ def setup() -> str:
     return python
 
 
+def test_workers(python: str, args: list[str]) -> list[str]:
+    """``-n N`` for pytest-xdist: one worker per core, at most 4 (``MCANB_TEST_WORKERS`` sets N; 0: one process).
+
+    Nothing when the caller chose (``-n``, ``-p no:xdist``) or xdist is missing. The notebook cells and the tests that
+    share a set-up stay on one worker (conftest.py at the repository root)."""
+    if any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in args):
+        return []
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = int(os.environ.get("MCANB_TEST_WORKERS") or min(cores, 4))
+    return ["-n", str(n)] if n > 1 and _imports(python, "xdist") else []
+
+
 def main(argv: list[str]) -> None:
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(__doc__)
@@ -112,7 +125,8 @@ def main(argv: list[str]) -> None:
     if cmd == "test":   # -m "": every marker (pyproject's default leaves out `slow`); tests/ and notebooks/
         paths = [] if any((ROOT / a).exists() or Path(a).exists() for a in rest if not a.startswith("-")) \
             else ["tests", "notebooks"]
-        rc = subprocess.call([python, "-m", "pytest", "-m", "", *paths, *rest], cwd=ROOT, env=env)
+        rc = subprocess.call([python, "-m", "pytest", "-m", "", *test_workers(python, rest), *paths, *rest],
+                             cwd=ROOT, env=env)
         sys.exit(rc)
     if cmd == "toy":
         _run([python, "-m", "mcanb.cli", "study", "toy", *rest], env=env)

@@ -25,30 +25,53 @@ def caml_splits_dir() -> Path:
 
 # ------------------------------------------------------------------------- a tiny study (tests/test_study.py,
 # tests/test_browser.py): notebook 01 on the toy fixture and notebook 04 with two small models, run through the
-# `mcanb` command in a separate outputs folder (MCANB_OUTPUTS), once per test session.
+# `mcanb` command in a separate outputs folder (MCANB_OUTPUTS), once per test session. With ``whole=True``, every
+# numbered notebook at a few seconds' budget each (tests/test_reproducible.py runs it twice).
 TINY_04 = {"models": ["cnn", "caml"], "baselines": ["tfidf_lr"], "max_length": 300, "num_filters": 8,
            "lr": 0.01, "batch_size": 16, "num_epochs": 2, "patience": None}
+# Notebooks 02 and 03: two small local encoders, short notes, one epoch; 03 shares 02's settings, so it reuses
+# 02's encoder and its BERT-hier + LAN run and trains only BERT-trun + FCN.
+TINY_BERT = {"max_words": 192, "mlm_steps": 8, "mlm_hidden_size": 32, "mlm_layers": 1, "mlm_vocab_size": 800,
+             "segment_length": 64, "max_segments": 3, "segment_ff": 64, "num_epochs": 1, "seeds": [13]}
+TINY_02 = {**TINY_BERT, "encoders": ["in-domain", "random"], "more_data_pairs": []}
+TINY_03 = {**TINY_BERT, "encoders": ["in-domain"], "architectures": ["trun_fcn", "hier_lan"]}
+# Notebook 04 in the whole study: its defaults but two models and two epochs, where both learn (test macro-AUC > 0.55)
+WHOLE_04 = {"models": ["cnn", "caml"], "baselines": [], "num_epochs": 2}
+TINY_05 = {"runs": ["tiny"], "n_resamples": 20}
 
 
-def tiny_profile(path: Path, outputs: Path, *, with_01: bool = True, data_dir: Path | None = None) -> Path:
-    """Write a study profile: [01_preprocess toy,] 04_cnn_retraining tiny (run name ``tiny``)."""
+def tiny_profile(path: Path, outputs: Path, *, with_01: bool = True, data_dir: Path | None = None,
+                 whole: bool = False) -> Path:
+    """Write a study profile: [01_preprocess toy,] 04_cnn_retraining tiny (run name ``tiny``); ``whole``: every
+    numbered notebook, 01, 02, 03, 04 (WHOLE_04) and 05."""
     import yaml
 
-    runs = [{"notebook": "01_preprocess", "run": "toy"}] if with_01 else []
-    params = {**TINY_04, "data_dir": str(data_dir or outputs / "01_preprocess" / "toy"), "run_name": "tiny"}
-    runs.append({"notebook": "04_cnn_retraining", "run": "toy", "params": params, "seeds": [13],
-                 **({"reads": ["01_preprocess/toy"]} if with_01 else {"reads": []})})
+    data = str(data_dir or outputs / "01_preprocess" / "toy")
+    first = [{"notebook": "01_preprocess", "run": "toy"}] if with_01 else []
+    reads = ["01_preprocess/toy"] if with_01 else []
+    runs = list(first)
+    if whole:
+        runs += [{"notebook": "02_pretraining_domains", "run": "toy", "reads": reads,
+                  "params": {**TINY_02, "data_dir": data, "run_name": "tiny"}},
+                 {"notebook": "03_hierarchy", "run": "toy", "reads": [*reads, "02_pretraining_domains/tiny"],
+                  "params": {**TINY_03, "data_dir": data, "run_name": "tiny"}}]
+    runs.append({"notebook": "04_cnn_retraining", "run": "toy", "seeds": [13], "reads": reads,
+                 "params": {**(WHOLE_04 if whole else TINY_04), "data_dir": data, "run_name": "tiny"}})
+    if whole:
+        runs.append({"notebook": "05_frequency_analysis", "run": "toy", "params": {**TINY_05, "run_name": "tiny"},
+                     "reads": ["02_pretraining_domains/tiny", "03_hierarchy/tiny", "04_cnn_retraining/tiny"]})
     path.write_text(yaml.safe_dump({"description": "Test profile.", "runs": runs}, sort_keys=False))
     return path
 
 
-def mcanb_cli(args: list[str], outputs: Path, **kw):
-    """Run ``python -m mcanb.cli ARGS`` with ``MCANB_OUTPUTS=outputs``; returns the CompletedProcess."""
+def mcanb_cli(args: list[str], outputs: Path, *, threads: int = 1, **kw):
+    """Run ``python -m mcanb.cli ARGS`` with ``MCANB_OUTPUTS=outputs`` and ``threads`` OpenMP/MKL threads; returns
+    the CompletedProcess."""
     import subprocess
     import sys
 
-    env = dict(os.environ, MCANB_OUTPUTS=str(outputs), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
-               PYTHONUNBUFFERED="1")
+    env = dict(os.environ, MCANB_OUTPUTS=str(outputs), PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "mcanb.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, **kw)
 

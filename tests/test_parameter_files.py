@@ -1,6 +1,6 @@
 """Every parameter file of notebooks 01, 04 and 05 runs end to end (``mcanb run``) on the toy fixtures, a few
-steps each, in one throw-away outputs folder; and the toy coded-notes table (ICD-10, string ids, short reports)
-goes through notebooks 01 and 04 with the defaults, every model above the most-frequent floor.
+steps each, in one throw-away outputs folder; and, in another, the toy coded-notes table (ICD-10, string ids, short
+reports) goes through notebooks 01, 02 and 04 with the defaults, every model above the most-frequent floor.
 
 The real-data files cannot read MIMIC-III here: notebook 01's are pointed at the toy MIMIC-shaped folder (same
 format, its own split files), so the MIMIC-III runs of notebooks 04 and 05 read real notebook-01 outputs of the
@@ -44,9 +44,18 @@ def _run(outputs: Path, notebook: str, run: str, **overrides: str) -> Path:
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory) -> Path:
-    """One outputs folder; notebook 01's toy and toy_corpus runs first (everything else reads them)."""
+    """An outputs folder with notebook 01's toy run: the toy MIMIC-shaped folder that the real files of 01 read, and
+    what 04's and 05's files read."""
     out = tmp_path_factory.mktemp("outputs")
     _run(out, "01_preprocess", "toy")
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus_outputs(tmp_path_factory) -> Path:
+    """Another outputs folder with notebook 01's toy_corpus run (the coded-notes table), which 02's and 04's toy_corpus
+    files read: the two folders share nothing, so their tests may run on two workers (conftest.py)."""
+    out = tmp_path_factory.mktemp("corpus_outputs")
     _run(out, "01_preprocess", "toy_corpus")
     return out
 
@@ -64,8 +73,9 @@ def test_preprocess_files_run_on_the_toy_mimic_folder(outputs, run):
 
 def test_every_cnn_file_then_every_frequency_file_runs(outputs):
     """Notebook 04's files (single-model ones included: they used to crash after training), then notebook 05's,
-    which read notebook 04's run folders by name."""
-    for run in _files("04_cnn_retraining"):
+    which read notebook 04's run folders by name. toy_corpus.yaml is run once, with its own values, by
+    test_toy_corpus_learns_with_the_defaults."""
+    for run in [r for r in _files("04_cnn_retraining") if r != "toy_corpus"]:
         folder = _run(outputs, "04_cnn_retraining", run, **QUICK_04) / run
         m = _metrics(folder)
         assert any(k.endswith("/test/micro_f1@dev_threshold/mean") for k in m), run
@@ -75,15 +85,17 @@ def test_every_cnn_file_then_every_frequency_file_runs(outputs):
         assert (folder / "metrics.json").exists(), run
 
 
-def test_toy_corpus_learns_with_the_defaults(outputs):
+def test_toy_corpus_learns_with_the_defaults(corpus_outputs):
     """The coded-notes table with string ids and ICD-10 codes, notebook 04 with its defaults (toy_corpus.yaml sets
     only models, seeds, epochs and patience): every model above the most-frequent floor on threshold-free metrics,
     with F1 at the dev-tuned threshold reported."""
-    pre = _metrics(outputs / "01_preprocess" / "toy_corpus")
+    pre = _metrics(corpus_outputs / "01_preprocess" / "toy_corpus")
     assert pre["documents"] == 600 and pre["full/labels"] == 40 and pre["train_median_tokens"] < 50
-    ids = (outputs / "01_preprocess" / "toy_corpus" / "document_ids.csv").read_text().splitlines()
+    ids = (corpus_outputs / "01_preprocess" / "toy_corpus" / "document_ids.csv").read_text().splitlines()
     assert ids[0] == "hadm_id,id" and len(ids) == 601 and "-" in ids[1]
-    m = _metrics(_run(outputs, "04_cnn_retraining", "toy_corpus") / "toy_corpus")
+    folder = _run(corpus_outputs, "04_cnn_retraining", "toy_corpus") / "toy_corpus"
+    assert (folder / "tables" / "table_6.csv").exists()
+    m = _metrics(folder)
     for model in ("cnn", "caml", "multirescnn", "laat"):
         for metric in ("micro_auc", "macro_auc", "map"):
             assert m[f"{model}/above_floor/{metric}"] is True, (model, metric)
@@ -91,20 +103,20 @@ def test_toy_corpus_learns_with_the_defaults(outputs):
         assert m[f"{model}/test/micro_f1@dev_threshold/mean"] > m["most_frequent/test/micro_f1@dev_threshold/mean"]
         assert 0 < m[f"{model}/fit/dev_threshold/seed13"] < 1
         assert m[f"{model}/fit/stop_reason/seed13"] != "no_improvement"
-    _only_this_run(outputs / "04_cnn_retraining" / "toy_corpus", "table_6")
+    _only_this_run(folder, "table_6")
 
 
-def test_toy_corpus_through_notebook_02_with_the_defaults(outputs):
+def test_toy_corpus_through_notebook_02_with_the_defaults(corpus_outputs):
     """Notebook 02 on the same table (short reports that fit one segment, ICD-10, string ids): local encoders
     pretrained on its training reports, BERT-hier + LAN above the most-frequent floor at the dev-tuned threshold."""
-    m = _metrics(_run(outputs, "02_pretraining_domains", "toy_corpus") / "toy_corpus")
+    m = _metrics(_run(corpus_outputs, "02_pretraining_domains", "toy_corpus") / "toy_corpus")
     floor = m["most_frequent/test/micro_f1/mean"]
     rows = {k.split("/test/")[0] for k in m if k.endswith("/hier_lan/test/macro_auc/mean")}
     assert len(rows) == 2, rows                                        # in-domain and random init
     for row in rows:
         assert m[f"{row}/test/micro_f1@dev_threshold/mean"] > floor, row
         assert m[f"{row}/test/macro_auc/mean"] > 0.55, row             # threshold-free: better than chance
-    _only_this_run(outputs / "02_pretraining_domains" / "toy_corpus", "table_2", "table_3")
+    _only_this_run(corpus_outputs / "02_pretraining_domains" / "toy_corpus", "table_2", "table_3")
 
 
 def _only_this_run(folder: Path, *tables: str) -> None:

@@ -1,47 +1,73 @@
-"""Two toy runs on one machine give identical numbers, whatever thread count the environment sets.
+"""The same command from an empty ``outputs/`` gives the same numbers: a whole toy study, twice.
 
-The toy Table 6 used to move by up to 1.3 micro-F1 points per seed between runs of the same command: torch's
-CPU kernels sum in a different order with a different number of intra-op threads, and the default thread count
-follows the environment (``OMP_NUM_THREADS``, the number of cores). Notebook 04 now trains with a fixed
-``num_threads`` (1). This test runs a reduced notebook 04, fixture and preprocessing included, in two separate
-processes, one with ``OMP_NUM_THREADS=1`` and one with ``2``, and compares every number of ``metrics.json``.
+A reduced `mcanb study` over every numbered notebook (tests/conftest.py ``tiny_profile(whole=True)``: notebook 01 on
+the toy fixture, two small local encoders pretrained and fine-tuned in 02, 03 reusing them, two CNNs in 04, 05 over
+all their predictions) runs in two separate processes from two empty outputs folders, one with
+``OMP_NUM_THREADS=1`` and one with ``2``, and every number of every ``metrics.json`` must agree, as must the
+word2vec vectors and the local encoders' files, byte for byte.
+
+What it guards: torch's CPU kernels sum in another order with another number of intra-op threads (the notebooks
+train with a fixed ``num_threads``, 1), and a WordPiece vocabulary trained by `tokenizers` differed from one process
+to the next (local encoders now build it in a written-down order, mcanb.wordpiece_vocab).
 """
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mcanb.paths import ROOT
+from conftest import mcanb_cli, tiny_profile
 
-# Two models (the paired test needs two), one seed, two epochs: about 20 s per run on one core.
-REDUCED = ["-p", "models", "[cnn, caml]", "-p", "seeds", "[13]", "-p", "num_epochs", "2", "-p", "baselines", "[]"]
+NOTEBOOK_RUNS = ("01_preprocess/toy", "02_pretraining_domains/tiny", "03_hierarchy/tiny", "04_cnn_retraining/tiny",
+                 "05_frequency_analysis/tiny")
 
 
-def _toy_run(outputs: Path, omp_threads: int, extra: list[str] = ()) -> dict:
-    env = dict(os.environ, MCANB_OUTPUTS=str(outputs), OMP_NUM_THREADS=str(omp_threads), MKL_NUM_THREADS=str(omp_threads),
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", "mcanb.cli", "run", "04_cnn_retraining", "toy", *REDUCED, *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    doc = json.loads((outputs / "04_cnn_retraining" / "toy" / "metrics.json").read_text())
-    return doc["metrics"]
+def _study(outputs: Path, omp_threads: int) -> Path:
+    outputs.mkdir(parents=True)
+    profile = tiny_profile(outputs / "whole.yaml", outputs, whole=True)
+    done = mcanb_cli(["study", str(profile), "--no-report"], outputs, threads=omp_threads, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "5 of 5 runs to do" in done.stdout, done.stdout[-3000:]
+    return outputs
+
+
+def _metrics(outputs: Path, run: str) -> dict:
+    return json.loads((outputs / run / "metrics.json").read_text())["metrics"]
+
+
+def _encoder_files(outputs: Path) -> dict[str, bytes]:
+    """Every file of every local encoder, by path (pretraining.json without its timing)."""
+    out = {}
+    for f in sorted((outputs / "encoders").rglob("*")):
+        if f.is_file():
+            data = f.read_bytes()
+            if f.name == "pretraining.json":
+                data = json.dumps({k: v for k, v in json.loads(data).items() if k != "seconds"}).encode()
+            out[str(f.relative_to(outputs))] = data
+    return out
 
 
 @pytest.mark.slow
-def test_two_toy_runs_with_different_thread_settings_give_identical_metrics(tmp_path):
-    a = _toy_run(tmp_path / "a", omp_threads=1)
-    b = _toy_run(tmp_path / "b", omp_threads=2)
-    assert len(a) > 50 and a.keys() == b.keys()
-    differ = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
-    assert not differ, f"{len(differ)} of {len(a)} metrics differ between the runs, e.g. {list(differ.items())[:3]}"
-    # the inputs of training too: the same word2vec vectors, bit for bit
-    emb = [np.load(d / "01_preprocess" / "toy" / "embeddings.npy") for d in (tmp_path / "a", tmp_path / "b")]
+def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_path):
+    a = _study(tmp_path / "a", omp_threads=1)
+    b = _study(tmp_path / "b", omp_threads=2)
+    for run in NOTEBOOK_RUNS:
+        ma, mb = _metrics(a, run), _metrics(b, run)
+        assert len(ma) > 20 and ma.keys() == mb.keys(), run
+        # json.dumps: NaN (no positive label in a bin) equals NaN here, as it does on disk
+        differ = {k: (ma[k], mb[k]) for k in ma if json.dumps(ma[k]) != json.dumps(mb[k])}
+        assert not differ, f"{run}: {len(differ)} of {len(ma)} metrics differ, e.g. {list(differ.items())[:3]}"
+    # the inputs of training too: the same word2vec vectors and local encoders (vocabulary, weights), bit for bit
+    emb = [np.load(d / "01_preprocess" / "toy" / "embeddings.npy") for d in (a, b)]
     assert emb[0].tobytes() == emb[1].tobytes()
-    # and the runs learned something, so the comparison is not between two untrained models
-    assert a["caml/test/macro_auc/mean"] > 0.55
+    enc_a, enc_b = _encoder_files(a), _encoder_files(b)
+    assert any(p.endswith("model.safetensors") for p in enc_a) and enc_a.keys() == enc_b.keys()
+    assert [p for p in enc_a if enc_a[p] != enc_b[p]] == []
+    # every notebook's results are in the comparison: 05 read the predictions of 02, 03 and 04
+    freq = _metrics(a, "05_frequency_analysis/tiny")
+    assert freq["n_prediction_sets"] >= 5, freq["n_prediction_sets"]
+    # and the CNNs learned something, so the comparison is not between two untrained models
+    m = _metrics(a, "04_cnn_retraining/tiny")
+    assert m["caml/test/macro_auc/mean"] > 0.55 and m["cnn/test/macro_auc/mean"] > 0.55
