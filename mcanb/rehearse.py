@@ -135,7 +135,8 @@ def build_stand_ins(hub_ids: list[str], texts: list[str], out: Path, *, facts: C
                  f"in {time.perf_counter() - t0:.0f} s")
         model_dir = out / (f"bert-L{f.layers}-H{f.hidden_size}-A{f.heads}-I{f.intermediate_size}-P{f.max_positions}"
                            f"-{f.vocab_size}-{case}")
-        record = {"facts": dataclasses.asdict(f), "tokenizer": tok_record}
+        # the architecture only (not the hub id): encoders of one shape share this directory and its cache entry
+        record = {"config": f.bert_config(), "tokenizer": tok_record}
         if not _cached(model_dir, record):
             t0 = time.perf_counter()
             tok = AutoTokenizer.from_pretrained(tok_dir)

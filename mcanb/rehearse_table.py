@@ -32,8 +32,10 @@ README_MARKERS = ("<!-- rehearsal:start -->", "<!-- rehearsal:end -->")
 
 
 def _fits(root: Path) -> list[Path]:
-    """Training run folders under the rehearsal's outputs (those with a ``cost.json``), sorted."""
-    return sorted(p.parent for p in root.rglob(cost.COST_FILE) if "standins" not in p.parts)
+    """Finished training run folders under the rehearsal's outputs (a ``cost.json`` and a ``metrics.json``: a run
+    stopped before its end has no parameters or evaluation to project from), sorted."""
+    return sorted(p.parent for p in root.rglob(cost.COST_FILE)
+                  if "standins" not in p.parts and (p.parent / "metrics.json").exists())
 
 
 def _name(root: Path, run_dir: Path) -> str:
