@@ -24,7 +24,7 @@ from .models import build_model
 from .models.baselines import MostFrequentCodesBaseline, TfidfLogisticBaseline
 from .predictions import load_predictions, save_predictions
 from .processed import Processed
-from .reporting import metric_key, split_metrics, summarise_seeds
+from .reporting import metric_key, summarise_seeds
 from .splits import SPLITS
 from .train import TrainConfig
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from . import params as P
 from .paths import OUTPUTS, TOY_PREPROCESSED, resolve
-from .processed import have_preprocessed, preprocessed_problem  # noqa: F401 - shared with the notebooks
+from .processed import preprocessed_problem
 
 
 @dataclass

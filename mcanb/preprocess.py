@@ -49,7 +49,6 @@ from .documents import assign_splits, code_descriptions, mimic_documents, table_
 from .params import ParameterError
 from .paths import resolve
 from .preprocess_report import Drops, compare_mimic3
-from .preprocess_report import summary_tables  # noqa: F401 - notebook 01 calls preprocess.summary_tables
 
 INPUT_FORMATS = ("mimic3", "table")
 W2V_CORPORA = ("train", "all")

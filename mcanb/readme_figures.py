@@ -52,7 +52,7 @@ def _tables(outputs: Path, notebook: str, produced_by: str) -> tuple[list, dict,
     from .comparison import run_tables
 
     run_dir = outputs / notebook / "toy"
-    doc = _read_json(run_dir / "metrics.json", produced_by)
+    _read_json(run_dir / "metrics.json", produced_by)             # a missing or damaged file is one message naming it
     params = yaml.safe_load((run_dir / "params.yaml").read_text()) if (run_dir / "params.yaml").exists() else {}
     tables = run_tables(notebook, run_dir, params)
     if not any(r.source == "this run" for t in tables for r in t.this_run):
