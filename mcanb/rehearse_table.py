@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import cost
+from . import cost, identity
 
 README_MARKERS = ("<!-- rehearsal:start -->", "<!-- rehearsal:end -->")
 
@@ -158,9 +158,18 @@ def render(profile, runs: list[dict], root: Path, record: dict, seconds: float) 
         rec = _json(root / e["notebook"] / str(name) / ".mcanb-run.json")
         lines.append(f"| {e['notebook']}/{name} | {rec.get('status', 'not run')} | {_g(rec.get('seconds'), '.0f')} |")
     seeds = _seeds_by_folder(profile)
+    users: dict[str, str] = {}       # store run -> the notebook run (folder name) whose results list it
+    for e in runs:
+        name = str(e["params"].get("run_name", e["run"]))
+        try:
+            used = json.loads((root / e["notebook"] / name / identity.USES_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        for entry in used:
+            users[entry] = max(users.get(entry, name), name, key=lambda n: seeds.get(n, 1))
     rows = []
     for d in _fits(root):
-        folder = next((p for p in d.relative_to(root).parts if p in seeds), None)
+        folder = users.get(str(d.resolve())) or next((p for p in d.relative_to(root).parts if p in seeds), None)
         rows.append(fit_row(root, d, seeds.get(folder, 1), record.get("split_sizes", {})))
     peak = cost.GPU_PEAK_FLOPS[cost.REFERENCE_GPU]
     mfu = f"{cost.ASSUMED_MFU:.0%}"
