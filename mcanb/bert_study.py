@@ -135,6 +135,7 @@ class BertRow:
     layer_decay: float = 1.0
     model_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     progress: bool = True
+    _data: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)   # per Processed: grid.per_data
 
     @property
     def key(self) -> str:
@@ -154,13 +155,13 @@ class BertRow:
 
     def prepare(self, processed: Processed, seed: int) -> grid.Prepared:
         """The model (head and random-init encoder weights from ``seed``), word-piece datasets, identity parts."""
-        tokenizer = encoders.load_tokenizer(self.enc.encoder)
+        tokenizer = grid.per_data(self._data, processed, "tokenizer", lambda: encoders.load_tokenizer(self.enc.encoder))
         name, mcfg = model_config(self.architecture, self.enc, tokenizer, processed.num_codes, **self.model_overrides)
         torch.manual_seed(seed)
         model = build_model(name, mcfg)
         max_pieces = model.config.max_pieces
-        data = wordpiece.datasets(processed, tokenizer, max_words=self.max_words, max_pieces=max_pieces,
-                                  progress=self.progress)
+        data = grid.per_data(self._data, processed, "data", lambda: wordpiece.datasets(     # shared by the seeds
+            processed, tokenizer, max_words=self.max_words, max_pieces=max_pieces, progress=self.progress))
         config = self.config
         settings = {"model": name, "model_config": dataclasses.asdict(model.config),  # resolved: defaults included
                     "tokenizer": encoders.tokenizer_key(tokenizer), "max_words": self.max_words,

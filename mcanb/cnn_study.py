@@ -120,7 +120,7 @@ class CnnRow:
     max_length: int
     encoder: str = ""
     architecture: str = ""
-    _data: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)   # datasets per Processed
+    _data: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)   # per Processed: grid.per_data
 
     @property
     def key(self) -> str:
@@ -132,9 +132,7 @@ class CnnRow:
 
     def prepare(self, processed: Processed, seed: int) -> grid.Prepared:
         """The model (initial weights from ``seed``), the datasets and the identity parts of one run."""
-        if self._data.get("processed") is not processed:     # the datasets are shared by the seeds
-            self._data.update(processed=processed, data=datasets(processed, self.max_length))
-        data = self._data["data"]
+        data = grid.per_data(self._data, processed, "data", lambda: datasets(processed, self.max_length))
         emb = None if processed.embeddings is None else torch.tensor(processed.embeddings, dtype=torch.float32)
         config = {"num_codes": processed.num_codes, **self.overrides}
         if self.model == "dr_caml":

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from . import identity
 from .paths import RUNS, resolve
@@ -56,6 +56,17 @@ class Row(Protocol):
     architecture: str
 
     def prepare(self, processed, seed: int) -> Prepared: ...
+
+
+def per_data(cache: dict, processed, name: str, make: Callable[[], Any]) -> Any:
+    """``make()`` once per processed dataset and ``name``, kept in a row's ``cache``: the seeds of a row share its
+    datasets (and tokenizer) instead of rebuilding them for every seed."""
+    if cache.get("processed") is not processed:
+        cache.clear()
+        cache["processed"] = processed
+    if name not in cache:
+        cache[name] = make()
+    return cache[name]
 
 
 def store(root: str | Path | None = None) -> Path:
