@@ -242,7 +242,7 @@ def code_version() -> str:
 # --------------------------------------------------------------------------------------------- run folders
 # TrainConfig fields that change how a run executes or reports, never its numbers (the seed is a part of its own).
 EXECUTION_ONLY = ("seed", "progress", "log_every", "num_workers", "eval_batch_size", "checkpoint_every_epoch",
-                  "checkpoint_every_steps")
+                  "checkpoint_every_steps", "keep_last_checkpoint")
 
 
 def train_settings(config) -> dict[str, Any]:

@@ -85,10 +85,12 @@ def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: 
     Args:
         metric_fn: ``(y_true (n, C) 0/1, y_score (n, C)) -> {name: value}``; default ``mcanb.metrics.evaluate``
             with ``k=config.eval_k``. The engine adds ``loss`` (dev BCE).
-        resume: continue from ``out_dir/checkpoints/last.pt`` if it exists (same config and data required);
-            the resumed run ends with the same weights and metrics as an uninterrupted one. With
-            ``run_identity``, only when ``out_dir/identity.json`` holds the same identity: otherwise the run
-            starts afresh and says why (a finished run is never reused for other inputs).
+        resume: reuse a finished run in ``out_dir`` (its metrics.json and history.csv, nothing recomputed), or
+            continue from ``out_dir/checkpoints/last.pt``; the resumed run ends with the same weights and
+            metrics as an uninterrupted one. Both only when ``out_dir/identity.json`` holds the same identity
+            (``run_identity``, or without it the resolved config and the training documents): otherwise the run
+            starts afresh and says why (a finished run is never reused for other inputs). A finished run keeps
+            ``best.pt`` and drops ``last.pt`` unless ``config.keep_last_checkpoint``.
         accelerator: an ``accelerate.Accelerator``; default one made by ``make_accelerator(config)``.
         param_groups: optimizer parameter groups (e.g. layer-wise learning rates for BERT); default one group
             with every trainable parameter.
@@ -101,8 +103,11 @@ def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: 
     from .rehearsal_env import apply_caps
     config, dev_ds, test_ds = apply_caps(config, dev_ds, test_ds, out_dir)   # `mcanb study --rehearse` only
     t = _Trainer(model, train_ds, dev_ds, config, out_dir, metric_fn, accelerator, param_groups)
+    t.has_test = test_ds is not None
     with determinism(t.config):
         t.start(resume, run_identity)
+        if t.reused is not None:
+            return _reused_result(t, **t.reused)
         while t.prog.stop_reason is None:
             t.train_epoch()
             t.end_epoch()
@@ -111,9 +116,19 @@ def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: 
         params = {**t.config_dict(), "num_processes": t.world, **dict(extra_params or {})}
         save_metrics(out_dir, metrics, notebook=notebook or out_dir.parent.name, run=run or out_dir.name,
                      params=params)
+    t.drop_last()
     p = t.prog
     return FitResult(t.metric, p.best_metric, p.best_epoch, len(p.history), p.step, p.stop_reason,
                      p.history, metrics, out_dir)
+
+
+def _reused_result(t: "_Trainer", metrics: dict, history: list[dict]) -> FitResult:
+    """The :class:`FitResult` of a finished run read back from its ``metrics.json`` and ``history.csv``."""
+    best = metrics.get("fit/best_epoch")
+    metric = metrics.get("fit/stopping_metric", t.metric)
+    value = next((r.get(f"dev/{metric}") for r in history if r.get("epoch") == best), None)
+    return FitResult(metric, value, best, int(metrics.get("fit/epochs", len(history))), int(metrics.get("fit/steps", 0)),
+                     metrics["fit/stop_reason"], history, metrics, t.out_dir)
 
 
 class _Trainer(Checkpointing):

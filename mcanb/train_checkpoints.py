@@ -8,6 +8,7 @@ steps of the training loop ``mcanb.train.fit``; its trainer provides the model, 
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import logging
 import warnings
@@ -25,8 +26,12 @@ log = logging.getLogger("mcanb.train")   # the engine's logger: every message of
 
 
 # Options that may change between a run and its resumption (they do not change the trajectory).
+# The files a finished run leaves (with predictions_test.parquet when it has a test set); a run is reused only
+# when all are there and its identity.json matches. OTHER_FILES: removed with them when a run starts afresh.
+FINISHED_FILES = ("metrics.json", "history.csv", "predictions_dev.parquet", "checkpoints/best.pt")
+OTHER_FILES = ("predictions_test.parquet", "cost.json", "progress.json", "params.yaml", identity.IDENTITY_FILE)
 RESUMABLE = {"eval_batch_size", "num_workers", "num_threads", "log_every", "progress", "patience",
-             "checkpoint_every_epoch", "checkpoint_every_steps", "compile"}
+             "checkpoint_every_epoch", "checkpoint_every_steps", "compile", "keep_last_checkpoint"}
 
 
 @dataclass
@@ -51,10 +56,22 @@ class Checkpointing:
     ``data_fp`` (the training documents' fingerprint) and ``_say``."""
 
     def start(self, resume: bool, parts: Mapping[str, Any] | None = None) -> None:
-        """Continue from ``last.pt`` when ``resume`` and its identity matches ``parts``; else start afresh: stale
-        checkpoints removed, ``identity.json`` written, every process seeded."""
+        """Reuse a finished run, or continue from ``last.pt``, when ``resume`` and the stored identity matches
+        ``parts``; else start afresh: stale files removed, ``identity.json`` written, every process seeded.
+
+        A finished run (:data:`FINISHED_FILES` present) is reused as it stands: ``self.reused`` holds its metrics
+        and history and nothing is trained or evaluated again. Without ``parts`` (a plain ``fit`` call) the identity
+        is the resolved configuration (up to :data:`RESUMABLE` options), the training documents and the model's
+        architecture, and continuing
+        from a ``last.pt`` made with other settings or documents raises :class:`~mcanb.checkpoint.CheckpointError`
+        naming them."""
+        given, parts = parts is not None, parts if parts is not None else self.own_parts()
+        self.reused = self._finished(parts) if resume else None
+        if self.reused is not None:
+            self._say(f"{self.out_dir}: finished earlier from the same inputs: reused (metrics.json)")
+            return
         last = self.ckdir / "last.pt"
-        if resume and last.exists() and parts is not None:
+        if resume and last.exists() and given:   # without an identity, _restore names what differs
             why = identity.differences(identity.read(self.out_dir), parts)
             if why and self.main:
                 (tqdm.write if self.config.progress else log.warning)(
@@ -69,12 +86,40 @@ class Checkpointing:
             self._say(f"resume=True but {last} does not exist: starting from scratch")
         if self.main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            for stale in (last, self.ckdir / "best.pt", self.out_dir / identity.IDENTITY_FILE):
+            for stale in (last, *(self.out_dir / f for f in (*FINISHED_FILES, *OTHER_FILES))):
                 stale.unlink(missing_ok=True)
-            if parts is not None:
-                identity.write(self.out_dir, parts)
+            identity.write(self.out_dir, parts)
         self.acc.wait_for_everyone()
         seed_everything(self.config.seed + self.rank)  # per process: dropout masks differ between processes
+
+    def own_parts(self) -> dict[str, Any]:
+        """The identity of a run started without one: resolved configuration, training documents and the model's
+        architecture (class, parameter names and shapes)."""
+        settings = {k: v for k, v in self.config_dict().items() if k not in RESUMABLE}
+        shapes = {"class": type(self.raw).__name__,
+                  **{name: list(p.shape) for name, p in self.raw.state_dict().items()}}
+        return {"train": identity.settings_part(settings), "data": identity.settings_part(self.data_fp),
+                "model": {"sha": identity.of_settings(shapes)}}
+
+    def _finished(self, parts: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``{"metrics", "history"}`` of a finished run in ``out_dir`` with this identity, else None."""
+        files = [*FINISHED_FILES, *(("predictions_test.parquet",) if self.has_test else ())]
+        if not all((self.out_dir / f).exists() for f in files):
+            return None
+        if identity.differences(identity.read(self.out_dir), parts):
+            return None
+        from .reporting import load_metrics
+        metrics = load_metrics(self.out_dir)
+        if metrics.get("fit/stop_reason") is None:
+            return None
+        with open(self.out_dir / "history.csv", newline="") as f:
+            history = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return {"metrics": metrics, "history": history}
+
+    def drop_last(self) -> None:
+        """Remove ``last.pt`` of a finished run unless ``keep_last_checkpoint`` (reuse reads metrics.json)."""
+        if self.main and not self.config.keep_last_checkpoint:
+            (self.ckdir / "last.pt").unlink(missing_ok=True)
 
     def _restore(self, path: Path) -> None:
         c = ckpt.load(path, "last")
@@ -128,3 +173,15 @@ class Checkpointing:
     def config_dict(self) -> dict:
         """The resolved configuration as checkpoints and ``params.yaml`` store it."""
         return {**dataclasses.asdict(self.config), "eval_k": list(self.config.eval_k)}
+
+
+def _number(text: str) -> Any:
+    """A ``history.csv`` cell as it was written: int, float, None (empty) or the text."""
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

@@ -45,6 +45,8 @@ class TrainConfig:
     max_steps: int | None = None     # stop after this many optimizer steps in total (smoke runs); None = no limit
     checkpoint_every_epoch: bool = True  # write checkpoints/last.pt after every epoch
     checkpoint_every_steps: int | None = None  # also write last.pt every n optimizer steps (mid-epoch resume)
+    keep_last_checkpoint: bool = False  # keep last.pt once the run has finished (a BERT-base one holds 1.3 GB of
+                                        # optimizer state); a finished run is reused from its metrics, not from it
 
 
 def validate(cfg: TrainConfig) -> None:

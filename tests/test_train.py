@@ -47,7 +47,7 @@ def _run(data, out_dir, *, seed=0, model_kw=None, metric_fn=tiny_metrics, **cfg)
 @pytest.fixture(scope="module")
 def trained(data, tmp_path_factory):
     """One ordinary run shared by the output tests."""
-    return _run(data, tmp_path_factory.mktemp("trained"), early_stopping_metric="p@1")
+    return _run(data, tmp_path_factory.mktemp("trained"), early_stopping_metric="p@1", keep_last_checkpoint=True)
 
 
 def test_loss_falls_and_dev_metric_beats_trivial_baseline(data, trained):
@@ -184,7 +184,7 @@ def test_max_steps_stops_a_smoke_run(data, tmp_path):
 
 
 def test_corrupt_checkpoint_is_reported_with_its_path(data, tmp_path):
-    _run(data, tmp_path, num_epochs=1)
+    _run(data, tmp_path, num_epochs=1, keep_last_checkpoint=True)
     last = tmp_path / "nb" / "run" / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:500])                    # truncated, as by a full disk
     with pytest.raises(ckpt.CheckpointError, match=rf"{last}.*cannot read checkpoint"):
@@ -198,8 +198,26 @@ def _resume(data, tmp_path, model_kw=None, **cfg):
                resume=True)
 
 
+def test_finished_run_is_reused_from_its_metrics_and_drops_last_checkpoint(data, tmp_path):
+    _, first = _run(data, tmp_path, num_epochs=2)
+    ck = tmp_path / "nb" / "run" / "checkpoints"
+    assert (ck / "best.pt").exists() and not (ck / "last.pt").exists()   # keep_last_checkpoint defaults to False
+    train, dev, test = data
+    poisoned = _model(5)                       # other weights: a retrained or re-evaluated run would differ
+    again = fit(poisoned, train, dev, TrainConfig(**{**FAST, "seed": 0, "num_epochs": 2, "progress": False}),
+                tmp_path / "nb" / "run", test_ds=test, metric_fn=tiny_metrics, resume=True)
+    assert again.metrics == first.metrics and again.history == first.history
+    assert (again.best_epoch, again.epochs_run, again.steps, again.stop_reason, again.best_metric) == \
+        (first.best_epoch, first.epochs_run, first.steps, first.stop_reason, first.best_metric)
+    assert not (ck / "last.pt").exists()
+    # other settings: not reused, trained afresh (and its stale results removed first)
+    other = fit(_model(0), train, dev, TrainConfig(**{**FAST, "seed": 0, "num_epochs": 1}), tmp_path / "nb" / "run",
+                test_ds=test, metric_fn=tiny_metrics, resume=True)
+    assert other.epochs_run == 1 and other.metrics != first.metrics
+
+
 def test_mismatched_checkpoint_names_what_differs(data, tmp_path):
-    _run(data, tmp_path, num_epochs=1)
+    _run(data, tmp_path, num_epochs=1, keep_last_checkpoint=True)
     with pytest.raises(ckpt.CheckpointError, match=r"different configuration:\n  lr: checkpoint=0.05, now=0.1"):
         _resume(data, tmp_path, num_epochs=1, lr=0.1)
     with pytest.raises(ckpt.CheckpointError, match=r"does not fit the model.*\n  embed.weight: checkpoint \(60, 16\), "
@@ -208,7 +226,7 @@ def test_mismatched_checkpoint_names_what_differs(data, tmp_path):
     other = (make_split(90, 5), data[1], None)
     with pytest.raises(ckpt.CheckpointError, match="different dataset"):
         _resume(other, tmp_path, num_epochs=1)
-    # a finished run resumes to the same result without training again
+    # a finished run resumes to the same result without training again (from last.pt when it was kept)
     again = _resume(data, tmp_path, num_epochs=1, num_workers=0, progress=False)
     assert again.epochs_run == 1 and again.stop_reason == "num_epochs"
 

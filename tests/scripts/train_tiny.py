@@ -45,7 +45,8 @@ def main() -> None:
     config = TrainConfig(optimizer=optimizer, lr=lr, num_epochs=args.epochs, patience=None,
                          batch_size=args.batch_size, grad_accum_steps=args.accum, warmup=args.warmup, max_grad_norm=1.0, seed=args.seed,
                          num_threads=1, progress=False, early_stopping_metric="loss",
-                         checkpoint_every_steps=args.every_steps)
+                         checkpoint_every_steps=args.every_steps,
+                         keep_last_checkpoint=True)   # the tests compare the final optimizer and RNG states
     fit(model, train_ds, dev_ds, config, args.out_dir, test_ds=test_ds, metric_fn=tiny_metrics,
         resume=args.resume, extra_params={"script": "train_tiny.py"})
 
