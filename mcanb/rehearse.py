@@ -6,8 +6,9 @@ The same profile and parameter files, with four substitutions, each written into
 * the full-scale MIMIC-shaped fixture (``mcanb.fixture``, size ``full``; generated into ``outputs/fixtures`` when
   missing) in place of ``$MIMIC3_DIR``, with its own split files (``splits_dir`` null, no CAML hash check);
 * each hub encoder replaced by a **stand-in** of the same architecture and vocabulary size with random weights: a
-  ``BertConfig`` from the encoder's model-card facts (``mcanb.published.ENCODER_CARDS``) and a WordPiece tokenizer of that vocabulary size and casing trained on the fixture's
-  training notes (one per (vocabulary size, casing), cached). Run names, row labels and caches keep the hub ids:
+  ``BertConfig`` from the encoder's model-card facts (``mcanb.published.ENCODER_CARDS``) and a WordPiece tokenizer
+  of that vocabulary size and casing trained on the fixture's top-50 training notes, whichever the profile (one
+  per (vocabulary size, casing), cached and shared by the profiles). Run names, row labels and caches keep the hub ids:
   only :func:`mcanb.encoders.resolve_encoder` answers with the stand-in's directory;
 * one seed per run (the others have the same shapes; projections multiply by the profile's seeds), micro-batch
   optimizer steps (``grad_accum_steps: 1``) of at most ``batch_docs`` notes (``batch_size``; every note keeps its
@@ -287,7 +288,10 @@ def rehearse_study(profile: str, *, scale: float | None = None, caps_: dict | No
             values = _resolved(entry)
             data_dir = Path(str(values["data_dir"]))
             data_dir = root.joinpath(*data_dir.parts[1:]) if data_dir.parts[0] == "outputs" else data_dir
-            texts = load(data_dir, str(values.get("label_space", "50"))).frames["train"]["text"].tolist()
+            # the top-50 training notes whatever the profile's label space: one corpus, so every profile's
+            # rehearsal in this folder shares the stand-ins (and the runs keyed by their files) instead of
+            # retraining the tokenizers under a study that may still be running
+            texts = load(data_dir, "50").frames["train"]["text"].tolist()
             record["encoders"] = build_stand_ins(ids, texts, root / "standins", facts=facts, echo=echo)
             (root / "rehearsal.json").write_text(json.dumps(record, indent=2) + "\n")
         if status == 0:
