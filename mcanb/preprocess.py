@@ -159,17 +159,21 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
     for w in warns:
         warnings.warn(w, stacklevel=2)
     if cfg.input_format == "mimic3":
-        docs, rows = mimic_documents(raw, drops, counts, encoding=cfg.encoding, progress=cfg.progress,
-                                     drop_iserror=cfg.drop_iserror, duplicate_notes=cfg.note_duplicates(),
-                                     caml_compat=cfg.caml_compat)
+        docs, rows, raw_texts = mimic_documents(raw, drops, counts, encoding=cfg.encoding, progress=cfg.progress,
+                                                drop_iserror=cfg.drop_iserror, duplicate_notes=cfg.note_duplicates(),
+                                                caml_compat=cfg.caml_compat)
         docs["split"], fifty = assign_splits(docs, raw, cfg.splits_dir, cfg.verify_caml_splits, drops, counts)
-        docs = docs[docs["split"].notna()].reset_index(drop=True)
+        in_split = docs["split"].notna().to_numpy()
+        docs, raw_texts = docs[in_split].reset_index(drop=True), raw_texts.select(in_split)
     else:
         docs, rows, fifty = table_documents(raw, cfg.encoding, out, drops, counts)
+        raw_texts = docs.pop("text").tolist()
     timings["read"] = time.perf_counter() - t0
     t = time.perf_counter()
-    texts, lengths, doc_freq = textmod.tokenize_corpus(docs["text"].tolist(), (docs["split"] == "train").to_numpy(),
+    texts, lengths, doc_freq = textmod.tokenize_corpus(raw_texts, (docs["split"] == "train").to_numpy(),
                                                        cfg.token_rule, cfg.regex_engine, cfg.workers, cfg.progress)
+    del raw_texts  # the raw notes: the largest thing held so far
+    pa.default_memory_pool().release_unused()
     docs["text"], docs["length"] = texts, lengths
     del texts
     timings["tokenise"] = time.perf_counter() - t
