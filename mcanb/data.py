@@ -39,6 +39,7 @@ DISCHARGE = "Discharge summary"
 DUPLICATE_NOTES = ("drop", "keep")
 
 _NOTE_KEEP = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "CATEGORY", "ISERROR", "TEXT"]
+NOTE_BLOCK_BYTES = 1 << 24  # NOTEEVENTS is parsed in blocks of 16 MB (decompressed): 64 MB blocks peak ~0.9 GB higher
 _TAIL = 1 << 22  # bytes of the end of NOTEEVENTS kept to check that its last quoted field is closed
 
 
@@ -202,7 +203,7 @@ def read_discharge_notes(mimic_dir: Path, progress: bool = True, encoding: str =
         bad_rows.append(f"expected {row.expected_columns} fields, found {row.actual_columns}: {str(row.text)[:80]!r}")
         return "error"
 
-    read = pacsv.ReadOptions(block_size=1 << 26, encoding=encoding)
+    read = pacsv.ReadOptions(block_size=NOTE_BLOCK_BYTES, encoding=encoding)
     parse = pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid)
     convert = pacsv.ConvertOptions(include_columns=include, column_types={c: pa.string() for c in include},
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
@@ -240,6 +241,7 @@ def read_discharge_notes(mimic_dir: Path, progress: bool = True, encoding: str =
     texts = notes.column("text")
     df = notes.drop_columns(["text"]).to_pandas()
     del notes
+    pa.default_memory_pool().release_unused()  # the parsed blocks of every category, freed
 
     def at(i: int) -> str:  # error messages only: finding the line re-reads the file
         return _note_where(path, df, i, encoding)
@@ -264,27 +266,33 @@ def duplicate_notes(notes: pd.DataFrame, texts: pa.ChunkedArray, path: Path) -> 
 
     ``notes`` must be in the order to keep (the first copy is the one kept); its column ``pos`` is each note's
     row in ``texts``. A ROW_ID that appears twice with different admission or text is not a duplicate but a
-    damaged file: a :class:`DataError`. Only the texts of notes that share a ROW_ID or an admission with
-    another note are read into Python (a copy can only be among those).
+    damaged file: a :class:`DataError`. Only notes that share an admission with another note are compared,
+    one text at a time (a copy can only be among those; texts are compared in full where their hashes match).
     """
-    def with_text(mask: pd.Series) -> pd.DataFrame:
-        sub = notes[mask]
-        return sub.assign(text=texts.take(sub["pos"].to_numpy()).to_pylist())
-
     dup_id = notes.duplicated("row_id", keep=False)
     if dup_id.any():
-        same = with_text(dup_id).drop_duplicates(["row_id", "hadm_id", "text"])
+        sub = notes[dup_id]
+        same = sub.assign(text=texts.take(sub["pos"].to_numpy()).to_pylist()).drop_duplicates(
+            ["row_id", "hadm_id", "text"])
         clash = same[same.duplicated("row_id", keep=False)]
         if len(clash):
             first = clash.iloc[0]
             recs = notes.loc[notes["row_id"] == first["row_id"], "record"].tolist()
             raise DataError(f"{path}, records {recs}, field ROW_ID: ROW_ID {first['row_id']} appears on notes "
                             "with different HADM_ID or TEXT (expected each ROW_ID once)")
-    repeated = pd.Series(False, index=notes.index)
-    shared = notes.duplicated("hadm_id", keep=False)
-    if shared.any():
-        repeated[shared] = with_text(shared).duplicated(["hadm_id", "text"], keep="first")
-    return repeated
+    shared = notes.duplicated("hadm_id", keep=False).to_numpy()
+    repeated = np.zeros(len(notes), dtype=bool)
+    first: dict[tuple, list[int]] = {}  # (admission, hash of text) -> rows in texts of the first copies
+    where = np.flatnonzero(shared)
+    for i, pos, hadm in zip(where, notes["pos"].iloc[where].tolist(), notes["hadm_id"].iloc[where].tolist()):
+        text = texts[pos].as_py()
+        key = (hadm, hash(text))
+        earlier = first.setdefault(key, [])
+        if any(texts[q].as_py() == text for q in earlier):
+            repeated[i] = True
+        else:
+            earlier.append(pos)
+    return pd.Series(repeated, index=notes.index)
 
 
 # ------------------------------------------------------------------------------------------- codes
