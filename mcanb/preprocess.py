@@ -186,8 +186,11 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
     counts["tokens"] = int(docs["length"].sum())
 
     t = time.perf_counter()
-    per_doc = rows.groupby("hadm_id")["code"].agg(lambda s: sorted(set(s)))
-    docs["codes"] = docs["hadm_id"].map(per_doc).apply(lambda c: c if isinstance(c, list) else [])
+    per_doc: dict[int, set[str]] = {}  # each document's distinct codes (a plain loop: no Series per document)
+    for hadm, code in zip(rows["hadm_id"].tolist(), rows["code"].tolist()):
+        per_doc.setdefault(hadm, set()).add(code)
+    docs["codes"] = [sorted(per_doc.get(hadm, ())) for hadm in docs["hadm_id"].tolist()]
+    del per_doc
     top = top_codes(rows, cfg.top_k)
     # the label spaces' frames point into docs (column "row") rather than copy every text once per space
     texts = docs.pop("text")
@@ -280,10 +283,14 @@ def _write_caml_csv(path: Path, table: pa.Table, codes: pd.Series) -> None:
     order = np.argsort(table.column("length").to_numpy(), kind="stable")
     names = ["SUBJECT_ID", "HADM_ID", "TEXT", "LABELS", "length"]
 
+    # one Array per column: taking from a chunked string column concatenates its chunks on every call
+    cols = [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks()
+            for c in (table.column(n) for n in ("subject_id", "hadm_id", "text", "length"))]
+
     def batch(idx: np.ndarray) -> pa.Table:
-        rows = table.select(["subject_id", "hadm_id", "text", "length"]).take(idx)
+        subject, hadm, text, length = (c.take(idx) for c in cols)
         labels = pa.array([";".join(c) for c in codes.iloc[idx]], type=pa.string())
-        return pa.table([rows.column(0), rows.column(1), rows.column(2), labels, rows.column(3)], names=names)
+        return pa.table([subject, hadm, text, labels, length], names=names)
 
     options = pacsv.WriteOptions(quoting_style="needed")
     first = batch(order[:CSV_BATCH])
