@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from . import codes as icd
 from . import data, splits as splits_mod
@@ -56,12 +57,41 @@ def mimic_codes(mimic_dir: Path, caml_compat: bool, keep_hadm: set[int], drops: 
     return rows
 
 
+class NoteTexts:
+    """The text of each document: its notes' texts joined with a space, read from an Arrow array on demand.
+
+    ``texts``: every note's text (:func:`mcanb.data.read_discharge_notes`); ``order``: note rows grouped by
+    document, in joining order; document ``i`` of ``first``/``count`` is ``order[first[i]:first[i] + count[i]]``.
+    ``NoteTexts(...)[i]`` is the same string the joined column of a frame would hold, but only one document
+    is a Python string at a time, and forked tokenising processes read the Arrow buffers without copying them.
+    """
+
+    def __init__(self, texts: pa.ChunkedArray, order: np.ndarray, first: np.ndarray, count: np.ndarray) -> None:
+        self.texts, self.order = texts, np.asarray(order, dtype=np.int64)
+        self.first, self.count = np.asarray(first, dtype=np.int64), np.asarray(count, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def __getitem__(self, i: int) -> str:
+        start = self.first[i]
+        parts = [self.texts[int(p)].as_py() for p in self.order[start:start + self.count[i]]]
+        return parts[0] if len(parts) == 1 else " ".join(parts)
+
+    def select(self, keep: np.ndarray) -> "NoteTexts":
+        """The documents where the boolean array ``keep`` is true, in order."""
+        keep = np.asarray(keep, dtype=bool)
+        return NoteTexts(self.texts, self.order, self.first[keep], self.count[keep])
+
+
 def mimic_documents(mimic_dir: Path, drops: Drops, counts: dict, *, encoding: str, progress: bool, drop_iserror: bool,
-                    duplicate_notes: str, caml_compat: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One document per admission (hadm_id, subject_id, text) and its code rows (steps 1 to 3 of
-    :mod:`mcanb.preprocess`); ``duplicate_notes``: "drop" or "keep" (``PreprocessConfig.note_duplicates()``)."""
-    notes, note_counts = data.read_discharge_notes(mimic_dir, progress, encoding)
+                    duplicate_notes: str, caml_compat: bool) -> tuple[pd.DataFrame, pd.DataFrame, NoteTexts]:
+    """One document per admission (hadm_id, subject_id), its code rows, and its text (steps 1 to 3 of
+    :mod:`mcanb.preprocess`); ``duplicate_notes``: "drop" or "keep" (``PreprocessConfig.note_duplicates()``).
+    The texts (:class:`NoteTexts`) are row for row with the documents."""
+    notes, texts, note_counts = data.read_discharge_notes(mimic_dir, progress, encoding)
     counts.update(note_counts)
+    notes["pos"] = np.arange(len(notes), dtype=np.int64)
     no_hadm = notes["hadm_id"].isna()
     drops.add("discharge_note_without_hadm_id", "row_id", notes.loc[no_hadm, "row_id"])
     notes = notes[~no_hadm].sort_values(["hadm_id", "row_id"], kind="stable")
@@ -69,25 +99,27 @@ def mimic_documents(mimic_dir: Path, drops: Drops, counts: dict, *, encoding: st
     if drop_iserror:
         drops.add("iserror_note", "row_id", notes.loc[notes["iserror"], "row_id"])
         notes = notes[~notes["iserror"]]
-    repeated = data.duplicate_notes(notes, data.find_table(mimic_dir, "NOTEEVENTS"))
+    repeated = data.duplicate_notes(notes, texts, data.find_table(mimic_dir, "NOTEEVENTS"))
     counts["duplicate_discharge_notes"] = int(repeated.sum())  # found; dropped only under "drop"
     repeated &= duplicate_notes == "drop"
     drops.add("duplicate_note", "row_id", notes.loc[repeated, "row_id"])
     notes = notes[~repeated]
     docs = notes.groupby("hadm_id", sort=True).agg(subject_id=("subject_id", "first"),
-                                                    n_notes=("row_id", "size"),
-                                                    text=("text", " ".join)).reset_index()
+                                                    n_notes=("row_id", "size")).reset_index()
     docs["hadm_id"] = docs["hadm_id"].astype("int64")
+    # notes are sorted by admission, so document i's notes are a run of rows starting where the previous ends
+    first = np.concatenate([[0], np.cumsum(docs["n_notes"].to_numpy())[:-1]]).astype(np.int64)
     counts["admissions_with_discharge"] = len(docs)
     counts["admissions_with_addenda"] = int((docs["n_notes"] > 1).sum())
     rows = mimic_codes(mimic_dir, caml_compat, set(docs["hadm_id"]), drops, counts, encoding)
-    has_codes = docs["hadm_id"].isin(set(rows["hadm_id"]))
+    has_codes = docs["hadm_id"].isin(set(rows["hadm_id"])).to_numpy()
     drops.add("no_code_rows", "hadm_id", docs.loc[~has_codes, "hadm_id"])
+    doc_texts = NoteTexts(texts, notes["pos"].to_numpy(), first, docs["n_notes"].to_numpy()).select(has_codes)
     docs = docs[has_codes].drop(columns="n_notes").reset_index(drop=True)
     empty = rows["code"] == ""  # an admission whose only codes are empty is dropped later as 'no_labels'
     counts["empty_code_rows"] = int(empty.sum())
     drops.add("empty_code_row", "hadm_id", rows.loc[empty, "hadm_id"])
-    return docs, rows[~empty].reset_index(drop=True)
+    return docs, rows[~empty].reset_index(drop=True), doc_texts
 
 
 def assign_splits(docs: pd.DataFrame, mimic_dir: Path, splits_dir: str | None, verify_caml: bool, drops: Drops,

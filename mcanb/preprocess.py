@@ -40,6 +40,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 from pyarrow import csv as pacsv
 
@@ -159,17 +160,21 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
     for w in warns:
         warnings.warn(w, stacklevel=2)
     if cfg.input_format == "mimic3":
-        docs, rows = mimic_documents(raw, drops, counts, encoding=cfg.encoding, progress=cfg.progress,
-                                     drop_iserror=cfg.drop_iserror, duplicate_notes=cfg.note_duplicates(),
-                                     caml_compat=cfg.caml_compat)
+        docs, rows, raw_texts = mimic_documents(raw, drops, counts, encoding=cfg.encoding, progress=cfg.progress,
+                                                drop_iserror=cfg.drop_iserror, duplicate_notes=cfg.note_duplicates(),
+                                                caml_compat=cfg.caml_compat)
         docs["split"], fifty = assign_splits(docs, raw, cfg.splits_dir, cfg.verify_caml_splits, drops, counts)
-        docs = docs[docs["split"].notna()].reset_index(drop=True)
+        in_split = docs["split"].notna().to_numpy()
+        docs, raw_texts = docs[in_split].reset_index(drop=True), raw_texts.select(in_split)
     else:
         docs, rows, fifty = table_documents(raw, cfg.encoding, out, drops, counts)
+        raw_texts = docs.pop("text").tolist()
     timings["read"] = time.perf_counter() - t0
     t = time.perf_counter()
-    texts, lengths, doc_freq = textmod.tokenize_corpus(docs["text"].tolist(), (docs["split"] == "train").to_numpy(),
+    texts, lengths, doc_freq = textmod.tokenize_corpus(raw_texts, (docs["split"] == "train").to_numpy(),
                                                        cfg.token_rule, cfg.regex_engine, cfg.workers, cfg.progress)
+    del raw_texts  # the raw notes: the largest thing held so far
+    pa.default_memory_pool().release_unused()
     docs["text"], docs["length"] = texts, lengths
     del texts
     timings["tokenise"] = time.perf_counter() - t
@@ -181,9 +186,15 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
     counts["tokens"] = int(docs["length"].sum())
 
     t = time.perf_counter()
-    per_doc = rows.groupby("hadm_id")["code"].agg(lambda s: sorted(set(s)))
-    docs["codes"] = docs["hadm_id"].map(per_doc).apply(lambda c: c if isinstance(c, list) else [])
+    per_doc: dict[int, set[str]] = {}  # each document's distinct codes (a plain loop: no Series per document)
+    for hadm, code in zip(rows["hadm_id"].tolist(), rows["code"].tolist()):
+        per_doc.setdefault(hadm, set()).add(code)
+    docs["codes"] = [sorted(per_doc.get(hadm, ())) for hadm in docs["hadm_id"].tolist()]
+    del per_doc
     top = top_codes(rows, cfg.top_k)
+    # the label spaces' frames point into docs (column "row") rather than copy every text once per space
+    texts = docs.pop("text")
+    docs["row"] = np.arange(len(docs))
     spaces = {"full": _label_space(docs, None, None, drops, "full"),
               "50": _label_space(docs, top, fifty, drops, "50")}
     train_full = spaces["full"][0]["train"]
@@ -196,7 +207,7 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
     artefacts = rows.loc[rows["artefact"] != "", ["code", "artefact"]].drop_duplicates("code")
     artefacts = dict(zip(artefacts["code"], artefacts["artefact"]))
     for name, (frames, labels) in spaces.items():
-        _write_space(out / name, name, frames, labels, descriptions, artefacts)
+        _write_space(out / name, name, frames, texts, labels, descriptions, artefacts)
         counts[name] = {s: len(f) for s, f in frames.items()} | {"labels": len(labels)}
     (out / "vocab.csv").write_text("\n".join(vocab) + "\n")
     (out / f"TOP_{cfg.top_k}_CODES.csv").write_text("\n".join(top) + "\n")
@@ -206,7 +217,7 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
         from .embeddings import train_word2vec
 
         t = time.perf_counter()
-        corpus = train_full["text"] if cfg.w2v_corpus == "train" else docs["text"]
+        corpus = texts.iloc[train_full["row"].to_numpy()] if cfg.w2v_corpus == "train" else texts
         emb = train_word2vec(corpus.tolist(), vocab, cfg)
         np.save(out / "embeddings.npy", emb)
         _write_embed(out / "processed_full.embed", vocab, emb)
@@ -242,19 +253,51 @@ def _label_space(docs: pd.DataFrame, top: list[str] | None, fifty: dict | None, 
     return frames, labels
 
 
-def _write_space(d: Path, name: str, frames: dict, labels: list[str], descriptions: dict, artefacts: dict) -> None:
+def _write_space(d: Path, name: str, frames: dict, texts: pd.Series, labels: list[str], descriptions: dict,
+                 artefacts: dict) -> None:
+    """One label space's files; ``frames``' column ``row`` is each document's row in ``texts``."""
     d.mkdir(parents=True, exist_ok=True)
     train_counts = Counter(c for cs in frames["train"]["codes"] for c in cs)
     pd.DataFrame({"code": labels, "description": icd.describe(labels, descriptions),
                   "train_count": [train_counts.get(c, 0) for c in labels],
                   "artefact": [artefacts.get(c, "") for c in labels]}).to_csv(d / "labels.csv", index_label="index")
     for split, f in frames.items():
+        f = f.assign(text=texts.iloc[f["row"].to_numpy()].set_axis(f.index))
         f = f[["hadm_id", "subject_id", "text", "codes", "length"]]
-        f.to_parquet(d / f"{split}.parquet", index=False)
-        caml = pd.DataFrame({"SUBJECT_ID": f["subject_id"], "HADM_ID": f["hadm_id"], "TEXT": f["text"],
-                             "LABELS": f["codes"].map(";".join), "length": f["length"]})
-        caml = pa.Table.from_pandas(caml.sort_values("length", kind="stable"), preserve_index=False)
-        pacsv.write_csv(caml, d / f"{split}_{name}.csv", pacsv.WriteOptions(quoting_style="needed"))
+        # what DataFrame.to_parquet(index=False) writes, from one Arrow copy of the frame that the CSV reuses
+        table = pa.Table.from_pandas(f, preserve_index=False)
+        pq.write_table(table, d / f"{split}.parquet", compression="snappy")
+        _write_caml_csv(d / f"{split}_{name}.csv", table, f["codes"])
+        del table
+        pa.default_memory_pool().release_unused()
+
+
+CSV_BATCH = 4096  # documents per batch of a CSV file: its rows are copied (sorted) one batch at a time
+
+
+def _write_caml_csv(path: Path, table: pa.Table, codes: pd.Series) -> None:
+    """CAML's ``{split}_{space}.csv`` (SUBJECT_ID, HADM_ID, TEXT, LABELS, length), sorted by length (stable).
+
+    ``table``: the split as written to parquet. Rows are copied in sorted order a batch at a time, so the
+    file costs no second copy of the texts; the bytes are those of one ``write_csv`` of the sorted table."""
+    order = np.argsort(table.column("length").to_numpy(), kind="stable")
+    names = ["SUBJECT_ID", "HADM_ID", "TEXT", "LABELS", "length"]
+
+    # one Array per column: taking from a chunked string column concatenates its chunks on every call
+    cols = [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks()
+            for c in (table.column(n) for n in ("subject_id", "hadm_id", "text", "length"))]
+
+    def batch(idx: np.ndarray) -> pa.Table:
+        subject, hadm, text, length = (c.take(idx) for c in cols)
+        labels = pa.array([";".join(c) for c in codes.iloc[idx]], type=pa.string())
+        return pa.table([subject, hadm, text, labels, length], names=names)
+
+    options = pacsv.WriteOptions(quoting_style="needed")
+    first = batch(order[:CSV_BATCH])
+    with pacsv.CSVWriter(path, first.schema, write_options=options) as writer:
+        writer.write_table(first)
+        for start in range(CSV_BATCH, len(order), CSV_BATCH):
+            writer.write_table(batch(order[start:start + CSV_BATCH]))
 
 
 def _write_embed(path: Path, vocab: list[str], emb: np.ndarray) -> None:

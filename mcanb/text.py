@@ -33,7 +33,8 @@ ENGINES = ("re", "regex")
 PATTERN = r"\w+"
 # In ASCII text a \w+ run is numeric iff it is all digits, so "a \w+ run with at least one non-digit"
 # finds exactly the tokens the CAML rule keeps, in one pass and without a Python-level test per token.
-_ASCII_KEEP = re.compile(r"\d*[^\W\d]\w*")
+# It only ever sees ASCII text, where re.ASCII's classes equal the Unicode ones (and match ~30 % faster).
+_ASCII_KEEP = re.compile(r"\d*[^\W\d]\w*", re.ASCII)
 
 
 @lru_cache(maxsize=None)
@@ -89,6 +90,9 @@ def tokenize_counted(text: str, token_rule: str = "caml", engine: str = "re", ty
     memory: texts over :data:`CHUNK_CHARS` characters are cut at the last space or newline of each piece.
     """
     if len(text) <= CHUNK_CHARS:
+        if token_rule == "caml" and engine == "re" and text.isascii():  # tokenize_joined's fast path, its list kept
+            toks = _ASCII_KEEP.findall(text.lower())
+            return " ".join(toks), len(toks), (set(toks) if types else None)
         t = tokenize_joined(text, token_rule, engine)
         if types:
             toks = t.split()
@@ -125,7 +129,7 @@ def truncate(tokens: Sequence, max_length: int) -> Sequence:
 
 
 # ------------------------------------------------------------------------------- whole corpora
-_TEXTS: list[str] = []        # documents to tokenise; set before forking so workers inherit them
+_TEXTS: Sequence[str] = []    # documents to tokenise; set before forking so workers inherit them
 _IS_TRAIN: np.ndarray = np.zeros(0, dtype=bool)
 
 
@@ -142,11 +146,12 @@ def _tokenize_range(args: tuple[int, int, str, str]) -> tuple[list[str], list[in
     return texts, lengths, df
 
 
-def tokenize_corpus(texts: list[str], is_train: np.ndarray, token_rule: str = "caml", engine: str = "re",
+def tokenize_corpus(texts: Sequence[str], is_train: np.ndarray, token_rule: str = "caml", engine: str = "re",
                     workers: int = 0, progress: bool = False) -> tuple[list[str], np.ndarray, Counter]:
     """Tokenised documents, their lengths, and training-set document frequencies (for the vocabulary).
 
-    ``texts``: N documents; ``is_train``: (N,) bool. Returns N joined token strings, (N,) int64 token counts
+    ``texts``: N documents (a list, or anything indexable that gives document ``i``'s text, such as
+    :class:`mcanb.documents.NoteTexts`, which joins a document's notes from Arrow buffers); ``is_train``: (N,) bool. Returns N joined token strings, (N,) int64 token counts
     and the number of training documents each token occurs in. Large inputs are split across ``workers``
     (0: all cores) forked processes, which inherit the texts instead of receiving them pickled; only the
     joined token strings and the counts come back.

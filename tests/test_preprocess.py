@@ -261,3 +261,54 @@ def test_table_missing_column(tmp_path):
     pd.DataFrame({"id": [1], "text": ["a"], "split": ["train"]}).to_csv(path, index=False)
     with pytest.raises(data.DataError, match=r"missing column\(s\) \['codes'\]"):
         coded_table.read_coded_table(path)
+
+
+# ------------------------------------------------------------------ memory-lean pieces of the pipeline
+def test_note_texts_join_each_documents_notes_like_a_frame(tmp_path):
+    """Documents read from the notes' Arrow array equal the notes joined with a space in ROW_ID order."""
+    raw = tmp_path / "raw"
+    make_mimic(raw)
+    from mcanb.documents import mimic_documents
+    from mcanb.preprocess_report import Drops
+
+    docs, _, texts = mimic_documents(raw, Drops(), {}, encoding="utf-8", progress=False, drop_iserror=False,
+                                     duplicate_notes="drop", caml_compat=False)
+    got = dict(zip(docs["hadm_id"], (texts[i] for i in range(len(texts)))))
+    assert got[101] == ("Admission Date: [**2151-7-16**]\nHypertension, \"essential\" 25 mg "
+                        "Addendum: Pt's BP 120/80, stable.")  # ROW_ID 10 before 11, whatever the file order
+    assert got[102] == "Long-term anticoagulants; fall" and len(texts) == len(docs) == 6
+    assert [texts.select(docs["hadm_id"].to_numpy() == 102)[0]] == [got[102]]
+
+
+def test_repeated_notes_are_found_by_full_comparison_when_hashes_collide(monkeypatch):
+    """Notes are compared one text at a time by hash; equal hashes alone never make a copy."""
+    import pyarrow as pa
+
+    texts = pa.chunked_array([["a", "b", "a"], ["b", "c", "a", "a"]])
+    notes = pd.DataFrame({"row_id": range(7), "hadm_id": [1, 1, 1, 1, 2, 2, 3], "pos": [0, 1, 2, 3, 4, 5, 6]})
+    expected = notes.assign(text=texts.to_pylist()).duplicated(["hadm_id", "text"], keep="first").tolist()
+    assert expected == [False, False, True, True, False, False, False]
+    assert data.duplicate_notes(notes, texts, "NOTEEVENTS.csv").tolist() == expected
+    monkeypatch.setattr(data, "hash", lambda s: 0, raising=False)  # every text collides
+    assert data.duplicate_notes(notes, texts, "NOTEEVENTS.csv").tolist() == expected
+
+
+def test_caml_csv_written_in_batches_equals_one_sorted_write(tmp_path, monkeypatch):
+    """The CAML CSV, copied a sorted batch at a time, has the bytes of one write of the whole sorted table."""
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    frame = pd.DataFrame({"hadm_id": [5, 3, 9, 1, 7], "subject_id": pd.array([50, 30, 90, 10, 70], dtype="Int64"),
+                          "text": ["b c", "a", "x, \"q\"", "d e f", "g"], "codes": [["1"], ["2", "3"], ["4"], [], ["5"]],
+                          "length": [2, 1, 2, 3, 1]})
+    whole = pd.DataFrame({"SUBJECT_ID": frame["subject_id"], "HADM_ID": frame["hadm_id"], "TEXT": frame["text"],
+                          "LABELS": frame["codes"].map(";".join), "length": frame["length"]})
+    whole = pa.Table.from_pandas(whole.sort_values("length", kind="stable"), preserve_index=False)
+    pacsv.write_csv(whole, tmp_path / "whole.csv", pacsv.WriteOptions(quoting_style="needed"))
+    monkeypatch.setattr(preprocess, "CSV_BATCH", 2)
+    for rows in (frame, frame.iloc[:0]):
+        preprocess._write_caml_csv(tmp_path / "batched.csv", pa.Table.from_pandas(rows, preserve_index=False),
+                                   rows["codes"])
+        written = (tmp_path / "batched.csv").read_bytes()
+        assert written == ((tmp_path / "whole.csv").read_bytes() if len(rows) else b'"SUBJECT_ID","HADM_ID",'
+                           b'"TEXT","LABELS","length"\n')
