@@ -46,7 +46,9 @@ class Monitor:
     """Context manager: a daemon thread printing progress lines of ``run_dir``'s training runs.
 
     ``label`` prefixes each line (``04_cnn_retraining/toy``); ``write`` defaults to ``tqdm.write`` on stderr so
-    lines do not break papermill's cell progress bar. Only files updated after the monitor started count.
+    lines do not break papermill's cell progress bar. Only files updated after the monitor started count, and of
+    those only runs of this notebook run (``caller`` in ``progress.json``, written by ``fit``; two studies may
+    train into one run store at once).
     """
 
     def __init__(self, run_dir: Path, label: str, *, enabled: bool = True, interval: float = 1.0,
@@ -97,6 +99,9 @@ class Monitor:
         try:
             doc = json.loads(newest.read_text())
         except (OSError, ValueError):
+            return None
+        if doc.get("caller") not in (None, self.label):   # a run of another notebook run sharing the store
+            self._seen[newest] = newest_t
             return None
         epoch_end = doc.get("batch") is None
         if not (epoch_end or final) and time.time() - self._last_time < self.min_gap:

@@ -104,6 +104,7 @@ def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: 
     config, dev_ds, test_ds = apply_caps(config, dev_ds, test_ds, out_dir)   # `mcanb study --rehearse` only
     t = _Trainer(model, train_ds, dev_ds, config, out_dir, metric_fn, accelerator, param_groups)
     t.has_test = test_ds is not None
+    t.caller = f"{notebook}/{run}" if notebook and run else None   # progress.json: whose run (mcanb.progress)
     with determinism(t.config):
         t.start(resume, run_identity)
         if t.reused is not None:
@@ -338,7 +339,7 @@ class _Trainer(Checkpointing):
                "step": p.step, "max_steps": self.config.max_steps, "epoch_s": round(epoch_s, 2),
                "train_loss": p.loss_sum / max(p.loss_docs, 1), "metric": self.metric, "best": p.best_metric,
                "best_epoch": p.best_epoch, "epochs_done": len(p.history), "stop_reason": p.stop_reason,
-               "updated": time.time()}
+               "caller": self.caller, "updated": time.time()}
         tmp = self.out_dir / ".progress.json.tmp"
         tmp.write_text(json.dumps(doc))
         os.replace(tmp, self.out_dir / "progress.json")

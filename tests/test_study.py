@@ -81,6 +81,16 @@ def test_progress_lines_from_progress_files(tmp_path):
         (shared / "progress.json").write_text(json.dumps(doc))
         time.sleep(0.5)
     assert lines and lines[0].startswith("[02/toy] in_domain/hier_lan-1/seed13 · epoch 2/4"), lines
+    # a run another notebook run trains into the shared store at the same time is not shown as this one's
+    lines.clear()
+    other = shared.parent.parent / "hier_fcn-2" / "seed13"
+    with Monitor(tmp_path / "nb", "02/toy", write=lines.append, interval=0.05, also=(tmp_path / "bert_runs" / "toy",)):
+        other.mkdir(parents=True)
+        (other / "progress.json").write_text(json.dumps({**doc, "caller": "03/toy"}))
+        time.sleep(0.3)
+        (shared / "progress.json").write_text(json.dumps({**doc, "caller": "02/toy", "epoch": 2}))
+        time.sleep(0.5)
+    assert all("hier_fcn-2" not in line for line in lines) and any("epoch 3/4" in line for line in lines), lines
 
 
 def test_study_runs_then_skips_everything(tiny_study):
