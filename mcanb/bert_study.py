@@ -96,7 +96,8 @@ def model_config(architecture: str, encoder: Encoder, tokenizer, num_codes: int,
               "cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id,
               "pad_token_id": tokenizer.pad_token_id, **overrides, **fixed}
     if name == "bert_trun":   # one segment, no second level: settings of the hierarchy do not apply
-        for key in ("max_segments", "segment_layers", "segment_heads", "segment_ff", "hier_variant", "pooling"):
+        for key in ("max_segments", "segment_layers", "segment_heads", "segment_ff", "hier_variant", "segment_init",
+                    "pooling"):
             config.pop(key, None)
     return name, config
 
@@ -133,6 +134,8 @@ class BertRow:
     head_lr: float
     max_words: int = 2500
     layer_decay: float = 1.0
+    segment_lr: float | None = None     # BERT-hier's second level (None: head_lr)
+    output_bias: str = "zero"           # "zero" | "prior": the codes' log-odds (BertCodingModel.init_output_bias)
     model_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     progress: bool = True
     _data: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)   # per Processed: grid.per_data
@@ -159,6 +162,8 @@ class BertRow:
         name, mcfg = model_config(self.architecture, self.enc, tokenizer, processed.num_codes, **self.model_overrides)
         torch.manual_seed(seed)
         model = build_model(name, mcfg)
+        if self.output_bias == "prior":
+            model.init_output_bias(torch.as_tensor(processed.multi_hot("train").mean(0)))
         max_pieces = model.config.max_pieces
         data = grid.per_data(self._data, processed, "data", lambda: wordpiece.datasets(     # shared by the seeds
             processed, tokenizer, max_words=self.max_words, max_pieces=max_pieces, progress=self.progress))
@@ -166,13 +171,15 @@ class BertRow:
         settings = {"model": name, "model_config": dataclasses.asdict(model.config),  # resolved: defaults included
                     "tokenizer": encoders.tokenizer_key(tokenizer), "max_words": self.max_words,
                     "max_pieces": max_pieces, "head_lr": self.head_lr, "layer_decay": self.layer_decay,
+                    "segment_lr": self.segment_lr, "output_bias": self.output_bias,
                     "train": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "seed")},
                     "data_dir": str(processed.data_dir), "label_space": processed.label_space}
-        train = {**{k: settings[k] for k in ("max_words", "max_pieces", "head_lr", "layer_decay")},
+        train = {**{k: settings[k] for k in ("max_words", "max_pieces", "head_lr", "layer_decay", "segment_lr",
+                                             "output_bias")},
                  "train": identity.train_settings(config)}
         parts = run_parts(processed, self.enc, name, settings["model_config"], train, seed)
         groups = param_groups(model, encoder_lr=config.lr, head_lr=self.head_lr, layer_decay=self.layer_decay,
-                              weight_decay=config.weight_decay)
+                              weight_decay=config.weight_decay, segment_lr=self.segment_lr)
         return grid.Prepared(model, data, dataclasses.replace(config, seed=int(seed), progress=self.progress), parts,
                              {**settings, "encoder_label": self.enc.label, "architecture": self.architecture,
                               "domain": self.enc.domain}, groups)
@@ -312,12 +319,13 @@ def encoder_rows(processed: Processed, params: Mapping[str, Any]) -> list[Encode
                     f"outputs/encoders/{processed.data_dir.name}-{processed.label_space}")
     mlm = mlm_config(hidden_size=params["mlm_hidden_size"], num_layers=params["mlm_layers"],
                      num_heads=params["segment_heads"], vocab_size=params["mlm_vocab_size"],
-                     steps=params["mlm_steps"], lr=params["mlm_lr"], num_threads=params["num_threads"])
+                     steps=params["mlm_steps"], lr=params["mlm_lr"], num_threads=params["num_threads"],
+                     sentence_objective=params.get("mlm_sentence_objective", encoders.MlmConfig.sentence_objective))
     return resolve_encoders(params["encoders"], processed, where, mlm, less_data=params["less_data"], progress=False)
 
 
 MODEL_PARAMS = ("segment_length", "max_segments", "segment_layers", "segment_heads", "segment_ff", "hier_variant",
-                "pooling", "lan_projection_dim", "gradient_checkpointing")   # notebook parameters -> model settings
+                "segment_init", "segment_summary", "pooling", "lan_projection_dim", "gradient_checkpointing")   # notebook parameters -> model settings
 
 
 def study_rows(rows_of: Sequence[Encoder], architectures: Sequence[str], params: Mapping[str, Any]) -> list[BertRow]:
@@ -330,7 +338,8 @@ def study_rows(rows_of: Sequence[Encoder], architectures: Sequence[str], params:
                           early_stopping_metric=params["early_stopping_metric"])
     return rows(rows_of, architectures, config, encoder_lr={"default": params["encoder_lr"], **params["encoder_lrs"]},
                 head_lr={"default": params["head_lr"], **params["head_lrs"]}, max_words=params["max_words"],
-                layer_decay=params["layer_decay"], progress=False,
+                layer_decay=params["layer_decay"], progress=False, segment_lr=params.get("segment_lr"),
+                output_bias=params.get("output_bias", "zero"),
                 model_overrides={k: params[k] for k in MODEL_PARAMS if k in params})
 
 
