@@ -135,10 +135,15 @@ class BertRow:
     max_words: int = 2500
     layer_decay: float = 1.0
     segment_lr: float | None = None     # BERT-hier's second level (None: head_lr)
-    output_bias: str = "zero"           # "zero" | "prior": the codes' log-odds (BertCodingModel.init_output_bias)
+    output_bias: str = "default"        # "default" (the layer's own init) | "prior": the codes' training log-odds
+                                        #   (BertCodingModel.init_output_bias)
     model_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     progress: bool = True
     _data: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)   # per Processed: grid.per_data
+
+    def __post_init__(self) -> None:
+        if self.output_bias not in ("default", "prior"):
+            raise ValueError(f"output_bias must be 'default' or 'prior', got {self.output_bias!r}")
 
     @property
     def key(self) -> str:
@@ -285,34 +290,10 @@ def beside_paper(results: Sequence[dict], table: int, label_space: str,
                             data=comparison.data_source(data_dir)).frame()
 
 
-def plot_scores(results: Sequence[dict], metric: str = "micro_f1", split: str = "test", floor: float | None = None):
-    """Bars of ``<split>/<metric>`` per encoder, one colour per architecture, seed spread as error bars; a dashed
-    line at ``floor`` (the most-frequent baseline) when given."""
-    import matplotlib.pyplot as plt
-    from .reporting import PALETTE
-
-    frame = pd.DataFrame(results)
-    g = frame.groupby(["encoder", "architecture"], sort=False)[f"{split}/{metric}"].agg(["mean", "std"]).reset_index()
-    encs, archs = list(dict.fromkeys(g["encoder"])), list(dict.fromkeys(g["architecture"]))
-    fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(encs), 3.4))
-    width = 0.8 / len(archs)
-    for j, arch in enumerate(archs):
-        sub = g[g["architecture"] == arch].set_index("encoder").reindex(encs)
-        ax.bar(np.arange(len(encs)) + (j - (len(archs) - 1) / 2) * width, sub["mean"], width,
-               yerr=sub["std"].fillna(0), color=PALETTE[j % len(PALETTE)], label=published.ARCHITECTURES[arch],
-               capsize=3)
-    if floor is not None:
-        ax.axhline(floor, color="grey", ls="--", lw=1, label="most frequent codes")
-    ax.set_xticks(np.arange(len(encs)), [e.replace(" (", "\n(") for e in encs], fontsize=8)
-    ax.set_ylabel(f"{split} {metric}")
-    ax.legend(fontsize=8, loc="best", framealpha=0.9)
-    fig.tight_layout()
-    return fig
-
-
 def encoder_rows(processed: Processed, params: Mapping[str, Any]) -> list[Encoder]:
     """Notebooks 02 and 03's encoder rows from their parameters: ``encoders``, ``less_data``, the local encoders'
-    pretraining (``mlm_*``, ``segment_heads``, ``num_threads``) and ``encoders_dir`` (None:
+    pretraining (``mlm_*``, ``segment_heads``, ``num_threads``; examples as long as the ``segment_length`` the
+    encoder will read) and ``encoders_dir`` (None:
     ``outputs/encoders/<data run>-<label space>``, since the in-domain encoder reads that data's training notes)."""
     from .paths import resolve
     where = resolve(params.get("encoders_dir") or
@@ -320,26 +301,26 @@ def encoder_rows(processed: Processed, params: Mapping[str, Any]) -> list[Encode
     mlm = mlm_config(hidden_size=params["mlm_hidden_size"], num_layers=params["mlm_layers"],
                      num_heads=params["segment_heads"], vocab_size=params["mlm_vocab_size"],
                      steps=params["mlm_steps"], lr=params["mlm_lr"], num_threads=params["num_threads"],
-                     sentence_objective=params.get("mlm_sentence_objective", encoders.MlmConfig.sentence_objective))
+                     seq_len=params["segment_length"], sentence_objective=params["mlm_sentence_objective"])
     return resolve_encoders(params["encoders"], processed, where, mlm, less_data=params["less_data"], progress=False)
 
 
 MODEL_PARAMS = ("segment_length", "max_segments", "segment_layers", "segment_heads", "segment_ff", "hier_variant",
-                "segment_init", "segment_summary", "pooling", "lan_projection_dim", "gradient_checkpointing")   # notebook parameters -> model settings
+                "segment_init", "pooling", "lan_projection_dim", "gradient_checkpointing")   # notebook parameters -> model settings
 
 
 def study_rows(rows_of: Sequence[Encoder], architectures: Sequence[str], params: Mapping[str, Any]) -> list[BertRow]:
     """Notebooks 02 and 03's :func:`rows` from their parameters: the fine-tuning set-up (:func:`train_config`),
     the model settings they have (:data:`MODEL_PARAMS`), ``encoder_lr``/``encoder_lrs``, ``head_lr``/``head_lrs``,
-    ``layer_decay`` and ``max_words``."""
+    ``segment_lr``, ``output_bias``, ``layer_decay`` and ``max_words``."""
     config = train_config(num_epochs=params["num_epochs"], batch_size=params["batch_size"],
                           grad_accum_steps=params["grad_accum_steps"], encoder_lr=params["encoder_lr"],
                           patience=params["patience"], amp=params["amp"], num_threads=params["num_threads"],
                           early_stopping_metric=params["early_stopping_metric"])
     return rows(rows_of, architectures, config, encoder_lr={"default": params["encoder_lr"], **params["encoder_lrs"]},
                 head_lr={"default": params["head_lr"], **params["head_lrs"]}, max_words=params["max_words"],
-                layer_decay=params["layer_decay"], progress=False, segment_lr=params.get("segment_lr"),
-                output_bias=params.get("output_bias", "zero"),
+                layer_decay=params["layer_decay"], progress=False, segment_lr=params["segment_lr"],
+                output_bias=params["output_bias"],
                 model_overrides={k: params[k] for k in MODEL_PARAMS if k in params})
 
 

@@ -260,6 +260,8 @@ COMMON: dict[str, Check] = {
     "segment_length": at_least(3), "max_segments": at_least(1), "segment_layers": at_least(0),
     "segment_heads": at_least(1), "segment_ff": at_least(1, optional=True),
     "hier_variant": one_of("paper", "segment_context"), "encoders": encoders,
+    "mlm_sentence_objective": one_of("nsp", "none"), "segment_init": one_of("default", "identity"),
+    "segment_lr": positive_number(optional=True), "output_bias": one_of("default", "prior"),
 }
 VALIDATORS: dict[str, dict[str, Check]] = {
     "01_preprocess": {"input_format": one_of("mimic3", "table"), "input_path": input_path, "splits_dir": splits_dir,

@@ -47,7 +47,6 @@ HEADS = ("fcn", "lan")
 POOLINGS = ("max", "mean")
 HIER_VARIANTS = ("paper", "segment_context")
 SEGMENT_INITS = ("identity", "default")
-SUMMARIES = ("cls", "mean")
 
 
 @dataclass
@@ -70,8 +69,6 @@ class BertHierConfig:
     segment_init: str = "default"    # "default": PyTorch's initialisation; "identity": the second level's residual
                                      #   branches start at zero, so it starts as (LayerNorms of) its input
     pooling: str = "max"             # FCN over segments: "max" | "mean" of the segment states
-    segment_summary: str = "cls"     # a segment's state: its final "cls" state (the paper, BERT) or the "mean" of
-                                     #   its token states (encoders whose [CLS] was never trained; docs/encoders.md)
     lan_projection_dim: int | None = None  # None: the paper's A = softmax(H·U); an int: LAAT/PLM-ICD's tanh(W·H)
     dropout: float = 0.1             # head dropout (the encoder keeps its own, 0.1 in BERT)
     gradient_checkpointing: bool = False  # recompute encoder activations in backward (long notes on a GPU)
@@ -84,8 +81,6 @@ class BertHierConfig:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.segment_summary not in SUMMARIES:
-            raise ValueError(f"segment_summary must be one of {SUMMARIES}, got {self.segment_summary!r}")
         if self.segment_init not in SEGMENT_INITS:
             raise ValueError(f"segment_init must be one of {SEGMENT_INITS}, got {self.segment_init!r}")
         if self.hier_variant not in HIER_VARIANTS:
@@ -234,11 +229,7 @@ class BertCodingModel(nn.Module):
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
         tokens, token_mask, segment_mask = split_segments(input_ids, attention_mask, self.config)
         states = self.encode_segments(tokens, token_mask, segment_mask)          # (B, S, L, h)
-        if self.config.segment_summary == "cls":
-            segments = states[:, :, 0]                                           # (B, S, h) [CLS] per segment
-        else:                                                                    # mean of the real tokens
-            m = token_mask[..., None].to(states.dtype)
-            segments = (states * m).sum(2) / m.sum(2).clamp_min(1.0)
+        segments = states[:, :, 0]                                               # (B, S, h) [CLS] per segment
         if self.segment_encoder is not None:
             pos = self.segment_position(torch.arange(segments.shape[1], device=segments.device))
             segments = self.segment_norm(self.segment_encoder(segments + pos, src_key_padding_mask=~segment_mask))
