@@ -292,8 +292,7 @@ def beside_paper(results: Sequence[dict], table: int, label_space: str,
 
 def encoder_rows(processed: Processed, params: Mapping[str, Any]) -> list[Encoder]:
     """Notebooks 02 and 03's encoder rows from their parameters: ``encoders``, ``less_data``, the local encoders'
-    pretraining (``mlm_*``, ``segment_heads``, ``num_threads``; examples as long as the ``segment_length`` the
-    encoder will read) and ``encoders_dir`` (None:
+    pretraining (``mlm_*``, ``segment_heads``, ``num_threads``) and ``encoders_dir`` (None:
     ``outputs/encoders/<data run>-<label space>``, since the in-domain encoder reads that data's training notes)."""
     from .paths import resolve
     where = resolve(params.get("encoders_dir") or
@@ -301,7 +300,7 @@ def encoder_rows(processed: Processed, params: Mapping[str, Any]) -> list[Encode
     mlm = mlm_config(hidden_size=params["mlm_hidden_size"], num_layers=params["mlm_layers"],
                      num_heads=params["segment_heads"], vocab_size=params["mlm_vocab_size"],
                      steps=params["mlm_steps"], lr=params["mlm_lr"], num_threads=params["num_threads"],
-                     seq_len=params["segment_length"], sentence_objective=params["mlm_sentence_objective"])
+                     sentence_objective=params["mlm_sentence_objective"])
     return resolve_encoders(params["encoders"], processed, where, mlm, less_data=params["less_data"], progress=False)
 
 

@@ -156,8 +156,8 @@ class MlmConfig:
     steps: int = 300                 # optimizer steps
     lr: float = 5e-4
     mlm_probability: float = 0.15    # BERT's masking rate
-    sentence_objective: str = "nsp"  # "nsp": MLM + next-segment prediction, as BERT pretrained (trains [CLS] and the
-                                     #   pooler); "none": MLM only (docs/encoders.md, "Local encoders")
+    sentence_objective: str = "none"  # "none": MLM only; "nsp": MLM + next-segment prediction, as BERT pretrained
+                                      #   (trains [CLS] and the pooler; docs/encoders.md, "Local encoders")
     seed: int = 13
     num_threads: int | None = 1      # torch CPU threads while pretraining: the sums' order, hence the weights, depend
                                      #   on it (README "Where results may differ"); None leaves torch's setting

@@ -477,7 +477,8 @@ def test_next_segment_pretraining_trains_the_cls_state(tmp_path):
                seq_len=24, batch_size=32, steps=200, lr=1e-2)
     with pytest.raises(ValueError, match="sentence_objective must be one of"):
         encoders.MlmConfig(sentence_objective="sop")
-    out = encoders.pretrain_mlm(texts, tmp_path / "nsp", encoders.MlmConfig(**cfg), progress=False)
+    out = encoders.pretrain_mlm(texts, tmp_path / "nsp", encoders.MlmConfig(**cfg, sentence_objective="nsp"),
+                                progress=False)
     meta = json.loads((out / "pretraining.json").read_text())
     assert meta["settings"]["sentence_objective"] == "nsp"
     assert meta["nsp_loss_first"] > 0.68 and meta["nsp_loss_last"] < 0.6           # from chance (ln 2) down
