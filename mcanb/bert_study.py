@@ -192,13 +192,16 @@ class BertRow:
 
 def rows(encoder_rows: Sequence[Encoder], architectures: Sequence[str], config: TrainConfig, *,
          encoder_lr: float | Mapping[str, float] | None = None, head_lr: float | Mapping[str, float] | None = None,
-         **settings: Any) -> list[BertRow]:
+         segment_lr: float | Mapping[str, float | None] | None = None,
+         output_bias: str | Mapping[str, str] = "default", **settings: Any) -> list[BertRow]:
     """One :class:`BertRow` per encoder and architecture (in that nesting).
 
     ``encoder_lr`` (default ``config.lr``) and ``head_lr`` (default: the encoder's) are one value, or a mapping:
     per encoder for ``encoder_lr`` (keyed by the name in the notebook's ``encoders``, or the row label), per
     architecture or head for ``head_lr`` (``"hier_fcn"``, else ``"fcn"``), with ``"default"`` for the rest
-    (:func:`setting_for`). ``settings``: :class:`BertRow`'s max_words, layer_decay, model_overrides, progress."""
+    (:func:`setting_for`). ``segment_lr`` (BERT-hier's second level; None: the head's rate) is one value or a mapping
+    keyed like ``head_lr``; so is ``output_bias`` (:class:`BertRow`; unnamed heads: ``"default"``). ``settings``:
+    :class:`BertRow`'s other fields (max_words, layer_decay, model_overrides, progress)."""
     out = []
     for enc in encoder_rows:
         lr = setting_for(config.lr if encoder_lr is None else encoder_lr, "encoder_lr", enc.name, enc.label)
@@ -206,7 +209,12 @@ def rows(encoder_rows: Sequence[Encoder], architectures: Sequence[str], config: 
             if arch not in ARCHITECTURE_MODELS:
                 raise ValueError(f"architecture must be one of {list(ARCHITECTURE_MODELS)}, got {arch!r}")
             hl = setting_for(lr if head_lr is None else head_lr, "head_lr", arch, arch.split("_")[1])
-            out.append(BertRow(enc, arch, dataclasses.replace(config, lr=float(lr)), float(hl), **settings))
+            sl = setting_for({"default": None, **segment_lr} if isinstance(segment_lr, Mapping) else segment_lr,
+                             "segment_lr", arch, arch.split("_")[1])
+            ob = setting_for({"default": "default", **output_bias} if isinstance(output_bias, Mapping) else output_bias,
+                             "output_bias", arch, arch.split("_")[1])
+            out.append(BertRow(enc, arch, dataclasses.replace(config, lr=float(lr)), float(hl),
+                               segment_lr=None if sl is None else float(sl), output_bias=ob, **settings))
     return out
 
 
@@ -311,14 +319,15 @@ MODEL_PARAMS = ("segment_length", "max_segments", "segment_layers", "segment_hea
 def study_rows(rows_of: Sequence[Encoder], architectures: Sequence[str], params: Mapping[str, Any]) -> list[BertRow]:
     """Notebooks 02 and 03's :func:`rows` from their parameters: the fine-tuning set-up (:func:`train_config`),
     the model settings they have (:data:`MODEL_PARAMS`), ``encoder_lr``/``encoder_lrs``, ``head_lr``/``head_lrs``,
-    ``segment_lr``, ``output_bias``, ``layer_decay`` and ``max_words``."""
+    ``segment_lr``/``segment_lrs``, ``output_bias``, ``layer_decay`` and ``max_words``."""
     config = train_config(num_epochs=params["num_epochs"], batch_size=params["batch_size"],
                           grad_accum_steps=params["grad_accum_steps"], encoder_lr=params["encoder_lr"],
                           patience=params["patience"], amp=params["amp"], num_threads=params["num_threads"],
                           early_stopping_metric=params["early_stopping_metric"])
     return rows(rows_of, architectures, config, encoder_lr={"default": params["encoder_lr"], **params["encoder_lrs"]},
                 head_lr={"default": params["head_lr"], **params["head_lrs"]}, max_words=params["max_words"],
-                layer_decay=params["layer_decay"], progress=False, segment_lr=params["segment_lr"],
+                layer_decay=params["layer_decay"], progress=False,
+                segment_lr={"default": params["segment_lr"], **params["segment_lrs"]},
                 output_bias=params["output_bias"],
                 model_overrides={k: params[k] for k in MODEL_PARAMS if k in params})
 

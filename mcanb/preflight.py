@@ -75,6 +75,14 @@ def positive_number(optional: bool = False) -> Check:
     return check
 
 
+def output_bias(v: Any, ctx) -> str | None:
+    """``"default"`` or ``"prior"``, or a mapping of them per head or architecture (``mcanb.bert_study.rows``)."""
+    ok = ("default", "prior")
+    if v in ok or (isinstance(v, dict) and all(x in ok for x in v.values())):
+        return None
+    return f"expected a mapping of 'default' or 'prior' per head, e.g. {{'fcn': 'prior'}} ({{}}: 'default'), got {v!r}"
+
+
 def rates(optional: bool = False) -> Check:
     """A learning rate > 0, or a mapping ``{name: rate}`` (per model, per encoder or per head; ``default`` for the
     rest), each rate > 0."""
@@ -261,7 +269,7 @@ COMMON: dict[str, Check] = {
     "segment_heads": at_least(1), "segment_ff": at_least(1, optional=True),
     "hier_variant": one_of("paper", "segment_context"), "encoders": encoders,
     "mlm_sentence_objective": one_of("nsp", "none"), "segment_init": one_of("default", "identity"),
-    "segment_lr": positive_number(optional=True), "output_bias": one_of("default", "prior"),
+    "segment_lr": positive_number(optional=True), "segment_lrs": rates(), "output_bias": output_bias,
 }
 VALIDATORS: dict[str, dict[str, Check]] = {
     "01_preprocess": {"input_format": one_of("mimic3", "table"), "input_path": input_path, "splits_dir": splits_dir,

@@ -203,6 +203,19 @@ def test_coverage_and_per_encoder_settings():
         bert_study.setting_for({"random": 0.01}, "encoder_lr", "general", "general (MLM on English docstrings)")
 
 
+def test_per_head_segment_rate_and_output_bias():
+    cfg = bert_study.train_config(num_epochs=1, encoder_lr=0.002)
+    archs = ["trun_fcn", "hier_fcn", "trun_lan", "hier_lan"]
+    made = bert_study.rows([bert_study.Encoder("e", "e")], archs, cfg, head_lr={"default": 0.01, "fcn": 0.03},
+                           segment_lr={"default": None, "fcn": 0.002}, output_bias={"fcn": "prior"})
+    assert [(r.head_lr, r.segment_lr, r.output_bias) for r in made] == [
+        (0.03, 0.002, "prior"), (0.03, 0.002, "prior"), (0.01, None, "default"), (0.01, None, "default")]
+    plain = bert_study.rows([bert_study.Encoder("e", "e")], archs, cfg)
+    assert {(r.segment_lr, r.output_bias) for r in plain} == {(None, "default")}      # the paper's set-up
+    with pytest.raises(ValueError, match="output_bias must be 'default' or 'prior'"):
+        bert_study.rows([bert_study.Encoder("e", "e")], archs, cfg, output_bias="zero")
+
+
 def test_less_data_encoder_reads_a_share_of_the_training_notes(study, tmp_path):
     proc, _, root = study
     mlm = encoders.MlmConfig(vocab_size=120, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
