@@ -308,7 +308,7 @@ def encoder_rows(processed: Processed, params: Mapping[str, Any]) -> list[Encode
     mlm = mlm_config(hidden_size=params["mlm_hidden_size"], num_layers=params["mlm_layers"],
                      num_heads=params["segment_heads"], vocab_size=params["mlm_vocab_size"],
                      steps=params["mlm_steps"], lr=params["mlm_lr"], num_threads=params["num_threads"],
-                     sentence_objective=params["mlm_sentence_objective"])
+                     seq_len=params["mlm_seq_len"], sentence_objective=params["mlm_sentence_objective"])
     return resolve_encoders(params["encoders"], processed, where, mlm, less_data=params["less_data"], progress=False)
 
 
