@@ -313,7 +313,8 @@ def encoder_rows(processed: Processed, params: Mapping[str, Any]) -> list[Encode
 
 
 MODEL_PARAMS = ("segment_length", "max_segments", "segment_layers", "segment_heads", "segment_ff", "hier_variant",
-                "segment_init", "pooling", "lan_projection_dim", "gradient_checkpointing")   # notebook parameters -> model settings
+                "segment_init", "pooling", "lan_projection_dim",
+                "gradient_checkpointing")   # notebook parameters -> model settings
 
 
 def study_rows(rows_of: Sequence[Encoder], architectures: Sequence[str], params: Mapping[str, Any]) -> list[BertRow]:

@@ -268,7 +268,8 @@ COMMON: dict[str, Check] = {
     "segment_length": at_least(3), "max_segments": at_least(1), "segment_layers": at_least(0),
     "segment_heads": at_least(1), "segment_ff": at_least(1, optional=True),
     "hier_variant": one_of("paper", "segment_context"), "encoders": encoders,
-    "mlm_sentence_objective": one_of("nsp", "none"), "mlm_seq_len": at_least(8), "segment_init": one_of("default", "identity"),
+    "mlm_sentence_objective": one_of("nsp", "none"), "mlm_seq_len": at_least(8),
+    "segment_init": one_of("default", "identity"),
     "segment_lr": positive_number(optional=True), "segment_lrs": rates(), "output_bias": output_bias,
 }
 VALIDATORS: dict[str, dict[str, Check]] = {
