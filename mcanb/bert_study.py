@@ -96,7 +96,8 @@ def model_config(architecture: str, encoder: Encoder, tokenizer, num_codes: int,
               "cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id,
               "pad_token_id": tokenizer.pad_token_id, **overrides, **fixed}
     if name == "bert_trun":   # one segment, no second level: settings of the hierarchy do not apply
-        for key in ("max_segments", "segment_layers", "segment_heads", "segment_ff", "hier_variant", "pooling"):
+        for key in ("max_segments", "segment_layers", "segment_heads", "segment_ff", "hier_variant", "segment_init",
+                    "pooling"):
             config.pop(key, None)
     return name, config
 
@@ -133,9 +134,16 @@ class BertRow:
     head_lr: float
     max_words: int = 2500
     layer_decay: float = 1.0
+    segment_lr: float | None = None     # BERT-hier's second level (None: head_lr)
+    output_bias: str = "default"        # "default" (the layer's own init) | "prior": the codes' training log-odds
+                                        #   (BertCodingModel.init_output_bias)
     model_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     progress: bool = True
     _data: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)   # per Processed: grid.per_data
+
+    def __post_init__(self) -> None:
+        if self.output_bias not in ("default", "prior"):
+            raise ValueError(f"output_bias must be 'default' or 'prior', got {self.output_bias!r}")
 
     @property
     def key(self) -> str:
@@ -159,6 +167,8 @@ class BertRow:
         name, mcfg = model_config(self.architecture, self.enc, tokenizer, processed.num_codes, **self.model_overrides)
         torch.manual_seed(seed)
         model = build_model(name, mcfg)
+        if self.output_bias == "prior":
+            model.init_output_bias(torch.as_tensor(processed.multi_hot("train").mean(0)))
         max_pieces = model.config.max_pieces
         data = grid.per_data(self._data, processed, "data", lambda: wordpiece.datasets(     # shared by the seeds
             processed, tokenizer, max_words=self.max_words, max_pieces=max_pieces, progress=self.progress))
@@ -166,13 +176,15 @@ class BertRow:
         settings = {"model": name, "model_config": dataclasses.asdict(model.config),  # resolved: defaults included
                     "tokenizer": encoders.tokenizer_key(tokenizer), "max_words": self.max_words,
                     "max_pieces": max_pieces, "head_lr": self.head_lr, "layer_decay": self.layer_decay,
+                    "segment_lr": self.segment_lr, "output_bias": self.output_bias,
                     "train": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "seed")},
                     "data_dir": str(processed.data_dir), "label_space": processed.label_space}
-        train = {**{k: settings[k] for k in ("max_words", "max_pieces", "head_lr", "layer_decay")},
+        train = {**{k: settings[k] for k in ("max_words", "max_pieces", "head_lr", "layer_decay", "segment_lr",
+                                             "output_bias")},
                  "train": identity.train_settings(config)}
         parts = run_parts(processed, self.enc, name, settings["model_config"], train, seed)
         groups = param_groups(model, encoder_lr=config.lr, head_lr=self.head_lr, layer_decay=self.layer_decay,
-                              weight_decay=config.weight_decay)
+                              weight_decay=config.weight_decay, segment_lr=self.segment_lr)
         return grid.Prepared(model, data, dataclasses.replace(config, seed=int(seed), progress=self.progress), parts,
                              {**settings, "encoder_label": self.enc.label, "architecture": self.architecture,
                               "domain": self.enc.domain}, groups)
@@ -180,13 +192,16 @@ class BertRow:
 
 def rows(encoder_rows: Sequence[Encoder], architectures: Sequence[str], config: TrainConfig, *,
          encoder_lr: float | Mapping[str, float] | None = None, head_lr: float | Mapping[str, float] | None = None,
-         **settings: Any) -> list[BertRow]:
+         segment_lr: float | Mapping[str, float | None] | None = None,
+         output_bias: str | Mapping[str, str] = "default", **settings: Any) -> list[BertRow]:
     """One :class:`BertRow` per encoder and architecture (in that nesting).
 
     ``encoder_lr`` (default ``config.lr``) and ``head_lr`` (default: the encoder's) are one value, or a mapping:
     per encoder for ``encoder_lr`` (keyed by the name in the notebook's ``encoders``, or the row label), per
     architecture or head for ``head_lr`` (``"hier_fcn"``, else ``"fcn"``), with ``"default"`` for the rest
-    (:func:`setting_for`). ``settings``: :class:`BertRow`'s max_words, layer_decay, model_overrides, progress."""
+    (:func:`setting_for`). ``segment_lr`` (BERT-hier's second level; None: the head's rate) is one value or a mapping
+    keyed like ``head_lr``; so is ``output_bias`` (:class:`BertRow`; unnamed heads: ``"default"``). ``settings``:
+    :class:`BertRow`'s other fields (max_words, layer_decay, model_overrides, progress)."""
     out = []
     for enc in encoder_rows:
         lr = setting_for(config.lr if encoder_lr is None else encoder_lr, "encoder_lr", enc.name, enc.label)
@@ -194,7 +209,12 @@ def rows(encoder_rows: Sequence[Encoder], architectures: Sequence[str], config: 
             if arch not in ARCHITECTURE_MODELS:
                 raise ValueError(f"architecture must be one of {list(ARCHITECTURE_MODELS)}, got {arch!r}")
             hl = setting_for(lr if head_lr is None else head_lr, "head_lr", arch, arch.split("_")[1])
-            out.append(BertRow(enc, arch, dataclasses.replace(config, lr=float(lr)), float(hl), **settings))
+            sl = setting_for({"default": None, **segment_lr} if isinstance(segment_lr, Mapping) else segment_lr,
+                             "segment_lr", arch, arch.split("_")[1])
+            ob = setting_for({"default": "default", **output_bias} if isinstance(output_bias, Mapping) else output_bias,
+                             "output_bias", arch, arch.split("_")[1])
+            out.append(BertRow(enc, arch, dataclasses.replace(config, lr=float(lr)), float(hl),
+                               segment_lr=None if sl is None else float(sl), output_bias=ob, **settings))
     return out
 
 
@@ -278,31 +298,6 @@ def beside_paper(results: Sequence[dict], table: int, label_space: str,
                             data=comparison.data_source(data_dir)).frame()
 
 
-def plot_scores(results: Sequence[dict], metric: str = "micro_f1", split: str = "test", floor: float | None = None):
-    """Bars of ``<split>/<metric>`` per encoder, one colour per architecture, seed spread as error bars; a dashed
-    line at ``floor`` (the most-frequent baseline) when given."""
-    import matplotlib.pyplot as plt
-    from .reporting import PALETTE
-
-    frame = pd.DataFrame(results)
-    g = frame.groupby(["encoder", "architecture"], sort=False)[f"{split}/{metric}"].agg(["mean", "std"]).reset_index()
-    encs, archs = list(dict.fromkeys(g["encoder"])), list(dict.fromkeys(g["architecture"]))
-    fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(encs), 3.4))
-    width = 0.8 / len(archs)
-    for j, arch in enumerate(archs):
-        sub = g[g["architecture"] == arch].set_index("encoder").reindex(encs)
-        ax.bar(np.arange(len(encs)) + (j - (len(archs) - 1) / 2) * width, sub["mean"], width,
-               yerr=sub["std"].fillna(0), color=PALETTE[j % len(PALETTE)], label=published.ARCHITECTURES[arch],
-               capsize=3)
-    if floor is not None:
-        ax.axhline(floor, color="grey", ls="--", lw=1, label="most frequent codes")
-    ax.set_xticks(np.arange(len(encs)), [e.replace(" (", "\n(") for e in encs], fontsize=8)
-    ax.set_ylabel(f"{split} {metric}")
-    ax.legend(fontsize=8, loc="best", framealpha=0.9)
-    fig.tight_layout()
-    return fig
-
-
 def encoder_rows(processed: Processed, params: Mapping[str, Any]) -> list[Encoder]:
     """Notebooks 02 and 03's encoder rows from their parameters: ``encoders``, ``less_data``, the local encoders'
     pretraining (``mlm_*``, ``segment_heads``, ``num_threads``) and ``encoders_dir`` (None:
@@ -312,18 +307,20 @@ def encoder_rows(processed: Processed, params: Mapping[str, Any]) -> list[Encode
                     f"outputs/encoders/{processed.data_dir.name}-{processed.label_space}")
     mlm = mlm_config(hidden_size=params["mlm_hidden_size"], num_layers=params["mlm_layers"],
                      num_heads=params["segment_heads"], vocab_size=params["mlm_vocab_size"],
-                     steps=params["mlm_steps"], lr=params["mlm_lr"], num_threads=params["num_threads"])
+                     steps=params["mlm_steps"], lr=params["mlm_lr"], num_threads=params["num_threads"],
+                     seq_len=params["mlm_seq_len"], sentence_objective=params["mlm_sentence_objective"])
     return resolve_encoders(params["encoders"], processed, where, mlm, less_data=params["less_data"], progress=False)
 
 
 MODEL_PARAMS = ("segment_length", "max_segments", "segment_layers", "segment_heads", "segment_ff", "hier_variant",
-                "pooling", "lan_projection_dim", "gradient_checkpointing")   # notebook parameters -> model settings
+                "segment_init", "pooling", "lan_projection_dim",
+                "gradient_checkpointing")   # notebook parameters -> model settings
 
 
 def study_rows(rows_of: Sequence[Encoder], architectures: Sequence[str], params: Mapping[str, Any]) -> list[BertRow]:
     """Notebooks 02 and 03's :func:`rows` from their parameters: the fine-tuning set-up (:func:`train_config`),
     the model settings they have (:data:`MODEL_PARAMS`), ``encoder_lr``/``encoder_lrs``, ``head_lr``/``head_lrs``,
-    ``layer_decay`` and ``max_words``."""
+    ``segment_lr``/``segment_lrs``, ``output_bias``, ``layer_decay`` and ``max_words``."""
     config = train_config(num_epochs=params["num_epochs"], batch_size=params["batch_size"],
                           grad_accum_steps=params["grad_accum_steps"], encoder_lr=params["encoder_lr"],
                           patience=params["patience"], amp=params["amp"], num_threads=params["num_threads"],
@@ -331,6 +328,8 @@ def study_rows(rows_of: Sequence[Encoder], architectures: Sequence[str], params:
     return rows(rows_of, architectures, config, encoder_lr={"default": params["encoder_lr"], **params["encoder_lrs"]},
                 head_lr={"default": params["head_lr"], **params["head_lrs"]}, max_words=params["max_words"],
                 layer_decay=params["layer_decay"], progress=False,
+                segment_lr={"default": params["segment_lr"], **params["segment_lrs"]},
+                output_bias=params["output_bias"],
                 model_overrides={k: params[k] for k in MODEL_PARAMS if k in params})
 
 

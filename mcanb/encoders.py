@@ -22,6 +22,7 @@ notebooks/02_pretraining_domains.ipynb.
 from __future__ import annotations
 
 import ast
+import bisect
 import json
 import os
 import sysconfig
@@ -155,9 +156,19 @@ class MlmConfig:
     steps: int = 300                 # optimizer steps
     lr: float = 5e-4
     mlm_probability: float = 0.15    # BERT's masking rate
+    sentence_objective: str = "none"  # "none": MLM only; "nsp": MLM + next-segment prediction, as BERT pretrained
+                                      #   (trains [CLS] and the pooler; docs/encoders.md, "Local encoders")
     seed: int = 13
     num_threads: int | None = 1      # torch CPU threads while pretraining: the sums' order, hence the weights, depend
                                      #   on it (README "Where results may differ"); None leaves torch's setting
+
+    def __post_init__(self) -> None:
+        if self.sentence_objective not in SENTENCE_OBJECTIVES:
+            raise ValueError(f"sentence_objective must be one of {SENTENCE_OBJECTIVES}, "
+                             f"got {self.sentence_objective!r}")
+
+
+SENTENCE_OBJECTIVES = ("nsp", "none")
 
 
 def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path, *, lowercase: bool = True):
@@ -228,23 +239,26 @@ def pretrain_mlm(texts: Sequence[str], out_dir: str | Path, config: MlmConfig | 
 def _pretrain(texts: Sequence[str], out_dir: Path, config: MlmConfig, init_from: str | None, record: dict,
               progress: bool) -> None:
     """The pretraining loop of :func:`pretrain_mlm`; writes the model, tokenizer and ``pretraining.json``."""
-    from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
+    from transformers import BertConfig, BertForMaskedLM, BertForPreTraining, DataCollatorForLanguageModeling
 
     meta = out_dir / "pretraining.json"
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
+    nsp = config.sentence_objective == "nsp"
+    architecture = BertForPreTraining if nsp else BertForMaskedLM   # BertForPreTraining: MLM + NSP heads, pooler
     if init_from is None:
         tokenizer = train_wordpiece(texts, config.vocab_size, out_dir)
         bert_config = BertConfig(vocab_size=len(tokenizer), hidden_size=config.hidden_size,
                                  num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
                                  intermediate_size=config.intermediate_size,
                                  max_position_embeddings=config.max_position, pad_token_id=tokenizer.pad_token_id)
-        model = BertForMaskedLM(bert_config)
+        model = architecture(bert_config)
     else:
         tokenizer = load_tokenizer(init_from)
         _quiet_transformers()
-        model = BertForMaskedLM.from_pretrained(resolve_encoder(init_from))
-    examples = _mlm_examples(tokenizer, texts, config.seq_len)
+        model = architecture.from_pretrained(resolve_encoder(init_from))
+    pieces = _text_pieces(tokenizer, texts)
+    examples = [] if nsp else _mlm_examples(tokenizer, pieces, config.seq_len)
     collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=True,
                                                mlm_probability=config.mlm_probability)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
@@ -252,49 +266,108 @@ def _pretrain(texts: Sequence[str], out_dir: Path, config: MlmConfig, init_from:
         optimizer, lambda s: min(1.0, (s + 1) / max(1, config.steps // 10)) * max(0.0, 1 - s / config.steps))
     rng = np.random.default_rng(config.seed)
     losses: list[float] = []
+    nsp_losses: list[float] = []
     from tqdm.auto import tqdm
     model.train()
     for step in tqdm(range(config.steps), desc="MLM pretraining", disable=not progress, leave=False):
-        rows = rng.choice(len(examples), size=min(config.batch_size, len(examples)), replace=False)
-        batch = collator([{"input_ids": examples[i]} for i in rows])
-        loss = _masked_lm_loss(model, batch)
+        if nsp:
+            features, follows = _nsp_examples(rng, pieces, config.batch_size, config.seq_len, tokenizer)
+            loss, nsp_loss = _pretraining_loss(model, collator(features), torch.tensor(follows))
+            nsp_losses.append(nsp_loss.item())
+            loss = loss + nsp_loss                    # BERT's pretraining loss: the sum of both
+        else:
+            rows = rng.choice(len(examples), size=min(config.batch_size, len(examples)), replace=False)
+            loss, _ = _pretraining_loss(model, collator([{"input_ids": examples[i]} for i in rows]))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+        losses.append(loss.item() - (nsp_losses[-1] if nsp else 0.0))
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    first, last = losses[: max(1, len(losses) // 10)], losses[-max(1, len(losses) // 10):]
-    record.update(mlm_loss_first=float(np.mean(first)), mlm_loss_last=float(np.mean(last)),
-                  seconds=round(time.perf_counter() - t0, 1), examples=len(examples))
+    tenth = max(1, config.steps // 10)
+    record.update(mlm_loss_first=float(np.mean(losses[:tenth])), mlm_loss_last=float(np.mean(losses[-tenth:])))
+    if nsp:
+        record.update(nsp_loss_first=float(np.mean(nsp_losses[:tenth])),
+                      nsp_loss_last=float(np.mean(nsp_losses[-tenth:])))
+    record.update(seconds=round(time.perf_counter() - t0, 1),
+                  examples=len(examples) if not nsp else sum(len(p) >= 2 for p in pieces))
     meta.write_text(json.dumps(record, indent=2))
 
 
-def _masked_lm_loss(model, batch: dict) -> torch.Tensor:
-    """``BertForMaskedLM``'s loss, with the vocabulary projection computed at the masked positions only (about
-    15 % of the tokens; the other positions do not enter the loss, so the value is the same and the step much
-    cheaper: at a small width the projection onto the vocabulary is most of the cost)."""
-    states = model.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+def _pretraining_loss(model, batch: dict, follows: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The masked-language-model loss and, given ``follows`` (0: B continues A in the same text, 1: B comes from
+    another text; BERT's labels), the next-segment loss on the pooled ``[CLS]`` state.
+
+    The vocabulary projection is computed at the masked positions only (about 15 % of the tokens; the other positions
+    do not enter the loss, so the value is the same as ``BertForMaskedLM``'s and the step much cheaper: at a small
+    width the projection onto the vocabulary is most of the cost)."""
+    out = model.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     token_type_ids=batch.get("token_type_ids"))
+    states = out.last_hidden_state
     masked = batch["labels"] != -100
-    if not masked.any():                  # nothing masked in this batch (tiny corpora): a zero loss, same graph
-        return states.sum() * 0.0
-    logits = model.cls(states[masked])
-    return torch.nn.functional.cross_entropy(logits.float(), batch["labels"][masked])
+    if masked.any():
+        logits = model.cls.predictions(states[masked])
+        mlm = torch.nn.functional.cross_entropy(logits.float(), batch["labels"][masked])
+    else:                                  # nothing masked in this batch (tiny corpora): a zero loss, same graph
+        mlm = states.sum() * 0.0
+    if follows is None:
+        return mlm, None
+    nsp = torch.nn.functional.cross_entropy(model.cls.seq_relationship(out.pooler_output).float(), follows)
+    return mlm, nsp
 
 
-def _mlm_examples(tokenizer, texts: Sequence[str], seq_len: int) -> list[list[int]]:
+def _text_pieces(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Each text's word pieces, without special tokens."""
+    return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+
+
+def _mlm_examples(tokenizer, pieces: Sequence[Sequence[int]], seq_len: int) -> list[list[int]]:
     """Each text's word pieces cut into ``[CLS] … [SEP]`` examples of at most ``seq_len`` tokens."""
     body = seq_len - 2
     out = []
-    for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+    for ids in pieces:
         for start in range(0, max(1, len(ids)), body):
             piece = ids[start: start + body]
             if len(piece) >= 8 or start == 0:
                 out.append([tokenizer.cls_token_id, *piece, tokenizer.sep_token_id])
     return out
+
+
+def _nsp_examples(rng: np.random.Generator, pieces: Sequence[Sequence[int]], size: int, seq_len: int, tokenizer
+                  ) -> tuple[list[dict], list[int]]:
+    """``size`` next-segment examples ``[CLS] A [SEP] B [SEP]`` of at most ``seq_len`` tokens, as BERT pretrained.
+
+    A is the first half of a random window of a random text (of at least two pieces); with probability 1/2 B is the
+    rest of that window (label 0), else a stretch of the same length from another text (label 1). Returns the
+    features (``input_ids``, ``token_type_ids``: 0 on ``[CLS]`` A ``[SEP]``, 1 on B ``[SEP]``) and the labels.
+    """
+    anchors = [i for i, p in enumerate(pieces) if len(p) >= 2]
+    others = [i for i, p in enumerate(pieces) if len(p) >= 1]
+    if not anchors:
+        raise ValueError("next-segment pretraining needs a text of at least two word pieces")
+    budget = seq_len - 3
+    features, labels = [], []
+    for _ in range(size):
+        t = anchors[int(rng.integers(len(anchors)))]
+        ids = pieces[t]
+        width = min(len(ids), budget)
+        start = int(rng.integers(len(ids) - width + 1))
+        cut = start + max(1, width // 2)
+        a, b = ids[start: cut], ids[cut: start + width]
+        label = int(len(others) > 1 and rng.random() < 0.5)
+        if label:
+            j = int(rng.integers(len(others) - 1))
+            other = pieces[others[j + (j >= bisect.bisect_left(others, t))]]   # any text but t
+            s = int(rng.integers(max(1, len(other) - len(b) + 1)))
+            b = other[s: s + len(b)]
+        features.append({"input_ids": [tokenizer.cls_token_id, *a, tokenizer.sep_token_id, *b, tokenizer.sep_token_id],
+                         "token_type_ids": [0] * (len(a) + 2) + [1] * (len(b) + 1)})
+        labels.append(label)
+    return features, labels
 
 
 def general_english(max_chars: int = 3_000_000) -> list[str]:

@@ -75,6 +75,14 @@ def positive_number(optional: bool = False) -> Check:
     return check
 
 
+def output_bias(v: Any, ctx) -> str | None:
+    """``"default"`` or ``"prior"``, or a mapping of them per head or architecture (``mcanb.bert_study.rows``)."""
+    ok = ("default", "prior")
+    if v in ok or (isinstance(v, dict) and all(x in ok for x in v.values())):
+        return None
+    return f"expected a mapping of 'default' or 'prior' per head, e.g. {{'fcn': 'prior'}} ({{}}: 'default'), got {v!r}"
+
+
 def rates(optional: bool = False) -> Check:
     """A learning rate > 0, or a mapping ``{name: rate}`` (per model, per encoder or per head; ``default`` for the
     rest), each rate > 0."""
@@ -260,6 +268,9 @@ COMMON: dict[str, Check] = {
     "segment_length": at_least(3), "max_segments": at_least(1), "segment_layers": at_least(0),
     "segment_heads": at_least(1), "segment_ff": at_least(1, optional=True),
     "hier_variant": one_of("paper", "segment_context"), "encoders": encoders,
+    "mlm_sentence_objective": one_of("nsp", "none"), "mlm_seq_len": at_least(8),
+    "segment_init": one_of("default", "identity"),
+    "segment_lr": positive_number(optional=True), "segment_lrs": rates(), "output_bias": output_bias,
 }
 VALIDATORS: dict[str, dict[str, Check]] = {
     "01_preprocess": {"input_format": one_of("mimic3", "table"), "input_path": input_path, "splits_dir": splits_dir,

@@ -255,10 +255,52 @@ def test_param_groups_layerwise_lr_and_weight_decay():
         param_groups(model, encoder_lr=1e-3, head_lr=1e-3, layer_decay=0.0)
 
 
+def test_segment_lr_gives_the_second_level_its_own_group():
+    model = tiny_model(head="fcn")
+    groups = param_groups(model, encoder_lr=1e-3, head_lr=1e-2, segment_lr=5e-4)
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    for n, p in model.named_parameters():
+        want = 5e-4 if n.startswith("segment_") else 1e-3 if n.startswith("encoder.") else 1e-2
+        assert lr_of[id(p)] == want, n
+    assert any(n.startswith("segment_encoder.") for n, _ in model.named_parameters())
+    default = {id(p): g["lr"] for g in param_groups(model, encoder_lr=1e-3, head_lr=1e-2) for p in g["params"]}
+    assert default[id(model.segment_position.weight)] == 1e-2          # None: the heads' rate (the paper's two groups)
+
+
+@pytest.mark.parametrize("head", ["fcn", "lan"])
+def test_prior_output_bias_starts_at_the_codes_frequencies(head):
+    freq = torch.tensor([0.5, 0.1, 0.01, 0.0, 1.0])
+    model = tiny_model(head=head)
+    model.init_output_bias(freq)
+    model.eval()
+    with torch.no_grad():
+        if head == "fcn":
+            model.classifier.weight.zero_()
+        else:
+            model.label_attention.output_weight.zero_()
+        probs = torch.sigmoid(model(torch.randint(5, VOCAB, (2, 20))).logits)
+    assert torch.allclose(probs, freq.clamp(1e-4, 1 - 1e-4).expand(2, 5), atol=1e-6)
+    with pytest.raises(ValueError, match="3 code frequencies for a model of 5 codes"):
+        model.init_output_bias(torch.ones(3) / 2)
+
+
+def test_identity_segment_init_starts_the_second_level_as_a_layer_norm():
+    def second_level(init):
+        base = {"num_codes": 5, "cls_token_id": CLS, "sep_token_id": SEP, "pad_token_id": PAD, "segment_length": 8,
+                "segment_heads": 2, "segment_init": init}
+        return build_model("bert_hier", base, encoder=tiny_encoder()).eval().segment_encoder
+    x = torch.randn(3, 4, HIDDEN)
+    identity, default = second_level("identity"), second_level("default")
+    layer = identity.layers[0]
+    assert torch.allclose(identity(x), layer.norm2(layer.norm1(x)), atol=1e-5)
+    assert not torch.allclose(default(x), layer.norm2(layer.norm1(x)), atol=1e-2)
+
+
 # -- configuration errors --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,config,match", [
     ("bert_hier", {"head": "cnn"}, "head must be one of"),
     ("bert_hier", {"pooling": "sum"}, "pooling must be one of"),
+    ("bert_hier", {"segment_init": "zero"}, "segment_init must be one of"),
     ("bert_trun", {"max_segments": 2}, "BERT-trun reads one segment"),
     ("bert_hier", {"segment_heads": 3}, "must divide the encoder's hidden size 32"),
     ("bert_hier", {"segment_length": 2}, "segment_length"),
@@ -395,7 +437,7 @@ def test_pretrain_mlm_learns_saves_and_is_reused(tmp_path, monkeypatch):
     # A run with other settings dies after overwriting the tokenizer: the old record must not be trusted.
     def die(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(encoders, "_mlm_examples", die)
+    monkeypatch.setattr(encoders, "_text_pieces", die)
     with pytest.raises(KeyboardInterrupt):
         encoders.pretrain_mlm(TEXTS[:49], out, encoders.MlmConfig(**{**changed.__dict__, "vocab_size": 90}),
                               progress=False)
@@ -404,6 +446,48 @@ def test_pretrain_mlm_learns_saves_and_is_reused(tmp_path, monkeypatch):
     encoders.pretrain_mlm(TEXTS[:49], out, changed, progress=False)
     assert weights.stat().st_mtime_ns != stamp                         # retrained, not reused half-overwritten
     assert len(encoders.load_tokenizer(out)) == encoders.load_encoder(out).config.vocab_size
+
+
+def test_next_segment_examples_are_bert_pairs():
+    tok = SimpleNamespace(cls_token_id=2, sep_token_id=3)
+    pieces = [list(range(100, 140)), list(range(200, 205)), [300], []]
+    features, labels = encoders._nsp_examples(np.random.default_rng(0), pieces, 400, 16, tok)
+    assert 0.4 < np.mean(labels) < 0.6                                    # half continue, half come from elsewhere
+    for f, label in zip(features, labels):
+        ids, types = f["input_ids"], f["token_type_ids"]
+        assert len(ids) == len(types) <= 16 and ids[0] == 2 and ids[-1] == 3 and ids.count(3) == 2
+        sep = ids.index(3)
+        a, b = ids[1:sep], ids[sep + 1:-1]
+        assert types == [0] * (sep + 1) + [1] * (len(b) + 1) and a and b
+        source = [p for p in pieces if a[0] in p][0]
+        assert a == source[source.index(a[0]): source.index(a[0]) + len(a)]     # A: a stretch of one text
+        if label == 0:
+            assert b == source[source.index(a[-1]) + 1: source.index(a[-1]) + 1 + len(b)]   # B follows A
+        else:
+            assert not set(b) & set(source)                                      # B: another text
+    assert {len(p) for p in pieces if any(f["input_ids"][1] in p for f in features)} == {40, 5}   # >= 2 pieces
+
+
+def test_next_segment_pretraining_trains_the_cls_state(tmp_path):
+    # Texts of one topic each: whether B continues A shows only in the pooled [CLS] state, which NSP trains.
+    topics = [("alpha", "fever", "chest"), ("beta", "cough", "head"), ("gamma", "pain", "leg"),
+              ("delta", "rash", "arm")]
+    texts = [" ".join(topics[i % 4][j % 3] for j in range(i % 5, i % 5 + 24)) for i in range(80)]
+    cfg = dict(vocab_size=60, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_position=64,
+               seq_len=24, batch_size=32, steps=200, lr=1e-2)
+    with pytest.raises(ValueError, match="sentence_objective must be one of"):
+        encoders.MlmConfig(sentence_objective="sop")
+    out = encoders.pretrain_mlm(texts, tmp_path / "nsp", encoders.MlmConfig(**cfg, sentence_objective="nsp"),
+                                progress=False)
+    meta = json.loads((out / "pretraining.json").read_text())
+    assert meta["settings"]["sentence_objective"] == "nsp"
+    assert meta["nsp_loss_first"] > 0.68 and meta["nsp_loss_last"] < 0.6           # from chance (ln 2) down
+    assert meta["mlm_loss_last"] < meta["mlm_loss_first"] - 1
+    assert encoders.load_encoder(out).config.architectures == ["BertForPreTraining"]
+    plain_cfg = encoders.MlmConfig(**{**cfg, "steps": 2}, sentence_objective="none")
+    plain = encoders.pretrain_mlm(texts, tmp_path / "mlm", plain_cfg, progress=False)
+    assert "nsp_loss_last" not in json.loads((plain / "pretraining.json").read_text())
+    assert encoders.load_encoder(plain).config.architectures == ["BertForMaskedLM"]
 
 
 # -- word-piece cache ------------------------------------------------------------------------------------------

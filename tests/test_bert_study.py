@@ -203,6 +203,19 @@ def test_coverage_and_per_encoder_settings():
         bert_study.setting_for({"random": 0.01}, "encoder_lr", "general", "general (MLM on English docstrings)")
 
 
+def test_per_head_segment_rate_and_output_bias():
+    cfg = bert_study.train_config(num_epochs=1, encoder_lr=0.002)
+    archs = ["trun_fcn", "hier_fcn", "trun_lan", "hier_lan"]
+    made = bert_study.rows([bert_study.Encoder("e", "e")], archs, cfg, head_lr={"default": 0.01, "fcn": 0.03},
+                           segment_lr={"default": None, "fcn": 0.002}, output_bias={"fcn": "prior"})
+    assert [(r.head_lr, r.segment_lr, r.output_bias) for r in made] == [
+        (0.03, 0.002, "prior"), (0.03, 0.002, "prior"), (0.01, None, "default"), (0.01, None, "default")]
+    plain = bert_study.rows([bert_study.Encoder("e", "e")], archs, cfg)
+    assert {(r.segment_lr, r.output_bias) for r in plain} == {(None, "default")}      # the paper's set-up
+    with pytest.raises(ValueError, match="output_bias must be 'default' or 'prior'"):
+        bert_study.rows([bert_study.Encoder("e", "e")], archs, cfg, output_bias="zero")
+
+
 def test_less_data_encoder_reads_a_share_of_the_training_notes(study, tmp_path):
     proc, _, root = study
     mlm = encoders.MlmConfig(vocab_size=120, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
@@ -216,15 +229,23 @@ def test_less_data_encoder_reads_a_share_of_the_training_notes(study, tmp_path):
         bert_study.local_encoders(proc, root / "enc", mlm, which=("in-domain-less",), less_data=1.0)
 
 
-def test_masked_lm_loss_projects_only_the_masked_positions_to_the_same_value():
-    from transformers import BertConfig, BertForMaskedLM
+def test_pretraining_loss_projects_only_the_masked_positions_to_the_same_value():
+    from transformers import BertConfig, BertForMaskedLM, BertForPreTraining
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32)
     torch.manual_seed(0)
-    model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                       intermediate_size=32, max_position_embeddings=32)).eval()
+    model = BertForMaskedLM(config).eval()
     ids = torch.randint(5, 50, (3, 20))
     labels = torch.full_like(ids, -100)
     labels[:, ::4] = ids[:, ::4]
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
-    assert encoders._masked_lm_loss(model, batch).item() == pytest.approx(model(**batch).loss.item(), abs=1e-5)
+    mlm, nsp = encoders._pretraining_loss(model, batch)
+    assert nsp is None and mlm.item() == pytest.approx(model(**batch).loss.item(), abs=1e-5)
     nothing = {**batch, "labels": torch.full_like(ids, -100)}
-    assert encoders._masked_lm_loss(model, nothing).item() == 0.0
+    assert encoders._pretraining_loss(model, nothing)[0].item() == 0.0
+    # MLM + next-segment prediction: the sum is BertForPreTraining's own loss
+    model = BertForPreTraining(config).eval()
+    pair = {**batch, "token_type_ids": (torch.arange(20) >= 10).long().expand(3, 20)}
+    follows = torch.tensor([0, 1, 1])
+    mlm, nsp = encoders._pretraining_loss(model, pair, follows)
+    assert (mlm + nsp).item() == pytest.approx(model(**pair, next_sentence_label=follows).loss.item(), abs=1e-5)

@@ -17,7 +17,7 @@ import sys
 from mcanb import encoders
 texts = encoders.general_english(max_chars=60_000)
 cfg = encoders.MlmConfig(vocab_size=300, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
-                         max_position=64, seq_len=32, batch_size=8, steps=3)
+                         max_position=64, seq_len=32, batch_size=8, steps=3, sentence_objective=sys.argv[2])
 encoders.pretrain_mlm(texts, sys.argv[1], cfg, progress=False)
 """
 
@@ -35,16 +35,18 @@ def _files(d: Path) -> dict[str, bytes]:
 @pytest.mark.slow
 def test_a_local_encoder_is_byte_identical_when_built_in_two_fresh_processes(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, "-c", BUILD, str(tmp_path / name)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for name in ("a", "b")]
+    runs = [(name, objective) for objective in ("none", "nsp") for name in (f"a_{objective}", f"b_{objective}")]
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD, str(tmp_path / name), objective], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for name, objective in runs]
     for p in procs:
         out, _ = p.communicate(timeout=300)
         assert p.returncode == 0, out.decode()[-3000:]
-    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
-    assert {"vocab.txt", "tokenizer.json", "model.safetensors", "config.json"} <= set(a)
-    assert a.keys() == b.keys()
-    assert [name for name in a if a[name] != b[name]] == []
-    vocab = (tmp_path / "a" / "vocab.txt").read_text().split("\n")[:-1]
+    for objective in ("none", "nsp"):       # masked words only, and with next-segment prediction
+        a, b = _files(tmp_path / f"a_{objective}"), _files(tmp_path / f"b_{objective}")
+        assert {"vocab.txt", "tokenizer.json", "model.safetensors", "config.json"} <= set(a)
+        assert a.keys() == b.keys()
+        assert [name for name in a if a[name] != b[name]] == [], objective
+    vocab = (tmp_path / "a_none" / "vocab.txt").read_text().split("\n")[:-1]
     assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and len(vocab) == 300 == len(set(vocab))
 
 

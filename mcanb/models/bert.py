@@ -46,6 +46,7 @@ from .outputs import CodingOutput, coding_loss
 HEADS = ("fcn", "lan")
 POOLINGS = ("max", "mean")
 HIER_VARIANTS = ("paper", "segment_context")
+SEGMENT_INITS = ("identity", "default")
 
 
 @dataclass
@@ -65,6 +66,8 @@ class BertHierConfig:
     segment_heads: int = 8           # attention heads of that transformer (must divide the hidden size; paper: 8)
     segment_ff: int | None = 2048    # its feed-forward width (PyTorch's default, the paper's count); None: 4 x hidden
     hier_variant: str = "paper"      # "paper" | "segment_context" (the earlier design; module docstring)
+    segment_init: str = "default"    # "default": PyTorch's initialisation; "identity": the second level's residual
+                                     #   branches start at zero, so it starts as (LayerNorms of) its input
     pooling: str = "max"             # FCN over segments: "max" | "mean" of the segment states
     lan_projection_dim: int | None = None  # None: the paper's A = softmax(H·U); an int: LAAT/PLM-ICD's tanh(W·H)
     dropout: float = 0.1             # head dropout (the encoder keeps its own, 0.1 in BERT)
@@ -78,6 +81,8 @@ class BertHierConfig:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.segment_init not in SEGMENT_INITS:
+            raise ValueError(f"segment_init must be one of {SEGMENT_INITS}, got {self.segment_init!r}")
         if self.hier_variant not in HIER_VARIANTS:
             raise ValueError(f"hier_variant must be one of {HIER_VARIANTS}, got {self.hier_variant!r}")
         if self.segment_ff is not None and int(self.segment_ff) < 1:
@@ -188,6 +193,11 @@ class BertCodingModel(nn.Module):
                                                    activation="gelu", batch_first=True, norm_first=True)
                 self.segment_norm = nn.LayerNorm(h)
             self.segment_encoder = nn.TransformerEncoder(layer, config.segment_layers, enable_nested_tensor=False)
+            if config.segment_init == "identity":
+                for block in self.segment_encoder.layers:      # zero the last projection of each residual branch
+                    for last in (block.self_attn.out_proj, block.linear2):
+                        nn.init.zeros_(last.weight)
+                        nn.init.zeros_(last.bias)
         else:
             self.segment_position = self.segment_encoder = self.segment_norm = None
         self.dropout = nn.Dropout(config.dropout)
@@ -239,6 +249,18 @@ class BertCodingModel(nn.Module):
         return CodingOutput(loss=None if labels is None else coding_loss(logits, labels), logits=logits,
                             attention=attention)
 
+    def init_output_bias(self, frequencies: Tensor) -> None:
+        """Start each code's output bias at the log-odds of its training frequency (clipped to [1e-4, 1 - 1e-4]), so
+        that the first predictions are the codes' prior instead of 0.5 everywhere. With a zero bias the early
+        gradients mostly push every logit down, the same for every note; from the prior they carry what sets a note
+        apart (the "prior" initialisation of Lin et al. 2017, focal loss, §3.3)."""
+        p = torch.as_tensor(frequencies, dtype=torch.float32).clamp(1e-4, 1 - 1e-4)
+        bias = self.classifier.bias if self.classifier is not None else self.label_attention.output_bias
+        if bias.shape != p.shape:
+            raise ValueError(f"{p.numel()} code frequencies for a model of {bias.numel()} codes")
+        with torch.no_grad():
+            bias.copy_(torch.log(p) - torch.log1p(-p))
+
     def _pool(self, segments: Tensor, segment_mask: Tensor) -> Tensor:
         """``(B, S, h)`` -> ``(B, h)``: the one segment (trun), or max / mean over real segments (hier)."""
         if segments.shape[1] == 1:
@@ -278,8 +300,11 @@ def _check_encoder_fits(config: BertHierConfig, enc) -> None:
 
 
 def param_groups(model: BertCodingModel, *, encoder_lr: float, head_lr: float, layer_decay: float = 1.0,
-                 weight_decay: float = 0.01) -> list[dict]:
+                 weight_decay: float = 0.01, segment_lr: float | None = None) -> list[dict]:
     """AdamW parameter groups: one learning rate for the encoder and one for the heads (Ji et al. 2021 §3.4).
+
+    ``segment_lr`` gives BERT-hier's second level (the segment transformer and its position embedding) its own rate;
+    None: the heads' rate, as the paper's two groups have it.
 
     ``layer_decay < 1`` gives layer-wise learning rates: the top encoder layer gets ``encoder_lr``, each layer
     below ``layer_decay`` times the one above, the embeddings the smallest. Biases and LayerNorm weights get no
@@ -296,6 +321,9 @@ def param_groups(model: BertCodingModel, *, encoder_lr: float, head_lr: float, l
 
     for name, p in model.named_parameters():
         if not p.requires_grad:
+            continue
+        if name.startswith("segment_") and segment_lr is not None:
+            add(p, segment_lr, name)
             continue
         if not name.startswith("encoder."):
             add(p, head_lr, name)
