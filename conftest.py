@@ -5,7 +5,9 @@ pyproject.toml's ``addopts`` name ``--dist loadgroup``, so every ``pytest -n N``
 notebooks/ or both) keeps these together, each group on one worker:
 
 * every notebook cell (nbval): a notebook runs cell by cell in one kernel, and the notebooks run in order, because
-  05 reads the predictions 04 writes;
+  02 to 05 read 01's output, 03 reuses 02's encoders and 05 reads the predictions of 02, 03 and 04. With two workers
+  or more, notebook 04 (which reads only 01's output, built before any worker starts: ``pytest_sessionstart``) runs
+  on another worker beside 02 and 03, and 05's first cell waits until 04's last cell has run;
 * the tests that share a set-up computed once per worker process: users of one session-scoped fixture of the
   project (tests/conftest.py ``tiny_study`` runs a whole `mcanb study`) or of one module-scoped fixture; tests that
   share two such fixtures join both groups into one.
@@ -18,18 +20,23 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 NOTEBOOKS = "notebooks"
+BESIDE = "04_cnn_retraining.ipynb"          # reads only 01's output: may run beside 02 and 03 (two workers or more)
+AFTER_BESIDE = "05_frequency_analysis.ipynb"   # reads 04's predictions: waits for 04 when 04 runs on another worker
+BESIDE_WAIT_S = 1800
 
 
-def _shared_setups(item: pytest.Item) -> list[str]:
-    """The set-ups ``item`` shares with other tests: its notebook, or the project's fixtures above function scope
-    that it uses (pytest's own, such as tmp_path_factory, have no baseid)."""
+def _shared_setups(item: pytest.Item, split: bool = False) -> list[str]:
+    """The set-ups ``item`` shares with other tests: its notebook chain (``split``: notebook 04 is a chain of its
+    own), or the project's fixtures above function scope that it uses (pytest's own, such as tmp_path_factory, have
+    no baseid)."""
     if item.path.suffix == ".ipynb":
-        return [NOTEBOOKS]
+        return [f"{NOTEBOOKS}/{BESIDE}" if split and item.path.name == BESIDE else NOTEBOOKS]
     info = getattr(item, "_fixtureinfo", None)
     keys = []
     for name in getattr(item, "fixturenames", ()):
@@ -39,8 +46,9 @@ def _shared_setups(item: pytest.Item) -> list[str]:
     return keys
 
 
-def xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
-    """``{nodeid: group}`` for the items that must share a worker; items that share a set-up share a group."""
+def xdist_groups(items: list[pytest.Item], split: bool = False) -> dict[str, str]:
+    """``{nodeid: group}`` for the items that must share a worker; items that share a set-up share a group
+    (``split``: notebook 04 is a group of its own)."""
     parent: dict[str, str] = {}
 
     def find(k: str) -> str:
@@ -48,7 +56,7 @@ def xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
             k = parent[k]
         return k
 
-    keys = {item.nodeid: _shared_setups(item) for item in items}
+    keys = {item.nodeid: _shared_setups(item, split) for item in items}
     for ks in keys.values():
         for k in ks[1:]:
             parent[find(k)] = find(ks[0])
@@ -63,16 +71,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     folder = getattr(config, "workerinput", {}).get(GROUPS_DIR)
     if not folder:                # not an xdist worker: a plain run keeps pytest's order
         return
-    groups = xdist_groups(items)
-    # Longest first (--no-loadscope-reorder keeps this order): the notebooks, then whatever holds a slow test, then
-    # the rest, which fills the gaps at the end. Within a rank, collection order.
+    # Two workers or more: notebook 04 on its own. The scheduler hands the first two groups to two different workers,
+    # so the chain 01-02-03-05 and notebook 04 run side by side, and 05 never waits for a group queued behind it.
+    split = config.workerinput.get("workercount", 1) >= 2
+    groups = xdist_groups(items, split)
+    # Longest first (--no-loadscope-reorder keeps this order): the notebook chain, notebook 04, then whatever holds a
+    # slow test, then the rest, which fills the gaps at the end. Within a rank, collection order.
     slow_groups = {groups.get(i.nodeid, i.nodeid) for i in items if i.get_closest_marker("slow")}
 
     def rank(item: pytest.Item) -> int:
         group = groups.get(item.nodeid, item.nodeid)
-        return 0 if group == NOTEBOOKS else 1 if group in slow_groups else 2
+        return 0 if group == NOTEBOOKS else 1 if group == f"{NOTEBOOKS}/{BESIDE}" else 2 if group in slow_groups else 3
 
     items[:] = sorted(items, key=rank)
+    beside = [i.nodeid for i in items if split and i.path.name == BESIDE]
+    config._mcanb_beside = (beside[-1], Path(folder) / f"{BESIDE}.done") if beside else None
     out = Path(folder) / f"{config.workerinput['workerid']}.json"
     out.with_suffix(".tmp").write_text(json.dumps(groups))
     out.with_suffix(".tmp").replace(out)
@@ -113,6 +126,31 @@ if LoadScopeScheduling is not None:
         if config.getoption("dist") == "loadgroup":
             return SharedSetupScheduling(config, _groups_dir(config), log)
         return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem):
+    """On the worker that runs notebook 04 beside the chain: after its last cell (and its kernel's end), tell the
+    chain's worker."""
+    yield
+    beside = getattr(item.config, "_mcanb_beside", None)
+    if beside and item.nodeid == beside[0]:
+        beside[1].with_suffix(".tmp").write_text(item.nodeid)
+        beside[1].with_suffix(".tmp").replace(beside[1])
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Notebook 05's first cell waits until notebook 04, on another worker, has run its last cell."""
+    beside = getattr(item.config, "_mcanb_beside", None)
+    if not beside or item.path.name != AFTER_BESIDE or getattr(item.config, "_mcanb_waited", False):
+        return
+    item.config._mcanb_waited = True
+    deadline = time.time() + BESIDE_WAIT_S
+    while not beside[1].exists():
+        if time.time() > deadline:
+            pytest.fail(f"{item.nodeid}: notebook 04 ({BESIDE}, on another worker) did not finish within "
+                        f"{BESIDE_WAIT_S} s; notebook 05 reads its predictions")
+        time.sleep(1)
 
 
 @pytest.hookimpl(trylast=True)    # after xdist has started its workers

@@ -1,6 +1,7 @@
-"""Every parameter file of notebooks 01, 04 and 05 runs end to end (``mcanb run``) on the toy fixtures, a few
-steps each, in one throw-away outputs folder; and, in another, the toy coded-notes table (ICD-10, string ids, short
-reports) goes through notebooks 01, 02 and 04 with the defaults, every model above the most-frequent floor.
+"""Every parameter file of notebooks 01 and 05, and notebook 04's files for every model in every label space they
+use, run end to end (``mcanb run``) on the toy fixtures, a few steps each, in one throw-away outputs folder; and, in
+another, the toy coded-notes table (ICD-10, string ids, short reports) goes through notebooks 01, 02 and 04 with the
+defaults, every model above the most-frequent floor.
 
 The real-data files cannot read MIMIC-III here: notebook 01's are pointed at the toy MIMIC-shaped folder (same
 format, its own split files), so the MIMIC-III runs of notebooks 04 and 05 read real notebook-01 outputs of the
@@ -60,6 +61,61 @@ def corpus_outputs(tmp_path_factory) -> Path:
     return out
 
 
+def _cnn_shape(run: str) -> set[tuple]:
+    """What running notebook 04's file ``run`` exercises: each (model, label space) and the notebook's one-model or
+    several-model path in that label space."""
+    from mcanb import params
+    from mcanb.paths import NOTEBOOKS, PARAMETERS
+
+    path = PARAMETERS / "04_cnn_retraining" / f"{run}.yaml"
+    values = {**params.notebook_defaults(NOTEBOOKS / "04_cnn_retraining.ipynb"),
+              **(params.load_file(path) if path.exists() else {})}
+    space, models = str(values["label_space"]), list(values["models"])
+    return {(m, space) for m in models} | {("several models" if len(models) > 1 else "one model", space)}
+
+
+def _05_reads(run: str) -> list[str]:
+    """The run-name patterns notebook 05's file ``run`` reads (``runs``)."""
+    from mcanb import params
+    from mcanb.paths import NOTEBOOKS, PARAMETERS
+
+    path = PARAMETERS / "05_frequency_analysis" / f"{run}.yaml"
+    return list({**params.notebook_defaults(NOTEBOOKS / "05_frequency_analysis.ipynb"),
+                 **(params.load_file(path) if path.exists() else {})}["runs"])
+
+
+def covering_04_files() -> list[str]:
+    """Notebook 04's runnable files (toy_corpus aside) that together exercise what all of them do (``_cnn_shape``),
+    picked greedily, most new first, and for each run-name pattern a file of notebook 05 reads, one 04 file it
+    matches. A file left out repeats kept ones for the notebook; its own values are still checked, and each of its
+    models trained two steps, by tests/test_cnn_study.py (test_real_run_files_check_and_run_two_steps_on_toy)."""
+    from fnmatch import fnmatch
+
+    shapes = {r: _cnn_shape(r) for r in _files("04_cnn_retraining") if r != "toy_corpus"}
+    kept, seen = [], set()
+    while True:
+        run = max(sorted(shapes), key=lambda r: len(shapes[r] - seen))
+        if not shapes[run] - seen:
+            break
+        kept.append(run)
+        seen |= shapes[run]
+    for pattern in [p for r in _files("05_frequency_analysis") for p in _05_reads(r)]:
+        if not any(fnmatch(k, pattern) for k in kept):
+            kept += [r for r in sorted(shapes) if fnmatch(r, pattern)][:1]
+    return kept
+
+
+def test_the_04_files_run_end_to_end_exercise_what_every_04_file_does():
+    from fnmatch import fnmatch
+
+    runs = [r for r in _files("04_cnn_retraining") if r != "toy_corpus"]
+    kept = covering_04_files()
+    assert set().union(*map(_cnn_shape, kept)) == set().union(*map(_cnn_shape, runs))
+    for pattern in [p for r in _files("05_frequency_analysis") for p in _05_reads(r)]:   # what 05's files read
+        assert any(fnmatch(k, pattern) for k in kept), pattern
+    assert "mimic3_50_all" in kept and len(kept) < len(runs)       # the point: fewer notebook runs than files
+
+
 def _metrics(folder: Path) -> dict:
     return json.loads((folder / "metrics.json").read_text())["metrics"]
 
@@ -71,11 +127,11 @@ def test_preprocess_files_run_on_the_toy_mimic_folder(outputs, run):
     assert _metrics(done / run)["documents"] > 0
 
 
-def test_every_cnn_file_then_every_frequency_file_runs(outputs):
-    """Notebook 04's files (single-model ones included: they used to crash after training), then notebook 05's,
-    which read notebook 04's run folders by name. toy_corpus.yaml is run once, with its own values, by
-    test_toy_corpus_learns_with_the_defaults."""
-    for run in [r for r in _files("04_cnn_retraining") if r != "toy_corpus"]:
+def test_every_cnn_model_file_then_every_frequency_file_runs(outputs):
+    """Notebook 04's files that run every model in every label space (covering_04_files; single-model ones included:
+    they used to crash after training), then notebook 05's, which read notebook 04's run folders by name.
+    toy_corpus.yaml is run once, with its own values, by test_toy_corpus_learns_with_the_defaults."""
+    for run in covering_04_files():
         folder = _run(outputs, "04_cnn_retraining", run, **QUICK_04) / run
         m = _metrics(folder)
         assert any(k.endswith("/test/micro_f1@dev_threshold/mean") for k in m), run

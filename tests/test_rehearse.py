@@ -108,11 +108,14 @@ def test_rehearsal_runs_the_real_parameter_files_and_fails_loudly(tmp_path):
     assert set(stand_ins) == set(HUB) and len(set(stand_ins.values())) == 2
     cased = json.loads((Path(stand_ins[HUB[1]]) / "config.json").read_text())
     assert cased["vocab_size"] == 28996 // 40 and cased["hidden_size"] == 48
-    # an encoder the settings do not fit (segments of 512 word pieces, 256 positions) stops the rehearsal
-    short = lambda hub_id: dataclasses.replace(tiny(hub_id), max_positions=256)  # noqa: E731
+    # settings the encoders do not fit (segments of 1,024 word pieces, 512 positions) stop the rehearsal; the same
+    # caps and stand-ins, so the runs that did not change (01, 04) are reused and only 02 runs again, and fails
+    kept = {r: (root / r / "metrics.json").stat().st_mtime_ns
+            for r in ("01_preprocess/mimic3_caml", "04_cnn_retraining/mimic3_50_all")}
     with pytest.raises(StudyError, match="rehearsal of .* failed"):
-        rehearse.rehearse_study(str(tmp_path / "small.yaml"), scale=0.002, root=root, facts=short,
-                                echo=lambda s: None)
+        rehearse.rehearse_study(str(tmp_path / "small.yaml"), scale=0.002, root=root, facts=tiny,
+                                extra={"02_pretraining_domains": {"segment_length": 1024}}, echo=lambda s: None)
     run = root / "02_pretraining_domains" / "mimic3_50"
     assert json.loads((run / ".mcanb-run.json").read_text())["status"] == "failed"
-    assert "exceeds the encoder's 256 positions" in (run / "02_pretraining_domains.ipynb").read_text()
+    assert "exceeds the encoder's 512 positions" in (run / "02_pretraining_domains.ipynb").read_text()
+    assert {r: (root / r / "metrics.json").stat().st_mtime_ns for r in kept} == kept
