@@ -39,7 +39,8 @@ def _fits(root: Path) -> list[Path]:
 
 
 def _name(root: Path, run_dir: Path) -> str:
-    """``runs/bert_base/hier_lan`` for the run store's ``runs/bert_base/hier_lan/1a2b3c4d/seed13``."""
+    """``runs/bert_base/hier_lan`` for the run store's ``runs/bert_base/hier_lan/1a2b3c4d/seed13`` (the table adds
+    the label space)."""
     parts = run_dir.relative_to(root).parts
     return "/".join(p for p in parts if not re.fullmatch(r"seed\d+|[0-9a-f]{8}", p))
 
@@ -95,7 +96,8 @@ def fit_row(root: Path, run_dir: Path, seeds: int, split_sizes: dict[str, int]) 
         here += eval_s / dev_used * eval_docs_total
     gpu_peak = cost.GPU_PEAK_FLOPS[cost.REFERENCE_GPU]
     disk = sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file())
-    return {"run": _name(root, run_dir), "s_per_step": c.get("s_per_step"), "tokens_per_s": c.get("tokens_per_s"),
+    label = "top-50" if space == "50" else f"{space} codes"
+    return {"run": f"{_name(root, run_dir)} ({label})", "s_per_step": c.get("s_per_step"), "tokens_per_s": c.get("tokens_per_s"),
             "peak_mem_mb": c.get("peak_mem_mb"), "flops_per_step": c.get("flops_per_step"), "mfu": c.get("mfu"),
             "epochs": epochs, "seeds": seeds,
             "epoch_here_s": epoch_flops / rate if rate else None,
@@ -167,10 +169,11 @@ def render(profile, runs: list[dict], root: Path, record: dict, seconds: float) 
             continue
         for entry in used:
             users[entry] = max(users.get(entry, name), name, key=lambda n: seeds.get(n, 1))
-    rows = []
+    rows = []   # the runs this profile's notebook runs use: the store may hold another profile's runs too
     for d in _fits(root):
-        folder = users.get(str(d.resolve())) or next((p for p in d.relative_to(root).parts if p in seeds), None)
-        rows.append(fit_row(root, d, seeds.get(folder, 1), record.get("split_sizes", {})))
+        folder = users.get(str(d.resolve()))
+        if folder is not None:
+            rows.append(fit_row(root, d, seeds.get(folder, 1), record.get("split_sizes", {})))
     peak = cost.GPU_PEAK_FLOPS[cost.REFERENCE_GPU]
     mfu = f"{cost.ASSUMED_MFU:.0%}"
     lines += ["", f"| training run | s/step | pieces or tokens/s | peak MB | GFLOP/step | MFU here | epoch here | "

@@ -94,7 +94,8 @@ def test_rehearsal_runs_the_real_parameter_files_and_fails_loudly(tmp_path):
     text = table.read_text()
     for run in ("01_preprocess/mimic3_caml | done", "02_pretraining_domains/mimic3_50 | done",
                 "04_cnn_retraining/mimic3_50_all | done",
-                "runs/bert_base/hier_lan", "runs/clinicalbert_all_notes/hier_lan", "runs/cnn | ", "runs/caml | ",
+                "runs/bert_base/hier_lan (top-50) | ", "runs/clinicalbert_all_notes/hier_lan (top-50) | ",
+                "runs/cnn (top-50) | ", "runs/caml (top-50) | ",
                 "projected from FLOPs at 40% MFU"):
         assert run in text, run
     assert "(2 × 200)" in text and "(3 × 20)" in text        # projections: the profile's seeds × num_epochs
