@@ -71,7 +71,8 @@ class Checkpointing:
             self._say(f"{self.out_dir}: finished earlier from the same inputs: reused (metrics.json)")
             return
         last = self.ckdir / "last.pt"
-        if resume and last.exists() and given:   # without an identity, _restore names what differs
+        earlier = last.exists() or (self.out_dir / "metrics.json").exists()   # an interrupted or finished run
+        if resume and earlier and given:   # without an identity, _restore names what differs
             why = identity.differences(identity.read(self.out_dir), parts)
             if why and self.main:
                 (tqdm.write if self.config.progress else log.warning)(

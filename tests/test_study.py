@@ -192,14 +192,16 @@ def test_killed_study_resumes_to_the_same_metrics(tiny_study, tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert study.read_record(run_dir)["status"] == "running"
-    (cnn_last,) = other.glob("runs/cnn/*/seed13/checkpoints/last.pt")   # the run store keeps it
-    cnn_written = cnn_last.stat().st_mtime_ns
+    (cnn_done,) = other.glob("runs/cnn/*/seed13/metrics.json")          # finished: best.pt kept, last.pt dropped
+    assert (cnn_done.parent / "checkpoints" / "best.pt").exists()
+    assert not (cnn_done.parent / "checkpoints" / "last.pt").exists()
+    cnn_written = cnn_done.stat().st_mtime_ns
     time.sleep(3)                                   # the orphaned kernel notices its parent is gone and exits
     dry = mcanb_cli(["study", str(profile), "--dry-run"], other, timeout=300)
     assert "interrupted: resumes" in dry.stdout, dry.stdout
     again = mcanb_cli(["study", str(profile), "--no-report"], other, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert cnn_last.stat().st_mtime_ns == cnn_written, "the finished cnn run was trained again"
+    assert cnn_done.stat().st_mtime_ns == cnn_written, "the finished cnn run was trained or evaluated again"
     assert _metrics(run_dir) == _metrics(outputs / "04_cnn_retraining" / "tiny")
 
 
