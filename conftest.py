@@ -18,6 +18,7 @@ Without ``-n`` nothing here changes a run. This file is the repository root's ``
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -61,6 +62,23 @@ def xdist_groups(items: list[pytest.Item], split: bool = False) -> dict[str, str
         for k in ks[1:]:
             parent[find(k)] = find(ks[0])
     return {nodeid: find(ks[0]) for nodeid, ks in keys.items() if ks}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On an xdist worker: torch and OpenMP use the worker's share of the cores (at least one thread), here and in
+    every process it starts (notebook kernels, `mcanb` commands; a test that sets its own threads keeps them).
+    Without it each worker's torch takes every core and two workers on two cores fight over them: in-process
+    training ran about three times slower."""
+    info = getattr(config, "workerinput", None)
+    if not info:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = str(max(1, cores // max(1, int(info.get("workercount", 1)))))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = threads
+    import torch
+
+    torch.set_num_threads(int(threads))
 
 
 GROUPS_DIR = "mcanb_groups_dir"     # workerinput key: where each worker writes {nodeid: group} for the scheduler

@@ -3,7 +3,7 @@
 ::
 
     mcanb run NOTEBOOK RUN [-p KEY VALUE]...   # one notebook with parameters/<NOTEBOOK>/<RUN>.yaml or RUN.yaml
-    mcanb study PROFILE [--dry-run]            # every run of parameters/study/<PROFILE>.yaml not up to date
+    mcanb study PROFILE [--dry-run] [--jobs N] # every run of parameters/study/<PROFILE>.yaml not up to date
     mcanb report PROFILE                       # outputs/report/<PROFILE>/index.html + report.md
     mcanb predict --model RUN_DIR --text FILE  # top codes of a new note (FILE or - for stdin)
     mcanb runs [--prune [--dry-run]]           # the run store outputs/runs/; remove the unused runs
@@ -26,6 +26,8 @@ from typing import Any
 import yaml
 
 from .paths import ROOT
+
+STEP_COMMAND = "step"      # the hidden command that runs one step of a parallel study (mcanb.study_run.run_step)
 
 
 def _overrides(pairs: list[list[str]] | None) -> dict[str, Any]:
@@ -72,11 +74,17 @@ def _cmd_study(args) -> None:
         return
     profile = load_profile(args.profile)        # a bad profile stops here, before anything runs
     try:
-        run_study(args.profile, dry_run=args.dry_run, timeout=args.timeout)
+        run_study(args.profile, dry_run=args.dry_run, timeout=args.timeout, jobs=args.jobs)
     finally:                                    # after a failure too: the report says which run failed and why
         if not args.dry_run and not args.no_report:
             html = write_report(profile)
             print(f"report: {html.relative_to(ROOT) if ROOT in html.parents else html}")
+
+
+def _cmd_step(args) -> None:
+    from .study_run import run_step
+
+    run_step(args.spec)
 
 
 def _cmd_report(args) -> None:
@@ -245,7 +253,8 @@ def _cmd_list(args) -> None:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mcanb", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    commands = "run, study, report, predict, runs, lab, list"
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{" + commands.replace(", ", ",") + "}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     r = sub.add_parser("run", parents=[common], help="one notebook with parameters/<NOTEBOOK>/<RUN>.yaml or a YAML file's path")
@@ -264,7 +273,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     s.add_argument("--rehearse", action="store_true", help="rehearse at MIMIC-III scale on the fixture with stand-in "
                    "encoders and capped training; print what each run costs (outputs/rehearsal/)")
+    s.add_argument("--jobs", type=_at_least(1), default=None, help="notebook runs at once, each started when what it "
+                   "reads is done (default: the profile's `jobs`, else 1)")
     s.set_defaults(func=_cmd_study)
+    step = sub.add_parser(STEP_COMMAND, parents=[common])   # internal: one run of `mcanb study --jobs N`
+    step.add_argument("spec", help="JSON (mcanb.study_run.step_spec)")
+    step.set_defaults(func=_cmd_step)
     rp = sub.add_parser("report", parents=[common], help="outputs/report/<PROFILE>/: every reproduced table beside the paper's numbers")
     rp.add_argument("profile")
     rp.set_defaults(func=_cmd_report)

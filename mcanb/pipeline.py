@@ -140,7 +140,7 @@ def resolve_parameters(notebook: str, run: str, overrides: dict[str, Any] | None
 
 
 def execute(notebook: str, run: str, overrides: dict[str, Any] | None = None, timeout: int | None = None,
-            dry_run: bool = False) -> Path:
+            dry_run: bool = False, progress_bar: bool = True) -> Path:
     """Run one notebook with papermill; return the executed copy's path.
 
     ``dry_run``: check and print the resolved parameters and the target, execute nothing, create nothing.
@@ -160,7 +160,7 @@ def execute(notebook: str, run: str, overrides: dict[str, Any] | None = None, ti
     os.environ[PARAMETER_FILE_ENV] = source          # the kernel inherits it; params.yaml names the file
     try:
         pm.execute_notebook(str(NOTEBOOKS / f"{notebook}.ipynb"), str(target), parameters=values,
-                            kernel_name="python3", cwd=str(ROOT), log_output=False, progress_bar=True,
+                            kernel_name="python3", cwd=str(ROOT), log_output=False, progress_bar=progress_bar,
                             execution_timeout=timeout)
     finally:
         if before is None:

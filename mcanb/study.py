@@ -9,7 +9,8 @@ A *profile* (``parameters/study/<profile>.yaml``) lists notebook runs in the ord
 
 ``run`` names ``parameters/<notebook>/<run>.yaml``; ``params`` adds overrides, ``seeds`` sets the notebook's
 ``seeds`` parameter (each notebook aggregates its own seeds as mean ± sd), ``reads`` names the runs whose outputs
-this one reads (default: every earlier run of the profile, the safe choice).
+this one reads (default: every earlier run of the profile, the safe choice). An optional top-level ``jobs: N``
+runs up to N notebook runs at once, each as soon as every run it reads has finished (:mod:`mcanb.study_run`).
 
 Every run folder ``outputs/<notebook>/<run_name>/`` gets ``.mcanb-run.json`` (:data:`RECORD`): a *fingerprint* (hash
 of the resolved parameters, the notebook's cell sources, the mcanb package's source, the fingerprints of the runs it
@@ -72,6 +73,7 @@ class Profile:
     path: Path
     description: str
     runs: list[RunSpec]
+    jobs: int = 1          # notebook runs at once (``jobs:`` in the profile, ``mcanb study --jobs``)
 
 
 def profile_path(profile: str) -> Path:
@@ -94,6 +96,12 @@ def load_profile(profile: str) -> Profile:
         raise StudyError(yaml_problem(path, e)) from e
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list) or not doc["runs"]:
         raise StudyError(f"{path}: expected a mapping with a non-empty 'runs' list")
+    unknown = set(doc) - {"description", "runs", "jobs"}
+    if unknown:
+        raise StudyError(f"{path}: unknown key(s) {sorted(unknown)}; valid: description, runs, jobs")
+    jobs = doc.get("jobs", 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise StudyError(f"{path}: jobs: expected a whole number >= 1 (notebook runs at once), got {jobs!r}")
     specs: list[RunSpec] = []
     for i, entry in enumerate(doc["runs"]):
         where = f"{path}, runs[{i}]"
@@ -116,7 +124,7 @@ def load_profile(profile: str) -> Profile:
         if missing:
             raise StudyError(f"{where}: reads {missing}, which no earlier entry produces (earlier: {earlier})")
         specs.append(spec)
-    return Profile(path.stem.replace("_", "-"), path, str(doc.get("description", "")), specs)
+    return Profile(path.stem.replace("_", "-"), path, str(doc.get("description", "")), specs, jobs)
 
 
 def resolve(spec: RunSpec) -> dict[str, Any]:

@@ -4,8 +4,9 @@
 the notebook runs. A run whose fingerprint changed has its folder emptied first, so no stale file survives; a run
 interrupted with the same fingerprint is rerun *in place* with ``resume=True`` (for notebooks that have that
 parameter, e.g. notebook 04, whose training runs continue from ``checkpoints/last.pt`` and give the same numbers as an
-uninterrupted run). :func:`run_study` checks every run of a profile before the first one starts, then runs in order
-what is not up to date (:mod:`mcanb.study` plans). Explained in the README section "The whole study".
+uninterrupted run). :func:`run_study` checks every run of a profile before the first one starts, then runs what is
+not up to date (:mod:`mcanb.study` plans): in order, or with ``jobs`` > 1 several at once, each as soon as what it
+reads has finished. Explained in the README section "The whole study".
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def execute_run(notebook: str, run: str, overrides: dict[str, Any] | None = None, *, reads: list[str] | None = None,
-                timeout: int | None = None, progress: bool = True) -> Path:
+                timeout: int | None = None, progress: bool = True, progress_bar: bool = True) -> Path:
     """Run one notebook (``mcanb run`` and every step of ``mcanb study``) and keep its fingerprint record.
 
     A folder whose record has another fingerprint (or no record) is emptied first; a folder interrupted with
@@ -84,7 +85,7 @@ def execute_run(notebook: str, run: str, overrides: dict[str, Any] | None = None
         from .paths import RUNS, resolve as resolve_path
         also = (resolve_path(values.get("runs_dir") or defaults.get("runs_dir") or RUNS),)  # the run store (mcanb.grid)
         with Monitor(run_dir, f"{notebook}/{spec.run_name}", enabled=progress, also=also):
-            path = pipeline.execute(notebook, run, values, timeout=timeout)
+            path = pipeline.execute(notebook, run, values, timeout=timeout, progress_bar=progress_bar)
     except BaseException as e:
         e.executed_notebook = run_dir / f"{notebook}.ipynb"      # where the cell's full traceback is (mcanb.errors)
         _write_record(run_dir, {**record, "status": "failed", "error": f"{type(e).__name__}: {e}"[:2000],
@@ -95,12 +96,15 @@ def execute_run(notebook: str, run: str, overrides: dict[str, Any] | None = None
 
 
 def run_study(profile: str, *, dry_run: bool = False, echo: Callable[[str], None] = print,
-              timeout: int | None = None) -> list[tuple[RunSpec, str]]:
-    """``mcanb study PROFILE``: run what is not up to date, in order (``mcanb study`` then writes the report).
+              timeout: int | None = None, jobs: int | None = None) -> list[tuple[RunSpec, str]]:
+    """``mcanb study PROFILE``: run what is not up to date (``mcanb study`` then writes the report).
 
-    With ``dry_run`` only prints the plan. Returns ``[(spec, reason)]`` as planned before running.
+    With ``dry_run`` only prints the plan. ``jobs`` (default: the profile's ``jobs``, else 1): notebook runs at once;
+    with more than one, each run starts as soon as every run it ``reads`` has finished (:func:`_run_parallel`).
+    Returns ``[(spec, reason)]`` as planned before running.
     """
     prof = load_profile(profile)
+    jobs = jobs or prof.jobs
     steps: list[tuple[RunSpec, str]] = []
     rerun: set[str] = set()
     problems: list[str] = []                    # found before any run starts, reported by --dry-run too
@@ -121,7 +125,8 @@ def run_study(profile: str, *, dry_run: bool = False, echo: Callable[[str], None
         steps.append((spec, reason))
     width = max(len(s.key) for s, _ in steps)
     echo(f"study '{prof.name}' ({prof.path.relative_to(ROOT) if ROOT in prof.path.parents else prof.path}): "
-         f"{sum(r != 'up to date' for _, r in steps)} of {len(steps)} runs to do")
+         f"{sum(r != 'up to date' for _, r in steps)} of {len(steps)} runs to do"
+         + (f", up to {jobs} at once" if jobs > 1 else ""))
     for i, (spec, reason) in enumerate(steps, 1):
         what = "skip: up to date" if reason == "up to date" else f"run: {reason}"
         echo(f"  [{i}/{len(steps)}] {spec.key:<{width}}  {what}")
@@ -131,12 +136,79 @@ def run_study(profile: str, *, dry_run: bool = False, echo: Callable[[str], None
     if dry_run:
         return steps
     t0 = time.time()
-    for i, (spec, reason) in enumerate(steps, 1):
-        if reason == "up to date" and why(spec, set()) == "up to date":
-            continue
-        echo(f"[{i}/{len(steps)}] {spec.key}: {reason}")
-        t = time.time()
-        execute_run(spec.notebook, spec.run, spec.overrides, reads=spec.reads, timeout=timeout)
-        echo(f"[{i}/{len(steps)}] {spec.key}: done in {time.time() - t:.0f} s")
+    todo = [(i, spec) for i, (spec, reason) in enumerate(steps, 1)
+            if not (reason == "up to date" and why(spec, set()) == "up to date")]
+    reasons = {spec.key: reason for spec, reason in steps}
+    if jobs > 1 and len(todo) > 1:
+        _run_parallel(todo, reasons, len(steps), jobs, echo, timeout)
+    else:
+        for i, spec in todo:
+            echo(f"[{i}/{len(steps)}] {spec.key}: {reasons[spec.key]}")
+            t = time.time()
+            execute_run(spec.notebook, spec.run, spec.overrides, reads=spec.reads, timeout=timeout)
+            echo(f"[{i}/{len(steps)}] {spec.key}: done in {time.time() - t:.0f} s")
     echo(f"study '{prof.name}': finished in {time.time() - t0:.0f} s")
     return steps
+
+
+def step_spec(spec: RunSpec, timeout: int | None) -> str:
+    """The JSON argument of ``mcanb step``: what :func:`execute_run` needs to run ``spec``."""
+    return json.dumps({"notebook": spec.notebook, "run": spec.run, "overrides": spec.overrides,
+                       "reads": spec.reads, "timeout": timeout})
+
+
+def run_step(arg: str) -> Path:
+    """``mcanb step SPEC``: one run of a parallel study, without papermill's progress bar (several would interleave);
+    its training progress lines name the run."""
+    s = json.loads(arg)
+    return execute_run(s["notebook"], s["run"], s["overrides"], reads=s["reads"], timeout=s["timeout"],
+                       progress_bar=False)
+
+
+def _run_parallel(todo: list[tuple[int, RunSpec]], reasons: dict[str, str], total: int, jobs: int,
+                  echo: Callable[[str], None], timeout: int | None) -> None:
+    """Up to ``jobs`` runs at once, each in its own ``mcanb step`` process (its own environment and kernel), each
+    started once every run of ``todo`` that it reads has finished. A failed run stops new starts; the runs already
+    going finish (their results stay usable), then the study stops with the failed runs named (each printed its own
+    message above)."""
+    import subprocess
+    import sys
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    pending = list(todo)
+    unfinished = {spec.key for _, spec in todo}
+    failed: list[str] = []
+    running: dict[Any, tuple[int, RunSpec, float]] = {}
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = str(max(1, cores // jobs))        # each run's share of the cores, unless the caller set the threads
+    env = {**{v: share for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}, **os.environ}
+
+    def one(spec: RunSpec) -> int:
+        return subprocess.call([sys.executable, "-m", "mcanb.cli", "step", step_spec(spec, timeout)], cwd=ROOT,
+                               env=env)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while pending or running:
+            ready = [] if failed else [(i, s) for i, s in pending if not set(s.reads) & unfinished]
+            for i, spec in ready[:jobs - len(running)]:
+                pending.remove((i, spec))
+                echo(f"[{i}/{total}] {spec.key}: {reasons[spec.key]} (started beside {len(running)} other run(s))"
+                     if running else f"[{i}/{total}] {spec.key}: {reasons[spec.key]}")
+                running[pool.submit(one, spec)] = (i, spec, time.time())
+            if not running:
+                break                                 # a failure left nothing to wait for
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                i, spec, t = running.pop(future)
+                if future.result() == 0:
+                    unfinished.discard(spec.key)
+                    echo(f"[{i}/{total}] {spec.key}: done in {time.time() - t:.0f} s")
+                else:
+                    failed.append(spec.key)
+                    echo(f"[{i}/{total}] {spec.key}: failed after {time.time() - t:.0f} s"
+                         + (f"; waiting for {len(running)} running run(s) to finish" if running else ""))
+    if failed:
+        not_run = [s.key for _, s in pending]
+        raise StudyError(f"{', '.join(failed)} failed (its message is above; the next `mcanb study` resumes it)"
+                         + (f"; not started: {', '.join(not_run)}" if not_run else ""))

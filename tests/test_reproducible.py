@@ -3,7 +3,7 @@
 A reduced `mcanb study` over every numbered notebook (tests/conftest.py ``tiny_profile(whole=True)``: notebook 01 on
 the toy fixture, two small local encoders pretrained and fine-tuned in 02, 03 reusing them, two CNNs in 04, 05 over
 all their predictions) runs in two separate processes from two empty outputs folders, one with
-``OMP_NUM_THREADS=1`` and one with ``2``, and every number of every ``metrics.json`` must agree, as must the
+``OMP_NUM_THREADS=1`` and one run at a time, one with ``2`` and ``--jobs 2`` (notebook 04 beside 02 and 03), and every number of every ``metrics.json`` must agree, as must the
 word2vec vectors and the local encoders' files, byte for byte.
 
 What it guards: torch's CPU kernels sum in another order with another number of intra-op threads (the notebooks
@@ -24,12 +24,15 @@ NOTEBOOK_RUNS = ("01_preprocess/toy", "02_pretraining_domains/tiny", "03_hierarc
                  "05_frequency_analysis/tiny")
 
 
-def _study(outputs: Path, omp_threads: int) -> Path:
+def _study(outputs: Path, omp_threads: int, jobs: int) -> Path:
     outputs.mkdir(parents=True)
     profile = tiny_profile(outputs / "whole.yaml", outputs, whole=True)
-    done = mcanb_cli(["study", str(profile), "--no-report"], outputs, threads=omp_threads, timeout=900)
+    done = mcanb_cli(["study", str(profile), "--no-report", "--jobs", str(jobs)], outputs, threads=omp_threads,
+                     timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "5 of 5 runs to do" in done.stdout, done.stdout[-3000:]
+    if jobs > 1:                 # notebook 04 (reads only 01) ran beside 02 and 03
+        assert "04_cnn_retraining/tiny: never ran (started beside" in done.stdout, done.stdout[-3000:]
     return outputs
 
 
@@ -51,8 +54,8 @@ def _encoder_files(outputs: Path) -> dict[str, bytes]:
 
 @pytest.mark.slow
 def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_path):
-    a = _study(tmp_path / "a", omp_threads=1)
-    b = _study(tmp_path / "b", omp_threads=2)
+    a = _study(tmp_path / "a", omp_threads=1, jobs=1)
+    b = _study(tmp_path / "b", omp_threads=2, jobs=2)
     for run in NOTEBOOK_RUNS:
         ma, mb = _metrics(a, run), _metrics(b, run)
         assert len(ma) > 20 and ma.keys() == mb.keys(), run
