@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import comparison, encoders, grid, identity, published, wordpiece
+from . import comparison, encoders, grid, identity, names, published, wordpiece
 from .models import build_model
 from .models.bert import param_groups
 from .processed import Processed
@@ -241,7 +241,7 @@ def metric_means(results: Sequence[dict], metric: str = "micro_f1", split: str =
     return {k: float(g[f"{split}/{metric}"].mean()) for k, g in frame.groupby(["encoder", "architecture"])}
 
 
-LOCAL_ENCODERS = ("general", "in-domain", "in-domain-less", "random", "minilm")
+LOCAL_ENCODERS = names.LOCAL_ENCODERS
 # Row labels of the local encoders (tables, run folders, metrics.json keys via slug()).
 LOCAL_LABELS = published.LOCAL_LABELS
 # (less data, more data) pairs of local encoders: the toy's Tables 3 and 4.

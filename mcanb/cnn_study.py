@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import comparison, grid, identity, metrics, published, text
+from . import comparison, grid, identity, metrics, names, published, text
 from .batching import CodingDataset
 from .models import build_model
 from .models.baselines import MostFrequentCodesBaseline, TfidfLogisticBaseline
@@ -50,7 +50,7 @@ PUBLISHED_LR = {
 # Ji et al. 2021, Table 6 row names (mcanb.published owns them).
 ROW_NAMES = published.CNN_ROWS
 ROW_ORDER = published.CNN_ROW_ORDER
-BASELINES = ("most_frequent", "tfidf_lr")
+BASELINES = names.BASELINES
 
 
 def datasets(processed: Processed, max_length: int) -> dict[str, CodingDataset]:

@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+from . import names
 from . import params as P
 from .paths import OUTPUTS, TOY_PREPROCESSED, resolve
 from .processed import preprocessed_problem
@@ -185,14 +186,13 @@ def encoding(v, ctx) -> str | None:
 
 def encoders(v, ctx) -> str | None:
     """Local stand-in names, ``local:minilm``, a directory with ``config.json``, or a hub id (checked when loaded)."""
-    from .bert_study import LOCAL_ENCODERS
     from .encoders import EncoderNotFound, resolve_encoder
 
     if not isinstance(v, (list, tuple)) or not v:
         return f"expected a non-empty list of encoders, got {v!r}"
     out, hub = [], []
     for name in v:
-        if name in LOCAL_ENCODERS:
+        if name in names.LOCAL_ENCODERS:
             continue
         try:
             if resolve_encoder(name) == name:        # not a directory: a hub id
@@ -243,18 +243,16 @@ def _hub_reachable() -> str | None:
 
 
 def _cnn_models() -> tuple[str, ...]:
-    from .models import MODEL_NAMES, PLM_MODELS
-    return tuple(m for m in MODEL_NAMES if m not in PLM_MODELS)
+    return names.CNN_MODELS
 
 
 def _baselines() -> tuple[str, ...]:
-    from .cnn_study import BASELINES
-    return BASELINES
+    return names.BASELINES
 
 
 def _architectures() -> tuple[str, ...]:
-    from .bert_study import ARCHITECTURE_MODELS
-    return tuple(ARCHITECTURE_MODELS)
+    from .published import ARCHITECTURES
+    return tuple(ARCHITECTURES)
 
 
 COMMON: dict[str, Check] = {

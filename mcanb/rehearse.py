@@ -190,7 +190,7 @@ def derived_runs(profile, fixture: Path, splits: Path, *, seeds: int = 1, cuda: 
 
 
 def _hub_encoders(entry: dict) -> list[str]:
-    from .bert_study import LOCAL_ENCODERS
+    from .names import LOCAL_ENCODERS
     from .study import RunSpec, resolve
 
     names = resolve(RunSpec(entry["notebook"], entry["run"], entry["params"])).get("encoders") or []

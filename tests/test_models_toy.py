@@ -10,8 +10,8 @@ from mcanb import grid, notebook, processed
 from mcanb.models.baselines import MostFrequentCodesBaseline
 from mcanb import metrics
 
-# small, fast versions (toy documents are short); lr 1e-2 as in parameters/04_cnn_retraining/toy.yaml
-# CNN and MultiResCNN need the longer schedule of parameters/04_cnn_retraining/toy.yaml to clear the floor at
+# small, fast versions (toy documents are short); lr 1e-2 as in notebook 04
+# CNN and MultiResCNN need the longer schedule of notebook 04 (its defaults, the toy study's) to clear the floor at
 # threshold 0.5; notebook 04 asserts that under nbval, and tests/test_models_learning.py shows their loss falling.
 SETTINGS = {"laat": {"hidden_size": 48, "projection_dim": 48}, "dr_caml": {"num_filters": 50},
             "caml": {"num_filters": 50}}

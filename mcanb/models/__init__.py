@@ -29,6 +29,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ..names import MODEL_NAMES, PLM_MODELS
+
 from .bert import BertCodingModel, BertHierConfig, BertTrunConfig
 from .caml import CamlConfig, CamlModel, DrCamlConfig, DrCamlModel
 from .cnn import CnnConfig, CnnModel
@@ -47,8 +49,8 @@ _REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {
     "bert_trun": (BertTrunConfig, BertCodingModel),
     "bert_hier": (BertHierConfig, BertCodingModel),
 }
-PLM_MODELS: tuple[str, ...] = ("bert_trun", "bert_hier")  # read word pieces and load a pretrained encoder
-MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+if tuple(_REGISTRY) != MODEL_NAMES:            # mcanb.names lists them for the checks that run before torch loads
+    raise ImportError(f"mcanb.names.MODEL_NAMES {MODEL_NAMES} differs from the registered models {tuple(_REGISTRY)}")
 
 
 def config_fields(name: str) -> tuple[str, ...]:

@@ -49,6 +49,10 @@ def main() -> None:
                          keep_last_checkpoint=True)   # the tests compare the final optimizer and RNG states
     fit(model, train_ds, dev_ds, config, args.out_dir, test_ds=test_ds, metric_fn=tiny_metrics,
         resume=args.resume, extra_params={"script": "train_tiny.py"})
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():   # under `accelerate launch`: leave the process group cleanly
+        dist.barrier()                                  # (without it gloo's threads were sometimes torn down at exit:
+        dist.destroy_process_group()                    # "terminate called without an active exception", SIGABRT)
 
 
 if __name__ == "__main__":
