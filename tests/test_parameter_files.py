@@ -1,7 +1,7 @@
-"""Every parameter file of notebooks 01 and 05, and notebook 04's files for every model in every label space they
-use, run end to end (``mcanb run``) on the toy fixtures, a few steps each, in one throw-away outputs folder; and, in
-another, the toy coded-notes table (ICD-10, string ids, short reports) goes through notebooks 01, 02 and 04 with the
-defaults, every model above the most-frequent floor.
+"""Every parameter file of notebooks 01 and 05, and notebook 04's files for its one-model and several-model paths in
+every label space they use, run end to end (``mcanb run``) on the toy fixtures, a few steps each, in one throw-away
+outputs folder; and, in another, the toy coded-notes table (ICD-10, string ids, short reports) goes through notebooks
+01, 02 and 04 with the defaults, every model above the most-frequent floor.
 
 The real-data files cannot read MIMIC-III here: notebook 01's are pointed at the toy MIMIC-shaped folder (same
 format, its own split files), so the MIMIC-III runs of notebooks 04 and 05 read real notebook-01 outputs of the
@@ -62,8 +62,9 @@ def corpus_outputs(tmp_path_factory) -> Path:
 
 
 def _cnn_shape(run: str) -> set[tuple]:
-    """What running notebook 04's file ``run`` exercises: each (model, label space) and the notebook's one-model or
-    several-model path in that label space."""
+    """What running notebook 04's file ``run`` exercises: the notebook's one-model or several-model path in its label
+    space. (Each model goes through the notebook in the toy runs: CNN, CAML and MultiResCNN under nbval, those and
+    LAAT in test_toy_corpus_learns_with_the_defaults; every file's models train two steps in tests/test_cnn_study.py.)"""
     from mcanb import params
     from mcanb.paths import NOTEBOOKS, PARAMETERS
 
@@ -71,7 +72,7 @@ def _cnn_shape(run: str) -> set[tuple]:
     values = {**params.notebook_defaults(NOTEBOOKS / "04_cnn_retraining.ipynb"),
               **(params.load_file(path) if path.exists() else {})}
     space, models = str(values["label_space"]), list(values["models"])
-    return {(m, space) for m in models} | {("several models" if len(models) > 1 else "one model", space)}
+    return {("several models" if len(models) > 1 else "one model", space)}
 
 
 def _05_reads(run: str) -> list[str]:
@@ -128,8 +129,8 @@ def test_preprocess_files_run_on_the_toy_mimic_folder(outputs, run):
 
 
 def test_every_cnn_model_file_then_every_frequency_file_runs(outputs):
-    """Notebook 04's files that run every model in every label space (covering_04_files; single-model ones included:
-    they used to crash after training), then notebook 05's, which read notebook 04's run folders by name.
+    """Notebook 04's files that run its one-model and several-model paths in each label space (covering_04_files;
+    the one-model path used to crash after training), then notebook 05's, which read notebook 04's run folders by name.
     toy_corpus.yaml is run once, with its own values, by test_toy_corpus_learns_with_the_defaults."""
     for run in covering_04_files():
         folder = _run(outputs, "04_cnn_retraining", run, **QUICK_04) / run
