@@ -16,7 +16,6 @@ the README between its ``rehearsal`` markers.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import platform
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import cost, identity
+from .reporting import load_history
 
 README_MARKERS = ("<!-- rehearsal:start -->", "<!-- rehearsal:end -->")
 
@@ -60,14 +60,6 @@ def _json(path: Path) -> dict:
         return {}
 
 
-def _history(run_dir: Path) -> list[dict]:
-    try:
-        with open(run_dir / "history.csv") as f:
-            return list(csv.DictReader(f))
-    except OSError:
-        return []
-
-
 def _num(v: Any) -> float | None:
     try:
         return None if v in (None, "") else float(v)
@@ -79,7 +71,7 @@ def fit_row(root: Path, run_dir: Path, seeds: int, split_sizes: dict[str, int]) 
     """One training run's measured cost and its projections (seconds) for ``seeds`` seeds; ``split_sizes``: the
     fixture's documents per split and label space (``dev_50``, ...), which the real run evaluates."""
     c, params = _json(run_dir / cost.COST_FILE), _yaml(run_dir / "params.yaml")
-    hist = _history(run_dir)
+    hist = load_history(run_dir)
     epochs = int(params.get("num_epochs") or 1)
     train_docs = c.get("train_docs") or 1
     dev_used, test_used = c.get("dev_docs") or 1, c.get("test_docs") or 0

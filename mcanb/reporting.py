@@ -105,6 +105,29 @@ def save_metrics(out_dir: str | Path, metrics: Mapping[str, Any], *, notebook: s
     return path
 
 
+def load_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """A training run's ``history.csv`` (one row per epoch, written by :mod:`mcanb.train`) with each cell as it was
+    written: int, float, None (empty) or the text; ``[]`` when the run has none."""
+    import csv
+
+    try:
+        with open(Path(run_dir) / "history.csv", newline="") as f:
+            return [{k: _cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    except FileNotFoundError:
+        return []
+
+
+def _cell(text: str) -> Any:
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def load_metrics(out_dir: str | Path) -> dict[str, Any]:
     """The flat ``metrics`` mapping of ``<out_dir>/metrics.json``."""
     path = Path(out_dir) / "metrics.json"

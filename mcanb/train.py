@@ -102,9 +102,8 @@ def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: 
     out_dir = Path(out_dir)
     from .rehearsal_env import apply_caps
     config, dev_ds, test_ds = apply_caps(config, dev_ds, test_ds, out_dir)   # `mcanb study --rehearse` only
-    t = _Trainer(model, train_ds, dev_ds, config, out_dir, metric_fn, accelerator, param_groups)
-    t.has_test = test_ds is not None
-    t.caller = f"{notebook}/{run}" if notebook and run else None   # progress.json: whose run (mcanb.progress)
+    t = _Trainer(model, train_ds, dev_ds, config, out_dir, metric_fn, accelerator, param_groups,
+                 has_test=test_ds is not None, caller=f"{notebook}/{run}" if notebook and run else None)
     with determinism(t.config):
         t.start(resume, run_identity)
         if t.reused is not None:
@@ -135,7 +134,10 @@ def _reused_result(t: "_Trainer", metrics: dict, history: list[dict]) -> FitResu
 class _Trainer(Checkpointing):
     """The state of one ``fit`` call; its methods are the steps of the loop."""
 
-    def __init__(self, model, train_ds, dev_ds, config, out_dir, metric_fn, accelerator, param_groups):
+    def __init__(self, model, train_ds, dev_ds, config, out_dir, metric_fn, accelerator, param_groups, *,
+                 has_test: bool, caller: str | None):
+        self.has_test = has_test          # a test split is evaluated at the end (its predictions are a result file)
+        self.caller = caller              # "<notebook>/<run>" in progress.json: whose run (mcanb.progress)
         num_codes = train_ds.num_codes
         if dev_ds.num_codes != num_codes:
             raise ValueError(f"train has {num_codes} codes but dev has {dev_ds.num_codes}")

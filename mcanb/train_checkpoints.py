@@ -8,7 +8,6 @@ steps of the training loop ``mcanb.train.fit``; its trainer provides the model, 
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import warnings
@@ -62,9 +61,8 @@ class Checkpointing:
         A finished run (:data:`FINISHED_FILES` present) is reused as it stands: ``self.reused`` holds its metrics
         and history and nothing is trained or evaluated again. Without ``parts`` (a plain ``fit`` call) the identity
         is the resolved configuration (up to :data:`RESUMABLE` options), the training documents and the model's
-        architecture, and continuing
-        from a ``last.pt`` made with other settings or documents raises :class:`~mcanb.checkpoint.CheckpointError`
-        naming them."""
+        architecture, and continuing from a ``last.pt`` made with other settings or documents raises
+        :class:`~mcanb.checkpoint.CheckpointError` naming them."""
         given, parts = parts is not None, parts if parts is not None else self.own_parts()
         self.reused = self._finished(parts) if resume else None
         if self.reused is not None:
@@ -109,13 +107,11 @@ class Checkpointing:
             return None
         if identity.differences(identity.read(self.out_dir), parts):
             return None
-        from .reporting import load_metrics
+        from .reporting import load_history, load_metrics
         metrics = load_metrics(self.out_dir)
         if metrics.get("fit/stop_reason") is None:
             return None
-        with open(self.out_dir / "history.csv", newline="") as f:
-            history = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
-        return {"metrics": metrics, "history": history}
+        return {"metrics": metrics, "history": load_history(self.out_dir)}
 
     def drop_last(self) -> None:
         """Remove ``last.pt`` of a finished run unless ``keep_last_checkpoint`` (reuse reads metrics.json)."""
@@ -174,15 +170,3 @@ class Checkpointing:
     def config_dict(self) -> dict:
         """The resolved configuration as checkpoints and ``params.yaml`` store it."""
         return {**dataclasses.asdict(self.config), "eval_k": list(self.config.eval_k)}
-
-
-def _number(text: str) -> Any:
-    """A ``history.csv`` cell as it was written: int, float, None (empty) or the text."""
-    if text == "":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
