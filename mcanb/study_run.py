@@ -170,24 +170,59 @@ def _run_parallel(todo: list[tuple[int, RunSpec]], reasons: dict[str, str], tota
     """Up to ``jobs`` runs at once, each in its own ``mcanb step`` process (its own environment and kernel), each
     started once every run of ``todo`` that it reads has finished. A failed run stops new starts; the runs already
     going finish (their results stay usable), then the study stops with the failed runs named (each printed its own
-    message above)."""
+    message above). A SIGTERM to the study (a batch scheduler's stop, ``kill``) is passed on to the running steps
+    before the study ends the way it would alone; each killed run resumes at the next ``mcanb study``. (Ctrl-C in a
+    terminal reaches every process of the group by itself.)"""
+    import signal
     import subprocess
     import sys
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+    import threading
 
     pending = list(todo)
     unfinished = {spec.key for _, spec in todo}
     failed: list[str] = []
-    running: dict[Any, tuple[int, RunSpec, float]] = {}
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     share = str(max(1, cores // jobs))        # each run's share of the cores, unless the caller set the threads
     env = {**{v: share for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}, **os.environ}
 
-    def one(spec: RunSpec) -> int:
-        return subprocess.call([sys.executable, "-m", "mcanb.cli", "step", step_spec(spec, timeout)], cwd=ROOT,
-                               env=env)
+    procs: dict[str, Any] = {}                # the running steps' processes, by run key
 
+    def one(spec: RunSpec) -> int:
+        proc = subprocess.Popen([sys.executable, "-m", "mcanb.cli", "step", step_spec(spec, timeout)], cwd=ROOT,
+                                env=env)
+        procs[spec.key] = proc
+        try:
+            return proc.wait()
+        finally:
+            procs.pop(spec.key, None)
+
+    def pass_on(signum, frame) -> None:       # SIGTERM: to every running step, then to this process as before
+        for proc in list(procs.values()):
+            proc.send_signal(signum)
+        signal.signal(signum, before)
+        os.kill(os.getpid(), signum)
+
+    main = threading.current_thread() is threading.main_thread()   # signal handlers live in the main thread only
+    before = (signal.signal(signal.SIGTERM, pass_on) or signal.SIG_DFL) if main else None
+    try:
+        _schedule(pending, unfinished, failed, jobs, total, reasons, echo, one)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, before)
+    if failed:
+        not_run = [s.key for _, s in pending]
+        raise StudyError(f"{', '.join(failed)} failed (its message is above; the next `mcanb study` resumes it)"
+                         + (f"; not started: {', '.join(not_run)}" if not_run else ""))
+
+
+def _schedule(pending: list[tuple[int, RunSpec]], unfinished: set[str], failed: list[str], jobs: int, total: int,
+              reasons: dict[str, str], echo: Callable[[str], None], one: Callable[[RunSpec], int]) -> None:
+    """:func:`_run_parallel`'s loop: start what is ready (up to ``jobs``), wait for one to end, repeat; ``pending``,
+    ``unfinished`` and ``failed`` are updated in place."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    running: dict[Any, tuple[int, RunSpec, float]] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         while pending or running:
             ready = [] if failed else [(i, s) for i, s in pending if not set(s.reads) & unfinished]
@@ -208,7 +243,3 @@ def _run_parallel(todo: list[tuple[int, RunSpec]], reasons: dict[str, str], tota
                     failed.append(spec.key)
                     echo(f"[{i}/{total}] {spec.key}: failed after {time.time() - t:.0f} s"
                          + (f"; waiting for {len(running)} running run(s) to finish" if running else ""))
-    if failed:
-        not_run = [s.key for _, s in pending]
-        raise StudyError(f"{', '.join(failed)} failed (its message is above; the next `mcanb study` resumes it)"
-                         + (f"; not started: {', '.join(not_run)}" if not_run else ""))

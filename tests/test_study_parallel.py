@@ -1,10 +1,12 @@
 """`mcanb study --jobs N` (or ``jobs: N`` in a profile): several notebook runs at once, each started once every run
-it reads has finished; a failure stops new starts and names what did not run. The notebooks are stood in for by a
-fake ``mcanb step`` process (timings of sleeps); tests/test_reproducible.py runs a real study with ``--jobs 2`` and
-checks that it gives the same numbers as one run at a time."""
+it reads has finished; a failure stops new starts and names what did not run; a SIGTERM reaches the running steps.
+The notebooks are stood in for by a fake ``mcanb step`` process (timings of sleeps); tests/test_reproducible.py runs
+a real study with ``--jobs 2`` and checks that it gives the same numbers as one run at a time."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -33,28 +35,37 @@ def _todo() -> list[tuple[int, RunSpec]]:
 
 @pytest.fixture
 def fake_steps(monkeypatch):
-    """``mcanb step`` processes replaced by sleeps; returns the (start, end) of each notebook and the exit codes to
-    give ({notebook: code}, 0 by default)."""
+    """``mcanb step`` processes replaced by sleeps; returns the (start, end) of each notebook, the exit codes to
+    give ({notebook: code}, 0 by default) and the signals each step was sent."""
     log: dict[str, tuple[float, float]] = {}
     codes: dict[str, int] = {}
+    signals: dict[str, list[int]] = {}
     lock = threading.Lock()
 
-    def call(cmd, env=None, **kw):
-        assert env and env["OMP_NUM_THREADS"]          # each run gets its share of the cores
-        assert cmd[1:4] == ["-m", "mcanb.cli", "step"], cmd
-        spec = json.loads(cmd[4])
-        start = time.perf_counter()
-        time.sleep(SECONDS[spec["notebook"]])
-        with lock:
-            log[spec["notebook"]] = (start, time.perf_counter())
-        return codes.get(spec["notebook"], 0)
+    class Step:
+        def __init__(self, cmd, env=None, **kw):
+            assert cmd[1:4] == ["-m", "mcanb.cli", "step"], cmd
+            assert env and env["OMP_NUM_THREADS"]          # each run gets its share of the cores
+            self.notebook = json.loads(cmd[4])["notebook"]
+            self.stopped = threading.Event()
 
-    monkeypatch.setattr(subprocess, "call", call)
-    return log, codes
+        def wait(self):
+            start = time.perf_counter()
+            stopped = self.stopped.wait(SECONDS[self.notebook])
+            with lock:
+                log[self.notebook] = (start, time.perf_counter())
+            return -15 if stopped else codes.get(self.notebook, 0)
+
+        def send_signal(self, signum):
+            signals.setdefault(self.notebook, []).append(signum)
+            self.stopped.set()
+
+    monkeypatch.setattr(subprocess, "Popen", Step)
+    return log, codes, signals
 
 
 def test_two_jobs_start_each_run_when_what_it_reads_is_done(fake_steps):
-    log, _ = fake_steps
+    log, _, _ = fake_steps
     lines: list[str] = []
     study_run._run_parallel(_todo(), {k: "never ran" for k in SHAPE}, 5, 2, lines.append, None)
     assert set(log) == {k.split("/")[0] for k in SHAPE}
@@ -70,7 +81,7 @@ def test_two_jobs_start_each_run_when_what_it_reads_is_done(fake_steps):
 
 
 def test_a_failed_run_stops_new_starts_and_lets_the_running_one_finish(fake_steps):
-    log, codes = fake_steps
+    log, codes, _ = fake_steps
     codes["02_pretraining_domains"] = 1
     lines: list[str] = []
     with pytest.raises(study.StudyError) as err:
@@ -80,6 +91,33 @@ def test_a_failed_run_stops_new_starts_and_lets_the_running_one_finish(fake_step
         "05_frequency_analysis/toy" in msg, msg
     assert "04_cnn_retraining" in log and "03_hierarchy" not in log      # 04 was running: it finished
     assert any("02_pretraining_domains/toy: failed after" in line for line in lines), lines
+
+
+class Stopped(Exception):
+    pass
+
+
+def test_sigterm_reaches_the_running_steps_then_the_study(fake_steps):
+    """A batch scheduler's SIGTERM: both running steps (02 and 04) get it, then the study's own earlier handler
+    (here one that raises; normally the default, which ends the process); nothing else starts."""
+    _, _, signals = fake_steps
+
+    def stopped(signum, frame):
+        raise Stopped
+
+    def term_later():
+        time.sleep(0.15)                      # 01 has ended, 02 and 04 are running
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.signal(signal.SIGTERM, stopped)
+    try:
+        threading.Thread(target=term_later).start()
+        with pytest.raises(Stopped):
+            study_run._run_parallel(_todo(), {k: "never ran" for k in SHAPE}, 5, 2, lambda s: None, None)
+        assert signals == {"02_pretraining_domains": [signal.SIGTERM], "04_cnn_retraining": [signal.SIGTERM]}
+        assert signal.getsignal(signal.SIGTERM) is stopped     # the study's handler is gone again
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def test_jobs_in_a_profile_is_checked(tmp_path):
