@@ -72,8 +72,9 @@ def pytest_configure(config: pytest.Config) -> None:
     info = getattr(config, "workerinput", None)
     if not info:
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = str(max(1, cores // max(1, int(info.get("workercount", 1)))))
+    from mcanb.study_run import usable_cores
+
+    threads = str(max(1, usable_cores() // max(1, int(info.get("workercount", 1)))))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = threads
     import torch

@@ -253,8 +253,7 @@ def _cmd_list(args) -> None:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mcanb", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = "run, study, report, predict, runs, lab, list"
-    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{" + commands.replace(", ", ",") + "}")
+    sub = ap.add_subparsers(dest="cmd", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     r = sub.add_parser("run", parents=[common], help="one notebook with parameters/<NOTEBOOK>/<RUN>.yaml or a YAML file's path")
@@ -302,6 +301,7 @@ def parser() -> argparse.ArgumentParser:
     lab.set_defaults(func=_cmd_lab)
     ls = sub.add_parser("list", help="notebooks, parameter files and study profiles")
     ls.set_defaults(func=_cmd_list)
+    sub.metavar = "{" + ",".join(c for c in sub.choices if c != STEP_COMMAND) + "}"   # the internal one unlisted
     return ap
 
 

@@ -151,6 +151,11 @@ def run_study(profile: str, *, dry_run: bool = False, echo: Callable[[str], None
     return steps
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the platform tells, else every core)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def step_spec(spec: RunSpec, timeout: int | None) -> str:
     """The JSON argument of ``mcanb step``: what :func:`execute_run` needs to run ``spec``."""
     return json.dumps({"notebook": spec.notebook, "run": spec.run, "overrides": spec.overrides,
@@ -179,11 +184,8 @@ def _run_parallel(todo: list[tuple[int, RunSpec]], reasons: dict[str, str], tota
     import threading
 
     pending = list(todo)
-    unfinished = {spec.key for _, spec in todo}
-    failed: list[str] = []
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    share = str(max(1, cores // jobs))        # each run's share of the cores, unless the caller set the threads
+    share = str(max(1, usable_cores() // jobs))   # each run's share of the cores, unless the caller set the threads
     env = {**{v: share for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}, **os.environ}
 
     procs: dict[str, Any] = {}                # the running steps' processes, by run key
@@ -206,7 +208,7 @@ def _run_parallel(todo: list[tuple[int, RunSpec]], reasons: dict[str, str], tota
     main = threading.current_thread() is threading.main_thread()   # signal handlers live in the main thread only
     before = (signal.signal(signal.SIGTERM, pass_on) or signal.SIG_DFL) if main else None
     try:
-        _schedule(pending, unfinished, failed, jobs, total, reasons, echo, one)
+        failed = _schedule(pending, jobs, total, reasons, echo, one)
     finally:
         if main:
             signal.signal(signal.SIGTERM, before)
@@ -216,12 +218,14 @@ def _run_parallel(todo: list[tuple[int, RunSpec]], reasons: dict[str, str], tota
                          + (f"; not started: {', '.join(not_run)}" if not_run else ""))
 
 
-def _schedule(pending: list[tuple[int, RunSpec]], unfinished: set[str], failed: list[str], jobs: int, total: int,
-              reasons: dict[str, str], echo: Callable[[str], None], one: Callable[[RunSpec], int]) -> None:
-    """:func:`_run_parallel`'s loop: start what is ready (up to ``jobs``), wait for one to end, repeat; ``pending``,
-    ``unfinished`` and ``failed`` are updated in place."""
+def _schedule(pending: list[tuple[int, RunSpec]], jobs: int, total: int, reasons: dict[str, str],
+              echo: Callable[[str], None], one: Callable[[RunSpec], int]) -> list[str]:
+    """:func:`_run_parallel`'s loop: start what is ready (up to ``jobs``), wait for one to end, repeat. Returns the
+    failed runs' keys; ``pending`` keeps what never started."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
+    unfinished = {spec.key for _, spec in pending}
+    failed: list[str] = []
     running: dict[Any, tuple[int, RunSpec, float]] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         while pending or running:
@@ -243,3 +247,4 @@ def _schedule(pending: list[tuple[int, RunSpec]], unfinished: set[str], failed: 
                     failed.append(spec.key)
                     echo(f"[{i}/{total}] {spec.key}: failed after {time.time() - t:.0f} s"
                          + (f"; waiting for {len(running)} running run(s) to finish" if running else ""))
+    return failed

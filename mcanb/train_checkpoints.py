@@ -24,11 +24,11 @@ from .train_config import seed_everything
 log = logging.getLogger("mcanb.train")   # the engine's logger: every message of a fit under one name
 
 
-# Options that may change between a run and its resumption (they do not change the trajectory).
 # The files a finished run leaves (with predictions_test.parquet when it has a test set); a run is reused only
 # when all are there and its identity.json matches. OTHER_FILES: removed with them when a run starts afresh.
 FINISHED_FILES = ("metrics.json", "history.csv", "predictions_dev.parquet", "checkpoints/best.pt")
 OTHER_FILES = ("predictions_test.parquet", "cost.json", "progress.json", "params.yaml", identity.IDENTITY_FILE)
+# Options that may change between a run and its resumption (they do not change the trajectory).
 RESUMABLE = {"eval_batch_size", "num_workers", "num_threads", "log_every", "progress", "patience",
              "checkpoint_every_epoch", "checkpoint_every_steps", "compile", "keep_last_checkpoint"}
 
