@@ -71,10 +71,12 @@ def tiny_model(name: str = "bert_hier", encoder: nn.Module | None = None, seed: 
         base.update(max_segments=4, segment_heads=2, segment_layers=1)
     model = build_model(name, {**base, **config}, encoder=encoder if encoder is not None else tiny_encoder(seed))
     torch.manual_seed(seed)
+    inside = {id(e) for e in model.encoder.modules()}
     for m in model.modules():                       # head weights reproducible whatever the encoder's seed
-        if m is not model.encoder and not any(m is e for e in model.encoder.modules()):
-            for p in m.parameters(recurse=False):
-                nn.init.normal_(p, std=0.1) if p.ndim > 1 else nn.init.zeros_(p)
+        if id(m) in inside or isinstance(m, nn.LayerNorm):   # LayerNorms keep gain 1, bias 0: zero gains would
+            continue                                         # silence the segment transformer's output
+        for p in m.parameters(recurse=False):
+            nn.init.normal_(p, std=0.1) if p.ndim > 1 else nn.init.zeros_(p)
     return model
 
 
@@ -570,6 +572,51 @@ def test_hier_lan_learns_and_beats_trun_when_the_signal_is_past_the_first_segmen
     assert losses[-1] < 0.5 * losses[0], losses
     assert hier.metrics["test/micro_f1"] > most_frequent + 0.2, (hier.metrics["test/micro_f1"], most_frequent)
     assert hier.metrics["test/micro_f1"] > trun.metrics["test/micro_f1"] + 0.3, (hier.metrics, trun.metrics)
+
+
+def in_first_segment(n: int, seed: int, body: int = 6) -> CodingDataset:
+    """Documents of one segment of filler holding each gold code's signal piece: what BERT-trun reads."""
+    rng = np.random.default_rng(seed)
+    docs, labels = [], []
+    for _ in range(n):
+        codes = np.flatnonzero(rng.random(len(CODE_FREQ)) < CODE_FREQ)
+        doc = rng.integers(3 + len(CODE_FREQ), VOCAB, size=body)
+        doc[rng.choice(body, size=len(codes), replace=False)] = 3 + codes
+        docs.append(doc.astype(np.int32))
+        labels.append(codes)
+    return CodingDataset(docs, labels, np.arange(n) + 1000 * seed, len(CODE_FREQ), body)
+
+
+@pytest.mark.parametrize("name, make, config", [
+    ("bert_trun", in_first_segment, {}),
+    ("bert_hier", beyond_first_segment, {}),                       # the paper's second level, max-pooled
+    ("bert_hier", beyond_first_segment, {"segment_layers": 0}),    # the segments' [CLS] states max-pooled
+])
+def test_fcn_heads_learn_when_the_evidence_is_in_what_they_read(tmp_path, name, make, config):
+    """The FCN head reads only [CLS] states: it learns (training loss falls, test micro-F1 clears the most-frequent
+    floor) when each code's evidence sits in the segments the model reads. The toy fixture's FCN rows stay near the
+    floor for lack of a [CLS] that summarises a note (docs/encoders.md), not for a fault of the head."""
+    from mcanb.models.baselines import MostFrequentCodesBaseline
+    from mcanb.models.bert import BertCodingModel, BertTrunConfig
+    from mcanb.train import TrainConfig, fit
+    train, dev, test = make(240, 1), make(80, 2), make(80, 3)
+    y_train, y_test = train.labels_matrix(), test.labels_matrix()
+    floor = micro_f1(y_test, MostFrequentCodesBaseline().fit([""] * len(y_train), y_train)
+                     .predict_proba([""] * len(y_test)))
+    cls = BertTrunConfig if name == "bert_trun" else BertHierConfig
+    hier = {} if name == "bert_trun" else {"max_segments": 4, "segment_heads": 2, "segment_ff": 4 * HIDDEN}
+    model = BertCodingModel(cls(num_codes=len(CODE_FREQ), head="fcn", segment_length=8, cls_token_id=CLS,
+                                sep_token_id=SEP, pad_token_id=PAD, dropout=0.0, **hier, **config),
+                            encoder=tiny_encoder(0, dropout=0.0))        # PyTorch's own initialisation of the head
+    cfg = TrainConfig(optimizer="adamw", lr=3e-3, num_epochs=6, batch_size=16, patience=None, seed=0, num_threads=1,
+                      progress=False, early_stopping_metric="loss")
+    result = fit(model, train, dev, cfg, tmp_path / name, test_ds=test)
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < 0.8 * losses[0], losses
+    # margins from seeds 0-4 (micro-F1 above the floor, macro-AUC): BERT-trun +0.27..+0.31, 0.87..0.95; BERT-hier
+    # +0.08..+0.28, 0.67..0.88; without its second level +0.22..+0.33, 0.84..0.97 (seed 0 here)
+    assert result.metrics["test/micro_f1"] > floor + 0.05, (result.metrics["test/micro_f1"], floor)
+    assert result.metrics["test/macro_auc"] > 0.65, result.metrics["test/macro_auc"]
 
 
 def test_minilm_smoke_two_steps():
