@@ -333,16 +333,33 @@ def study_rows(rows_of: Sequence[Encoder], architectures: Sequence[str], params:
                 model_overrides={k: params[k] for k in MODEL_PARAMS if k in params})
 
 
-def pretraining_table(rows: Sequence[Encoder]) -> pd.DataFrame:
+def pretraining_table(rows: Sequence[Encoder], processed: Processed | None = None, length: int = 64,
+                      notes: int = 8) -> pd.DataFrame:
     """One line per encoder: domain, initialisation, where it comes from and, for the local ones, the masked-language-
-    model loss at the start and end of pretraining (mean over the first and last 10 % of steps) and its time."""
+    model loss at the start and end of pretraining (mean over the first and last 10 % of steps) and its time.
+
+    Given ``processed``, also how contextual each encoder is on the first ``length`` word pieces of the first ``notes``
+    training notes of at least 7 words (:func:`mcanb.encoders.context_probe`; a random-init row with weights from
+    seed 0): what a head that reads only ``[CLS]`` (the FCN) can get from a note. No such columns when no training
+    note is that long."""
+    texts = None
+    if processed is not None:
+        train = processed.frames["train"]["text"]
+        texts = train[train.str.split().str.len() >= 7].head(notes).tolist() or None
     out = []
     for r in rows:
         meta = Path(r.encoder) / "pretraining.json"
         rec = json.loads(meta.read_text()) if r.init == "pretrained" and meta.exists() else {}
-        out.append({"encoder": r.label, "domain": r.domain, "init": r.init, "from": r.encoder,
-                    "MLM loss, first 10 %": rec.get("mlm_loss_first"), "MLM loss, last 10 %": rec.get("mlm_loss_last"),
-                    "pretraining s": rec.get("seconds"), "pretraining examples": rec.get("examples")})
+        line = {"encoder": r.label, "domain": r.domain, "init": r.init, "from": r.encoder,
+                "MLM loss, first 10 %": rec.get("mlm_loss_first"), "MLM loss, last 10 %": rec.get("mlm_loss_last"),
+                "pretraining s": rec.get("seconds"), "pretraining examples": rec.get("examples")}
+        if texts is not None:
+            with torch.random.fork_rng():   # the random-init weights must not move the notebook's random state
+                probe = encoders.context_probe(encoders.load_encoder(r.encoder, r.init, seed=0),
+                                               encoders.load_tokenizer(r.encoder), texts, length=length)
+            line.update({"next piece moves, %": probe["neighbour_move"], "[CLS] moves, %": probe["cls_move"],
+                         "[CLS] spread over notes, %": probe["cls_spread"]})
+        out.append(line)
     return pd.DataFrame(out).set_index("encoder")
 
 

@@ -5,7 +5,7 @@ Two sources, never mixed in one sentence:
 * the paper's own numbers (:mod:`mcanb.published`, Ji et al. 2021 Tables 2–6): :func:`paper_bert_vs_cnn`,
   :func:`paper_domain`, :func:`paper_more_data`, :func:`paper_hierarchy`;
 * this run's results (records of :func:`mcanb.grid.run_grid`): :func:`domain_verdict`,
-  :func:`more_data_verdict`, :func:`hierarchy_verdict`, :func:`floor_verdict`.
+  :func:`more_data_verdict`, :func:`hierarchy_verdict`, :func:`floor_verdict`, :func:`context_verdict`.
 
 Notebooks 02 and 03 print these instead of typing numbers into markdown. Every comparison names its metrics; a
 tie (equal to the printed precision) is said as such.
@@ -201,3 +201,22 @@ def floor_verdict(results: Sequence[dict], floor: float, metric: str = "micro_f1
     if below:
         return False, f"At or below the most-frequent floor ({floor:.3f} {_label(metric)}): {_join(below)}."
     return True, f"All {len(score)} rows are above the most-frequent floor ({floor:.3f} {_label(metric)})."
+
+
+CLS_SPREAD = "[CLS] spread over notes, %"     # the column of mcanb.bert_study.pretraining_table
+FLAT_CLS = 5.0                                # % of a state's length; the packaged MiniLM: 44 on the toy notes
+
+
+def context_verdict(pretraining: pd.DataFrame, flat: float = FLAT_CLS) -> str:
+    """Which encoders' ``[CLS]`` states hardly differ between notes (under ``flat`` % of a state's length, from
+    :func:`mcanb.bert_study.pretraining_table` given the notes): a head that reads only ``[CLS]`` (BERT-trun + FCN,
+    BERT-hier + FCN) has little to learn from them. Empty when the table has no such column."""
+    if CLS_SPREAD not in pretraining:
+        return ""
+    spread = pretraining[CLS_SPREAD]
+    few = [f"{name} {value:.1f} %" for name, value in spread.items() if value < flat]
+    if few:
+        return (f"[CLS] states that differ between notes by under {flat:g} % of their length: {'; '.join(few)}. A "
+                "head that reads only [CLS] (the FCN rows) has little to learn from these encoders.")
+    return (f"Every encoder's [CLS] states differ between notes by {flat:g} % of their length or more "
+            f"({spread.min():.1f}-{spread.max():.1f}).")

@@ -72,6 +72,20 @@ def test_a_bert_run_goes_to_the_store_and_is_reused(study):
     assert str(run) not in other and len(other) == 2        # encoder init and model settings are in the run key
 
 
+def test_pretraining_table_measures_each_encoders_context_on_the_training_notes(study):
+    """Given the data, the encoder table says how contextual each encoder is (mcanb.encoders.context_probe on the
+    first training notes); the random-init row is the same every time (seed 0) and leaves the caller's random
+    state alone."""
+    proc, encs, _ = study
+    state = torch.random.get_rng_state()
+    table = bert_study.pretraining_table(encs, proc, length=16)
+    assert torch.equal(state, torch.random.get_rng_state())
+    cols = ["next piece moves, %", "[CLS] moves, %", "[CLS] spread over notes, %"]
+    assert (table[cols] >= 0).all().all() and (table[cols] < 1000).all().all()
+    assert table[cols].equals(bert_study.pretraining_table(encs, proc, length=16)[cols])
+    assert not set(cols) & set(bert_study.pretraining_table(encs).columns)          # without data: as before
+
+
 def test_trun_drops_the_hierarchy_settings(study):
     _, (in_domain, _), _ = study
     res = _train(study, in_domain, "trun_fcn")
@@ -186,6 +200,14 @@ def test_run_verdicts_and_floor_from_result_rows():
     ok, text = v.floor_verdict(res, 0.35)
     assert not ok and "in · BERT-trun + LAN (0.300)" in text
     assert v.floor_verdict([r for r in res if r["encoder"] != "less"], 0.25)[0]
+
+    table = pd.DataFrame({v.CLS_SPREAD: {"in": 3.08, "minilm": 44.41}})
+    assert v.context_verdict(table) == ("[CLS] states that differ between notes by under 5 % of their length: in "
+                                        "3.1 %. A head that reads only [CLS] (the FCN rows) has little to learn from "
+                                        "these encoders.")
+    assert v.context_verdict(table.drop("in")) == ("Every encoder's [CLS] states differ between notes by 5 % of their "
+                                                   "length or more (44.4-44.4).")
+    assert v.context_verdict(pd.DataFrame({"init": {"in": "pretrained"}})) == ""   # no notes given: no verdict
 
 
 def test_coverage_and_per_encoder_settings():
