@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import comparison, encoders, grid, identity, names, published, wordpiece
+from . import bert_verdicts, comparison, encoders, grid, identity, names, published, wordpiece
 from .models import build_model
 from .models.bert import param_groups
 from .processed import Processed
@@ -358,7 +358,7 @@ def pretraining_table(rows: Sequence[Encoder], processed: Processed | None = Non
                 probe = encoders.context_probe(encoders.load_encoder(r.encoder, r.init, seed=0),
                                                encoders.load_tokenizer(r.encoder), texts, length=length)
             line.update({"next piece moves, %": probe["neighbour_move"], "[CLS] moves, %": probe["cls_move"],
-                         "[CLS] spread over notes, %": probe["cls_spread"]})
+                         bert_verdicts.CLS_SPREAD: probe["cls_spread"]})
         out.append(line)
     return pd.DataFrame(out).set_index("encoder")
 

@@ -144,7 +144,9 @@ def context_probe(encoder: torch.nn.Module, tokenizer, texts: Sequence[str], *, 
     state moves; ``cls_move``: how far the ``[CLS]`` state moves; ``cls_spread``: how far the texts' ``[CLS]`` states
     lie from their mean. An encoder whose states ignore their context (a table of word-piece vectors) gives 0, 0 and
     0; a pretrained BERT-sized encoder tens of percent (docs/encoders.md, "Why the toy's FCN rows stay near the
-    floor"). Texts with fewer than ``position + 2`` pieces are left out; at least one must remain."""
+    floor"). Texts with fewer than ``position + 2`` pieces are left out; at least one must remain. ``length`` is cut
+    to the encoder's positions (a longer segment is refused where the model is built, with its own message)."""
+    length = min(length, int(getattr(encoder.config, "max_position_embeddings", None) or length))
     ids = [p[: length - 2] for p in _text_pieces(tokenizer, texts)]
     ids = [[tokenizer.cls_token_id, *p, tokenizer.sep_token_id] for p in ids if len(p) >= position + 2]
     if not ids:

@@ -408,6 +408,7 @@ def test_context_probe_is_zero_for_a_table_of_piece_vectors_and_large_for_a_cont
                                intermediate_size=64, max_position_embeddings=32, initializer_range=0.2),
                     add_pooling_layer=False)
     live = encoders.context_probe(enc, tok, TEXTS, length=16, position=4)
+    assert encoders.context_probe(enc, tok, TEXTS, length=100, position=4) == live   # cut to the 32 positions
     for layer in enc.encoder.layer:
         nn.init.zeros_(layer.attention.output.dense.weight)
         nn.init.zeros_(layer.attention.output.dense.bias)
