@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import bert_verdicts, comparison, encoders, grid, identity, names, published, wordpiece
+from . import bert_verdicts, comparison, encoder_probe, encoders, grid, identity, names, published, wordpiece
 from .models import build_model
 from .models.bert import param_groups
 from .processed import Processed
@@ -339,7 +339,7 @@ def pretraining_table(rows: Sequence[Encoder], processed: Processed | None = Non
     model loss at the start and end of pretraining (mean over the first and last 10 % of steps) and its time.
 
     Given ``processed``, also how contextual each encoder is on the first ``length`` word pieces of the first ``notes``
-    training notes of at least 7 words (:func:`mcanb.encoders.context_probe`; a random-init row with weights from
+    training notes of at least 7 words (:func:`mcanb.encoder_probe.context_probe`; a random-init row with weights from
     seed 0): what a head that reads only ``[CLS]`` (the FCN) can get from a note. No such columns when no training
     note is that long."""
     texts = None
@@ -355,8 +355,8 @@ def pretraining_table(rows: Sequence[Encoder], processed: Processed | None = Non
                 "pretraining s": rec.get("seconds"), "pretraining examples": rec.get("examples")}
         if texts is not None:
             with torch.random.fork_rng():   # the random-init weights must not move the notebook's random state
-                probe = encoders.context_probe(encoders.load_encoder(r.encoder, r.init, seed=0),
-                                               encoders.load_tokenizer(r.encoder), texts, length=length)
+                probe = encoder_probe.context_probe(encoders.load_encoder(r.encoder, r.init, seed=0),
+                                                    encoders.load_tokenizer(r.encoder), texts, length=length)
             line.update({"next piece moves, %": probe["neighbour_move"], "[CLS] moves, %": probe["cls_move"],
                          bert_verdicts.CLS_SPREAD: probe["cls_spread"]})
         out.append(line)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel
 
-from mcanb import encoders, wordpiece
+from mcanb import encoder_probe, encoders, wordpiece
 from mcanb.batching import CodingDataset
 from mcanb.models import build_model
 from mcanb.models.bert import BertHierConfig, param_groups, split_segments
@@ -398,7 +398,7 @@ def test_random_init_same_config_other_weights(tmp_path):
 
 
 def test_context_probe_is_zero_for_a_table_of_piece_vectors_and_large_for_a_contextual_encoder(tokenizer_dir):
-    """encoders.context_probe: with its attention outputs zeroed, an encoder's states depend on their own piece and
+    """encoder_probe.context_probe: with its attention outputs zeroed, an encoder's states depend on their own piece and
     position only, so masking a piece moves nothing and every text's [CLS] state is the same; with attention, all
     three are well above zero."""
     from transformers import AutoTokenizer
@@ -407,16 +407,18 @@ def test_context_probe_is_zero_for_a_table_of_piece_vectors_and_large_for_a_cont
     enc = BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                intermediate_size=64, max_position_embeddings=32, initializer_range=0.2),
                     add_pooling_layer=False)
-    live = encoders.context_probe(enc, tok, TEXTS, length=16, position=4)
-    assert encoders.context_probe(enc, tok, TEXTS, length=100, position=4) == live   # cut to the 32 positions
+    live = encoder_probe.context_probe(enc, tok, TEXTS, length=16, position=4)
+    long = [" ".join(TEXTS[i: i + 5]) for i in (0, 5, 10)]                           # about 50 pieces each
+    assert encoder_probe.context_probe(enc, tok, long, length=100, position=4) == \
+        encoder_probe.context_probe(enc, tok, long, length=32, position=4)           # cut to the 32 positions
     for layer in enc.encoder.layer:
         nn.init.zeros_(layer.attention.output.dense.weight)
         nn.init.zeros_(layer.attention.output.dense.bias)
-    assert encoders.context_probe(enc, tok, TEXTS, length=16, position=4) == {
+    assert encoder_probe.context_probe(enc, tok, TEXTS, length=16, position=4) == {
         "neighbour_move": 0.0, "cls_move": 0.0, "cls_spread": 0.0}
     assert min(live.values()) > 1.0, live
     with pytest.raises(ValueError, match="at least 7 word pieces"):
-        encoders.context_probe(enc, tok, ["fever"])
+        encoder_probe.context_probe(enc, tok, ["fever"])
 
 
 def test_tokenizer_key_follows_the_tokenizer_files(tokenizer_dir, tmp_path):

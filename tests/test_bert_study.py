@@ -73,7 +73,7 @@ def test_a_bert_run_goes_to_the_store_and_is_reused(study):
 
 
 def test_pretraining_table_measures_each_encoders_context_on_the_training_notes(study):
-    """Given the data, the encoder table says how contextual each encoder is (mcanb.encoders.context_probe on the
+    """Given the data, the encoder table says how contextual each encoder is (mcanb.encoder_probe.context_probe on the
     first training notes); the random-init row is the same every time (seed 0) and leaves the caller's random
     state alone."""
     proc, encs, _ = study
