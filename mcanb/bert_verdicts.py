@@ -12,11 +12,12 @@ tie (equal to the printed precision) is said as such.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
 from . import published
+from .predictions import paired_on_test
 
 MORE_DATA_PAIRS = (("PubMedBERT abstract", "PubMedBERT full text"), ("BioBERT abstract", "BioBERT full text"),
                    ("ClinicalBERT disch. sum.", "ClinicalBERT all notes"))   # (less data, more data), §4.2
@@ -192,15 +193,47 @@ def hierarchy_verdict(rows: Sequence, results: Sequence[dict], label_space: str 
     return "\n".join(lines) or "This run has no pair of architectures to compare."
 
 
-def floor_verdict(results: Sequence[dict], floor: float, metric: str = "micro_f1") -> tuple[bool, str]:
-    """``(every row above the floor, sentence)``: each (encoder, architecture) row's mean ``metric`` against the
-    most-frequent-codes floor (a fraction, as ``cnn_study.run_baselines`` returns it)."""
-    score = means(results)
-    below = [f"{e} · {published.ARCHITECTURES[a]} ({s[metric] / 100:.3f})" for (e, a), s in score.items()
-             if s.get(metric, float("-inf")) / 100 <= floor]
+ALPHA = 0.05   # one-sided level of the floor test: a row clears the floor when every seed's p is below it
+
+
+def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: Any,
+                  metric: str = "micro_f1@dev_threshold", *, alpha: float = ALPHA,
+                  n_resamples: int = 1000) -> tuple[bool, str]:
+    """``(every row above the floor beyond test-set noise, sentence)``.
+
+    Each (encoder, architecture) row against ``floor``, the most-frequent-codes baseline's record
+    (``cnn_study.run_baselines``), on ``metric``: a paired bootstrap over the test notes
+    (:func:`mcanb.predictions.paired_on_test`) for each of the row's seeds, each run at its own dev-tuned threshold
+    for an ``@dev_threshold`` metric. A row clears the floor when its mean is above the floor's and every seed's
+    one-sided p is under ``alpha``; a row above the floor by less than that is said to be within test-set noise.
+    """
+    key = f"test/{metric}"
+    floor_value = float(floor[key])
+    runs: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for r in results:
+        runs.setdefault((r["encoder"], r["architecture"]), []).append(r)
+    clear, noise, below = [], [], []
+    for (encoder, arch), group in runs.items():
+        value = sum(float(r[key]) for r in group) / len(group)
+        name = f"{encoder} · {published.ARCHITECTURES[arch]} ({value:.3f}"
+        if value <= floor_value:
+            below.append(name + ")")
+            continue
+        p = max(paired_on_test(processed, r, floor, metric, n_resamples=n_resamples).p_value for r in group)
+        (clear if p < alpha else noise).append(f"{name}, p {'<' if p < 0.001 else '='} {max(p, 0.001):.3f})")
+    n_test = len(processed.hadm_ids("test"))
+    head = f"the most-frequent floor ({floor_value:.3f} {_label(metric)})"
+    how = (f"paired bootstrap over the {n_test} test notes, {n_resamples} resamples, one-sided p < {alpha:g} for "
+           f"every seed")
+    if not noise and not below:
+        return True, f"All {len(runs)} rows are above {head} beyond test-set noise ({how})."
+    parts = [f"Above {head} beyond test-set noise ({how}): {_join(clear)}." if clear else
+             f"No row is above {head} beyond test-set noise ({how})."]
+    if noise:
+        parts.append(f"Above it by no more than test-set noise: {_join(noise)}.")
     if below:
-        return False, f"At or below the most-frequent floor ({floor:.3f} {_label(metric)}): {_join(below)}."
-    return True, f"All {len(score)} rows are above the most-frequent floor ({floor:.3f} {_label(metric)})."
+        parts.append(f"At or below it: {_join(below)}.")
+    return False, " ".join(parts)
 
 
 CLS_SPREAD = "[CLS] spread over notes, %"     # the column of mcanb.bert_study.pretraining_table

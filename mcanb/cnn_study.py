@@ -22,7 +22,7 @@ from . import comparison, grid, identity, metrics, names, published, text
 from .batching import CodingDataset
 from .models import build_model
 from .models.baselines import MostFrequentCodesBaseline, TfidfLogisticBaseline
-from .predictions import load_predictions, save_predictions
+from .predictions import paired_on_test, save_predictions
 from .processed import Processed
 from .reporting import metric_key, summarise_seeds
 from .splits import SPLITS
@@ -237,10 +237,4 @@ def compare_best_two(processed: Processed, results: Sequence[dict], metric: str 
     seed = min({r["seed"] for r in results if r["row"] == a} & {r["seed"] for r in results if r["row"] == b},
                default=None)
     pick = {r["row"]: r for r in results if r["row"] in (a, b) and (seed is None or r["seed"] == seed)}
-    y = processed.multi_hot("test")
-    scores = []
-    for name in (a, b):
-        hadm, s = load_predictions(pick[name]["predictions"])
-        assert np.array_equal(hadm, processed.hadm_ids("test")), "predictions are not in test order"
-        scores.append(s)
-    return a, b, metrics.paired_bootstrap(y, scores[0], scores[1], metric=metric, n_resamples=n_resamples)
+    return a, b, paired_on_test(processed, pick[a], pick[b], metric, n_resamples=n_resamples)

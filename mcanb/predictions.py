@@ -2,15 +2,19 @@
 
 Columns: ``hadm_id`` (int64) and ``scores`` (fixed-size list<float32>[C], column order = label index of the
 label space's ``labels.csv``). Written by ``mcanb.train.fit`` and the baselines, read by the notebooks'
-comparisons (paired bootstrap, thresholds) without Python loops.
+comparisons (paired bootstrap, thresholds) without Python loops; :func:`paired_on_test` is that comparison for two
+result records (:func:`mcanb.grid.record`).
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .metrics import PairedComparison, paired_bootstrap
 
 
 def save_predictions(path: str | Path, hadm_ids: np.ndarray, y_score: np.ndarray) -> Path:
@@ -28,3 +32,31 @@ def load_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     col = table.column("scores").combine_chunks()
     y_score = col.flatten().to_numpy(zero_copy_only=False).reshape(len(table), col.type.list_size)
     return table.column("hadm_id").to_numpy(), y_score
+
+
+AT_DEV = "@dev_threshold"   # a metric name with this suffix is scored at each run's own dev-tuned threshold
+
+
+def paired_on_test(processed: Any, a: Mapping[str, Any], b: Mapping[str, Any], metric: str = "micro_f1", *,
+                   n_resamples: int = 1000, seed: int = 0) -> PairedComparison:
+    """Paired bootstrap over the test documents: does run ``a`` score higher than run ``b`` on ``metric``?
+
+    ``a``, ``b``: result records (``predictions``, the test predictions' path, and ``dev_threshold``), of one trained
+    model each. ``metric``: a name :func:`mcanb.metrics.paired_bootstrap` takes (``micro_f1``, ``map``, ``p@5``...),
+    scored at 0.5, or with the suffix ``@dev_threshold`` (``micro_f1@dev_threshold``) at each run's own threshold
+    tuned on dev, so the test set plays no part in either threshold. ``processed``: the label space's data
+    (``multi_hot("test")``, ``hadm_ids("test")``), whose test order both prediction files must have.
+    """
+    name, tuned = (metric[:-len(AT_DEV)], True) if metric.endswith(AT_DEV) else (metric, False)
+    order = processed.hadm_ids("test")
+    scores, thresholds = [], []
+    for run in (a, b):
+        hadm, y_score = load_predictions(run["predictions"])
+        if not np.array_equal(hadm, order):
+            raise ValueError(f"{run['predictions']}: its documents are not the test split's, in its order")
+        if tuned and run.get("dev_threshold") is None:
+            raise ValueError(f"{run['predictions']}: its run has no dev-tuned threshold for {metric}")
+        scores.append(y_score)
+        thresholds.append(float(run["dev_threshold"]) if tuned else 0.5)
+    return paired_bootstrap(processed.multi_hot("test"), scores[0], scores[1], metric=name,
+                            threshold_a=thresholds[0], threshold_b=thresholds[1], n_resamples=n_resamples, seed=seed)

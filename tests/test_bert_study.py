@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -197,9 +198,6 @@ def test_run_verdicts_and_floor_from_result_rows():
         in v.hierarchy_verdict(rows, res)
     assert v.more_data_verdict([("less", "in")], res) == ("BERT-hier + LAN: in is above less on macro-AUC (70.0 vs "
                                                           "10.0) and micro-F1 (60.0 vs 10.0).")
-    ok, text = v.floor_verdict(res, 0.35)
-    assert not ok and "in · BERT-trun + LAN (0.300)" in text
-    assert v.floor_verdict([r for r in res if r["encoder"] != "less"], 0.25)[0]
 
     table = pd.DataFrame({v.CLS_SPREAD: {"in": 3.08, "minilm": 44.41}})
     assert v.context_verdict(table) == ("[CLS] states that differ between notes by under 5 % of their length: in "
@@ -208,6 +206,64 @@ def test_run_verdicts_and_floor_from_result_rows():
     assert v.context_verdict(table.drop("in")) == ("Every encoder's [CLS] states differ between notes by 5 % of their "
                                                    "length or more (44.4-44.4).")
     assert v.context_verdict(pd.DataFrame({"init": {"in": "pretrained"}})) == ""   # no notes given: no verdict
+
+
+class _TestSplit:
+    """What a paired test reads of the processed data: the test labels and the test documents' order."""
+
+    def __init__(self, y):
+        self.y = y
+
+    def multi_hot(self, split):
+        return self.y
+
+    def hadm_ids(self, split):
+        return np.arange(100, 100 + len(self.y))
+
+
+def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(tmp_path):
+    """The floor verdict is a paired bootstrap over the test notes, each run at its own dev-tuned threshold: a model
+    that knows the codes clears the floor, one that differs from the floor on 2 of 300 notes is above it only by
+    noise, a worse one is below it, and a row clears the floor only if every seed does."""
+    from mcanb import bert_verdicts as v
+    from mcanb.predictions import paired_on_test, save_predictions
+    rng = np.random.default_rng(0)
+    y = (rng.random((300, 6)) < [0.5, 0.4, 0.3, 0.2, 0.1, 0.05]).astype(np.float32)
+    data = _TestSplit(y)
+    metric = "micro_f1@dev_threshold"
+
+    def run(name, y_score, threshold, **fields):
+        path = save_predictions(tmp_path / f"{name}.parquet", data.hadm_ids("test"), y_score.astype(np.float32))
+        rec = {"predictions": str(path), "dev_threshold": threshold, **fields}
+        return {**rec, f"test/{metric}": paired_on_test(data, rec, rec, metric, n_resamples=1).estimate_a}
+
+    prior = np.tile(y.mean(0), (300, 1))                 # the most-frequent floor: one score vector for every note
+    floor = run("floor", prior, 0.35)
+    near = prior.copy()
+    near[:2] = y[:2]                                     # right on two notes, the floor everywhere else
+    knows, worse = 0.1 + 0.8 * y, 0.9 - 0.8 * y
+    rows = [run("knows", knows, 0.5, encoder="in", architecture="hier_lan", seed=13),
+            run("near", near, 0.35, encoder="in", architecture="trun_fcn", seed=13),
+            run("worse", worse, 0.5, encoder="in", architecture="hier_fcn", seed=13)]
+    assert rows[0][f"test/{metric}"] == 1.0 and rows[1][f"test/{metric}"] > floor[f"test/{metric}"] > 0.4
+    # at their own thresholds: the floor predicts its two commonest codes for every note; at 0.5 it predicts none
+    assert paired_on_test(data, floor, floor, "micro_f1", n_resamples=1).estimate_a == 0.0
+    ok, text = v.floor_verdict(rows, floor, data, metric, n_resamples=200)
+    assert not ok
+    assert text.startswith(f"Above the most-frequent floor ({floor[f'test/{metric}']:.3f} micro-F1 (dev thr.)) beyond "
+                           "test-set noise (paired bootstrap over the 300 test notes, 200 resamples, one-sided "
+                           "p < 0.05 for every seed): in · BERT-hier + LAN (1.000, p = 0.005).")   # 1 / (1 + 200)
+    assert "Above it by no more than test-set noise: in · BERT-trun + FCN (" in text
+    assert text.endswith("At or below it: in · BERT-hier + FCN (0.000).")
+    assert v.floor_verdict(rows[:1], floor, data, metric, n_resamples=200) == (True, (
+        f"All 1 rows are above the most-frequent floor ({floor[f'test/{metric}']:.3f} micro-F1 (dev thr.)) beyond "
+        "test-set noise (paired bootstrap over the 300 test notes, 200 resamples, one-sided p < 0.05 for every seed)."))
+    # a second seed of the same row that only matches the floor's noise keeps the row from clearing it
+    second = {**rows[1], "architecture": "hier_lan", "seed": 14}
+    assert not v.floor_verdict([rows[0], second], floor, data, metric, n_resamples=200)[0]
+    # predictions of other notes, or in another order, are refused
+    with pytest.raises(ValueError, match="not the test split's"):
+        paired_on_test(_TestSplit(y[:299]), rows[0], floor, metric)
 
 
 def test_coverage_and_per_encoder_settings():
