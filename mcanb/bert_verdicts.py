@@ -5,7 +5,9 @@ Two sources, never mixed in one sentence:
 * the paper's own numbers (:mod:`mcanb.published`, Ji et al. 2021 Tables 2–6): :func:`paper_bert_vs_cnn`,
   :func:`paper_domain`, :func:`paper_more_data`, :func:`paper_hierarchy`;
 * this run's results (records of :func:`mcanb.grid.run_grid`): :func:`domain_verdict`,
-  :func:`more_data_verdict`, :func:`hierarchy_verdict`, :func:`floor_verdict`, :func:`context_verdict`.
+  :func:`more_data_verdict`, :func:`hierarchy_verdict`, :func:`floor_verdict`, :func:`context_verdict`; given the
+  processed data, each of this run's comparisons also says which of its differences stand beyond test-set noise
+  (:func:`noise_clause`, a paired bootstrap over the test notes).
 
 Notebooks 02 and 03 print these instead of typing numbers into markdown. Every comparison names its metrics; a
 tie (equal to the printed precision) is said as such.
@@ -146,11 +148,65 @@ def _coverage_note(label: str, coverage: Mapping[str, float] | None) -> str:
     return f" (reads {100 * coverage[label]:.0f} % of each note's pieces)" if coverage and label in coverage else ""
 
 
+ALPHA = 0.05   # one-sided level of the paired tests: a difference is beyond noise when every seed's p is below it
+
+
+def _p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _runs(results: Sequence[dict]) -> dict[tuple[str, str], dict[Any, Mapping[str, Any]]]:
+    """``{(encoder label, architecture): {seed: result record}}``."""
+    out: dict[tuple[str, str], dict[Any, Mapping[str, Any]]] = {}
+    for r in results:
+        out.setdefault((r["encoder"], r["architecture"]), {})[r.get("seed")] = r
+    return out
+
+
+def _noise(processed: Any, results: Sequence[dict], a: tuple[str, str], b: tuple[str, str],
+           metrics: Sequence[str]) -> str:
+    return "" if processed is None else noise_clause(processed, results, a, b, metrics)
+
+
+def noise_clause(processed: Any, results: Sequence[dict], a: tuple[str, str], b: tuple[str, str],
+                 metrics: Sequence[str], *, alpha: float = ALPHA, n_resamples: int = 1000) -> str:
+    """Which of rows ``a`` and ``b``'s differences (``(encoder, architecture)`` keys of ``results``) stand beyond
+    test-set noise: for each metric a paired bootstrap can resample (every one but the AUCs) on which they differ as
+    printed, the better row against the other over the test notes (:func:`mcanb.predictions.paired_on_test`), on
+    every seed both ran; beyond noise when every seed's one-sided p is under ``alpha``. ``""`` when there is none."""
+    runs = _runs(results)
+    seeds = sorted(set(runs.get(a, {})) & set(runs.get(b, {})), key=str)
+    beyond, within, skipped = [], [], False
+    for m in metrics:
+        if m.split("@")[0].endswith("_auc"):
+            skipped = True
+            continue
+        values = [[runs[k][s].get(f"test/{m}") for s in seeds] for k in (a, b)]
+        if not seeds or any(v is None or pd.isna(v) for vs in values for v in vs):
+            continue
+        ma, mb = (round(100 * sum(vs) / len(vs), 1) for vs in values)
+        if ma == mb:
+            continue
+        hi, lo = (a, b) if ma > mb else (b, a)
+        p = max(paired_on_test(processed, runs[hi][s], runs[lo][s], m, n_resamples=n_resamples).p_value
+                for s in seeds)
+        (beyond if p < alpha else within).append(f"{_label(m)} ({_p(p)})")
+    if not (beyond or within):
+        return ""
+    said = [f"the differences on {_join(beyond)}" if beyond else "no difference",
+            *([f"within it: {_join(within)}"] if within else []),
+            *(["the AUCs are not bootstrapped"] if skipped else [])]
+    n_test = len(processed.hadm_ids("test"))
+    return (f" Beyond test-set noise (paired bootstrap over the {n_test} test notes, one-sided p < {alpha:g} for every "
+            f"seed): {'; '.join(said)}.")
+
+
 def domain_verdict(rows: Sequence, results: Sequence[dict], label_space: str = "50", *,
                    architecture: str = "hier_lan", coverage: Mapping[str, float] | None = None,
-                   extra_metrics: Sequence[str] = ()) -> str:
+                   extra_metrics: Sequence[str] = (), processed: Any = None) -> str:
     """This run's domain axis under one architecture: in-domain vs random init, and general vs in-domain, on every
-    metric, with each encoder's coverage of the note when given (``{label: share}``)."""
+    metric, with each encoder's coverage of the note when given (``{label: share}``); given the ``processed`` data,
+    which differences stand beyond test-set noise (:func:`noise_clause`)."""
     score = means(results)
     by_domain: dict[str, str] = {}
     for r in rows:   # the first encoder of each domain (a less-data twin comes after its encoder)
@@ -162,26 +218,32 @@ def domain_verdict(rows: Sequence, results: Sequence[dict], label_space: str = "
         if a in by_domain and b in by_domain:
             la, lb = by_domain[a], by_domain[b]
             lines.append(compare(la + _coverage_note(la, coverage), score[(la, architecture)],
-                                 lb + _coverage_note(lb, coverage), score[(lb, architecture)], metrics))
+                                 lb + _coverage_note(lb, coverage), score[(lb, architecture)], metrics)
+                         + _noise(processed, results, (la, architecture), (lb, architecture), metrics))
     return "\n".join(lines) or "This run has no pair of domains to compare."
 
 
 def more_data_verdict(pairs: Sequence[tuple[str, str]], results: Sequence[dict], label_space: str = "50", *,
-                      architectures: Sequence[str] = ("hier_lan", "trun_fcn"), extra_metrics: Sequence[str] = ()) -> str:
-    """This run's (less data, more data) encoder pairs, under each architecture that ran both."""
+                      architectures: Sequence[str] = ("hier_lan", "trun_fcn"), extra_metrics: Sequence[str] = (),
+                      processed: Any = None) -> str:
+    """This run's (less data, more data) encoder pairs, under each architecture that ran both (with
+    :func:`noise_clause` given the ``processed`` data)."""
     score = means(results)
     lines = []
     for less, more in pairs:
         for arch in architectures:
             if (less, arch) in score and (more, arch) in score:
+                metrics = _metrics(label_space, extra_metrics)
                 lines.append(f"{published.ARCHITECTURES[arch]}: " + compare(
-                    more, score[(more, arch)], less, score[(less, arch)], _metrics(label_space, extra_metrics)))
+                    more, score[(more, arch)], less, score[(less, arch)], metrics)
+                    + _noise(processed, results, (more, arch), (less, arch), metrics))
     return "\n".join(lines) or "This run has no less-data / more-data pair to compare."
 
 
 def hierarchy_verdict(rows: Sequence, results: Sequence[dict], label_space: str = "50", *,
-                      extra_metrics: Sequence[str] = ()) -> str:
-    """Per encoder: BERT-hier vs BERT-trun under each head, and LAN vs FCN within BERT-hier, on every metric."""
+                      extra_metrics: Sequence[str] = (), processed: Any = None) -> str:
+    """Per encoder: BERT-hier vs BERT-trun under each head, and LAN vs FCN within BERT-hier, on every metric (with
+    :func:`noise_clause` given the ``processed`` data)."""
     score = means(results)
     metrics = _metrics(label_space, extra_metrics)
     lines = []
@@ -189,11 +251,9 @@ def hierarchy_verdict(rows: Sequence, results: Sequence[dict], label_space: str 
         for hi, lo in (("hier_fcn", "trun_fcn"), ("hier_lan", "trun_lan"), ("hier_lan", "hier_fcn")):
             if (r.label, hi) in score and (r.label, lo) in score:
                 lines.append(f"{r.label}: " + compare(published.ARCHITECTURES[hi], score[(r.label, hi)],
-                                                      published.ARCHITECTURES[lo], score[(r.label, lo)], metrics))
+                                                      published.ARCHITECTURES[lo], score[(r.label, lo)], metrics)
+                             + _noise(processed, results, (r.label, hi), (r.label, lo), metrics))
     return "\n".join(lines) or "This run has no pair of architectures to compare."
-
-
-ALPHA = 0.05   # one-sided level of the floor test: a row clears the floor when every seed's p is below it
 
 
 def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: Any,
@@ -209,18 +269,17 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
     """
     key = f"test/{metric}"
     floor_value = float(floor[key])
-    runs: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for r in results:
-        runs.setdefault((r["encoder"], r["architecture"]), []).append(r)
+    runs = _runs(results)
     clear, noise, below = [], [], []
-    for (encoder, arch), group in runs.items():
+    for (encoder, arch), by_seed in runs.items():
+        group = list(by_seed.values())
         value = sum(float(r[key]) for r in group) / len(group)
         name = f"{encoder} · {published.ARCHITECTURES[arch]} ({value:.3f}"
         if value <= floor_value:
             below.append(name + ")")
             continue
         p = max(paired_on_test(processed, r, floor, metric, n_resamples=n_resamples).p_value for r in group)
-        (clear if p < alpha else noise).append(f"{name}, p {'<' if p < 0.001 else '='} {max(p, 0.001):.3f})")
+        (clear if p < alpha else noise).append(f"{name}, {_p(p)})")
     n_test = len(processed.hadm_ids("test"))
     head = f"the most-frequent floor ({floor_value:.3f} {_label(metric)})"
     how = (f"paired bootstrap over the {n_test} test notes, {n_resamples} resamples, one-sided p < {alpha:g} for "

@@ -264,10 +264,15 @@ def _intro(profile: Profile) -> str:
             "from.")
 
 
+NOISE_NOTE = ("These sentences compare this run's means over seeds. Which of the differences stand beyond test-set "
+              "noise (a paired bootstrap over the test notes) is printed under the same verdicts in notebooks 02 and "
+              "03 (§5 of each).")
+
+
 def render_html(profile: Profile, data: dict, out: Path) -> str:
     e = html.escape
     parts = [f"<h1>mcanb study report: {e(profile.name)}</h1>", f'<p class="note">{e(_intro(profile))}</p>',
-             "<h2>The paper's questions, answered by this run</h2>"]
+             "<h2>The paper's questions, answered by this run</h2>", f'<p class="note">{e(NOISE_NOTE)}</p>']
     for rq, sentence, fig in data["questions"]:
         img = f'<img src="{e(fig)}" alt="{rq} figure">' if fig else '<span class="note">(no figure)</span>'
         text = "<br>".join(e(s) for s in sentence.splitlines())
@@ -286,7 +291,7 @@ def render_html(profile: Profile, data: dict, out: Path) -> str:
 
 def render_md(profile: Profile, data: dict, out: Path) -> str:
     parts = [f"# mcanb study report: {profile.name}\n", _intro(profile) + "\n",
-             "## The paper's questions, answered by this run\n"]
+             "## The paper's questions, answered by this run\n", NOISE_NOTE + "\n"]
     for rq, sentence, fig in data["questions"]:
         parts.append(f"**{rq}. {QUESTIONS[rq]}** {' '.join(sentence.splitlines())}\n")
         if fig:

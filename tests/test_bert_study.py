@@ -265,6 +265,32 @@ def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(t
     with pytest.raises(ValueError, match="not the test split's"):
         paired_on_test(_TestSplit(y[:299]), rows[0], floor, metric)
 
+    # the run verdicts say which of their differences stand beyond that noise, on every metric a bootstrap can
+    # resample; two architectures of one encoder: "knows" (hier_lan) against "near" (now hier_fcn)
+    pair = [rows[0], {**rows[1], "architecture": "hier_fcn"}]
+    for r in pair:
+        for m in ("micro_f1", "p@5"):
+            r[f"test/{m}"] = paired_on_test(data, r, r, m, n_resamples=1).estimate_a
+        r["test/macro_auc"] = 0.9 if r is pair[0] else 0.6
+    metrics = ("macro_auc", "micro_f1", "p@5", metric)
+    clause = v.noise_clause(data, pair, ("in", "hier_lan"), ("in", "hier_fcn"), metrics, n_resamples=200)
+    assert clause == (" Beyond test-set noise (paired bootstrap over the 300 test notes, one-sided p < 0.05 for every "
+                      "seed): the differences on micro-F1 (p = 0.005), P@5 (p = 0.005) and micro-F1 (dev thr.) "
+                      "(p = 0.005); the AUCs are not bootstrapped.")
+    text = v.hierarchy_verdict([bert_study.Encoder("in", "x", domain="in-domain")], pair, extra_metrics=[metric],
+                               processed=data)
+    assert text.startswith("in: BERT-hier + LAN is above BERT-hier + FCN on macro-AUC (90.0 vs 60.0), micro-F1 ")
+    assert text.endswith(" Beyond test-set noise (paired bootstrap over the 300 test notes, one-sided p < 0.05 for "
+                         "every seed): the differences on micro-F1 (p < 0.001), P@5 (p < 0.001) and micro-F1 "
+                         "(dev thr.) (p < 0.001); the AUCs are not bootstrapped.")
+    assert "Beyond" not in v.hierarchy_verdict([bert_study.Encoder("in", "x", domain="in-domain")], pair)
+    # a row against a copy of itself differs on nothing; the floor against "near" only within noise
+    assert v.noise_clause(data, [*pair[:1], {**pair[0], "architecture": "trun_lan"}], ("in", "hier_lan"),
+                          ("in", "trun_lan"), metrics, n_resamples=50) == ""
+    near_vs_floor = [{**rows[1], "encoder": "a"}, {**floor, "encoder": "b", "architecture": "trun_fcn", "seed": 13}]
+    assert v.noise_clause(data, near_vs_floor, ("a", "trun_fcn"), ("b", "trun_fcn"), [metric], n_resamples=200) \
+        .endswith("): no difference; within it: micro-F1 (dev thr.) (p = 0.134).")   # as floor_verdict said
+
 
 def test_coverage_and_per_encoder_settings():
     lengths = pd.DataFrame({"general": [100, 300], "in-domain": [50, 150]})
