@@ -19,7 +19,9 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from . import published
+from .cnn_study import floor_check
 from .predictions import paired_on_test
+from .reporting import summarise_seeds
 
 MORE_DATA_PAIRS = (("PubMedBERT abstract", "PubMedBERT full text"), ("BioBERT abstract", "BioBERT full text"),
                    ("ClinicalBERT disch. sum.", "ClinicalBERT all notes"))   # (less data, more data), §4.2
@@ -262,30 +264,29 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
     """``(every row above the floor beyond test-set noise, sentence)``.
 
     Each (encoder, architecture) row against ``floor``, the most-frequent-codes baseline's record
-    (``cnn_study.run_baselines``), on ``metric``: a paired bootstrap over the test notes
-    (:func:`mcanb.predictions.paired_on_test`) for each of the row's seeds, each run at its own dev-tuned threshold
-    for an ``@dev_threshold`` metric. A row clears the floor when its mean is above the floor's and every seed's
-    one-sided p is under ``alpha``; a row above the floor by less than that is said to be within test-set noise.
+    (``cnn_study.run_baselines``), on ``metric`` by :func:`mcanb.cnn_study.floor_check`, the floor test notebook 04
+    uses too: a paired bootstrap over the test notes for each of the row's seeds, each run at its own dev-tuned
+    threshold for an ``@dev_threshold`` metric. A row clears the floor when its mean is above the floor's and every
+    seed's one-sided p is under ``alpha``; a row above the floor by less than that is said to be within test-set
+    noise.
     """
-    key = f"test/{metric}"
-    floor_value = float(floor[key])
-    runs = _runs(results)
+    named = {r["row"]: f"{r['encoder']} · {published.ARCHITECTURES[r['architecture']]}" for r in results}
+    records = [*results, floor]
+    check = floor_check(summarise_seeds(records), list(named), floor["row"], [metric], results=records,
+                        processed=processed, alpha=alpha, n_resamples=n_resamples)
     clear, noise, below = [], [], []
-    for (encoder, arch), by_seed in runs.items():
-        group = list(by_seed.values())
-        value = sum(float(r[key]) for r in group) / len(group)
-        name = f"{encoder} · {published.ARCHITECTURES[arch]} ({value:.3f}"
-        if value <= floor_value:
+    for c in check.itertuples():
+        name = f"{named[c.model]} ({c.value:.3f}"
+        if c.value <= c.floor:
             below.append(name + ")")
-            continue
-        p = max(paired_on_test(processed, r, floor, metric, n_resamples=n_resamples).p_value for r in group)
-        (clear if p < alpha else noise).append(f"{name}, {_p(p)})")
-    n_test = len(processed.hadm_ids("test"))
+        else:
+            (clear if c.above else noise).append(f"{name}, {_p(c.p)})")
+    floor_value = float(floor[f"test/{metric}"])
     head = f"the most-frequent floor ({floor_value:.3f} {_label(metric)})"
-    how = (f"paired bootstrap over the {n_test} test notes, {n_resamples} resamples, one-sided p < {alpha:g} for "
-           f"every seed")
+    how = (f"paired bootstrap over the {len(processed.hadm_ids('test'))} test notes, {n_resamples} resamples, "
+           f"one-sided p < {alpha:g} for every seed")
     if not noise and not below:
-        return True, f"All {len(runs)} rows are above {head} beyond test-set noise ({how})."
+        return True, f"All {len(named)} rows are above {head} beyond test-set noise ({how})."
     parts = [f"Above {head} beyond test-set noise ({how}): {_join(clear)}." if clear else
              f"No row is above {head} beyond test-set noise ({how})."]
     if noise:

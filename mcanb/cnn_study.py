@@ -206,19 +206,41 @@ def table6(this_run: pd.DataFrame, label_space: str, data_dir: str | Path | None
 
 
 FLOOR_METRICS = ("micro_auc", "macro_auc", "map", "micro_f1@dev_threshold", "micro_f1")  # threshold-free first
+FLOOR_ALPHA = 0.05   # one-sided level of the floor test: above the floor when every seed's p is under it
 
 
 def floor_check(summary: pd.DataFrame, models: Sequence[str], floor: str = "most_frequent",
-                names: Sequence[str] = FLOOR_METRICS) -> pd.DataFrame:
-    """Each model's mean test score beside the ``floor`` baseline's, per metric in ``names`` (where both have it).
+                names: Sequence[str] = FLOOR_METRICS, *, results: Sequence[dict] | None = None,
+                processed: Processed | None = None, alpha: float = FLOOR_ALPHA,
+                n_resamples: int = 1000) -> pd.DataFrame:
+    """Each model's mean test score beside the ``floor`` baseline's, per metric in ``names`` (where both have it);
+    the one floor test of both model families (notebook 04 here, notebooks 02-03 through
+    :func:`mcanb.bert_verdicts.floor_verdict`).
 
     A fact about this run, not a check of the code: a weak model on a hard corpus may sit at the floor. Columns
-    model, metric, value, floor, above (``value > floor``); one row per (model, metric)."""
+    model, metric, value, floor, p, above; one row per (model, metric). Without ``results``, ``above`` is
+    ``value > floor`` and ``p`` is NaN. Given ``results`` (the records ``summary`` was made from, the floor's
+    included) and ``processed``, every metric a paired bootstrap can resample (all but the AUCs) is also tested over
+    the test notes (:func:`mcanb.predictions.paired_on_test`, each run at its own dev-tuned threshold for an
+    ``@dev_threshold`` metric): ``p`` is the largest one-sided p over the model's seeds, and ``above`` needs
+    ``p < alpha`` as well, so a model above the floor by test-set noise is not counted above it."""
     means = summary.set_index(["row", "metric"])["mean"]
-    found = [{"model": m, "metric": k, "value": means[(m, k)], "floor": means[(floor, k)],
-              "above": bool(means[(m, k)] > means[(floor, k)])}
-             for m in models for k in names if (m, k) in means.index and (floor, k) in means.index]
-    return pd.DataFrame(found, columns=["model", "metric", "value", "floor", "above"])
+    runs: dict[str, list[dict]] = {}
+    for r in results or ():
+        runs.setdefault(r["row"], []).append(r)
+    found = []
+    for m in models:
+        for k in names:
+            if (m, k) not in means.index or (floor, k) not in means.index:
+                continue
+            value, base = means[(m, k)], means[(floor, k)]
+            p = float("nan")
+            if results is not None and value > base and not k.split("@")[0].endswith("_auc"):
+                p = max(paired_on_test(processed, r, runs[floor][0], k, n_resamples=n_resamples).p_value
+                        for r in runs[m])
+            found.append({"model": m, "metric": k, "value": value, "floor": base, "p": p,
+                          "above": bool(value > base and not p >= alpha)})
+    return pd.DataFrame(found, columns=["model", "metric", "value", "floor", "p", "above"])
 
 
 def compare_best_two(processed: Processed, results: Sequence[dict], metric: str = "micro_f1",

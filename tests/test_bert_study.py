@@ -234,7 +234,8 @@ def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(t
 
     def run(name, y_score, threshold, **fields):
         path = save_predictions(tmp_path / f"{name}.parquet", data.hadm_ids("test"), y_score.astype(np.float32))
-        rec = {"predictions": str(path), "dev_threshold": threshold, **fields}
+        row = f"{fields['encoder']}/{fields['architecture']}" if fields else "most_frequent"
+        rec = {"row": row, "predictions": str(path), "dev_threshold": threshold, **fields}
         return {**rec, f"test/{metric}": paired_on_test(data, rec, rec, metric, n_resamples=1).estimate_a}
 
     prior = np.tile(y.mean(0), (300, 1))                 # the most-frequent floor: one score vector for every note
@@ -259,7 +260,7 @@ def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(t
         f"All 1 rows are above the most-frequent floor ({floor[f'test/{metric}']:.3f} micro-F1 (dev thr.)) beyond "
         "test-set noise (paired bootstrap over the 300 test notes, 200 resamples, one-sided p < 0.05 for every seed)."))
     # a second seed of the same row that only matches the floor's noise keeps the row from clearing it
-    second = {**rows[1], "architecture": "hier_lan", "seed": 14}
+    second = {**rows[1], "row": "in/hier_lan", "architecture": "hier_lan", "seed": 14}
     assert not v.floor_verdict([rows[0], second], floor, data, metric, n_resamples=200)[0]
     # predictions of other notes, or in another order, are refused
     with pytest.raises(ValueError, match="not the test split's"):
@@ -267,7 +268,7 @@ def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(t
 
     # the run verdicts say which of their differences stand beyond that noise, on every metric a bootstrap can
     # resample; two architectures of one encoder: "knows" (hier_lan) against "near" (now hier_fcn)
-    pair = [rows[0], {**rows[1], "architecture": "hier_fcn"}]
+    pair = [rows[0], {**rows[1], "row": "in/hier_fcn", "architecture": "hier_fcn"}]
     for r in pair:
         for m in ("micro_f1", "p@5"):
             r[f"test/{m}"] = paired_on_test(data, r, r, m, n_resamples=1).estimate_a
