@@ -180,6 +180,12 @@ def identify(key: str) -> tuple[str, str, str]:
     return label, arch, domain
 
 
+def less_data_twin(key: str) -> bool:
+    """Whether a BERT row key's encoder is a local less-data twin (``in_domain_less_data_mlm_on_25_of_...``), which
+    the verdicts take after the encoder it halves (a domain is stood for by its first encoder)."""
+    return "/" in key and _templated_label(key.split("/", 1)[0]) is not None
+
+
 def _templated_label(enc: str) -> tuple[str, str] | None:
     """A local label with a share in it (``"in-domain, less data (MLM on {pct} % of training notes)"``) from its slug."""
     for k, template in published.LOCAL_LABELS.items():

@@ -20,6 +20,7 @@ import datetime as _dt
 import html
 import os
 from pathlib import Path
+from typing import Any
 
 from . import __version__, comparison, published
 from .paths import NOTEBOOKS, OUTPUTS
@@ -60,6 +61,44 @@ def _measured(spec: RunSpec | None) -> dict[str, dict[str, comparison.Cell]]:
     return comparison.measured(load_metrics(path.parent))
 
 
+def seed_records(run: Path | None) -> tuple[Any, list[dict]] | None:
+    """The processed data and one result record per training run (test metrics, dev threshold, test predictions) of
+    a finished BERT notebook run folder (``outputs/02_pretraining_domains/toy``), read from its params.yaml and
+    training_runs.json, for the verdicts' noise test; None when any of it is gone (the verdicts then compare means)."""
+    import json
+
+    import yaml
+
+    from .paths import resolve as resolve_path
+    from .processed import load
+
+    try:
+        params = yaml.safe_load((run / "params.yaml").read_text())
+        data = load(resolve_path(params["data_dir"]), str(params["label_space"]))
+        records = []
+        for folder in map(Path, json.loads((run / "training_runs.json").read_text())):
+            m = json.loads((folder / "metrics.json").read_text())["metrics"]
+            key = f"{folder.parts[-4]}/{folder.parts[-3]}"
+            records.append({"row": key, "encoder": comparison.identify(key)[0], "architecture": folder.parts[-3],
+                            "seed": folder.name, "predictions": str(folder / "predictions_test.parquet"),
+                            "dev_threshold": m.get("dev_threshold"),
+                            **{k: v for k, v in m.items() if k.startswith("test/")}})
+    except (OSError, TypeError, KeyError, ValueError):
+        return None
+    return (data, records) if records and all(Path(r["predictions"]).exists() for r in records) else None
+
+
+def _verdict(verdict, measured: dict[str, dict[str, comparison.Cell]], spec: RunSpec | None) -> str:
+    """``verdict`` (domain or hierarchy) on this run's rows, saying which differences stand beyond test-set noise
+    where the runs' predictions are at hand (:func:`seed_records`), else on their means."""
+    rows, results = _verdict_inputs(measured)
+    found = seed_records(OUTPUTS / spec.key if spec else None)
+    if found is None:
+        return verdict(rows, results)
+    data, records = found
+    return verdict(rows, records, processed=data)
+
+
 def _verdict_inputs(results: dict[str, dict[str, comparison.Cell]]):
     """:mod:`mcanb.bert_verdicts`' inputs from measured BERT rows: the encoder rows and one result row per
     (encoder, architecture) with its mean test metrics (fractions, as the notebooks' result rows)."""
@@ -69,10 +108,10 @@ def _verdict_inputs(results: dict[str, dict[str, comparison.Cell]]):
     for key, cells in results.items():
         label, arch, domain = comparison.identify(key)
         if arch:
-            rows.setdefault(label, Encoder(label, "", domain=domain))
+            rows.setdefault(label, (comparison.less_data_twin(key), Encoder(label, "", domain=domain)))
             out.append({"row": key, "encoder": label, "architecture": arch, "seed": 0,
                         **{f"test/{m}": c.mean / 100 for m, c in cells.items()}})
-    return list(rows.values()), out
+    return [e for _, e in sorted(rows.values(), key=lambda r: r[0])], out   # a less-data twin after its encoder
 
 
 def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict[str, comparison.Cell]],
@@ -175,9 +214,9 @@ def gather(profile: Profile, out: Path) -> dict:
     m02, m03, m04 = (_measured(first.get(nb)) for nb in ("02_pretraining_domains", "03_hierarchy",
                                                           "04_cnn_retraining"))
     not_run = "Notebook {} has not finished in this profile, so this run cannot answer it."
-    rq = [("RQ1", domain_verdict(*_verdict_inputs(m02)) if m02 else not_run.format("02"),
+    rq = [("RQ1", _verdict(domain_verdict, m02, first.get("02_pretraining_domains")) if m02 else not_run.format("02"),
            fig("02_pretraining_domains", "fig_domains")),
-          ("RQ2", hierarchy_verdict(*_verdict_inputs(m03)) if m03 else not_run.format("03"),
+          ("RQ2", _verdict(hierarchy_verdict, m03, first.get("03_hierarchy")) if m03 else not_run.format("03"),
            fig("03_hierarchy", "fig_architectures"))]
     bert = {**m02, **m03}
     rq3_fig = _bert_vs_cnn_figure(bert, m04, out)
@@ -264,9 +303,8 @@ def _intro(profile: Profile) -> str:
             "from.")
 
 
-NOISE_NOTE = ("These sentences compare this run's means over seeds. Which of the differences stand beyond test-set "
-              "noise (a paired bootstrap over the test notes) is printed under the same verdicts in notebooks 02 and "
-              "03 (§5 of each).")
+NOISE_NOTE = ("These sentences compare this run's means over seeds, then say which differences stand beyond test-set "
+              "noise: a paired bootstrap over the test notes, as in notebooks 02 and 03 (§5 of each).")
 
 
 def render_html(profile: Profile, data: dict, out: Path) -> str:

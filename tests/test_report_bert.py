@@ -103,3 +103,19 @@ def test_a_coded_notes_table_is_shown_without_the_papers_rows(tmp_path):
     assert comparison.shows_paper("the toy fixture") and comparison.shows_paper("MIMIC-III")
     empty = comparison.build(3, "50", {}, data="a coded-notes table")       # no less/more-data pair asked for
     assert empty.frame().empty and {"source", "model", "micro-F1"} <= set(empty.frame().columns)
+
+
+def test_the_report_takes_a_less_data_twin_after_its_encoder():
+    """metrics.json lists rows alphabetically, so the less-data twin comes first there; the domain verdict takes a
+    domain's first encoder, so the report must put the twin after the encoder it halves (as the notebooks do)."""
+    from mcanb import report
+    cell = comparison.Cell(50.0, 0.0, 1)
+    measured = {k: {"micro_f1": cell} for k in ("in_domain_less_data_mlm_on_25_of_training_notes/hier_lan",
+                                                "in_domain_mlm_on_training_notes/hier_lan",
+                                                "random_init_no_pretraining/hier_lan")}
+    rows, _ = report._verdict_inputs(measured)
+    assert [r.label for r in rows] == ["in-domain (MLM on training notes)", "random init (no pretraining)",
+                                       "in-domain, less data (MLM on 25 % of training notes)"]
+    assert comparison.less_data_twin("in_domain_less_data_mlm_on_25_of_training_notes/hier_lan")
+    assert not comparison.less_data_twin("in_domain_mlm_on_training_notes/hier_lan")
+    assert not comparison.less_data_twin("caml")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ def _encoder_files(outputs: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_path):
+def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_path, monkeypatch):
     a = _study(tmp_path / "a", omp_threads=1, jobs=1)
     b = _study(tmp_path / "b", omp_threads=2, jobs=2)
     for run in NOTEBOOK_RUNS:
@@ -74,3 +75,22 @@ def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_
     # and the CNNs learned something, so the comparison is not between two untrained models
     m = _metrics(a, "04_cnn_retraining/tiny")
     assert m["caml/test/macro_auc/mean"] > 0.55 and m["cnn/test/macro_auc/mean"] > 0.55
+    # the report's verdicts read the runs' records to test for noise: one per training run, with the numbers of the
+    # notebook's metrics.json and readable predictions
+    from mcanb import comparison, report
+    from mcanb.predictions import paired_on_test
+    run02 = a / "02_pretraining_domains" / "tiny"
+    data, records = report.seed_records(run02)
+    assert len(records) == len(json.loads((run02 / "training_runs.json").read_text()))
+    assert {r["encoder"] for r in records} == {"in-domain (MLM on training notes)", "random init (no pretraining)"}
+    m02 = _metrics(a, "02_pretraining_domains/tiny")
+    for r in records:
+        assert r["test/micro_f1"] == m02[f"{r['row']}/test/micro_f1/{r['seed']}"]
+        assert paired_on_test(data, r, r, "p@5", n_resamples=1).estimate_a == pytest.approx(r["test/p@5"])
+    assert report.seed_records(a / "03_hierarchy" / "no_such_run") is None
+    seen = {}
+    monkeypatch.setattr(report, "OUTPUTS", a)
+    measured = comparison.measured(report.load_metrics(run02))
+    report._verdict(lambda rows, res, processed=None: seen.update(n=len(res), data=processed), measured,
+                    SimpleNamespace(key="02_pretraining_domains/tiny"))
+    assert seen["n"] == len(records) and seen["data"].num_codes == data.num_codes
