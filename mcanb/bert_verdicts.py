@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import published
 from .cnn_study import floor_check
-from .predictions import paired_on_test
+from .predictions import resamplable, worst_p
 from .reporting import summarise_seeds
 
 MORE_DATA_PAIRS = (("PubMedBERT abstract", "PubMedBERT full text"), ("BioBERT abstract", "BioBERT full text"),
@@ -174,13 +174,13 @@ def noise_clause(processed: Any, results: Sequence[dict], a: tuple[str, str], b:
                  metrics: Sequence[str], *, alpha: float = ALPHA, n_resamples: int = 1000) -> str:
     """Which of rows ``a`` and ``b``'s differences (``(encoder, architecture)`` keys of ``results``) stand beyond
     test-set noise: for each metric a paired bootstrap can resample (every one but the AUCs) on which they differ as
-    printed, the better row against the other over the test notes (:func:`mcanb.predictions.paired_on_test`), on
+    printed, the better row against the other over the test notes (:func:`mcanb.predictions.worst_p`), on
     every seed both ran; beyond noise when every seed's one-sided p is under ``alpha``. ``""`` when there is none."""
     runs = _runs(results)
     seeds = sorted(set(runs.get(a, {})) & set(runs.get(b, {})), key=str)
     beyond, within, skipped = [], [], False
     for m in metrics:
-        if m.split("@")[0].endswith("_auc"):
+        if not resamplable(m):
             skipped = True
             continue
         values = [[runs[k][s].get(f"test/{m}") for s in seeds] for k in (a, b)]
@@ -190,8 +190,7 @@ def noise_clause(processed: Any, results: Sequence[dict], a: tuple[str, str], b:
         if ma == mb:
             continue
         hi, lo = (a, b) if ma > mb else (b, a)
-        p = max(paired_on_test(processed, runs[hi][s], runs[lo][s], m, n_resamples=n_resamples).p_value
-                for s in seeds)
+        p = worst_p(processed, [(runs[hi][s], runs[lo][s]) for s in seeds], m, n_resamples=n_resamples)
         (beyond if p < alpha else within).append(f"{_label(m)} ({_p(p)})")
     if not (beyond or within):
         return ""
@@ -259,9 +258,10 @@ def hierarchy_verdict(rows: Sequence, results: Sequence[dict], label_space: str 
 
 
 def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: Any,
-                  metric: str = "micro_f1@dev_threshold", *, alpha: float = ALPHA,
-                  n_resamples: int = 1000) -> tuple[bool, str]:
-    """``(every row above the floor beyond test-set noise, sentence)``.
+                  metric: str = "micro_f1@dev_threshold", *, must_clear: Sequence[str] | None = None,
+                  alpha: float = ALPHA, n_resamples: int = 1000) -> tuple[bool, str]:
+    """``(every row of the ``must_clear`` architectures, or every row, above the floor beyond test-set noise,
+    sentence on every row)``.
 
     Each (encoder, architecture) row against ``floor``, the most-frequent-codes baseline's record
     (``cnn_study.run_baselines``), on ``metric`` by :func:`mcanb.cnn_study.floor_check`, the floor test notebook 04
@@ -274,6 +274,8 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
     records = [*results, floor]
     check = floor_check(summarise_seeds(records), list(named), floor["row"], [metric], results=records,
                         processed=processed, alpha=alpha, n_resamples=n_resamples)
+    arch = {r["row"]: r["architecture"] for r in results}
+    ok = all(c.above for c in check.itertuples() if must_clear is None or arch[c.model] in must_clear)
     clear, noise, below = [], [], []
     for c in check.itertuples():
         name = f"{named[c.model]} ({c.value:.3f}"
@@ -286,14 +288,14 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
     how = (f"paired bootstrap over the {len(processed.hadm_ids('test'))} test notes, {n_resamples} resamples, "
            f"one-sided p < {alpha:g} for every seed")
     if not noise and not below:
-        return True, f"All {len(named)} rows are above {head} beyond test-set noise ({how})."
+        return ok, f"All {len(named)} rows are above {head} beyond test-set noise ({how})."
     parts = [f"Above {head} beyond test-set noise ({how}): {_join(clear)}." if clear else
              f"No row is above {head} beyond test-set noise ({how})."]
     if noise:
         parts.append(f"Above it by no more than test-set noise: {_join(noise)}.")
     if below:
         parts.append(f"At or below it: {_join(below)}.")
-    return False, " ".join(parts)
+    return ok, " ".join(parts)
 
 
 CLS_SPREAD = "[CLS] spread over notes, %"     # the column of mcanb.bert_study.pretraining_table

@@ -22,7 +22,7 @@ from . import comparison, grid, identity, metrics, names, published, text
 from .batching import CodingDataset
 from .models import build_model
 from .models.baselines import MostFrequentCodesBaseline, TfidfLogisticBaseline
-from .predictions import paired_on_test, save_predictions
+from .predictions import paired_on_test, resamplable, save_predictions, worst_p
 from .processed import Processed
 from .reporting import metric_key, summarise_seeds
 from .splits import SPLITS
@@ -235,9 +235,8 @@ def floor_check(summary: pd.DataFrame, models: Sequence[str], floor: str = "most
                 continue
             value, base = means[(m, k)], means[(floor, k)]
             p = float("nan")
-            if results is not None and value > base and not k.split("@")[0].endswith("_auc"):
-                p = max(paired_on_test(processed, r, runs[floor][0], k, n_resamples=n_resamples).p_value
-                        for r in runs[m])
+            if results is not None and value > base and resamplable(k):
+                p = worst_p(processed, [(r, runs[floor][0]) for r in runs[m]], k, n_resamples=n_resamples)
             found.append({"model": m, "metric": k, "value": value, "floor": base, "p": p,
                           "above": bool(value > base and not p >= alpha)})
     return pd.DataFrame(found, columns=["model", "metric", "value", "floor", "p", "above"])

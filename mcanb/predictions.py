@@ -8,7 +8,7 @@ result records (:func:`mcanb.grid.record`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -60,3 +60,16 @@ def paired_on_test(processed: Any, a: Mapping[str, Any], b: Mapping[str, Any], m
         thresholds.append(float(run["dev_threshold"]) if tuned else 0.5)
     return paired_bootstrap(processed.multi_hot("test"), scores[0], scores[1], metric=name,
                             threshold_a=thresholds[0], threshold_b=thresholds[1], n_resamples=n_resamples, seed=seed)
+
+
+def resamplable(metric: str) -> bool:
+    """Whether :func:`paired_on_test` can test ``metric``: every metric but the AUCs (rank statistics over all notes,
+    which :mod:`mcanb.metrics.bootstrap` does not resample)."""
+    return not metric.split("@")[0].endswith("_auc")
+
+
+def worst_p(processed: Any, pairs: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]], metric: str, *,
+            n_resamples: int = 1000) -> float:
+    """The largest one-sided p of :func:`paired_on_test` over ``(a, b)`` pairs of runs (one per seed): a difference
+    stands beyond test-set noise only if every seed shows it."""
+    return max(paired_on_test(processed, a, b, metric, n_resamples=n_resamples).p_value for a, b in pairs)
