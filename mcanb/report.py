@@ -89,14 +89,16 @@ def seed_records(run: Path | None) -> tuple[Any, list[dict]] | None:
 
 
 def _verdict(verdict, measured: dict[str, dict[str, comparison.Cell]], spec: RunSpec | None) -> str:
-    """``verdict`` (domain or hierarchy) on this run's rows, saying which differences stand beyond test-set noise
-    where the runs' predictions are at hand (:func:`seed_records`), else on their means."""
+    """``verdict`` (domain or hierarchy) on this run's rows, on the paper's metrics and micro-F1 at the dev-tuned
+    threshold (as notebooks 02 and 03 print it), saying which differences stand beyond test-set noise where the
+    runs' predictions are at hand (:func:`seed_records`), else on their means."""
+    extra = [published.DEV_TUNED_METRICS[0]]
     rows, results = _verdict_inputs(measured)
     found = seed_records(OUTPUTS / spec.key if spec else None)
     if found is None:
-        return verdict(rows, results)
+        return verdict(rows, results, extra_metrics=extra)
     data, records = found
-    return verdict(rows, records, processed=data)
+    return verdict(rows, records, extra_metrics=extra, processed=data)
 
 
 def _verdict_inputs(results: dict[str, dict[str, comparison.Cell]]):

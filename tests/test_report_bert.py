@@ -119,3 +119,17 @@ def test_the_report_takes_a_less_data_twin_after_its_encoder():
     assert comparison.less_data_twin("in_domain_less_data_mlm_on_25_of_training_notes/hier_lan")
     assert not comparison.less_data_twin("in_domain_mlm_on_training_notes/hier_lan")
     assert not comparison.less_data_twin("caml")
+
+
+def test_the_reports_research_question_sentences_name_the_dev_tuned_micro_f1_as_the_notebooks_do():
+    """Notebooks 02 and 03 print their verdicts on the paper's metrics and micro-F1 at the dev-tuned threshold; the
+    report's RQ1 and RQ2 sentences must say the same (here without the runs' records: on the means)."""
+    from mcanb import report
+    from mcanb.bert_verdicts import domain_verdict
+    cells = lambda f1, tuned: {"micro_f1": comparison.Cell(f1, 0.0, 1),              # noqa: E731
+                               "micro_f1@dev_threshold": comparison.Cell(tuned, 0.0, 1)}
+    measured = {"in_domain_mlm_on_training_notes/hier_lan": cells(50.0, 52.0),
+                "random_init_no_pretraining/hier_lan": cells(48.0, 53.0)}
+    text = report._verdict(domain_verdict, measured, None)
+    assert text == ("in-domain (MLM on training notes) is above random init (no pretraining) on micro-F1 (50.0 vs "
+                    "48.0); random init (no pretraining) is ahead on micro-F1 (dev thr.) (53.0 vs 52.0).")

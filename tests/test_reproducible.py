@@ -91,6 +91,7 @@ def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_
     seen = {}
     monkeypatch.setattr(report, "OUTPUTS", a)
     measured = comparison.measured(report.load_metrics(run02))
-    report._verdict(lambda rows, res, processed=None: seen.update(n=len(res), data=processed), measured,
+    report._verdict(lambda rows, res, processed=None, **kw: seen.update(n=len(res), data=processed, **kw), measured,
                     SimpleNamespace(key="02_pretraining_domains/tiny"))
     assert seen["n"] == len(records) and seen["data"].num_codes == data.num_codes
+    assert seen["extra_metrics"] == ["micro_f1@dev_threshold"]          # as the notebooks print the verdicts
