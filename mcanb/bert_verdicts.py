@@ -173,14 +173,14 @@ def _noise(processed: Any, results: Sequence[dict], a: tuple[str, str], b: tuple
 def noise_clause(processed: Any, results: Sequence[dict], a: tuple[str, str], b: tuple[str, str],
                  metrics: Sequence[str], *, alpha: float = ALPHA, n_resamples: int = 1000) -> str:
     """Which of rows ``a`` and ``b``'s differences (``(encoder, architecture)`` keys of ``results``) stand beyond
-    test-set noise: for each metric a paired bootstrap can resample (every one but the AUCs) on which they differ as
-    printed, the better row against the other over the test notes (:func:`mcanb.predictions.worst_p`), on
-    every seed both ran; beyond noise when every seed's one-sided p is under ``alpha``. ``""`` when there is none."""
+    test-set noise: for each metric a paired bootstrap can resample (:func:`mcanb.predictions.resamplable`: all,
+    the AUCs up to a size) on which they differ as printed, the better row against the other over the test notes
+    (:func:`mcanb.predictions.worst_p`), on every seed both ran; beyond noise when every seed's one-sided p is under ``alpha``. ``""`` when there is none."""
     runs = _runs(results)
     seeds = sorted(set(runs.get(a, {})) & set(runs.get(b, {})), key=str)
     beyond, within, skipped = [], [], False
     for m in metrics:
-        if not resamplable(m):
+        if not resamplable(m, processed):
             skipped = True
             continue
         values = [[runs[k][s].get(f"test/{m}") for s in seeds] for k in (a, b)]
@@ -194,10 +194,11 @@ def noise_clause(processed: Any, results: Sequence[dict], a: tuple[str, str], b:
         (beyond if p < alpha else within).append(f"{_label(m)} ({_p(p)})")
     if not (beyond or within):
         return ""
+    n_test = len(processed.hadm_ids("test"))
     said = [f"the differences on {_join(beyond)}" if beyond else "no difference",
             *([f"within it: {_join(within)}"] if within else []),
-            *(["the AUCs are not bootstrapped"] if skipped else [])]
-    n_test = len(processed.hadm_ids("test"))
+            *([f"the AUCs are not bootstrapped at this size ({n_test:,} test notes × {processed.num_codes:,} codes)"]
+              if skipped else [])]
     return (f" Beyond test-set noise (paired bootstrap over the {n_test} test notes, one-sided p < {alpha:g} for every "
             f"seed): {'; '.join(said)}.")
 
@@ -259,7 +260,7 @@ def hierarchy_verdict(rows: Sequence, results: Sequence[dict], label_space: str 
 
 def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: Any,
                   metric: str = "micro_f1@dev_threshold", *, must_clear: Sequence[str] | None = None,
-                  alpha: float = ALPHA, n_resamples: int = 1000) -> tuple[bool, str]:
+                  ranking: str | None = "macro_auc", alpha: float = ALPHA, n_resamples: int = 1000) -> tuple[bool, str]:
     """``(every row of the ``must_clear`` architectures, or every row, above the floor beyond test-set noise,
     sentence on every row)``.
 
@@ -268,12 +269,16 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
     uses too: a paired bootstrap over the test notes for each of the row's seeds, each run at its own dev-tuned
     threshold for an ``@dev_threshold`` metric. A row clears the floor when its mean is above the floor's and every
     seed's one-sided p is under ``alpha``; a row above the floor by less than that is said to be within test-set
-    noise.
+    noise. Of the rows that do not clear it, the sentence then says which rank each code's notes better than the
+    floor on ``ranking`` (macro-AUC: the floor gives every note the same scores, so its macro-AUC is 0.5) by the same
+    test: those learned something from the notes, not enough to beat the floor's F1.
     """
     named = {r["row"]: f"{r['encoder']} · {published.ARCHITECTURES[r['architecture']]}" for r in results}
     records = [*results, floor]
-    check = floor_check(summarise_seeds(records), list(named), floor["row"], [metric], results=records,
-                        processed=processed, alpha=alpha, n_resamples=n_resamples)
+    both = floor_check(summarise_seeds(records), list(named), floor["row"],
+                       [metric, *([ranking] if ranking and ranking != metric else [])], results=records,
+                       processed=processed, alpha=alpha, n_resamples=n_resamples)
+    check = both[both["metric"] == metric]
     arch = {r["row"]: r["architecture"] for r in results}
     ok = all(c.above for c in check.itertuples() if must_clear is None or arch[c.model] in must_clear)
     clear, noise, below = [], [], []
@@ -295,6 +300,17 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
         parts.append(f"Above it by no more than test-set noise: {_join(noise)}.")
     if below:
         parts.append(f"At or below it: {_join(below)}.")
+    ranked = both[both["metric"] == ranking].set_index("model")
+    short = [c.model for c in check.itertuples() if not c.above and c.model in ranked.index]
+    if short:
+        base = float(ranked["floor"].iloc[0])
+        learned = [f"{named[m]} ({ranked.loc[m, 'value']:.3f}" + (f", {_p(ranked.loc[m, 'p'])})"
+                   if ranked.loc[m, "p"] == ranked.loc[m, "p"] else ", by its mean)")
+                   for m in short if ranked.loc[m, "above"]]
+        rank_head = f"{_label(ranking)} ({base:.3f})"
+        parts.append(f"Of the rows that do not clear it, above its {rank_head} beyond noise: {_join(learned)}; they "
+                     "rank each code's notes better than the floor, not well enough to beat its F1." if learned else
+                     f"None of the rows that do not clear it is above its {rank_head} beyond noise either.")
     return ok, " ".join(parts)
 
 

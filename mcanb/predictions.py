@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .metrics import PairedComparison, paired_bootstrap
+from .metrics.bootstrap import auc_resamplable
 
 
 def save_predictions(path: str | Path, hadm_ids: np.ndarray, y_score: np.ndarray) -> Path:
@@ -62,10 +63,12 @@ def paired_on_test(processed: Any, a: Mapping[str, Any], b: Mapping[str, Any], m
                             threshold_a=thresholds[0], threshold_b=thresholds[1], n_resamples=n_resamples, seed=seed)
 
 
-def resamplable(metric: str) -> bool:
-    """Whether :func:`paired_on_test` can test ``metric``: every metric but the AUCs (rank statistics over all notes,
-    which :mod:`mcanb.metrics.bootstrap` does not resample)."""
-    return not metric.split("@")[0].endswith("_auc")
+def resamplable(metric: str, processed: Any) -> bool:
+    """Whether :func:`paired_on_test` can test ``metric`` on ``processed``'s test set: every metric; the AUCs up to
+    :data:`mcanb.metrics.bootstrap.AUC_MAX_ENTRIES` test note-code pairs (MIMIC-III's top-50 codes, not its full
+    codes, where one test would take minutes)."""
+    return not metric.split("@")[0].endswith("_auc") or auc_resamplable(len(processed.hadm_ids("test")),
+                                                                         processed.num_codes)
 
 
 def worst_p(processed: Any, pairs: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]], metric: str, *,

@@ -209,10 +209,11 @@ def test_run_verdicts_and_floor_from_result_rows():
 
 
 class _TestSplit:
-    """What a paired test reads of the processed data: the test labels and the test documents' order."""
+    """What a paired test reads of the processed data: the test labels, the test documents' order, the codes."""
 
     def __init__(self, y):
         self.y = y
+        self.num_codes = y.shape[1]
 
     def multi_hot(self, split):
         return self.y
@@ -221,11 +222,12 @@ class _TestSplit:
         return np.arange(100, 100 + len(self.y))
 
 
-def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(tmp_path):
+def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(tmp_path, monkeypatch):
     """The floor verdict is a paired bootstrap over the test notes, each run at its own dev-tuned threshold: a model
     that knows the codes clears the floor, one that differs from the floor on 2 of 300 notes is above it only by
     noise, a worse one is below it, and a row clears the floor only if every seed does."""
     from mcanb import bert_verdicts as v
+    from mcanb.metrics import bootstrap
     from mcanb.predictions import paired_on_test, save_predictions
     rng = np.random.default_rng(0)
     y = (rng.random((300, 6)) < [0.5, 0.4, 0.3, 0.2, 0.1, 0.05]).astype(np.float32)
@@ -265,28 +267,47 @@ def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(t
     # a second seed of the same row that only matches the floor's noise keeps the row from clearing it
     second = {**rows[1], "row": "in/hier_lan", "architecture": "hier_lan", "seed": 14}
     assert not v.floor_verdict([rows[0], second], floor, data, metric, n_resamples=200)[0]
+    # a row that ranks each code's notes right but moves no score across the threshold is at the floor on F1 and
+    # above it on macro-AUC beyond noise (the floor scores every note alike: 0.5), which the sentence adds
+    ranks = run("ranks", prior + 0.001 * y, 0.35, encoder="in", architecture="trun_fcn", seed=13)
+    for r in (rows[0], ranks, rows[2], floor):
+        r["test/macro_auc"] = paired_on_test(data, r, r, "macro_auc", n_resamples=1).estimate_a
+    ok, text = v.floor_verdict([rows[0], ranks, rows[2]], floor, data, metric, n_resamples=200)
+    assert ranks[f"test/{metric}"] == floor[f"test/{metric}"] and ok is False
+    assert text.endswith(f"At or below it: in · BERT-trun + FCN ({floor[f'test/{metric}']:.3f}) and in · BERT-hier + "
+                         "FCN (0.000). Of the rows that do not clear it, above its macro-AUC (0.500) beyond noise: in "
+                         "· BERT-trun + FCN (1.000, p = 0.005); they rank each code's notes better than the floor, not "
+                         "well enough to beat its F1.")
+    assert v.floor_verdict([rows[0], ranks], floor, data, metric, ranking=None, n_resamples=200)[1].endswith(
+        f"At or below it: in · BERT-trun + FCN ({floor[f'test/{metric}']:.3f}).")
     # predictions of other notes, or in another order, are refused
     with pytest.raises(ValueError, match="not the test split's"):
         paired_on_test(_TestSplit(y[:299]), rows[0], floor, metric)
 
-    # the run verdicts say which of their differences stand beyond that noise, on every metric a bootstrap can
-    # resample; two architectures of one encoder: "knows" (hier_lan) against "near" (now hier_fcn)
+    # the run verdicts say which of their differences stand beyond that noise, on every metric, the AUCs included;
+    # two architectures of one encoder: "knows" (hier_lan) against "near" (now hier_fcn)
     pair = [rows[0], {**rows[1], "row": "in/hier_fcn", "architecture": "hier_fcn"}]
     for r in pair:
-        for m in ("micro_f1", "p@5"):
+        for m in ("micro_f1", "p@5", "macro_auc"):
             r[f"test/{m}"] = paired_on_test(data, r, r, m, n_resamples=1).estimate_a
-        r["test/macro_auc"] = 0.9 if r is pair[0] else 0.6
+    assert pair[0]["test/macro_auc"] == 1.0 and 0.5 < pair[1]["test/macro_auc"] < 0.52   # ranked right on 2 notes
     metrics = ("macro_auc", "micro_f1", "p@5", metric)
     clause = v.noise_clause(data, pair, ("in", "hier_lan"), ("in", "hier_fcn"), metrics, n_resamples=200)
     assert clause == (" Beyond test-set noise (paired bootstrap over the 300 test notes, one-sided p < 0.05 for every "
-                      "seed): the differences on micro-F1 (p = 0.005), P@5 (p = 0.005) and micro-F1 (dev thr.) "
-                      "(p = 0.005); the AUCs are not bootstrapped.")
+                      "seed): the differences on macro-AUC (p = 0.005), micro-F1 (p = 0.005), P@5 (p = 0.005) and "
+                      "micro-F1 (dev thr.) (p = 0.005).")
     text = v.hierarchy_verdict([bert_study.Encoder("in", "x", domain="in-domain")], pair, extra_metrics=[metric],
                                processed=data)
-    assert text.startswith("in: BERT-hier + LAN is above BERT-hier + FCN on macro-AUC (90.0 vs 60.0), micro-F1 ")
+    assert text.startswith("in: BERT-hier + LAN is above BERT-hier + FCN on macro-AUC (100.0 vs 51.2), micro-F1 ")
     assert text.endswith(" Beyond test-set noise (paired bootstrap over the 300 test notes, one-sided p < 0.05 for "
-                         "every seed): the differences on micro-F1 (p < 0.001), P@5 (p < 0.001) and micro-F1 "
-                         "(dev thr.) (p < 0.001); the AUCs are not bootstrapped.")
+                         "every seed): the differences on macro-AUC (p < 0.001), micro-F1 (p < 0.001), P@5 "
+                         "(p < 0.001) and micro-F1 (dev thr.) (p < 0.001).")
+    # where the AUCs would cost too much to resample (MIMIC-III's full codes), the sentence says it skipped them
+    monkeypatch.setattr(bootstrap, "AUC_MAX_ENTRIES", 300 * 6 - 1)
+    assert v.noise_clause(data, pair, ("in", "hier_lan"), ("in", "hier_fcn"), metrics, n_resamples=200).endswith(
+        " P@5 (p = 0.005) and micro-F1 (dev thr.) (p = 0.005); the AUCs are not bootstrapped at this size (300 test "
+        "notes × 6 codes).")
+    monkeypatch.undo()
     assert "Beyond" not in v.hierarchy_verdict([bert_study.Encoder("in", "x", domain="in-domain")], pair)
     # a row against a copy of itself differs on nothing; the floor against "near" only within noise
     assert v.noise_clause(data, [*pair[:1], {**pair[0], "architecture": "trun_lan"}], ("in", "hier_lan"),

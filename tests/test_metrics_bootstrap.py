@@ -6,9 +6,10 @@ import pytest
 
 from mcanb import metrics as M
 from mcanb.metrics._arrays import Prepared
-from mcanb.metrics.bootstrap import THRESHOLDED, _Model
+from mcanb.metrics import bootstrap
+from mcanb.metrics.bootstrap import AUCS, THRESHOLDED, _Model
 
-NAMES = list(THRESHOLDED) + ["p@3", "r@3", "r_precision", "map"]
+NAMES = list(THRESHOLDED) + ["p@3", "r@3", "r_precision", "map", *AUCS]
 
 
 def _data(n: int, seed: int = 0, m: int = 30, signal: float = 2.5):
@@ -78,7 +79,7 @@ def test_paired_detects_better_model_and_not_itself():
 def test_bad_arguments():
     y, s = _data(20)
     with pytest.raises(ValueError, match="cannot bootstrap"):
-        M.bootstrap_ci(y, s, metrics=["macro_auc"])
+        M.bootstrap_ci(y, s, metrics=["coverage"])
     with pytest.raises(ValueError, match="n_resamples"):
         M.bootstrap_ci(y, s, n_resamples=0)
     with pytest.raises(ValueError, match="confidence"):
@@ -87,3 +88,32 @@ def test_bad_arguments():
         M.paired_bootstrap(y, s, s, alternative="less")
     with pytest.raises(ValueError, match="shape mismatch"):
         M.paired_bootstrap(y, s, s[:, :3])
+
+
+def test_auc_resamples_count_each_drawn_note_with_ties_as_evaluate_and_stop_at_a_size(monkeypatch):
+    """Scores rounded to one decimal (many ties) and a constant column: each resample's AUCs equal ``evaluate`` on the
+    drawn notes themselves, a code that lost its positives in a resample is left out of its macro-AUC, the constant
+    most-frequent floor is exactly 0.5 in every resample, a model that ranks the codes beats it with the smallest p,
+    and scores over ``AUC_MAX_ENTRIES`` document-code pairs are refused with the reason."""
+    y, s = _data(40, seed=3, m=12)
+    s = np.round(s, 1)
+    s[:, 0] = 0.3
+    rng = np.random.default_rng(2)
+    idx = rng.integers(0, 40, size=(8, 40))
+    w = np.stack([np.bincount(i, minlength=40) for i in idx]).astype(float)
+    samples = _Model(Prepared(y, s), 0.5, list(AUCS)).samples(w)
+    lost = 0
+    for b in range(8):
+        want = M.evaluate(y[idx[b]], s[idx[b]], k=3)
+        lost += want["macro_auc_n_skipped"] > M.evaluate(y, s, k=3)["macro_auc_n_skipped"]
+        for name in AUCS:
+            assert samples[name][b] == pytest.approx(want[name], abs=1e-12), (name, b)
+    assert lost > 0                                   # the rare codes lose their positives in some resamples
+    floor = np.tile(y.mean(0), (40, 1))
+    assert (_Model(Prepared(y, floor), 0.5, ["macro_auc"]).samples(w)["macro_auc"] == 0.5).all()
+    test = M.paired_bootstrap(y, s, floor, metric="macro_auc", n_resamples=200)
+    assert test.estimate_b == 0.5 and test.diff > 0.2 and test.p_value == pytest.approx(1 / 201)
+    monkeypatch.setattr(bootstrap, "AUC_MAX_ENTRIES", 40 * 12 - 1)
+    with pytest.raises(ValueError, match="AUCs of 40 × 12 scores: over AUC_MAX_ENTRIES"):
+        M.paired_bootstrap(y, s, floor, metric="micro_auc")
+    assert M.paired_bootstrap(y, s, floor, metric="map", n_resamples=10).p_value < 1      # the others still are
