@@ -175,7 +175,8 @@ def noise_clause(processed: Any, results: Sequence[dict], a: tuple[str, str], b:
     """Which of rows ``a`` and ``b``'s differences (``(encoder, architecture)`` keys of ``results``) stand beyond
     test-set noise: for each metric a paired bootstrap can resample (:func:`mcanb.predictions.resamplable`: all,
     the AUCs up to a size) on which they differ as printed, the better row against the other over the test notes
-    (:func:`mcanb.predictions.worst_p`), on every seed both ran; beyond noise when every seed's one-sided p is under ``alpha``. ``""`` when there is none."""
+    (:func:`mcanb.predictions.worst_p`), on every seed both ran; beyond noise when every seed's one-sided p is under
+    ``alpha``. ``""`` when there is none."""
     runs = _runs(results)
     seeds = sorted(set(runs.get(a, {})) & set(runs.get(b, {})), key=str)
     beyond, within, skipped = [], [], False
