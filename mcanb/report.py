@@ -3,7 +3,8 @@
 A page a reader takes in in a minute, in this order:
 
 1. the paper's three questions, each answered from this run's numbers in one computed sentence with its figure
-   (RQ1 pretraining domain: ``bert_verdicts.domain_verdict``; RQ2 truncated vs hierarchical, FCN vs LAN:
+   (RQ1 pretraining domain and amount of pretraining data: :func:`pretraining_verdict`; RQ2 truncated vs
+   hierarchical, FCN vs LAN:
    ``bert_verdicts.hierarchy_verdict``; RQ3 BERT vs the CNN family: :func:`bert_vs_cnn`);
 2. the paper's tables with this run's rows under them (:mod:`mcanb.comparison`, the same table objects the notebooks
    and the README render), each number linked to the ``metrics.json`` it was read from;
@@ -28,7 +29,7 @@ from .reporting import load_metrics
 from .study import Profile, RunSpec, StudyError, read_record, resolve
 
 REPORT_DIR = OUTPUTS / "report"
-QUESTIONS = {"RQ1": "Does pretraining closer to clinical text code better?",
+QUESTIONS = {"RQ1": "Does pretraining closer to clinical text, or on more of it, code better?",
              "RQ2": "Truncated or hierarchical BERT; a fully connected head or label-wise attention?",
              "RQ3": "Does BERT beat the CNN family?"}
 
@@ -99,6 +100,20 @@ def _verdict(verdict, measured: dict[str, dict[str, comparison.Cell]], spec: Run
         return verdict(rows, results, extra_metrics=extra)
     data, records = found
     return verdict(rows, records, extra_metrics=extra, processed=data)
+
+
+def pretraining_verdict(rows, results: list[dict], **kw) -> str:
+    """RQ1 as notebook 02 answers it: the domain verdict, then the more-data verdict (Tables 3 and 4) on this run's
+    (less data, more data) pairs: the paper's (``bert_verdicts.MORE_DATA_PAIRS``) and a local less-data twin with the
+    in-domain encoder it halves. ``kw``: the verdicts' ``extra_metrics`` and ``processed``."""
+    from .bert_verdicts import MORE_DATA_PAIRS, domain_verdict, more_data_verdict
+
+    labels = {r["encoder"] for r in results}
+    more = published.LOCAL_LABELS["in-domain"]
+    twins = {r["encoder"] for r in results if comparison.less_data_twin(r["row"])}
+    pairs = [p for p in MORE_DATA_PAIRS if set(p) <= labels] + [(t, more) for t in sorted(twins) if more in labels]
+    text = domain_verdict(rows, results, **kw)
+    return text + ("\n" + more_data_verdict(pairs, results, **kw) if pairs else "")
 
 
 def _verdict_inputs(results: dict[str, dict[str, comparison.Cell]]):
@@ -212,11 +227,12 @@ def gather(profile: Profile, out: Path) -> dict:
         path = OUTPUTS / spec.key / "figures" / f"{name}.png" if spec else None
         return _rel(path, out) if path and path.exists() else None
 
-    from .bert_verdicts import domain_verdict, hierarchy_verdict
+    from .bert_verdicts import hierarchy_verdict
     m02, m03, m04 = (_measured(first.get(nb)) for nb in ("02_pretraining_domains", "03_hierarchy",
                                                           "04_cnn_retraining"))
     not_run = "Notebook {} has not finished in this profile, so this run cannot answer it."
-    rq = [("RQ1", _verdict(domain_verdict, m02, first.get("02_pretraining_domains")) if m02 else not_run.format("02"),
+    rq = [("RQ1", _verdict(pretraining_verdict, m02, first.get("02_pretraining_domains")) if m02 else
+           not_run.format("02"),
            fig("02_pretraining_domains", "fig_domains")),
           ("RQ2", _verdict(hierarchy_verdict, m03, first.get("03_hierarchy")) if m03 else not_run.format("03"),
            fig("03_hierarchy", "fig_architectures"))]

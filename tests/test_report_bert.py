@@ -133,3 +133,24 @@ def test_the_reports_research_question_sentences_name_the_dev_tuned_micro_f1_as_
     text = report._verdict(domain_verdict, measured, None)
     assert text == ("in-domain (MLM on training notes) is above random init (no pretraining) on micro-F1 (50.0 vs "
                     "48.0); random init (no pretraining) is ahead on micro-F1 (dev thr.) (53.0 vs 52.0).")
+
+
+def test_the_reports_rq1_adds_the_more_data_verdict_on_the_runs_pairs():
+    """Notebook 02 answers RQ1 with the domain verdict and the more-data verdict (Tables 3 and 4); the report's RQ1
+    does too, pairing a local less-data twin with the in-domain encoder, and the paper's pairs where a run has both."""
+    from mcanb import report
+    cell = lambda v: {"micro_f1": comparison.Cell(v, 0.0, 1)}        # noqa: E731
+    measured = {"in_domain_less_data_mlm_on_25_of_training_notes/hier_lan": cell(46.0),
+                "in_domain_mlm_on_training_notes/hier_lan": cell(50.0),
+                "random_init_no_pretraining/hier_lan": cell(48.0)}
+    text = report._verdict(report.pretraining_verdict, measured, None)
+    assert text.splitlines() == [
+        "in-domain (MLM on training notes) is above random init (no pretraining) on micro-F1 (50.0 vs 48.0).",
+        "BERT-hier + LAN: in-domain (MLM on training notes) is above in-domain, less data (MLM on 25 % of training "
+        "notes) on micro-F1 (50.0 vs 46.0)."]
+    rows, results = report._verdict_inputs({k: v for k, v in measured.items() if "less_data" not in k})
+    assert "\n" not in report.pretraining_verdict(rows, results)        # no pair: the domain verdict alone
+    hub = [{"row": f"{slug}/hier_lan", "encoder": label, "architecture": "hier_lan", "seed": 0, "test/micro_f1": v}
+           for slug, label, v in (("a", "BioBERT abstract", 0.60), ("b", "BioBERT full text", 0.62))]
+    assert report.pretraining_verdict([], hub).endswith(
+        "BERT-hier + LAN: BioBERT full text is above BioBERT abstract on micro-F1 (62.0 vs 60.0).")
