@@ -90,22 +90,25 @@ def seed_records(run: Path | None) -> tuple[Any, list[dict]] | None:
 
 
 def _verdict(verdict, measured: dict[str, dict[str, comparison.Cell]], spec: RunSpec | None) -> str:
-    """``verdict`` (domain or hierarchy) on this run's rows, on the paper's metrics and micro-F1 at the dev-tuned
-    threshold (as notebooks 02 and 03 print it), saying which differences stand beyond test-set noise where the
-    runs' predictions are at hand (:func:`seed_records`), else on their means."""
+    """``verdict`` (domain or hierarchy) on this run's rows, on the paper's metrics of its label space and micro-F1
+    at the dev-tuned threshold (as notebooks 02 and 03 print it), saying which differences stand beyond test-set
+    noise where the runs' predictions are at hand (:func:`seed_records`), else on their means. The label space is
+    the run's data's, or, without it, the full codes' where the rows have a full-code P@k."""
     extra = [published.DEV_TUNED_METRICS[0]]
     rows, results = _verdict_inputs(measured)
     found = seed_records(OUTPUTS / spec.key if spec else None)
     if found is None:
-        return verdict(rows, results, extra_metrics=extra)
+        full = any(m in cells for cells in measured.values() for m in published.METRICS["full"]
+                   if m not in published.METRICS["50"])
+        return verdict(rows, results, label_space="full" if full else "50", extra_metrics=extra)
     data, records = found
-    return verdict(rows, records, extra_metrics=extra, processed=data)
+    return verdict(rows, records, label_space=str(data.label_space), extra_metrics=extra, processed=data)
 
 
 def pretraining_verdict(rows, results: list[dict], **kw) -> str:
     """RQ1 as notebook 02 answers it: the domain verdict, then the more-data verdict (Tables 3 and 4) on this run's
     (less data, more data) pairs: the paper's (``bert_verdicts.MORE_DATA_PAIRS``) and a local less-data twin with the
-    in-domain encoder it halves. ``kw``: the verdicts' ``extra_metrics`` and ``processed``."""
+    in-domain encoder it halves. ``kw``: the verdicts' ``label_space``, ``extra_metrics`` and ``processed``."""
     from .bert_verdicts import MORE_DATA_PAIRS, domain_verdict, more_data_verdict
 
     labels = {r["encoder"] for r in results}

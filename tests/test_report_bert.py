@@ -154,3 +154,15 @@ def test_the_reports_rq1_adds_the_more_data_verdict_on_the_runs_pairs():
            for slug, label, v in (("a", "BioBERT abstract", 0.60), ("b", "BioBERT full text", 0.62))]
     assert report.pretraining_verdict([], hub).endswith(
         "BERT-hier + LAN: BioBERT full text is above BioBERT abstract on micro-F1 (62.0 vs 60.0).")
+
+
+def test_the_reports_verdicts_use_the_metrics_of_the_runs_label_space():
+    """A full-code run reports P@8 and P@15, not the top-50 P@5: the report's sentences compare those."""
+    from mcanb import report
+    from mcanb.bert_verdicts import domain_verdict
+    cells = lambda v: {"p@8": comparison.Cell(v, 0.0, 1), "p@15": comparison.Cell(v - 10, 0.0, 1)}   # noqa: E731
+    measured = {"in_domain_mlm_on_training_notes/hier_lan": cells(50.0),
+                "random_init_no_pretraining/hier_lan": cells(48.0)}
+    assert report._verdict(domain_verdict, measured, None) == (
+        "in-domain (MLM on training notes) is above random init (no pretraining) on P@8 (50.0 vs 48.0) and P@15 "
+        "(40.0 vs 38.0).")

@@ -95,3 +95,4 @@ def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_
                     SimpleNamespace(key="02_pretraining_domains/tiny"))
     assert seen["n"] == len(records) and seen["data"].num_codes == data.num_codes
     assert seen["extra_metrics"] == ["micro_f1@dev_threshold"]          # as the notebooks print the verdicts
+    assert seen["label_space"] == data.label_space == "50"
