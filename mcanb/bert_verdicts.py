@@ -306,7 +306,7 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
     if short:
         base = float(ranked["floor"].iloc[0])
         learned = [f"{named[m]} ({ranked.loc[m, 'value']:.3f}" + (f", {_p(ranked.loc[m, 'p'])})"
-                   if ranked.loc[m, "p"] == ranked.loc[m, "p"] else ", by its mean)")
+                   if pd.notna(ranked.loc[m, "p"]) else ", by its mean)")      # not resampled at this size
                    for m in short if ranked.loc[m, "above"]]
         rank_head = f"{_label(ranking)} ({base:.3f})"
         parts.append(f"Of the rows that do not clear it, above its {rank_head} beyond noise: {_join(learned)}; they "

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .metrics import PairedComparison, paired_bootstrap
-from .metrics.bootstrap import auc_resamplable
+from .metrics.bootstrap import AUCS, auc_resamplable
 
 
 def save_predictions(path: str | Path, hadm_ids: np.ndarray, y_score: np.ndarray) -> Path:
@@ -67,8 +67,7 @@ def resamplable(metric: str, processed: Any) -> bool:
     """Whether :func:`paired_on_test` can test ``metric`` on ``processed``'s test set: every metric; the AUCs up to
     :data:`mcanb.metrics.bootstrap.AUC_MAX_ENTRIES` test note-code pairs (MIMIC-III's top-50 codes, not its full
     codes, where one test would take minutes)."""
-    return not metric.split("@")[0].endswith("_auc") or auc_resamplable(len(processed.hadm_ids("test")),
-                                                                         processed.num_codes)
+    return metric.split("@")[0] not in AUCS or auc_resamplable(len(processed.hadm_ids("test")), processed.num_codes)
 
 
 def worst_p(processed: Any, pairs: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]], metric: str, *,

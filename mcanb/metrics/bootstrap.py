@@ -170,10 +170,11 @@ class _Ranked:
                 wd = w[r:r + rows][:, doc]                              # (b, m, kk): each entry's weight
                 neg = np.zeros((len(wd), m + 1, kk), np.float32)
                 np.cumsum(np.where(g, np.float32(0), wd), axis=1, out=neg[:, 1:])
-                neg = neg.reshape(len(wd), -1).astype(np.float64)
+                neg = neg.reshape(len(wd), -1)                          # gathered before float64: no full copy
                 w_pos = wd.reshape(len(wd), -1)[:, row * kk + col].astype(np.float64)
-                two_u = (w_pos * (neg[:, first] + neg[:, after])) @ by_col    # 2 × below + tied = below + to its end
-                pos, n_neg = w_pos @ by_col, neg[:, -kk:]
+                below_and_to_end = neg[:, first].astype(np.float64) + neg[:, after]   # = 2 × below + tied
+                two_u = (w_pos * below_and_to_end) @ by_col
+                pos, n_neg = w_pos @ by_col, neg[:, -kk:].astype(np.float64)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     out[r:r + rows, c:c + kk] = np.where((pos > 0) & (n_neg > 0), two_u / (2 * pos * n_neg), np.nan)
         return out
