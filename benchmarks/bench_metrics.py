@@ -65,21 +65,23 @@ def sklearn_reference(y: np.ndarray, s: np.ndarray, ks, threshold: float = 0.5) 
     return out
 
 
-def auc_bootstrap(n_resamples: int, seed: int, n_docs: int = 1729, n_codes: int = 50, naive: int = 20):
-    """The paired bootstrap of the AUCs at MIMIC-III's top-50 test shape (the full-code shape is over
-    ``AUC_MAX_ENTRIES``), against the plain way: copy each resample's notes and call ``macro_auc`` / ``micro_auc``
-    on both models (``naive`` resamples, scaled to ``n_resamples``). Returns (task, seconds) rows."""
-    y, s = synthetic(n_docs, n_codes, seed, codes_per_doc=5.7)
-    _, weak = synthetic(n_docs, n_codes, seed, codes_per_doc=5.7, signal=3.0)
+def auc_bootstrap(n_resamples: int, seed: int, shapes=((1729, 50, 5.7, 20), (3372, 8921, 15.9, 3))):
+    """The paired bootstrap of the AUCs at MIMIC-III's test shapes (top-50 and full codes: documents, codes, gold codes
+    per document, resamples timed the plain way), against the plain way: copy each resample's notes and call
+    ``macro_auc`` / ``micro_auc`` on both models (timed on a few resamples, scaled to ``n_resamples``). Returns
+    (task, seconds) rows."""
     rows = []
-    rng = np.random.default_rng(seed)
-    for metric, fn in (("macro_auc", M.macro_auc), ("micro_auc", M.micro_auc)):
-        pair, t = timed(M.paired_bootstrap, y, s, weak, metric=metric, n_resamples=n_resamples, seed=seed)
-        idx = rng.integers(0, n_docs, size=(naive, n_docs))
-        _, t_naive = timed(lambda: [fn(y[i], a[i]) for i in idx for a in (s, weak)])
-        plain = t_naive * n_resamples / naive
-        rows.append((f"paired_bootstrap {metric}, {n_docs} x {n_codes}", t))
-        rows.append((f"  the same by copying resamples (x{plain / t:.1f} slower)", plain))
+    for n_docs, n_codes, per_doc, naive in shapes:
+        y, s = synthetic(n_docs, n_codes, seed, codes_per_doc=per_doc)
+        _, weak = synthetic(n_docs, n_codes, seed, codes_per_doc=per_doc, signal=3.0)
+        rng = np.random.default_rng(seed)
+        for metric, fn in (("macro_auc", M.macro_auc), ("micro_auc", M.micro_auc)):
+            pair, t = timed(M.paired_bootstrap, y, s, weak, metric=metric, n_resamples=n_resamples, seed=seed)
+            idx = rng.integers(0, n_docs, size=(naive, n_docs))
+            _, t_naive = timed(lambda: [fn(y[i], a[i]) for i in idx for a in (s, weak)])
+            plain = t_naive * n_resamples / naive
+            rows.append((f"paired_bootstrap {metric}, {n_docs} x {n_codes}", t))
+            rows.append((f"  the same by copying resamples (x{plain / t:.1f} slower)", plain))
     return rows
 
 

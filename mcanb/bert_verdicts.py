@@ -174,9 +174,9 @@ def noise_clause(processed: Any, results: Sequence[dict], a: tuple[str, str], b:
                  metrics: Sequence[str], *, alpha: float = ALPHA, n_resamples: int = 1000) -> str:
     """Which of rows ``a`` and ``b``'s differences (``(encoder, architecture)`` keys of ``results``) stand beyond
     test-set noise: for each metric a paired bootstrap can resample (:func:`mcanb.predictions.resamplable`: all,
-    the AUCs up to a size) on which they differ as printed, the better row against the other over the test notes
-    (:func:`mcanb.predictions.worst_p`), on every seed both ran; beyond noise when every seed's one-sided p is under
-    ``alpha``. ``""`` when there is none."""
+    the AUCs while they fit in memory) on which they differ as printed, the better row against the other over the
+    test notes (:func:`mcanb.predictions.worst_p`), on every seed both ran; beyond noise when every seed's one-sided p
+    is under ``alpha``. ``""`` when there is none."""
     runs = _runs(results)
     seeds = sorted(set(runs.get(a, {})) & set(runs.get(b, {})), key=str)
     beyond, within, skipped = [], [], False
@@ -198,8 +198,8 @@ def noise_clause(processed: Any, results: Sequence[dict], a: tuple[str, str], b:
     n_test = len(processed.hadm_ids("test"))
     said = [f"the differences on {_join(beyond)}" if beyond else "no difference",
             *([f"within it: {_join(within)}"] if within else []),
-            *([f"the AUCs are not bootstrapped at this size ({n_test:,} test notes × {processed.num_codes:,} codes)"]
-              if skipped else [])]
+            *([f"the AUCs are not bootstrapped at this size ({n_test:,} test notes with "
+               f"{sum(map(len, processed.label_ids('test'))):,} gold codes)"] if skipped else [])]
     return (f" Beyond test-set noise (paired bootstrap over the {n_test} test notes, one-sided p < {alpha:g} for every "
             f"seed): {'; '.join(said)}.")
 

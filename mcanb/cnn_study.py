@@ -220,8 +220,8 @@ def floor_check(summary: pd.DataFrame, models: Sequence[str], floor: str = "most
     A fact about this run, not a check of the code: a weak model on a hard corpus may sit at the floor. Columns
     model, metric, value, floor, p, above; one row per (model, metric). Without ``results``, ``above`` is
     ``value > floor`` and ``p`` is NaN. Given ``results`` (the records ``summary`` was made from, the floor's
-    included) and ``processed``, every metric a paired bootstrap can resample (all of them; the AUCs up to a size,
-    :func:`mcanb.predictions.resamplable`) is also tested over the test notes
+    included) and ``processed``, every metric a paired bootstrap can resample (all of them; the AUCs while they fit
+    in memory, :func:`mcanb.predictions.resamplable`) is also tested over the test notes
     (:func:`mcanb.predictions.paired_on_test`, each run at its own dev-tuned threshold for an ``@dev_threshold``
     metric): ``p`` is the largest one-sided p over the model's seeds, and ``above`` needs ``p < alpha`` as well, so
     a model above the floor by test-set noise is not counted above it."""

@@ -218,6 +218,9 @@ class _TestSplit:
     def multi_hot(self, split):
         return self.y
 
+    def label_ids(self, split):
+        return [np.flatnonzero(row) for row in self.y]
+
     def hadm_ids(self, split):
         return np.arange(100, 100 + len(self.y))
 
@@ -302,11 +305,12 @@ def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(t
     assert text.endswith(" Beyond test-set noise (paired bootstrap over the 300 test notes, one-sided p < 0.05 for "
                          "every seed): the differences on macro-AUC (p < 0.001), micro-F1 (p < 0.001), P@5 "
                          "(p < 0.001) and micro-F1 (dev thr.) (p < 0.001).")
-    # where the AUCs would cost too much to resample (MIMIC-III's full codes), the sentence says it skipped them
-    monkeypatch.setattr(bootstrap, "AUC_MAX_ENTRIES", 300 * 6 - 1)
+    # where the AUCs' comparison matrices would not fit in memory, the sentence says it skipped them
+    n_gold = sum(map(len, data.label_ids("test")))
+    monkeypatch.setattr(bootstrap, "AUC_MAX_BYTES", bootstrap.auc_bytes(300, n_gold) - 1)
     assert v.noise_clause(data, pair, ("in", "hier_lan"), ("in", "hier_fcn"), metrics, n_resamples=200).endswith(
         " P@5 (p = 0.005) and micro-F1 (dev thr.) (p = 0.005); the AUCs are not bootstrapped at this size (300 test "
-        "notes × 6 codes).")
+        f"notes with {n_gold} gold codes).")
     monkeypatch.undo()
     assert "Beyond" not in v.hierarchy_verdict([bert_study.Encoder("in", "x", domain="in-domain")], pair)
     # a row against a copy of itself differs on nothing; the floor against "near" only within noise

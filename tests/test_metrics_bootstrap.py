@@ -94,7 +94,7 @@ def test_auc_resamples_count_each_drawn_note_with_ties_as_evaluate_and_stop_at_a
     """Scores rounded to one decimal (many ties) and a constant column: each resample's AUCs equal ``evaluate`` on the
     drawn notes themselves, a code that lost its positives in a resample is left out of its macro-AUC, the constant
     most-frequent floor is exactly 0.5 in every resample, a model that ranks the codes beats it with the smallest p,
-    and scores over ``AUC_MAX_ENTRIES`` document-code pairs are refused with the reason."""
+    and scores whose comparison matrices would pass ``AUC_MAX_BYTES`` are refused with the reason."""
     y, s = _data(40, seed=3, m=12)
     s = np.round(s, 1)
     s[:, 0] = 0.3
@@ -113,7 +113,29 @@ def test_auc_resamples_count_each_drawn_note_with_ties_as_evaluate_and_stop_at_a
     assert (_Model(Prepared(y, floor), 0.5, ["macro_auc"]).samples(w)["macro_auc"] == 0.5).all()
     test = M.paired_bootstrap(y, s, floor, metric="macro_auc", n_resamples=200)
     assert test.estimate_b == 0.5 and test.diff > 0.2 and test.p_value == pytest.approx(1 / 201)
-    monkeypatch.setattr(bootstrap, "AUC_MAX_ENTRIES", 40 * 12 - 1)
-    with pytest.raises(ValueError, match="AUCs of 40 × 12 scores: over AUC_MAX_ENTRIES"):
+    n_gold = int(y.sum())
+    assert bootstrap.auc_bytes(40, n_gold) == 40 * n_gold + 8 * 40 * 40
+    monkeypatch.setattr(bootstrap, "AUC_MAX_BYTES", bootstrap.auc_bytes(40, n_gold) - 1)
+    with pytest.raises(ValueError, match=f"AUCs of 40 documents with {n_gold} gold codes: .* over AUC_MAX_BYTES"):
         M.paired_bootstrap(y, s, floor, metric="micro_auc")
     assert M.paired_bootstrap(y, s, floor, metric="map", n_resamples=10).p_value < 1      # the others still are
+
+
+def test_auc_resamples_with_more_codes_than_notes_as_at_full_codes():
+    """MIMIC-III's full-code shape in small: more codes than notes, most codes rare or absent, float32 scores with
+    ties across codes. Each resample's AUCs equal ``evaluate`` on the drawn notes, and the memory the comparison
+    matrices take is what ``auc_bytes`` says."""
+    y, s = _data(30, seed=7, m=400, signal=1.5)
+    s = np.round(s, 2).astype(np.float32)
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, 30, size=(5, 30))
+    w = np.stack([np.bincount(i, minlength=30) for i in idx]).astype(float)
+    model = _Model(Prepared(y, s), 0.5, list(AUCS))
+    samples = model.samples(w)
+    for b in range(5):
+        want = M.evaluate(y[idx[b]], s[idx[b]], k=5)
+        assert want["macro_auc_n_skipped"] > 200                       # most codes have no positive in the draw
+        for name in AUCS:
+            assert samples[name][b] == pytest.approx(want[name], abs=1e-12), (name, b)
+    held = model.aucs["macro_auc"].A.nbytes + model.aucs["micro_auc"].M.nbytes
+    assert held == bootstrap.auc_bytes(30, int(y.sum()))

@@ -3,12 +3,13 @@
 Vectorised: a block of resamples is a (n_resamples, n_docs) count matrix W (how often each document is
 drawn); per-code TP / predicted / gold counts of all resamples are W times sparse per-document indicator
 matrices, and per-document metrics (P@k, R@k, R-precision, AP) are W times their vectors. The AUCs are
-Mann-Whitney sums with each document counted as often as it was drawn: every code's scores are sorted once, and a
-resample's sums are cumulative weights along that order (ties count 1/2, as ``evaluate``); a resample's macro-AUC
-averages the codes with a positive and a negative among the drawn documents, as ``evaluate`` would on them. They
-cost O(n_docs × n_codes) per resample, so they are resampled up to ``AUC_MAX_ENTRIES`` (MIMIC-III's top-50 test
-set, 1,729 × 50, is well inside; its full-code one, 3,372 × 8,922, is not). The point estimate is the same
-computation with W = 1, so it equals ``evaluate``. Percentile intervals; seeded (results depend on ``seed`` and
+Mann-Whitney sums with each document counted as often as it was drawn (ties count 1/2, as ``evaluate``): every
+comparison of a positive with a negative is made once, before any resample, as a matrix of small integers, and a
+resample's sums are that matrix times W (``_MacroAUC``, ``_MicroAUC``); a resample's macro-AUC averages the codes
+with a positive and a negative among the drawn documents, as ``evaluate`` would on them. The matrices hold a byte per
+(gold entry, document) and a float per pair of documents, so the AUCs are resampled up to ``AUC_MAX_BYTES`` per model
+(MIMIC-III's full-code test set, 3,372 documents with about 54,000 gold codes, needs 0.27 GB). The point estimate is
+the same computation with W = 1, so it equals ``evaluate``. Percentile intervals; seeded (results depend on ``seed`` and
 ``n_resamples`` only).
 """
 from __future__ import annotations
@@ -29,9 +30,9 @@ THRESHOLDED = ("micro_precision", "micro_recall", "micro_f1", "macro_precision",
                "macro_f1_caml", "macro_f1_present", "macro_f1_all")
 _PER_DOC = re.compile(r"^(p@\d+|r@\d+|r_precision|map)$")
 AUCS = ("macro_auc", "micro_auc")
-AUC_MAX_ENTRIES = 5_000_000   # n_docs × n_codes up to which the AUCs are resampled (a test costs seconds there)
+AUC_MAX_BYTES = 2_000_000_000  # memory per model up to which the AUCs are resampled (auc_bytes; MIMIC-III full: 0.27 GB)
 _BLOCK = 100  # resamples drawn per block; fixed so that results depend on seed and n_resamples only
-_CHUNK = 2_000_000  # weights gathered at once by the AUCs (16 MB of float64)
+_ROWS = 4096  # positives compared or multiplied at once by the macro-AUC (a block of 4096 × n_docs)
 
 
 @dataclass(frozen=True)
@@ -95,15 +96,14 @@ class _Model:
             _PER_DOC.match(n) for n in names) else {}
         self.aucs = {}
         if any(n in AUCS for n in names):
-            if not auc_resamplable(d.n_docs, d.n_codes):
-                raise ValueError(f"cannot bootstrap the AUCs of {d.n_docs:,} × {d.n_codes:,} scores: over "
-                                 f"AUC_MAX_ENTRIES ({AUC_MAX_ENTRIES:,}) document-code pairs")
-            gold, score = d.gold, d.score
+            if not auc_resamplable(d.n_docs, len(d.rows)):
+                raise ValueError(f"cannot bootstrap the AUCs of {d.n_docs:,} documents with {len(d.rows):,} gold "
+                                 f"codes: that needs {auc_bytes(d.n_docs, len(d.rows)) / 1e9:.1f} GB per model, over "
+                                 f"AUC_MAX_BYTES ({AUC_MAX_BYTES / 1e9:.1f} GB)")
             if "macro_auc" in names:
-                self.aucs["macro_auc"] = _Ranked(score, gold, np.arange(d.n_docs)[:, None])
+                self.aucs["macro_auc"] = _MacroAUC(d)
             if "micro_auc" in names:
-                self.aucs["micro_auc"] = _Ranked(score.reshape(-1, 1), gold.reshape(-1, 1),
-                                                 np.repeat(np.arange(d.n_docs), d.n_codes)[:, None])
+                self.aucs["micro_auc"] = _MicroAUC(d)
 
     def _codes_by_docs(self, rows: np.ndarray, cols: np.ndarray) -> sparse.csr_matrix:
         ones = np.ones(len(rows), dtype=np.float64)
@@ -125,59 +125,85 @@ class _Model:
         return {n: out[n] for n in self.names}
 
 
-def auc_resamplable(n_docs: int, n_codes: int) -> bool:
-    """Whether the bootstrap resamples the AUCs of ``n_docs × n_codes`` scores (see ``AUC_MAX_ENTRIES``)."""
-    return n_docs * n_codes <= AUC_MAX_ENTRIES
+def auc_bytes(n_docs: int, n_positives: int) -> int:
+    """Memory the AUC resampling of one model holds: a byte per (positive note-code pair, note) and a float per pair of
+    notes (see ``_MacroAUC`` and ``_MicroAUC``)."""
+    return n_docs * n_positives + 8 * n_docs * n_docs
 
 
-class _Ranked:
-    """Columns of scores sorted once, for each column's ROC AUC under document weights.
+def auc_resamplable(n_docs: int, n_positives: int) -> bool:
+    """Whether the bootstrap resamples the AUCs of ``n_docs`` notes with ``n_positives`` gold note-code pairs (see
+    ``AUC_MAX_BYTES``)."""
+    return auc_bytes(n_docs, n_positives) <= AUC_MAX_BYTES
 
-    ``score``, ``gold``: (m, k); ``doc``: (m, 1) or (m, k), the document of each entry. Macro-AUC: the codes are the
-    columns (m = n_docs); micro-AUC: one column of every (document, code) pair.
-    """
 
-    def __init__(self, score: np.ndarray, gold: np.ndarray, doc: np.ndarray):
-        m, k = score.shape
-        order = np.argsort(score, axis=0, kind="stable")
-        ranked = np.take_along_axis(score, order, 0)
-        self.gold = np.take_along_axis(gold, order, 0)
-        self.doc = np.take_along_axis(np.broadcast_to(doc, (m, k)), order, 0)
-        idx = np.broadcast_to(np.arange(m)[:, None], (m, k))
-        differs = ranked[1:] != ranked[:-1]
-        first = np.vstack([np.ones((1, k), bool), differs])       # an entry starts its tie group
-        last = np.vstack([differs, np.ones((1, k), bool)])        # an entry ends it
-        self.start = np.maximum.accumulate(np.where(first, idx, 0), axis=0)              # where its group starts
-        self.stop = np.minimum.accumulate(np.where(last, idx, m)[::-1], axis=0)[::-1] + 1  # one past its end
+def _positives_by_code(d: Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """(note, code) of every gold entry, ordered by code."""
+    order = np.lexsort((d.rows, d.cols))
+    return d.rows[order], d.cols[order]
+
+
+class _MacroAUC:
+    """Each code's ROC AUC under note weights, from one comparison per (positive, note) pair, made once.
+
+    For the positive entry (note p, code c), ``A[p, n]`` = 2 if note n is a negative of c scored below it, 1 if a
+    negative scored the same, else 0. Under weights w, Σ over c's positives of w_p × (A[p] · w) is twice the
+    count-weighted Mann-Whitney U of code c (ties 1/2), and the AUC is that over 2 × positive weight × negative weight.
+    A is small integers and w counts, so every sum is exact in float32 and the result does not depend on the order of
+    the sums."""
+
+    def __init__(self, d: Prepared):
+        self.n_codes = d.n_codes
+        self.row, self.col = _positives_by_code(d)
+        self.A = np.empty((len(self.row), d.n_docs), np.uint8)
+        for a in range(0, len(self.row), _ROWS):
+            r, c = self.row[a:a + _ROWS], self.col[a:a + _ROWS]
+            theirs, mine = d.score[:, c].T, d.score[r, c][:, None]
+            self.A[a:a + _ROWS] = ((theirs < mine).astype(np.uint8) * 2 + (theirs == mine)) * ~d.gold[:, c].T
+        self.of_code = sparse.csr_matrix((np.ones(len(self.row)), (self.col, np.arange(len(self.row)))),
+                                         shape=(d.n_codes, len(self.row)))
+        self.gold = sparse.csc_matrix(d.gold, dtype=np.float64)
 
     def aucs(self, w: np.ndarray) -> np.ndarray:
-        """(n_resamples, k) AUCs: 2U = Σ over positives of their weight × (2 × negative weight below them + tied
-        negative weight), over 2 × positive weight × negative weight; NaN for a column without both."""
-        m, k = self.gold.shape
-        out = np.empty((len(w), k))
-        cols = max(1, min(k, _CHUNK // (m * _BLOCK)))
-        rows = max(1, min(len(w), _CHUNK // (m * cols)))
-        w = w.astype(np.float32)        # counts: sums of up to AUC_MAX_ENTRIES of them are exact in float32
-        for c in range(0, k, cols):
-            g, doc = self.gold[:, c:c + cols], self.doc[:, c:c + cols]
-            kk = g.shape[1]
-            col, row = np.nonzero(g.T)                                  # the positives, column by column
-            by_col = np.zeros((len(col), kk))
-            by_col[np.arange(len(col)), col] = 1.0
-            first = self.start[:, c:c + cols][row, col] * kk + col      # into the padded (m + 1, kk) cumulative sums
-            after = self.stop[:, c:c + cols][row, col] * kk + col
-            for r in range(0, len(w), rows):
-                wd = w[r:r + rows][:, doc]                              # (b, m, kk): each entry's weight
-                neg = np.zeros((len(wd), m + 1, kk), np.float32)
-                np.cumsum(np.where(g, np.float32(0), wd), axis=1, out=neg[:, 1:])
-                neg = neg.reshape(len(wd), -1)                          # gathered before float64: no full copy
-                w_pos = wd.reshape(len(wd), -1)[:, row * kk + col].astype(np.float64)
-                below_and_to_end = neg[:, first].astype(np.float64) + neg[:, after]   # = 2 × below + tied
-                two_u = (w_pos * below_and_to_end) @ by_col
-                pos, n_neg = w_pos @ by_col, neg[:, -kk:].astype(np.float64)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    out[r:r + rows, c:c + kk] = np.where((pos > 0) & (n_neg > 0), two_u / (2 * pos * n_neg), np.nan)
-        return out
+        """(n_resamples, n_codes) AUCs; NaN for a code without both a positive and a negative among the drawn notes."""
+        w32 = w.astype(np.float32).T
+        below = np.empty((len(self.row), len(w)))                       # A · w for each positive and resample
+        for a in range(0, len(self.row), _ROWS):
+            below[a:a + _ROWS] = self.A[a:a + _ROWS].astype(np.float32) @ w32
+        two_u = (self.of_code @ (below * w[:, self.row].T)).T
+        pos = np.asarray((self.gold.T @ w.T).T)
+        neg = w.sum(1, keepdims=True) - pos
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where((pos > 0) & (neg > 0), two_u / (2 * pos * neg), np.nan)
+
+
+class _MicroAUC:
+    """The ROC AUC of all note-code pairs as one column, under note weights: a quadratic form in the weights.
+
+    ``M[m, n]`` = Σ over the positives of note m of (2 × note n's negatives scored below it + those scored the same);
+    under weights w, w · M · w is twice the weighted Mann-Whitney U. Each note's negatives are placed among all
+    positives' scores, sorted once."""
+
+    def __init__(self, d: Prepared):
+        n = d.n_docs
+        order = np.argsort(d.gold_scores, kind="stable")
+        ranked, owner = d.gold_scores[order], d.rows[order]
+        self.M = np.zeros((n, n))
+        for note in range(n):
+            negatives = d.score[note][~d.gold[note]]
+            below = np.bincount(np.searchsorted(ranked, negatives, "right"), minlength=len(ranked) + 1)
+            not_above = np.bincount(np.searchsorted(ranked, negatives, "left"), minlength=len(ranked) + 1)
+            twice = np.cumsum(below)[:-1] + np.cumsum(not_above)[:-1]  # 2 × below + tied, each positive
+            self.M[:, note] = np.bincount(owner, weights=twice, minlength=n)
+        self.pos = d.per_doc.astype(np.float64)
+        self.neg = d.n_codes - self.pos
+
+    def aucs(self, w: np.ndarray) -> np.ndarray:
+        """(n_resamples, 1) AUCs; NaN where the drawn notes hold no positive or no negative pair."""
+        two_u = np.einsum("rn,rn->r", w @ self.M, w)
+        pos, neg = w @ self.pos, w @ self.neg
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where((pos > 0) & (neg > 0), two_u / (2 * pos * neg), np.nan)[:, None]
 
 
 def _thresholded(tp: np.ndarray, pp: np.ndarray, g: np.ndarray) -> dict[str, np.ndarray]:
