@@ -30,7 +30,7 @@ THRESHOLDED = ("micro_precision", "micro_recall", "micro_f1", "macro_precision",
                "macro_f1_caml", "macro_f1_present", "macro_f1_all")
 _PER_DOC = re.compile(r"^(p@\d+|r@\d+|r_precision|map)$")
 AUCS = ("macro_auc", "micro_auc")
-AUC_MAX_BYTES = 2_000_000_000  # memory per model up to which the AUCs are resampled (auc_bytes; MIMIC-III full: 0.27 GB)
+AUC_MAX_BYTES = 2_000_000_000  # memory per model up to which the AUCs are resampled (auc_bytes: MIMIC-III 0.27 GB)
 _BLOCK = 100  # resamples drawn per block; fixed so that results depend on seed and n_resamples only
 _ROWS = 4096  # positives compared or multiplied at once by the macro-AUC (a block of 4096 × n_docs)
 
