@@ -10,7 +10,8 @@ A page a reader takes in in a minute, in this order:
    and the README render), each number linked to the ``metrics.json`` it was read from;
 3. Figure 3 (notebook 05);
 4. every executed notebook rendered to HTML (``notebooks/*.html``), so the study reads without Jupyter;
-5. the runs: status (done, failed, interrupted, never ran; from each run's ``.mcanb-run.json``), time, parameters.
+5. the runs: status (done, failed, interrupted, never ran, or results without a run record: a notebook run in
+   JupyterLab, whose numbers the page does not show; from each run's ``.mcanb-run.json``), time, parameters.
 
 Links are relative, so the page works from any copy of ``outputs/``. Explained in the README section "The whole
 study".
@@ -44,6 +45,9 @@ def _status(spec: RunSpec) -> tuple[str, dict | None]:
     except StudyError as e:                      # a damaged record: say so in the report, do not guess
         return f"damaged run record: {str(e)[:160]}", None
     if rec is None:
+        if (OUTPUTS / spec.key / "metrics.json").exists():     # run in JupyterLab or by papermill, not by mcanb
+            return ("has results but no run record: it ran outside `mcanb run` and `mcanb study` (in JupyterLab, "
+                    "say), so what its numbers were computed from is not known; `mcanb study` runs it again"), None
         return "never ran", None
     return {"done": "done", "running": "interrupted (resumes on the next `mcanb study`)",
             "failed": f"failed: {rec.get('error', '?')[:160]}"}.get(rec.get("status"), rec.get("status", "?")), rec
@@ -217,7 +221,7 @@ def gather(profile: Profile, out: Path) -> dict:
                      "exists": run_dir.exists()})
         if spec.notebook in published.TABLE_NOTEBOOKS.values():
             tables += comparison.run_tables(spec.notebook, run_dir, _values(spec),
-                                            None if status == "done" else f"run {spec.key} {status}")
+                                            None if status == "done" else status)  # its row names the run
         if status == "done":
             page = _notebook_html(spec, out)
             if page:
@@ -226,18 +230,22 @@ def gather(profile: Profile, out: Path) -> dict:
                 figure3 += [(spec.key, png.stem, _rel(png, out)) for png in sorted(run_dir.glob("figures/fig_3*.png"))]
 
     def fig(nb: str, name: str) -> str | None:
-        spec = first.get(nb)
-        path = OUTPUTS / spec.key / "figures" / f"{name}.png" if spec else None
+        spec = first.get(nb)                    # a figure only beside the numbers of a finished run
+        path = OUTPUTS / spec.key / "figures" / f"{name}.png" if spec and _status(spec)[0] == "done" else None
         return _rel(path, out) if path and path.exists() else None
 
     from .bert_verdicts import hierarchy_verdict
     m02, m03, m04 = (_measured(first.get(nb)) for nb in ("02_pretraining_domains", "03_hierarchy",
                                                           "04_cnn_retraining"))
-    not_run = "Notebook {} has not finished in this profile, so this run cannot answer it."
+    def not_run(nb: str) -> str:
+        spec = first.get(nb)
+        said = f"run {spec.key} {_status(spec)[0]}" if spec else "the profile has no run of it"
+        return f"Notebook {nb[:2]} has not finished in this profile, so this run cannot answer it: {said}."
+
     rq = [("RQ1", _verdict(pretraining_verdict, m02, first.get("02_pretraining_domains")) if m02 else
-           not_run.format("02"),
+           not_run("02_pretraining_domains"),
            fig("02_pretraining_domains", "fig_domains")),
-          ("RQ2", _verdict(hierarchy_verdict, m03, first.get("03_hierarchy")) if m03 else not_run.format("03"),
+          ("RQ2", _verdict(hierarchy_verdict, m03, first.get("03_hierarchy")) if m03 else not_run("03_hierarchy"),
            fig("03_hierarchy", "fig_architectures"))]
     bert = {**m02, **m03}
     rq3_fig = _bert_vs_cnn_figure(bert, m04, out)

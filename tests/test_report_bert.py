@@ -166,3 +166,34 @@ def test_the_reports_verdicts_use_the_metrics_of_the_runs_label_space():
     assert report._verdict(domain_verdict, measured, None) == (
         "in-domain (MLM on training notes) is above random init (no pretraining) on P@8 (50.0 vs 48.0) and P@15 "
         "(40.0 vs 38.0).")
+
+
+def test_the_report_names_results_without_a_run_record_and_shows_no_figure_for_them(tmp_path, monkeypatch):
+    """A notebook run in JupyterLab writes its folder but no `.mcanb-run.json`: the report does not know what those
+    numbers were computed from, so it shows none of them, no figure beside the question either, and says why and what
+    runs it again, once per table row (the row names the run)."""
+    import json
+
+    from mcanb import report
+    from mcanb.study import Profile, RunSpec
+    monkeypatch.setattr(report, "OUTPUTS", tmp_path)
+    for nb in ("02_pretraining_domains", "03_hierarchy"):
+        (tmp_path / nb / "toy" / "figures").mkdir(parents=True)
+        (tmp_path / nb / "toy" / "figures" / ("fig_domains.png" if nb.startswith("02") else "fig_architectures.png")
+         ).write_bytes(b"png")
+    (tmp_path / "02_pretraining_domains" / "toy" / "metrics.json").write_text(json.dumps({"metrics": {}}))
+    profile = Profile("p", tmp_path / "p.yaml", "Test profile.",
+                      [RunSpec("02_pretraining_domains", "toy"), RunSpec("03_hierarchy", "toy")])
+    data = report.gather(profile, tmp_path / "report")
+    (q1, text1, fig1), (q2, text2, fig2) = data["questions"][:2]
+    assert fig1 is None and fig2 is None
+    assert text1 == ("Notebook 02 has not finished in this profile, so this run cannot answer it: run "
+                     "02_pretraining_domains/toy has results but no run record: it ran outside `mcanb run` and `mcanb "
+                     "study` (in JupyterLab, say), so what its numbers were computed from is not known; `mcanb study` "
+                     "runs it again.")
+    assert text2 == ("Notebook 03 has not finished in this profile, so this run cannot answer it: run 03_hierarchy/toy "
+                     "never ran.")
+    notes = {(r.name, r.note) for t in data["tables"] for r in t.this_run}
+    assert notes == {("run 02_pretraining_domains/toy", text1.split(": run 02_pretraining_domains/toy ")[1][:-1]),
+                     ("run 03_hierarchy/toy", "never ran")}
+    assert [r["status"] for r in data["runs"]][1] == "never ran"
