@@ -151,6 +151,7 @@ def _coverage_note(label: str, coverage: Mapping[str, float] | None) -> str:
 
 
 ALPHA = 0.05   # one-sided level of the paired tests: a difference is beyond noise when every seed's p is below it
+NOISE_LEAD = "Beyond test-set noise"   # how a verdict's noise clause starts (the report sets it apart)
 
 
 def _p(p: float) -> str:
@@ -200,7 +201,7 @@ def noise_clause(processed: Any, results: Sequence[dict], a: tuple[str, str], b:
             *([f"within it: {_join(within)}"] if within else []),
             *([f"the AUCs are not bootstrapped at this size ({n_test:,} test notes with "
                f"{sum(map(len, processed.label_ids('test'))):,} gold codes)"] if skipped else [])]
-    return (f" Beyond test-set noise (paired bootstrap over the {n_test} test notes, one-sided p < {alpha:g} for every "
+    return (f" {NOISE_LEAD} (paired bootstrap over the {n_test} test notes, one-sided p < {alpha:g} for every "
             f"seed): {'; '.join(said)}.")
 
 

@@ -167,8 +167,9 @@ def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict
 
 def _bert_vs_cnn_figure(bert, cnn, out: Path, metric: str = "micro_f1") -> Path | None:
     """Bars of test ``metric`` (mean ± sd over seeds) of every row of this run, BERT and CNN family side by side."""
+    shown = [*((k, c) for k, c in bert.items() if "/" in k or k not in cnn), *cnn.items()]   # a baseline once
     rows = [(f"{comparison.identify(k)[0]}\n{published.ARCHITECTURES.get(comparison.identify(k)[1], '')}".strip(),
-             c[metric], "/" in k) for src in (bert, cnn) for k, c in src.items() if metric in c]
+             c[metric], "/" in k) for k, c in shown if metric in c]
     if not rows:
         return None
     import matplotlib
@@ -262,7 +263,7 @@ th{background:#f0f0f0;white-space:nowrap}td.n{text-align:right;white-space:nowra
 td.a{white-space:nowrap}
 tr.sec td{background:#e8eef6;font-weight:600}tr.mine td{background:#fffbe6}tr.skip td{color:#777;font-style:italic}
 .d{color:#666;font-size:11px}.rq{display:flex;gap:1em;align-items:flex-start;margin:.4em 0 .9em}
-.rq div{flex:1}.rq img{max-width:520px;max-height:250px;border:1px solid #ddd}img{max-width:100%}
+.rq div{flex:1}.rq ul{margin:.2em 0;padding-left:1.2em}.rq li{margin:.25em 0}.rq img{max-width:520px;max-height:250px;border:1px solid #ddd}img{max-width:100%}
 td.map{max-width:330px;font-size:11px;color:#444}"""
 
 
@@ -336,14 +337,26 @@ NOISE_NOTE = ("These sentences compare this run's means over seeds, then say whi
               "noise: a paired bootstrap over the test notes, as in notebooks 02 and 03 (§5 of each).")
 
 
+def _said_and_noise(sentence: str) -> list[tuple[str, str]]:
+    """Each line of a question's answer, split into what it compares and its noise clause ("" when it has none)."""
+    from .bert_verdicts import NOISE_LEAD
+
+    out = []
+    for line in sentence.splitlines():
+        said, lead, rest = line.partition(f" {NOISE_LEAD}")
+        out.append((said, lead + rest))
+    return out
+
+
 def render_html(profile: Profile, data: dict, out: Path) -> str:
     e = html.escape
     parts = [f"<h1>mcanb study report: {e(profile.name)}</h1>", f'<p class="note">{e(_intro(profile))}</p>',
              "<h2>The paper's questions, answered by this run</h2>", f'<p class="note">{e(NOISE_NOTE)}</p>']
     for rq, sentence, fig in data["questions"]:
         img = f'<img src="{e(fig)}" alt="{rq} figure">' if fig else '<span class="note">(no figure)</span>'
-        text = "<br>".join(e(s) for s in sentence.splitlines())
-        parts.append(f'<div class="rq"><div><b>{rq}. {e(QUESTIONS[rq])}</b><br>{text}</div>{img}</div>')
+        items = "".join(f"<li>{e(said)}" + (f'<br><span class="note">{e(noise.strip())}</span>' if noise else "")
+                        + "</li>" for said, noise in _said_and_noise(sentence))
+        parts.append(f'<div class="rq"><div><b>{rq}. {e(QUESTIONS[rq])}</b><ul>{items}</ul></div>{img}</div>')
     parts.append("<h2>The paper's tables, this run under them</h2>")
     parts += [_html_comparison(c, out) for c in data["tables"]] or ["<p>No run of this profile reproduces a table.</p>"]
     parts.append("<h2>Figure 3: F1 by code frequency (notebook 05)</h2>")
@@ -360,7 +373,10 @@ def render_md(profile: Profile, data: dict, out: Path) -> str:
     parts = [f"# mcanb study report: {profile.name}\n", _intro(profile) + "\n",
              "## The paper's questions, answered by this run\n", NOISE_NOTE + "\n"]
     for rq, sentence, fig in data["questions"]:
-        parts.append(f"**{rq}. {QUESTIONS[rq]}** {' '.join(sentence.splitlines())}\n")
+        parts.append(f"**{rq}. {QUESTIONS[rq]}**\n")
+        parts += [f"- {said}" + (f"\\\n  {noise.strip()}" if noise else "")       # a hard line break, then the noise
+                  for said, noise in _said_and_noise(sentence)]
+        parts.append("")
         if fig:
             parts.append(f"![{rq}]({fig})\n")
     parts.append("## The paper's tables, this run under them\n")

@@ -4,6 +4,7 @@ per reason, and no difference column on data that is not MIMIC-III."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from mcanb import comparison, published
 
@@ -172,8 +173,6 @@ def test_the_report_names_results_without_a_run_record_and_shows_no_figure_for_t
     """A notebook run in JupyterLab writes its folder but no `.mcanb-run.json`: the report does not know what those
     numbers were computed from, so it shows none of them, no figure beside the question either, and says why and what
     runs it again, once per table row (the row names the run)."""
-    import json
-
     from mcanb import report
     from mcanb.study import Profile, RunSpec
     monkeypatch.setattr(report, "OUTPUTS", tmp_path)
@@ -197,3 +196,20 @@ def test_the_report_names_results_without_a_run_record_and_shows_no_figure_for_t
     assert notes == {("run 02_pretraining_domains/toy", text1.split(": run 02_pretraining_domains/toy ")[1][:-1]),
                      ("run 03_hierarchy/toy", "never ran")}
     assert [r["status"] for r in data["runs"]][1] == "never ran"
+
+
+def test_the_report_sets_each_answers_noise_clause_apart():
+    """Each line of a question's answer is a list item; its noise clause (bert_verdicts.noise_clause) goes on a line
+    of its own, in the note style on the page and after a hard line break in report.md."""
+    from mcanb import report
+    from mcanb.study import Profile
+    line = "a is above b on micro-F1 (50.0 vs 48.0)."
+    noise = " Beyond test-set noise (paired bootstrap over the 9 test notes): no difference."
+    data = {"questions": [("RQ1", f"{line}{noise}\nc is above d on P@5 (1.0 vs 0.5).", None)], "tables": [],
+            "figure3": [], "notebooks": [], "runs": []}
+    profile = Profile("p", Path("p.yaml"), "Test profile.", [])
+    page = report.render_html(profile, data, Path("."))
+    assert (f"<ul><li>{line}<br><span class=\"note\">{noise.strip()}</span></li>"
+            "<li>c is above d on P@5 (1.0 vs 0.5).</li></ul>") in page
+    md = report.render_md(profile, data, Path("."))
+    assert f"- {line}\\\n  {noise.strip()}\n- c is above d on P@5 (1.0 vs 0.5).\n" in md
