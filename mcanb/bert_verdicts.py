@@ -151,7 +151,23 @@ def _coverage_note(label: str, coverage: Mapping[str, float] | None) -> str:
 
 
 ALPHA = 0.05   # one-sided level of the paired tests: a difference is beyond noise when every seed's p is below it
-NOISE_LEAD = "Beyond test-set noise"   # how a verdict's noise clause starts (the report sets it apart)
+NOISE_LEAD = "Beyond test-set noise"   # how a verdict's noise clause starts (said_and_noise sets it apart)
+
+
+def said_and_noise(text: str) -> list[tuple[str, str]]:
+    """Each line of a verdict, split into what it compares and its noise clause (:func:`noise_clause`; "" when it has
+    none). The notebooks print them with :func:`show`, the report as list items."""
+    out = []
+    for line in text.splitlines():
+        said, lead, rest = line.partition(f" {NOISE_LEAD}")
+        out.append((said, (lead + rest).strip()))
+    return out
+
+
+def show(text: str) -> None:
+    """Print a verdict: each comparison on its own line, its noise clause indented on the next."""
+    for said, noise in said_and_noise(text):
+        print(said + (f"\n    {noise}" if noise else ""))
 
 
 def _p(p: float) -> str:

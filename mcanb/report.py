@@ -337,25 +337,16 @@ NOISE_NOTE = ("These sentences compare this run's means over seeds, then say whi
               "noise: a paired bootstrap over the test notes, as in notebooks 02 and 03 (§5 of each).")
 
 
-def _said_and_noise(sentence: str) -> list[tuple[str, str]]:
-    """Each line of a question's answer, split into what it compares and its noise clause ("" when it has none)."""
-    from .bert_verdicts import NOISE_LEAD
-
-    out = []
-    for line in sentence.splitlines():
-        said, lead, rest = line.partition(f" {NOISE_LEAD}")
-        out.append((said, lead + rest))
-    return out
-
-
 def render_html(profile: Profile, data: dict, out: Path) -> str:
+    from .bert_verdicts import said_and_noise    # not at the top: it imports the models (torch)
+
     e = html.escape
     parts = [f"<h1>mcanb study report: {e(profile.name)}</h1>", f'<p class="note">{e(_intro(profile))}</p>',
              "<h2>The paper's questions, answered by this run</h2>", f'<p class="note">{e(NOISE_NOTE)}</p>']
     for rq, sentence, fig in data["questions"]:
         img = f'<img src="{e(fig)}" alt="{rq} figure">' if fig else '<span class="note">(no figure)</span>'
-        items = "".join(f"<li>{e(said)}" + (f'<br><span class="note">{e(noise.strip())}</span>' if noise else "")
-                        + "</li>" for said, noise in _said_and_noise(sentence))
+        items = "".join(f"<li>{e(said)}" + (f'<br><span class="note">{e(noise)}</span>' if noise else "")
+                        + "</li>" for said, noise in said_and_noise(sentence))
         parts.append(f'<div class="rq"><div><b>{rq}. {e(QUESTIONS[rq])}</b><ul>{items}</ul></div>{img}</div>')
     parts.append("<h2>The paper's tables, this run under them</h2>")
     parts += [_html_comparison(c, out) for c in data["tables"]] or ["<p>No run of this profile reproduces a table.</p>"]
@@ -370,12 +361,14 @@ def render_html(profile: Profile, data: dict, out: Path) -> str:
 
 
 def render_md(profile: Profile, data: dict, out: Path) -> str:
+    from .bert_verdicts import said_and_noise
+
     parts = [f"# mcanb study report: {profile.name}\n", _intro(profile) + "\n",
              "## The paper's questions, answered by this run\n", NOISE_NOTE + "\n"]
     for rq, sentence, fig in data["questions"]:
         parts.append(f"**{rq}. {QUESTIONS[rq]}**\n")
-        parts += [f"- {said}" + (f"\\\n  {noise.strip()}" if noise else "")       # a hard line break, then the noise
-                  for said, noise in _said_and_noise(sentence)]
+        parts += [f"- {said}" + (f"\\\n  {noise}" if noise else "")       # a hard line break, then the noise
+                  for said, noise in said_and_noise(sentence)]
         parts.append("")
         if fig:
             parts.append(f"![{rq}]({fig})\n")

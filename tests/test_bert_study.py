@@ -382,3 +382,17 @@ def test_pretraining_loss_projects_only_the_masked_positions_to_the_same_value()
     follows = torch.tensor([0, 1, 1])
     mlm, nsp = encoders._pretraining_loss(model, pair, follows)
     assert (mlm + nsp).item() == pytest.approx(model(**pair, next_sentence_label=follows).loss.item(), abs=1e-5)
+
+
+def test_show_prints_each_comparison_then_its_noise_clause_indented(capsys):
+    from mcanb import bert_verdicts as v
+    text = ("a is above b on micro-F1 (50.0 vs 48.0). Beyond test-set noise (paired bootstrap over the 9 test notes): "
+            "no difference.\nc is above d on P@5 (1.0 vs 0.5).")
+    assert v.said_and_noise(text) == [
+        ("a is above b on micro-F1 (50.0 vs 48.0).", "Beyond test-set noise (paired bootstrap over the 9 test notes): "
+                                                     "no difference."),
+        ("c is above d on P@5 (1.0 vs 0.5).", "")]
+    v.show(text)
+    assert capsys.readouterr().out == ("a is above b on micro-F1 (50.0 vs 48.0).\n    Beyond test-set noise (paired "
+                                       "bootstrap over the 9 test notes): no difference.\nc is above d on P@5 (1.0 vs "
+                                       "0.5).\n")
