@@ -238,9 +238,12 @@ def gather(profile: Profile, out: Path) -> dict:
     from .bert_verdicts import hierarchy_verdict
     m02, m03, m04 = (_measured(first.get(nb)) for nb in ("02_pretraining_domains", "03_hierarchy",
                                                           "04_cnn_retraining"))
+
     def not_run(nb: str) -> str:
         spec = first.get(nb)
-        said = f"run {spec.key} {_status(spec)[0]}" if spec else "the profile has no run of it"
+        status = _status(spec)[0] if spec else ""
+        said = ("the profile has no run of it" if spec is None else f"run {spec.key} {status}" if status != "done"
+                else f"run {spec.key} has no metrics.json")
         return f"Notebook {nb[:2]} has not finished in this profile, so this run cannot answer it: {said}."
 
     rq = [("RQ1", _verdict(pretraining_verdict, m02, first.get("02_pretraining_domains")) if m02 else
