@@ -76,7 +76,7 @@ def auc_bootstrap(n_resamples: int, seed: int, shapes=((1729, 50, 5.7, 20), (337
         _, weak = synthetic(n_docs, n_codes, seed, codes_per_doc=per_doc, signal=3.0)
         rng = np.random.default_rng(seed)
         for metric, fn in (("macro_auc", M.macro_auc), ("micro_auc", M.micro_auc)):
-            pair, t = timed(M.paired_bootstrap, y, s, weak, metric=metric, n_resamples=n_resamples, seed=seed)
+            _, t = timed(M.paired_bootstrap, y, s, weak, metric=metric, n_resamples=n_resamples, seed=seed)
             idx = rng.integers(0, n_docs, size=(naive, n_docs))
             _, t_naive = timed(lambda: [fn(y[i], a[i]) for i in idx for a in (s, weak)])
             plain = t_naive * n_resamples / naive

@@ -59,9 +59,9 @@ def _values(spec: RunSpec) -> dict:
     return {**notebook_defaults(NOTEBOOKS / f"{spec.notebook}.ipynb"), **resolve(spec)}
 
 
-def _measured(spec: RunSpec | None) -> dict[str, dict[str, comparison.Cell]]:
+def _measured(spec: RunSpec | None, status: str) -> dict[str, dict[str, comparison.Cell]]:
     path = OUTPUTS / spec.key / "metrics.json" if spec else None
-    if spec is None or _status(spec)[0] != "done" or not path.exists():
+    if spec is None or status != "done" or not path.exists():
         return {}
     return comparison.measured(load_metrics(path.parent))
 
@@ -212,8 +212,10 @@ def gather(profile: Profile, out: Path) -> dict:
     """Everything the page shows, as plain data and comparison tables (used by both renderers)."""
     runs, tables, notebooks, figure3 = [], [], [], []
     first = {}                                          # notebook -> its first run in the profile
+    statuses: dict[str, str] = {}                       # run key -> status, each run record read once
     for spec in profile.runs:
         status, rec = _status(spec)
+        statuses[spec.key] = status
         run_dir = OUTPUTS / spec.key
         first.setdefault(spec.notebook, spec)
         runs.append({"run": spec.key, "status": status, "finished": (rec or {}).get("finished", "–"),
@@ -230,18 +232,20 @@ def gather(profile: Profile, out: Path) -> dict:
             if spec.notebook.startswith("05"):
                 figure3 += [(spec.key, png.stem, _rel(png, out)) for png in sorted(run_dir.glob("figures/fig_3*.png"))]
 
+    def status_of(nb: str) -> str:
+        return statuses[first[nb].key] if nb in first else ""
+
     def fig(nb: str, name: str) -> str | None:
         spec = first.get(nb)                    # a figure only beside the numbers of a finished run
-        path = OUTPUTS / spec.key / "figures" / f"{name}.png" if spec and _status(spec)[0] == "done" else None
+        path = OUTPUTS / spec.key / "figures" / f"{name}.png" if status_of(nb) == "done" else None
         return _rel(path, out) if path and path.exists() else None
 
     from .bert_verdicts import hierarchy_verdict
-    m02, m03, m04 = (_measured(first.get(nb)) for nb in ("02_pretraining_domains", "03_hierarchy",
-                                                          "04_cnn_retraining"))
+    m02, m03, m04 = (_measured(first.get(nb), status_of(nb)) for nb in ("02_pretraining_domains", "03_hierarchy",
+                                                                         "04_cnn_retraining"))
 
     def not_run(nb: str) -> str:
-        spec = first.get(nb)
-        status = _status(spec)[0] if spec else ""
+        spec, status = first.get(nb), status_of(nb)
         said = ("the profile has no run of it" if spec is None else f"run {spec.key} {status}" if status != "done"
                 else f"run {spec.key} has no metrics.json")
         return f"Notebook {nb[:2]} has not finished in this profile, so this run cannot answer it: {said}."
@@ -266,7 +270,8 @@ th{background:#f0f0f0;white-space:nowrap}td.n{text-align:right;white-space:nowra
 td.a{white-space:nowrap}
 tr.sec td{background:#e8eef6;font-weight:600}tr.mine td{background:#fffbe6}tr.skip td{color:#777;font-style:italic}
 .d{color:#666;font-size:11px}.rq{display:flex;gap:1em;align-items:flex-start;margin:.4em 0 .9em}
-.rq div{flex:1}.rq ul{margin:.2em 0;padding-left:1.2em}.rq li{margin:.25em 0}.rq img{max-width:520px;max-height:250px;border:1px solid #ddd}img{max-width:100%}
+.rq div{flex:1}.rq ul{margin:.2em 0;padding-left:1.2em}.rq li{margin:.25em 0}
+.rq img{max-width:520px;max-height:250px;border:1px solid #ddd}img{max-width:100%}
 td.map{max-width:330px;font-size:11px;color:#444}"""
 
 

@@ -162,7 +162,6 @@ class _MacroAUC:
             self.A[a:a + _ROWS] = ((theirs < mine).astype(np.uint8) * 2 + (theirs == mine)) * ~d.gold[:, c].T
         self.of_code = sparse.csr_matrix((np.ones(len(self.row)), (self.col, np.arange(len(self.row)))),
                                          shape=(d.n_codes, len(self.row)))
-        self.gold = sparse.csc_matrix(d.gold, dtype=np.float64)
 
     def aucs(self, w: np.ndarray) -> np.ndarray:
         """(n_resamples, n_codes) AUCs; NaN for a code without both a positive and a negative among the drawn notes."""
@@ -170,8 +169,8 @@ class _MacroAUC:
         below = np.empty((len(self.row), len(w)))                       # A · w for each positive and resample
         for a in range(0, len(self.row), _ROWS):
             below[a:a + _ROWS] = self.A[a:a + _ROWS].astype(np.float32) @ w32
-        two_u = (self.of_code @ (below * w[:, self.row].T)).T
-        pos = np.asarray((self.gold.T @ w.T).T)
+        w_pos = w[:, self.row].T                                        # each positive's note weight
+        two_u, pos = (self.of_code @ (below * w_pos)).T, (self.of_code @ w_pos).T
         neg = w.sum(1, keepdims=True) - pos
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where((pos > 0) & (neg > 0), two_u / (2 * pos * neg), np.nan)
