@@ -85,6 +85,56 @@ def auc_bootstrap(n_resamples: int, seed: int, shapes=((1729, 50, 5.7, 20), (337
     return rows
 
 
+class _TestSplit:
+    """The two things ``paired_on_test`` reads of a label space's data, for synthetic test labels."""
+
+    def __init__(self, y: np.ndarray):
+        self.y = y
+
+    def hadm_ids(self, split: str) -> np.ndarray:
+        return np.arange(len(self.y), dtype=np.int64)
+
+    def multi_hot(self, split: str) -> np.ndarray:
+        return self.y.astype(np.uint8)
+
+
+def floor_tests(n_resamples: int, seed: int, n_docs: int = 3372, n_codes: int = 8921, models: int = 3,
+                seeds: int = 2, metrics=("micro_auc", "macro_auc")):
+    """Notebook 04's floor check at MIMIC-III's full-code shape: every (model, seed) run against the one floor run,
+    by ``mcanb.predictions.paired_on_test`` on each AUC, with the prepared scores kept between tests (the package's
+    way) and with nothing kept (``KEEP_BYTES = 0``: each test prepares both runs, as before 2026-12-07). Same p-values
+    both ways. Returns (task, seconds) rows."""
+    import tempfile
+
+    from mcanb import predictions as P
+
+    y, floor = synthetic(n_docs, n_codes, seed, codes_per_doc=15.9, signal=0.0)
+    split, rows = _TestSplit(y), []
+    with tempfile.TemporaryDirectory() as tmp:
+        def record(name, score):
+            return {"predictions": P.save_predictions(f"{tmp}/{name}.parquet", split.hadm_ids("test"), score)}
+
+        base = record("floor", floor)
+        runs = [record(f"m{m}s{s}", synthetic(n_docs, n_codes, seed + 1 + m * seeds + s, codes_per_doc=15.9,
+                                              signal=1.0 + m)[1]) for m in range(models) for s in range(seeds)]
+        kept, found = P.KEEP_BYTES, {}
+        try:
+            for label, keep in (("nothing kept", 0), ("prepared scores kept", kept)):
+                P.KEEP_BYTES = keep
+                P._kept.clear()
+                t0 = time.perf_counter()
+                found[label] = [P.paired_on_test(split, r, base, m, n_resamples=n_resamples, seed=seed).p_value
+                                for m in metrics for r in runs]
+                rows.append((f"floor check, {len(runs)} runs x {len(metrics)} AUCs, {label}",
+                             time.perf_counter() - t0))
+        finally:
+            P.KEEP_BYTES = kept
+            P._kept.clear()
+        assert found["nothing kept"] == found["prepared scores kept"], found
+        rows.append((f"  kept / nothing kept: x{rows[-2][1] / rows[-1][1]:.1f} faster", rows[-1][1]))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=3372)
@@ -119,7 +169,7 @@ def main() -> None:
     rows.append((f"bootstrap_ci, {args.resamples} resamples, {len(names)} metrics", t_boot))
     pair, t_pair = timed(M.paired_bootstrap, y, s, s_weak, metric="micro_f1", n_resamples=args.resamples)
     rows.append((f"paired_bootstrap, {args.resamples} resamples", t_pair))
-    auc_rows = auc_bootstrap(args.resamples, args.seed)
+    auc_rows = auc_bootstrap(args.resamples, args.seed) + floor_tests(args.resamples, args.seed)
     if not args.skip_sklearn:
         ref, t_ref = timed(sklearn_reference, y, s, ks)
         rows.append(("scikit-learn per-code loops (same numbers)", t_ref))

@@ -3,10 +3,14 @@
 Columns: ``hadm_id`` (int64) and ``scores`` (fixed-size list<float32>[C], column order = label index of the
 label space's ``labels.csv``). Written by ``mcanb.train.fit`` and the baselines, read by the notebooks'
 comparisons (paired bootstrap, thresholds) without Python loops; :func:`paired_on_test` is that comparison for two
-result records (:func:`mcanb.grid.record`).
+result records (:func:`mcanb.grid.record`). A notebook tests each run against several others on several metrics
+(the floor check, the verdicts): the prepared scores of one (test labels, scores, threshold, metric) are kept for the
+next test, keyed by their content (:data:`KEEP_BYTES`; at MIMIC-III's full codes the micro-AUC's preparation takes
+seconds per model and its test under one).
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -14,8 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .metrics import PairedComparison, paired_bootstrap
-from .metrics.bootstrap import AUCS, auc_resamplable
+from . import identity
+from .metrics import PairedComparison
+from .metrics.bootstrap import AUC_MAX_BYTES, AUCS, Scored, auc_resamplable, compare, scored
 
 
 def save_predictions(path: str | Path, hadm_ids: np.ndarray, y_score: np.ndarray) -> Path:
@@ -36,6 +41,21 @@ def load_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 AT_DEV = "@dev_threshold"   # a metric name with this suffix is scored at each run's own dev-tuned threshold
+KEEP_BYTES = AUC_MAX_BYTES  # prepared scores kept between tests, least recently used dropped first
+_kept: OrderedDict[str, Scored] = OrderedDict()
+
+
+def _prepared(y_true: np.ndarray, y_true_key: str, y_score: np.ndarray, name: str, threshold: float) -> Scored:
+    """``scored(...)`` of these labels and scores, kept while they fit in :data:`KEEP_BYTES`."""
+    key = identity.digest(y_true_key, np.ascontiguousarray(y_score).tobytes(), str(y_score.shape), name,
+                          repr(float(threshold)))
+    if key in _kept:
+        _kept.move_to_end(key)
+        return _kept[key]
+    model = _kept[key] = scored(y_true, y_score, name, threshold)
+    while len(_kept) > 1 and sum(m.nbytes for m in _kept.values()) > KEEP_BYTES:
+        _kept.popitem(last=False)
+    return model
 
 
 def paired_on_test(processed: Any, a: Mapping[str, Any], b: Mapping[str, Any], metric: str = "micro_f1", *,
@@ -50,17 +70,18 @@ def paired_on_test(processed: Any, a: Mapping[str, Any], b: Mapping[str, Any], m
     """
     name, tuned = (metric[:-len(AT_DEV)], True) if metric.endswith(AT_DEV) else (metric, False)
     order = processed.hadm_ids("test")
-    scores, thresholds = [], []
+    scores = []
     for run in (a, b):
         hadm, y_score = load_predictions(run["predictions"])
         if not np.array_equal(hadm, order):
             raise ValueError(f"{run['predictions']}: its documents are not the test split's, in its order")
         if tuned and run.get("dev_threshold") is None:
             raise ValueError(f"{run['predictions']}: its run has no dev-tuned threshold for {metric}")
-        scores.append(y_score)
-        thresholds.append(float(run["dev_threshold"]) if tuned else 0.5)
-    return paired_bootstrap(processed.multi_hot("test"), scores[0], scores[1], metric=name,
-                            threshold_a=thresholds[0], threshold_b=thresholds[1], n_resamples=n_resamples, seed=seed)
+        scores.append((y_score, float(run["dev_threshold"]) if tuned else 0.5))
+    y_true = processed.multi_hot("test")
+    y_true_key = identity.digest(y_true.tobytes(), str(y_true.shape))
+    models = [_prepared(y_true, y_true_key, y_score, name, threshold) for y_score, threshold in scores]
+    return compare(*models, name, n_resamples=n_resamples, seed=seed)
 
 
 def resamplable(metric: str, processed: Any) -> bool:

@@ -7,7 +7,7 @@ import pytest
 from mcanb import metrics as M
 from mcanb.metrics._arrays import Prepared
 from mcanb.metrics import bootstrap
-from mcanb.metrics.bootstrap import AUCS, THRESHOLDED, _Model
+from mcanb.metrics.bootstrap import AUCS, THRESHOLDED, Scored
 
 NAMES = list(THRESHOLDED) + ["p@3", "r@3", "r_precision", "map", *AUCS]
 
@@ -25,7 +25,7 @@ def test_vectorised_resamples_equal_evaluate_on_resampled_documents():
     rng = np.random.default_rng(5)
     idx = rng.integers(0, 60, size=(4, 60))
     w = np.stack([np.bincount(i, minlength=60) for i in idx]).astype(float)
-    samples = _Model(Prepared(y, s), 0.5, NAMES).samples(w)
+    samples = Scored(Prepared(y, s), 0.5, NAMES).samples(w)
     for b in range(4):
         want = M.evaluate(y[idx[b]], s[idx[b]], k=3)
         for name in NAMES:
@@ -101,7 +101,7 @@ def test_auc_resamples_count_each_drawn_note_with_ties_as_evaluate_and_stop_at_a
     rng = np.random.default_rng(2)
     idx = rng.integers(0, 40, size=(8, 40))
     w = np.stack([np.bincount(i, minlength=40) for i in idx]).astype(float)
-    samples = _Model(Prepared(y, s), 0.5, list(AUCS)).samples(w)
+    samples = Scored(Prepared(y, s), 0.5, list(AUCS)).samples(w)
     lost = 0
     for b in range(8):
         want = M.evaluate(y[idx[b]], s[idx[b]], k=3)
@@ -110,7 +110,7 @@ def test_auc_resamples_count_each_drawn_note_with_ties_as_evaluate_and_stop_at_a
             assert samples[name][b] == pytest.approx(want[name], abs=1e-12), (name, b)
     assert lost > 0                                   # the rare codes lose their positives in some resamples
     floor = np.tile(y.mean(0), (40, 1))
-    assert (_Model(Prepared(y, floor), 0.5, ["macro_auc"]).samples(w)["macro_auc"] == 0.5).all()
+    assert (Scored(Prepared(y, floor), 0.5, ["macro_auc"]).samples(w)["macro_auc"] == 0.5).all()
     test = M.paired_bootstrap(y, s, floor, metric="macro_auc", n_resamples=200)
     assert test.estimate_b == 0.5 and test.diff > 0.2 and test.p_value == pytest.approx(1 / 201)
     n_gold = int(y.sum())
@@ -130,7 +130,7 @@ def test_auc_resamples_with_more_codes_than_notes_as_at_full_codes():
     rng = np.random.default_rng(1)
     idx = rng.integers(0, 30, size=(5, 30))
     w = np.stack([np.bincount(i, minlength=30) for i in idx]).astype(float)
-    model = _Model(Prepared(y, s), 0.5, list(AUCS))
+    model = Scored(Prepared(y, s), 0.5, list(AUCS))
     samples = model.samples(w)
     for b in range(5):
         want = M.evaluate(y[idx[b]], s[idx[b]], k=5)
@@ -139,3 +139,58 @@ def test_auc_resamples_with_more_codes_than_notes_as_at_full_codes():
             assert samples[name][b] == pytest.approx(want[name], abs=1e-12), (name, b)
     held = model.aucs["macro_auc"].A.nbytes + model.aucs["micro_auc"].M.nbytes
     assert held == bootstrap.auc_bytes(30, int(y.sum()))
+
+
+def test_paired_tests_of_saved_runs_prepare_and_resample_each_run_once(tmp_path, monkeypatch):
+    """A notebook tests several runs against one floor: each run's scores are prepared and resampled once per
+    (labels, scores, threshold, metric), kept by content, so a rewritten prediction file is never answered from
+    what was kept, and the answers are those of ``paired_bootstrap`` on the arrays."""
+    from collections import OrderedDict
+
+    from mcanb import predictions as P
+
+    class Split:
+        def __init__(self, y):
+            self.y = y
+
+        def hadm_ids(self, split):
+            return np.arange(len(self.y))
+
+        def multi_hot(self, split):
+            return self.y
+
+    monkeypatch.setattr(P, "_kept", OrderedDict())
+    y, s = _data(60, seed=5, m=8)
+    data, floor_scores = Split(y), np.tile(y.mean(0), (60, 1))
+    weak = np.clip(s + np.random.default_rng(9).normal(0, 0.4, s.shape), 0, 1)
+
+    def run(name, scores):
+        return {"predictions": str(P.save_predictions(tmp_path / f"{name}.parquet", np.arange(60), scores))}
+
+    floor, a, b = run("floor", floor_scores), run("a", s), run("b", weak)
+    want = {metric: [M.paired_bootstrap(y, sc.astype(np.float32), floor_scores.astype(np.float32), metric=metric,
+                                        n_resamples=150, seed=3) for sc in (s, weak)]
+            for metric in ("micro_auc", "micro_f1")}
+    calls = {"prepared": 0, "resampled": 0}
+    prepare, samples = P.scored, Scored.samples
+
+    def counted_prepare(*args, **kw):
+        calls["prepared"] += 1
+        return prepare(*args, **kw)
+
+    def counted_samples(self, w):
+        calls["resampled"] += len(w) > 1            # a block of resamples, not the point estimate
+        return samples(self, w)
+
+    monkeypatch.setattr(P, "scored", counted_prepare)
+    monkeypatch.setattr(Scored, "samples", counted_samples)
+    for metric in ("micro_auc", "micro_f1"):
+        assert [P.paired_on_test(data, r, floor, metric, n_resamples=150, seed=3) for r in (a, b)] == want[metric]
+    assert calls == {"prepared": 6, "resampled": 12}   # 3 runs x 2 metrics; 2 blocks of 100 and 50 resamples each
+    run("a", s[::-1].copy())                           # the same file, new scores
+    assert P.paired_on_test(data, a, floor, "micro_f1", n_resamples=150, seed=3) == M.paired_bootstrap(
+        y, s[::-1].astype(np.float32), floor_scores.astype(np.float32), n_resamples=150, seed=3)
+    assert calls["prepared"] == 7
+    monkeypatch.setattr(P, "KEEP_BYTES", 1)            # nothing fits: only the newest is kept
+    P.paired_on_test(data, b, a, "map", n_resamples=10)
+    assert len(P._kept) == 1

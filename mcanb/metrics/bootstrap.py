@@ -78,13 +78,16 @@ class PairedComparison:
         return {f"{prefix}{k}": v for k, v in asdict(self).items()}
 
 
-class _Model:
-    """One model's per-document ingredients at one threshold: sparse indicator matrices and per-doc vectors."""
+class Scored:
+    """One model's per-document ingredients at one threshold, ready to resample: sparse indicator matrices,
+    per-document vectors and the AUCs' comparison matrices. Built once per (labels, scores, threshold, metrics):
+    :func:`scored`; :func:`compare` tests two of them (``mcanb.predictions`` keeps them between tests)."""
 
     def __init__(self, d: Prepared, threshold, names: Sequence[str]):
         self.n_docs, self.n_codes = d.n_docs, d.n_codes
         self.names = list(names)
         self.mats = None
+        self._resampled: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         if any(n in THRESHOLDED for n in names):
             t = resolve_threshold(threshold, d)
             pred_flat, tp_gold = predict_positions(d, t)
@@ -104,6 +107,22 @@ class _Model:
                 self.aucs["macro_auc"] = _MacroAUC(d)
             if "micro_auc" in names:
                 self.aucs["micro_auc"] = _MicroAUC(d)
+
+    def resampled(self, n_resamples: int, seed: int) -> dict[str, np.ndarray]:
+        """Metric values of each of the resamples ``seed`` draws: the same documents for every model of their
+        shape, so a model tested against several others (the floor) is resampled once. Returns {name: (n,)}."""
+        key = (n_resamples, seed)
+        if key not in self._resampled:
+            blocks = [self.samples(w) for w in _draws(self.n_docs, n_resamples, seed)]
+            self._resampled[key] = {k: np.concatenate([blk[k] for blk in blocks]) for k in self.names}
+        return self._resampled[key]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the matrices and vectors (the AUCs' dominate: ``auc_bytes``)."""
+        held = [m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in self.mats or ()]
+        held += [v.nbytes for v in self.per_doc.values()] + [a.nbytes for a in self.aucs.values()]
+        return sum(held)
 
     def _codes_by_docs(self, rows: np.ndarray, cols: np.ndarray) -> sparse.csr_matrix:
         ones = np.ones(len(rows), dtype=np.float64)
@@ -163,6 +182,10 @@ class _MacroAUC:
         self.of_code = sparse.csr_matrix((np.ones(len(self.row)), (self.col, np.arange(len(self.row)))),
                                          shape=(d.n_codes, len(self.row)))
 
+    @property
+    def nbytes(self) -> int:
+        return self.A.nbytes + self.row.nbytes + self.col.nbytes + self.of_code.data.nbytes + self.of_code.indices.nbytes + self.of_code.indptr.nbytes
+
     def aucs(self, w: np.ndarray) -> np.ndarray:
         """(n_resamples, n_codes) AUCs; NaN for a code without both a positive and a negative among the drawn notes."""
         w32 = w.astype(np.float32).T
@@ -197,6 +220,10 @@ class _MicroAUC:
         self.pos = d.per_doc.astype(np.float64)
         self.neg = d.n_codes - self.pos
 
+    @property
+    def nbytes(self) -> int:
+        return self.M.nbytes + self.pos.nbytes + self.neg.nbytes
+
     def aucs(self, w: np.ndarray) -> np.ndarray:
         """(n_resamples, 1) AUCs; NaN where the drawn notes hold no positive or no negative pair."""
         two_u = np.einsum("rn,rn->r", w @ self.M, w)
@@ -226,20 +253,20 @@ def _check_names(names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _resample(models: list[_Model], n_resamples: int, seed: int) -> list[dict[str, np.ndarray]]:
-    """Metric samples of each model over the same ``n_resamples`` document resamples."""
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be ≥ 1, got {n_resamples}")
-    n = models[0].n_docs
+def _draws(n_docs: int, n_resamples: int, seed: int):
+    """The draw counts W of ``n_resamples`` resamples of ``n_docs`` documents, in blocks of ``_BLOCK`` rows."""
     rng = np.random.default_rng(seed)
-    blocks: list[list[dict[str, np.ndarray]]] = [[] for _ in models]
     for start in range(0, n_resamples, _BLOCK):
         b = min(_BLOCK, n_resamples - start)
-        draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
-        w = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
-        for out, m in zip(blocks, models):
-            out.append(m.samples(w))
-    return [{k: np.concatenate([blk[k] for blk in out]) for k in out[0]} for out in blocks]
+        draws = rng.integers(0, n_docs, size=(b, n_docs)) + (np.arange(b) * n_docs)[:, None]
+        yield np.bincount(draws.ravel(), minlength=b * n_docs).reshape(b, n_docs).astype(np.float64)
+
+
+def _resample(models: list[Scored], n_resamples: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """Metric samples of each model over the same ``n_resamples`` document resamples (drawn from ``seed``)."""
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be ≥ 1, got {n_resamples}")
+    return [m.resampled(n_resamples, seed) for m in models]
 
 
 def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float, float, int]:
@@ -271,7 +298,7 @@ def bootstrap_ci(y_true, y_score, *, metrics: Sequence[str] | None = None, thres
     d = Prepared(y_true, y_score)
     if metrics is None:
         metrics = ["micro_f1", "macro_f1_caml", "macro_f1_present"] + [f"p@{k}" for k in default_k(d.n_codes)]
-    model = _Model(d, threshold, _check_names(metrics))
+    model = Scored(d, threshold, _check_names(metrics))
     point = model.samples(np.ones((1, d.n_docs)))
     samples = _resample([model], n_resamples, seed)[0]
     out = {}
@@ -281,6 +308,12 @@ def bootstrap_ci(y_true, y_score, *, metrics: Sequence[str] | None = None, thres
         low, high, std, n_bad = _interval(samples[name], confidence)
         out[name] = ConfidenceInterval(float(point[name][0]), low, high, std, confidence, n_resamples, n_bad)
     return out
+
+
+def scored(y_true, y_score, metric: str, threshold=0.5) -> Scored:
+    """One model's scores prepared for :func:`compare` on ``metric`` at ``threshold`` (a number, or what
+    ``resolve_threshold`` takes). y_true, y_score: (n_docs, n_codes)."""
+    return Scored(Prepared(y_true, y_score), threshold, _check_names([metric]))
 
 
 def paired_bootstrap(y_true, y_score_a, y_score_b, *, metric: str = "micro_f1", threshold_a=0.5,
@@ -293,13 +326,28 @@ def paired_bootstrap(y_true, y_score_a, y_score_b, *, metric: str = "micro_f1", 
     difference A − B, its percentile interval and the p-value (see ``PairedComparison``).
     """
     _check_confidence(confidence)
+    _check_alternative(alternative)
+    a = scored(y_true, y_score_a, metric, threshold_a)
+    b = scored(y_true, y_score_b, metric, threshold_a if threshold_b is None else threshold_b)
+    return compare(a, b, metric, n_resamples=n_resamples, confidence=confidence, seed=seed, alternative=alternative)
+
+
+def _check_alternative(alternative: str) -> None:
     if alternative not in ("greater", "two-sided"):
         raise ValueError(f"alternative must be 'greater' or 'two-sided', got {alternative!r}")
-    names = _check_names([metric])
-    da, db = Prepared(y_true, y_score_a), Prepared(y_true, y_score_b)
-    thr_b = threshold_a if threshold_b is None else threshold_b
-    a, b = _Model(da, threshold_a, names), _Model(db, thr_b, names)
-    ones = np.ones((1, da.n_docs))
+
+
+def compare(a: Scored, b: Scored, metric: str, *, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
+            alternative: str = "greater") -> PairedComparison:
+    """:func:`paired_bootstrap` of two prepared models (:func:`scored`, each holding ``metric``) of the same
+    documents."""
+    _check_confidence(confidence)
+    _check_alternative(alternative)
+    if metric not in a.names or metric not in b.names:
+        raise ValueError(f"both models must be prepared for {metric!r}; have {a.names} and {b.names}")
+    if (a.n_docs, a.n_codes) != (b.n_docs, b.n_codes):
+        raise ValueError(f"shape mismatch: {(a.n_docs, a.n_codes)} vs {(b.n_docs, b.n_codes)}")
+    ones = np.ones((1, a.n_docs))
     est_a, est_b = float(a.samples(ones)[metric][0]), float(b.samples(ones)[metric][0])
     sa, sb = _resample([a, b], n_resamples, seed)
     diff = sa[metric] - sb[metric]
