@@ -40,22 +40,32 @@ def save(obj: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path, kind: str | None = None) -> dict:
-    """Load a checkpoint with ``weights_only=True`` onto the CPU; ``CheckpointError`` if unreadable."""
+def load(path: str | Path, kind: str | None = None, remedy: str | None = None) -> dict:
+    """Load a checkpoint with ``weights_only=True`` onto the CPU; ``CheckpointError`` if unreadable, ending with
+    ``remedy``, what to do about it (default: delete it; ``mcanb predict`` says how to retrain the run)."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint file not found")
+        raise CheckpointError(f"{path}: checkpoint file not found" + (f"; {remedy}" if remedy else ""))
+    remedy = remedy or "delete it to start that run over"
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, bad pickle, unsafe global, ...: one clear message for all
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {str(e)[:300]}). The file is "
-                              f"truncated, corrupt or not an mcanb checkpoint; delete it to start over.") from e
+        raise CheckpointError(f"{path}: cannot read checkpoint: the file is damaged (truncated or corrupt) or was "
+                              f"not written by this version of mcanb ({_reason(e)}); {remedy}") from e
     if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
         found = ckpt.get("format_version") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path}: not an mcanb checkpoint of format {FORMAT_VERSION} (found {found!r})")
+        raise CheckpointError(f"{path}: not an mcanb checkpoint of format {FORMAT_VERSION} (found {found!r}): "
+                              f"written by another version of mcanb or another program; {remedy}")
     if kind is not None and ckpt.get("kind") != kind:
-        raise CheckpointError(f"{path}: expected a {kind!r} checkpoint, found {ckpt.get('kind')!r}")
+        raise CheckpointError(f"{path}: expected a {kind!r} checkpoint, found {ckpt.get('kind')!r}; {remedy}")
     return ckpt
+
+
+def _reason(err: Exception) -> str:
+    """The error's type and first sentence, unless torch's text advises loading with ``weights_only=False``, which
+    would run whatever code the file holds: never offered."""
+    first = (str(err).strip().splitlines() or [""])[0].split(". ")[0][:200]
+    return type(err).__name__ + (f": {first}" if first and "weights" not in first.lower() else "")
 
 
 def check_matches(path: str | Path, what: str, saved: Mapping[str, Any], current: Mapping[str, Any],

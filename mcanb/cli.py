@@ -31,13 +31,13 @@ STEP_COMMAND = "step"      # the hidden command that runs one step of a parallel
 
 
 def _overrides(pairs: list[list[str]] | None) -> dict[str, Any]:
-    from .errors import yaml_problem
+    from .errors import load_yaml, yaml_problem
     from .params import ParameterError
 
     out = {}
     for k, v in pairs or []:
         try:
-            out[k] = yaml.safe_load(v)
+            out[k] = load_yaml(v)
         except yaml.YAMLError as e:
             raise ParameterError(yaml_problem(f"-p {k} {v!r}", e) + "; quote lists as \"[a, b]\"") from e
     return out
@@ -131,13 +131,11 @@ def _model_dir(model: str, cwd: str):
         return here.resolve()
     if not p.is_absolute() and p.parts[:1] == ("outputs",) and resolve(p).is_dir():
         return resolve(p)
-    from .runs import used_run                 # a notebook run folder, a row and a seed: the training run it used
+    from .runs import missing_model, used_run  # a notebook run folder, a row and a seed: the training run it used
     for candidate in (here, *([resolve(p)] if not p.is_absolute() and p.parts[:1] == ("outputs",) else [])):
         if (found := used_run(candidate)) is not None:
             return found
-    raise UserError(f"--model {model}: {here} is not a folder (relative paths are taken from your working directory, "
-                    f"{cwd}; expected a training run folder such as outputs/runs/caml/<identity>/seed13, or a "
-                    "notebook run folder, a row and a seed, such as outputs/04_cnn_retraining/toy/caml/seed13)")
+    raise UserError(missing_model(model, here, cwd))      # not run yet (and the command), or what --model expects
 
 
 def _cmd_predict(args) -> None:
@@ -261,7 +259,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("run", help="e.g. toy (parameters/<notebook>/<run>.yaml) or path/to/mine.yaml "
                                "(run_name defaults to the file's stem)")
     r.add_argument("-p", nargs=2, action="append", metavar=("KEY", "VALUE"), help="override a parameter (YAML value)")
-    r.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
+    r.add_argument("--timeout", type=_at_least(1), default=None, help="seconds per cell (default: none)")
     r.add_argument("--dry-run", action="store_true", help="check the parameter file and overrides, print them; run nothing")
     r.add_argument("--cwd", default=os.getcwd(), help="where relative paths given with -p start (default: here)")
     r.set_defaults(func=_cmd_run)
@@ -269,7 +267,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("profile")
     s.add_argument("--dry-run", action="store_true", help="list what would run and why; run nothing")
     s.add_argument("--no-report", action="store_true", help="do not write outputs/report/ at the end")
-    s.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
+    s.add_argument("--timeout", type=_at_least(1), default=None, help="seconds per cell (default: none)")
     s.add_argument("--rehearse", action="store_true", help="rehearse at MIMIC-III scale on the fixture with stand-in "
                    "encoders and capped training; print what each run costs (outputs/rehearsal/)")
     s.add_argument("--jobs", type=_at_least(1), default=None, help="notebook runs at once, each started when what it "

@@ -15,9 +15,11 @@ What is decided, and counted in ``report.json`` (``counts``) or listed in ``drop
   ``empty_text``;
 * codes: spaces around a code are removed (``codes_with_spaces``), empty items (``A;;B``) skipped
   (``empty_code_items``), a code repeated in one row kept once (``repeated_codes``); a code with a ``,``
-  or ``|`` or a space inside is an error (another separator: convert to ``;`` first);
+  or ``|`` or a space inside is an error (another separator: convert to ``;`` first), and so is a cell with
+  brackets or quotes (``['A41.9']``: a list that pandas wrote to CSV as text);
 * split names: case and surrounding spaces are ignored (``split_names_normalised``); any other name
-  (``validation``) is an error listing the names found, and so is a table without train, dev or test rows.
+  (``validation``) is an error listing the names found, and so is a table without train, dev or test rows
+  (:func:`split_problem` finds both from the split column alone, before a run starts).
 
 Every error names the file, the row (0-based data row, and its line in a CSV without multi-line text),
 the field, and what was expected.
@@ -36,6 +38,7 @@ from .data import DataError, _to_int, column_map
 COLUMNS = ["id", "text", "codes", "split"]
 SPLIT_NAMES = ("train", "dev", "test")
 _BAD_IN_CODE = re.compile(r"[,|\s]")
+_LIST_LITERAL = re.compile(r"[\[\]'\"]")     # ['A41.9']: a Python list written to CSV as text
 
 
 def _read(path: Path, encoding: str) -> pd.DataFrame:
@@ -68,11 +71,7 @@ def read_coded_table(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame,
     if optional is not None:
         df = df.rename(columns={optional: "subject_id"})
     counts: dict = {"documents_in_table": len(df)}
-    line = "" if path.suffix == ".parquet" else " (line {})"
-
-    def where(i: int) -> str:
-        return f"row {i}" + line.format(i + 2)
-
+    where = _where(path)
     ids, names = _ids(df["id"], path, where)
     if names is not None:
         counts["string_ids"] = int(names.nunique())
@@ -86,20 +85,8 @@ def read_coded_table(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame,
     text = text.where(~missing, "")
 
     split_raw = df["split"].astype(str)
-    split = split_raw.str.strip().str.lower()
-    bad = ~split.isin(SPLIT_NAMES)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        found = dict(Counter(split_raw[bad]).most_common(5))
-        raise DataError(f"{path}, {where(i)}, field split: expected train, dev or test (any case), got "
-                        f"{split_raw.iloc[i]!r}; unknown names and their row counts: {found}")
+    split = check_splits(split_raw, path, where)
     counts["split_names_normalised"] = int((split != split_raw).sum())
-    sizes = {name: int((split == name).sum()) for name in SPLIT_NAMES}
-    empty = [name for name, n in sizes.items() if n == 0]
-    if empty:
-        raise DataError(f"{path}, field split: no {' or '.join(empty)} rows (rows per split: {sizes}); expected rows "
-                        "of all three splits: training stops early and picks thresholds on dev, and reports results "
-                        "on test. Assign some documents to each split.")
 
     tally: Counter = Counter()
     codes = [_parse_codes(c, path, where(i), tally) for i, c in enumerate(df["codes"])]
@@ -114,6 +101,62 @@ def read_coded_table(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame,
     counts["duplicate_rows"] = len(dropped)
     out = out.drop_duplicates("hadm_id", keep="first").reset_index(drop=True)
     return out, counts, {"duplicate_row": dropped}
+
+
+def _where(path: Path):
+    """``where(i)``: how an error names data row ``i`` (0-based), with its line in a CSV."""
+    line = "" if path.suffix == ".parquet" else " (line {})"
+    return lambda i: f"row {i}" + line.format(i + 2)
+
+
+def check_splits(split_raw: pd.Series, path: Path, where) -> pd.Series:
+    """The split names, lower case without surrounding spaces; a ``DataError`` for another name (``validation``)
+    or when train, dev or test has no row."""
+    split = split_raw.str.strip().str.lower()
+    bad = ~split.isin(SPLIT_NAMES)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        found = dict(Counter(split_raw[bad]).most_common(5))
+        raise DataError(f"{path}, {where(i)}, field split: expected train, dev or test (any case), got "
+                        f"{split_raw.iloc[i]!r}; unknown names and their row counts: {found}")
+    sizes = {name: int((split == name).sum()) for name in SPLIT_NAMES}
+    empty = [name for name, n in sizes.items() if n == 0]
+    if empty:
+        raise DataError(f"{path}, field split: no {' or '.join(empty)} rows (rows per split: {sizes}); expected rows "
+                        "of all three splits: training stops early and picks thresholds on dev, and reports results "
+                        "on test. Assign some documents to each split.")
+    return split
+
+
+def split_problem(path: Path, encoding: str = "utf-8") -> str | None:
+    """What is wrong with the table's ``split`` column (the message of :func:`check_splits`), read from that column
+    alone, for the checks before a run starts. None when it is fine, and when the column cannot be read here (the
+    preprocessing then names the problem)."""
+    path = Path(path)
+    try:
+        column = _read_split_column(path, encoding)
+    except Exception:  # noqa: BLE001 - unreadable rows are reported by read_coded_table, with their line
+        return None
+    if column is None:
+        return None
+    try:
+        check_splits(column.astype(str), path, _where(path))
+    except DataError as e:
+        return str(e)
+    return None
+
+
+def _read_split_column(path: Path, encoding: str) -> pd.Series | None:
+    """The column named ``split`` (any case), or None when there is not exactly one."""
+    def is_split(name) -> bool:
+        return str(name).strip().casefold() == "split"
+
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+        found = [n for n in pq.read_schema(path).names if is_split(n)]
+        return pd.read_parquet(path, columns=found)[found[0]] if len(found) == 1 else None
+    df = pd.read_csv(path, usecols=is_split, dtype=str, keep_default_na=False, encoding=encoding)
+    return df.iloc[:, 0] if df.shape[1] == 1 else None
 
 
 def _ids(values: pd.Series, path: Path, where) -> tuple[pd.Series, pd.Series | None]:
@@ -141,7 +184,8 @@ def _duplicate_rows(out: pd.DataFrame, path: Path, where) -> list[int]:
     clash = distinct[distinct["hadm_id"].duplicated(keep=False)]
     if len(clash):
         i, j = clash.index[:2]
-        raise DataError(f"{path}, {where(j)}, field id: id {out['hadm_id'][j]} is also on {where(i)} with a "
+        shown = out["id"][j] if "id" in out.columns else out["hadm_id"][j]      # the id as the file writes it
+        raise DataError(f"{path}, {where(j)}, field id: id {shown} is also on {where(i)} with a "
                         "different text, codes, split or subject_id (expected one row per document)")
     return out.loc[out["hadm_id"].duplicated(keep="first"), "hadm_id"].tolist()
 
@@ -149,6 +193,7 @@ def _duplicate_rows(out: pd.DataFrame, path: Path, where) -> list[int]:
 def _parse_codes(value, path: Path, where: str, tally: Counter) -> list[str]:
     """``"A; B;;A"`` → ``["A", "B"]``, counting what was cleaned; an error for another separator."""
     if isinstance(value, str):
+        _refuse_list_literal(value, path, where)
         items = value.split(";")
     elif isinstance(value, (list, tuple, np.ndarray)):
         items = [str(c) for c in value]
@@ -159,6 +204,7 @@ def _parse_codes(value, path: Path, where: str, tally: Counter) -> list[str]:
                         f"got {type(value).__name__}")
     out: list[str] = []
     for item in items:
+        _refuse_list_literal(item, path, where)
         code = item.strip()
         if not code:
             tally["empty_code_items"] += 1
@@ -172,3 +218,11 @@ def _parse_codes(value, path: Path, where: str, tally: Counter) -> list[str]:
             continue
         out.append(code)
     return out
+
+
+def _refuse_list_literal(value: str, path: Path, where: str) -> None:
+    """An error for brackets or quotes in a codes cell: ``['A41.9', 'I10']`` is a list that pandas wrote as text."""
+    if _LIST_LITERAL.search(value):
+        raise DataError(f"{path}, {where}, field codes: {value[:60]!r} contains brackets or quotes, as a Python list "
+                        "written to CSV does; expected codes separated by ';' (e.g. A41.9;I10), or a list column "
+                        "in Parquet")

@@ -39,6 +39,12 @@ DISCHARGE = "Discharge summary"
 DUPLICATE_NOTES = ("drop", "keep")
 
 _NOTE_KEEP = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "CATEGORY", "ISERROR", "TEXT"]
+_DESCRIPTION_KEEP = ["ICD9_CODE", "LONG_TITLE"]
+# The columns preprocessing reads from each table (mcanb.preflight checks the headers before it starts); the code
+# description tables are optional.
+READ_COLUMNS = {"NOTEEVENTS": _NOTE_KEEP, "DIAGNOSES_ICD": CODE_COLUMNS, "PROCEDURES_ICD": CODE_COLUMNS,
+                "D_ICD_DIAGNOSES": _DESCRIPTION_KEEP, "D_ICD_PROCEDURES": _DESCRIPTION_KEEP}
+OPTIONAL_TABLES = ("D_ICD_DIAGNOSES", "D_ICD_PROCEDURES")
 NOTE_BLOCK_BYTES = 1 << 24  # NOTEEVENTS is parsed in blocks of 16 MB (decompressed): 64 MB blocks peak ~0.9 GB higher
 _TAIL = 1 << 22  # bytes of the end of NOTEEVENTS kept to check that its last quoted field is closed
 
@@ -336,7 +342,7 @@ def read_code_descriptions(mimic_dir: Path, encoding: str = "utf-8") -> dict[tup
         if path is None:
             continue
         header = read_header(path, encoding)
-        df = _read_small_csv(path, header, column_map(path, header, ["ICD9_CODE", "LONG_TITLE"]), name, encoding)
+        df = _read_small_csv(path, header, column_map(path, header, _DESCRIPTION_KEEP), name, encoding)
         for code, title in zip(df["ICD9_CODE"], df["LONG_TITLE"]):
             out[(code.strip(), is_diag)] = title.strip()
     return out

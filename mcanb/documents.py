@@ -138,11 +138,14 @@ def assign_splits(docs: pd.DataFrame, mimic_dir: Path, splits_dir: str | None, v
         where[inside] = split
         missing = np.setdiff1d(ids, docs["hadm_id"].to_numpy())
         counts.setdefault("split_ids_without_document", {})[f"full/{split}"] = len(missing)
+        counts.setdefault("split_ids", {})[f"full/{split}"] = len(ids)
         drops.add(f"split_id_without_document/full/{split}", "hadm_id", missing)
     outside = where.isna()
     drops.add("not_in_split", "hadm_id", docs.loc[outside, "hadm_id"])
     have_50 = all((sdir / splits_mod.split_filename(s, "50")).exists() for s in splits_mod.SPLITS)
     fifty = splits_mod.load_splits(sdir, "50", verify_caml=verify_caml) if have_50 else None
+    for split, ids in (fifty or {}).items():
+        counts["split_ids"][f"50/{split}"] = len(ids)
     counts["splits_dir"] = str(sdir)
     return where, fifty
 

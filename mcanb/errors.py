@@ -48,13 +48,44 @@ def yaml_problem(path: str | Path, err: Exception) -> str:
     return f"{path}{where}: not valid YAML ({problem or str(err).splitlines()[0]})"
 
 
+def load_yaml(text: str):
+    """``yaml.safe_load``, except that a mapping holding the same key twice is a ``yaml.YAMLError`` at the second
+    one (PyYAML keeps the last silently); :func:`yaml_problem` turns it into "<file>, line L, column C: ..."."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                _refuse_repeated_keys(self, node)
+            return super().construct_mapping(node, deep=deep)
+
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _refuse_repeated_keys(loader, node) -> None:
+    from yaml.constructor import ConstructorError
+
+    first: dict = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            seen = first.setdefault(key, key_node.start_mark)
+        except TypeError:                              # an unhashable key: PyYAML reports it itself
+            continue
+        if seen is not key_node.start_mark:
+            raise ConstructorError(None, None, f"key {key!r} given twice (first on line {seen.line + 1}); "
+                                   "each key may appear once", key_node.start_mark)
+
+
 def read_yaml_mapping(path: Path, error: type[Exception] = UserError) -> dict:
-    """The mapping in the YAML file ``path`` (empty file: ``{}``); bad YAML or another type of document is one
-    ``error`` naming the file (and the line and column of a syntax error)."""
+    """The mapping in the YAML file ``path`` (empty file: ``{}``); bad YAML, a key given twice or another type of
+    document is one ``error`` naming the file (and the line and column of a syntax error or repeated key)."""
     import yaml
 
     try:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
+        doc = load_yaml(Path(path).read_text()) or {}
     except yaml.YAMLError as e:
         raise error(yaml_problem(path, e)) from e
     if not isinstance(doc, dict):

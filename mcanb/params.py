@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -103,18 +104,63 @@ def _type_ok(value: Any, default: Any) -> bool:
     return isinstance(value, type(default))
 
 
+# A number with an exponent that YAML 1.1 (PyYAML) reads as text: ``1e-3``, ``3E5``, ``1.5e3`` (no dot or no sign).
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
+
+
+def _number(value: Any) -> Any:
+    """``value`` as a float when it is text that YAML 1.2 reads as a number with an exponent, else unchanged."""
+    return float(value) if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()) else value
+
+
+def _whole_number(x: Any) -> bool:
+    return not isinstance(x, bool) and isinstance(x, int)
+
+
+def _coerce_one(value: Any, default: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(default, str):
+        return str(value) if _whole_number(value) else value
+    if isinstance(default, list) and default and all(isinstance(d, str) for d in default):
+        return [str(x) if _whole_number(x) else x for x in value] if isinstance(value, list) else value
+    if isinstance(value, dict):
+        return {k: _number(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_number(x) for x in value]
+    n = _number(value)
+    whole = isinstance(default, int) and not isinstance(default, bool)
+    return int(n) if whole and n is not value and n.is_integer() else n
+
+
 def coerce(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """``params`` with a whole number given for a text parameter taken as its text (YAML reads ``50`` as an int):
-    ``coerce({"label_space": 50}, {"label_space": "50"})`` -> ``{"label_space": "50"}``. Nothing else changes."""
-    return {k: str(v) if isinstance(defaults.get(k), str) and isinstance(v, int) and not isinstance(v, bool) else v
-            for k, v in params.items()}
+    """``params`` with what YAML reads otherwise than the user means taken as meant, the same for files and ``-p``:
+
+    * a whole number for a text parameter is its text (YAML reads ``50`` as an int): ``{"label_space": 50}`` ->
+      ``{"label_space": "50"}``; so is a whole number in a list whose default lists text (``label_spaces: [50]``);
+    * a number with an exponent, which PyYAML (YAML 1.1) reads as text, is a number for every parameter that is not
+      text, and in its lists and mappings: ``{"lr": "1e-3"}`` -> ``{"lr": 0.001}``, ``{"lr": {"cnn": "1e-4"}}``.
+
+    Nothing else changes."""
+    return {k: _coerce_one(v, defaults.get(k)) for k, v in params.items()}
+
+
+def close_names(word: Any, choices, n: int = 3) -> list[str]:
+    """Up to ``n`` of ``choices`` near ``word`` (case ignored), never ``word`` itself: difflib's close matches,
+    then names that contain it or that it contains (``lr_rate`` -> ``lr``), the most similar first."""
+    w = str(word).lower()
+    by_lower = {str(c).lower(): str(c) for c in choices}
+    found = difflib.get_close_matches(w, list(by_lower), n=n)
+    similar = sorted((c for c in by_lower if min(len(c), len(w)) > 1 and (c in w or w in c) and c not in found),
+                     key=lambda c: -difflib.SequenceMatcher(None, w, c).ratio())
+    return [by_lower[c] for c in found + similar if by_lower[c] != str(word)][:n]
 
 
 def check(params: dict[str, Any], defaults: dict[str, Any], source: str) -> None:
     """Raise :class:`ParameterError` for unknown keys or values whose type differs from the default's."""
     for key, value in params.items():
         if key not in defaults:
-            close = difflib.get_close_matches(key, list(defaults), n=3)
+            close = close_names(key, defaults)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ParameterError(f"{source}: unknown parameter {key!r}{hint} "
                                  f"(valid: {', '.join(sorted(defaults))})")

@@ -11,7 +11,8 @@ they came from) that the notebook itself writes.
 Relative paths: values in parameter files are taken from the repository root (``mcanb.paths.resolve``); a
 parameter file's own path and path values given on the command line (``-p input_path notes.csv``) are taken
 from the caller's working directory (``--cwd``, which ``run.py`` sets) and made absolute before papermill runs,
-with an error naming the parameter when the path does not exist.
+with an error naming the parameter when the path does not exist. The same holds for encoder folders in
+``-p encoders "[./my_encoder]"`` and for the folders a run creates (``runs_dir``, ``encoders_dir``).
 """
 from __future__ import annotations
 
@@ -43,10 +44,13 @@ def numbered_notebooks() -> list[str]:
 PATH_PARAMETERS: dict[str, frozenset[str]] = {"input_path": frozenset({""}), "data_dir": frozenset({""}),
                                               "splits_dir": frozenset({"", "caml"})}
 BUILT_ON_DEMAND = (TOY_MIMIC, TOY_PREPROCESSED)   # the notebooks generate these when missing
+# Parameters naming a folder a run creates when missing (taken from the caller's directory too, not checked).
+OUTPUT_PATH_PARAMETERS = ("runs_dir", "encoders_dir")
 
 
 def resolve_path_overrides(overrides: dict[str, Any], cwd: str | Path) -> dict[str, Any]:
-    """``overrides`` with every relative path in ``PATH_PARAMETERS`` made absolute against ``cwd``.
+    """``overrides`` with every relative path in ``PATH_PARAMETERS`` and ``OUTPUT_PATH_PARAMETERS``, and every
+    path among the ``encoders``, made absolute against ``cwd``.
 
     ``~`` and ``$VARS`` are expanded first. A path that does not exist is a ``ParameterError`` naming the
     parameter, the value as typed and where it was looked for. Example: from ``/home/me/data``,
@@ -54,16 +58,35 @@ def resolve_path_overrides(overrides: dict[str, Any], cwd: str | Path) -> dict[s
     """
     out = dict(overrides)
     for key, value in overrides.items():
+        if key == "encoders" and isinstance(value, (list, tuple)):
+            out[key] = [_encoder_path(v, cwd) for v in value]
+        if key in OUTPUT_PATH_PARAMETERS and isinstance(value, str) and value:
+            out[key] = str(_from(value, cwd).resolve())
         if key not in PATH_PARAMETERS or not isinstance(value, str) or value in PATH_PARAMETERS[key]:
             continue
-        path = Path(os.path.expandvars(os.path.expanduser(value)))
-        if not path.is_absolute():
-            path = Path(cwd) / path
+        path = _from(value, cwd)
         if not path.exists() and path.resolve() not in BUILT_ON_DEMAND:
             raise P.ParameterError(f"command-line override -p {key} {value}: {path} does not exist (relative "
                                    f"paths on the command line are taken from your working directory, {cwd})")
         out[key] = str(path.resolve())
     return out
+
+
+def _from(value: str, cwd: str | Path) -> Path:
+    """``value`` with ``~`` and ``$VARS`` expanded, taken from ``cwd`` when relative."""
+    path = Path(os.path.expandvars(os.path.expanduser(value)))
+    return path if path.is_absolute() else Path(cwd) / path
+
+
+def _encoder_path(name: Any, cwd: str | Path) -> Any:
+    """An ``encoders`` entry typed on the command line: made absolute against ``cwd`` when it is a path (starts
+    with ``.``, ``/`` or ``~``, or holds a ``/`` and exists there); names and hub ids (``owner/name``) stay."""
+    if not isinstance(name, str) or name.startswith("local:"):
+        return name
+    path = _from(name, cwd)
+    if name.startswith((".", "/", "~")) or (os.sep in name and path.exists()):
+        return str(path.resolve())
+    return name
 
 
 def is_file_argument(run: str) -> bool:
@@ -122,8 +145,10 @@ def run_name(notebook: str, run: str, overrides: dict[str, Any] | None = None) -
     return str(values.get("run_name", file.stem))
 
 
-def resolve_parameters(notebook: str, run: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Parameters of the run's file (``extends`` resolved) plus overrides, checked against the notebook."""
+def resolve_parameters(notebook: str, run: str, overrides: dict[str, Any] | None = None,
+                       overrides_source: str = "command-line override") -> dict[str, Any]:
+    """Parameters of the run's file (``extends`` resolved) plus overrides, checked against the notebook
+    (``overrides_source`` names where the overrides come from in a message: ``-p``, a study profile's ``params``)."""
     nb_path = NOTEBOOKS / f"{notebook}.ipynb"
     if not nb_path.exists():
         raise P.ParameterError(f"{nb_path}: no such notebook (have: {', '.join(numbered_notebooks())})")
@@ -132,7 +157,7 @@ def resolve_parameters(notebook: str, run: str, overrides: dict[str, Any] | None
     values = P.coerce(values, defaults)
     P.check(values, defaults, str(_shown(file)))
     overrides = P.coerce(overrides or {}, defaults)
-    P.check(overrides, defaults, "command-line override")
+    P.check(overrides, defaults, overrides_source)
     values = {**values, **overrides}
     if "run_name" in defaults:
         values.setdefault("run_name", file.stem)

@@ -25,6 +25,7 @@ from . import checkpoint as ckpt
 from . import text as textmod
 from .errors import UserError, read_yaml_mapping
 from .models import PLM_MODELS
+from .names import MODEL_NAMES
 from .paths import resolve
 
 
@@ -58,15 +59,33 @@ class Prediction:
 
 
 def _read_params(run_dir: Path) -> dict:
+    """The model folder's ``params.yaml``; a ``UserError`` for a folder that holds no trained model, or a model
+    name that :mod:`mcanb.models` does not know."""
+    from .runs import not_a_model
+
     f = run_dir / "params.yaml"
     if not f.exists():
-        raise FileNotFoundError(f"{f}: missing; --model must be a training run folder written by mcanb.train.fit "
-                                "(for example outputs/runs/cnn/<identity>/seed13)")
+        raise UserError(f"{f}: missing; {not_a_model(run_dir)}")
     doc = read_yaml_mapping(f)
-    missing = [k for k in ("model", "data_dir", "label_space") if k not in doc]
-    if missing:
-        raise UserError(f"{f}: lacks {missing}, needed to rebuild the model (mcanb.train.fit extra_params)")
+    if any(k not in doc for k in ("model", "data_dir", "label_space")):
+        raise UserError(not_a_model(run_dir))
+    if doc["model"] not in MODEL_NAMES:
+        import difflib
+        close = difflib.get_close_matches(str(doc["model"]), MODEL_NAMES, n=1)
+        raise UserError(f"{f}: model: unknown {doc['model']!r}" + (f" (did you mean {close[0]}?)" if close else "")
+                        + f"; expected one of {', '.join(MODEL_NAMES)}")
     return doc
+
+
+def _load_best(run_dir: Path, model: torch.nn.Module) -> None:
+    """The weights of ``checkpoints/best.pt`` into ``model``; a damaged file names how to retrain the run."""
+    from .runs import retrain_advice
+
+    best = run_dir / "checkpoints" / "best.pt"
+    if not best.exists():
+        raise UserError(f"{best}: missing: the run did not finish an epoch; {retrain_advice(run_dir)}")
+    ckpt.load_model_state(best, model, ckpt.load(best, "best", remedy=retrain_advice(run_dir))["model"])
+    model.eval()
 
 
 def token_offsets(note: str, token_rule: str = "caml", engine: str = "re") -> list[tuple[str, int, int]]:
@@ -124,11 +143,7 @@ class Predictor:
                                     self.token_rule, self.engine)
             config["description_ids"] = description_ids(labels_only)
         self.model = build_model(self.name, config, embeddings=emb)
-        best = run_dir / "checkpoints" / "best.pt"
-        if not best.exists():
-            raise FileNotFoundError(f"{best}: missing; the run did not finish an epoch")
-        ckpt.load_model_state(best, self.model, ckpt.load(best, "best")["model"])
-        self.model.eval()
+        _load_best(run_dir, self.model)
 
     def _init_plm(self, run_dir: Path, p: dict) -> None:
         """The BERT family: the encoder and tokenizer named in ``model_config``, then the checkpoint's weights."""
@@ -141,11 +156,7 @@ class Predictor:
         self.plm = load_tokenizer(config["encoder"])
         self.max_words = int(p.get("max_words", 2500))
         self.model = build_model(self.name, config)
-        best = run_dir / "checkpoints" / "best.pt"
-        if not best.exists():
-            raise FileNotFoundError(f"{best}: missing; the run did not finish an epoch")
-        ckpt.load_model_state(best, self.model, ckpt.load(best, "best")["model"])
-        self.model.eval()
+        _load_best(run_dir, self.model)
 
     @torch.no_grad()
     def _plm_scores(self, toks: list[tuple[str, int, int]]) -> tuple[np.ndarray, np.ndarray | None, int, bool]:

@@ -7,12 +7,15 @@ parameter, the value and what was expected. :func:`require` raises them as one `
 a misspelled model name fails in a second instead of after the earlier models trained. Types and unknown keys are
 checked before this, against the notebook's parameters cell (:mod:`mcanb.params`).
 
-``produced``: the run folders that earlier runs of the same study will write (``data_dir`` may name one of them).
+``produced``: the run folders that earlier runs of the same study will write (``data_dir`` may name one of them;
+notebook 05's ``runs`` may match one). A check that needs another parameter reads it with :meth:`Context.get`
+(the notebook's default when the run does not give it); :data:`CHECKED_BY_DEFAULT` names the parameters checked
+even when only their default applies (notebook 05 with nothing to read).
 """
 from __future__ import annotations
 
-import codecs
-import difflib
+import csv
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -22,8 +25,8 @@ from typing import Any, Callable
 
 from . import names
 from . import params as P
-from .paths import OUTPUTS, TOY_PREPROCESSED, resolve
-from .processed import preprocessed_problem
+from .paths import NOTEBOOKS, OUTPUTS, TOY_PREPROCESSED, resolve
+from .preflight_inputs import data_dir, encoders, encoding, input_path, prediction_runs, splits_dir
 
 
 @dataclass
@@ -31,6 +34,18 @@ class Context:
     notebook: str
     values: dict[str, Any]
     produced: frozenset[Path] = field(default_factory=frozenset)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The run's value of ``key``: as given, else the notebook's default (its parameters cell)."""
+        if key in self.values:
+            return self.values[key]
+        return _notebook_defaults(self.notebook).get(key, default)
+
+
+@lru_cache(maxsize=None)
+def _notebook_defaults(notebook: str) -> dict[str, Any]:
+    path = NOTEBOOKS / f"{notebook}.ipynb"
+    return P.notebook_defaults(path) if path.exists() else {}
 
 
 Check = Callable[[Any, Context], "str | None"]
@@ -42,19 +57,44 @@ def one_of(*allowed: Any) -> Check:
     return lambda v, ctx: None if v in allowed else f"expected one of {', '.join(map(repr, allowed))}, got {v!r}"
 
 
+def unknown(bad: list, valid: tuple[str, ...], what: str = "", shown: str | None = None) -> str:
+    """``unknown 'cmal' (did you mean caml?); valid: cnn, caml, ...``: each of ``bad`` with the valid name nearest to
+    it (:func:`mcanb.params.close_names`, never the same text), and the valid names (``shown`` in their place)."""
+    close = [c for x in bad for c in P.close_names(x, valid, n=1)]
+    numbers = [str(x) for x in bad if not isinstance(x, str) and str(x) in valid]   # YAML read '50' as a number
+    return (f"unknown {what}{', '.join(map(repr, bad))}" + (f" (did you mean {', '.join(close)}?)" if close else "")
+            + (f"; write {', '.join(map(repr, numbers))} as text, in quotes" if numbers else "")
+            + f"; valid: {shown or ', '.join(valid)}")
+
+
+def repeated(v: list | tuple) -> str | None:
+    """Why a list that names an item more than once is refused (each item is one run), or None."""
+    twice = [x for i, x in enumerate(v) if x in v[:i]]
+    twice = [x for i, x in enumerate(twice) if x not in twice[:i]]
+    return (f"{', '.join(map(repr, twice))} given more than once; list each once (a repeated entry would run and "
+            "be counted again)") if twice else None
+
+
+def distinct(check: Check) -> Check:
+    """``check``, after refusing a list that names an item more than once (:func:`repeated`)."""
+    return lambda v, ctx: (isinstance(v, (list, tuple)) and repeated(v)) or check(v, ctx)
+
+
 def subset_of(allowed: Callable[[], tuple[str, ...]], empty_ok: bool = True) -> Check:
     def check(v, ctx):
         if not isinstance(v, (list, tuple)):
             return f"expected a list, got {v!r}"
         if not v and not empty_ok:
-            return f"expected at least one of {', '.join(allowed())}"
+            return f"expected at least one of {', '.join(allowed())}, got []"
         bad = [x for x in v if x not in allowed()]
-        if not bad:
-            return None
-        close = [c for x in bad for c in difflib.get_close_matches(str(x), allowed(), n=1)]
-        return (f"unknown {', '.join(map(repr, bad))}" + (f" (did you mean {', '.join(close)}?)" if close else "")
-                + f"; valid: {', '.join(allowed())}")
+        return unknown(bad, allowed()) if bad else repeated(v)
     return check
+
+
+def unknown_keys(v: dict, valid: tuple[str, ...], shown: str | None = None) -> str | None:
+    """Why a mapping with keys outside ``valid`` is refused (an entry nothing reads), or None."""
+    bad = [k for k in v if k not in valid]
+    return unknown(bad, valid, "key " if len(bad) == 1 else "keys ", shown) if bad else None
 
 
 def at_least(lo: float, optional: bool = False, kind: type = int) -> Check:
@@ -64,6 +104,14 @@ def at_least(lo: float, optional: bool = False, kind: type = int) -> Check:
         ok = isinstance(v, kind) and not isinstance(v, bool) if kind is int else isinstance(v, (int, float))
         return None if ok and v >= lo else (f"expected {'None or ' if optional else ''}"
                                             f"{'a whole number' if kind is int else 'a number'} >= {lo}, got {v!r}")
+    return check
+
+
+def between(lo: float, hi: float) -> Check:
+    """A number strictly between ``lo`` and ``hi``."""
+    def check(v, ctx):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and lo < v < hi
+        return None if ok else f"expected a number strictly between {lo:g} and {hi:g}, got {v!r}"
     return check
 
 
@@ -79,33 +127,93 @@ def positive_number(optional: bool = False) -> Check:
 def output_bias(v: Any, ctx) -> str | None:
     """``"default"`` or ``"prior"``, or a mapping of them per head or architecture (``mcanb.bert_study.rows``)."""
     ok = ("default", "prior")
-    if v in ok or (isinstance(v, dict) and all(x in ok for x in v.values())):
+    if v in ok:
         return None
+    if isinstance(v, dict) and all(x in ok for x in v.values()):
+        return unknown_keys(v, _head_keys(ctx))
     return f"expected a mapping of 'default' or 'prior' per head, e.g. {{'fcn': 'prior'}} ({{}}: 'default'), got {v!r}"
 
 
-def rates(optional: bool = False) -> Check:
+def rates(optional: bool = False, keys: Callable[[Context], tuple[str, ...]] | None = None,
+          shown: Callable[[Context], str] | None = None) -> Check:
     """A learning rate > 0, or a mapping ``{name: rate}`` (per model, per encoder or per head; ``default`` for the
-    rest), each rate > 0."""
+    rest), each rate > 0; with ``keys``, each name one of ``keys(ctx)`` (``shown(ctx)`` lists them in a message)."""
     one = positive_number(optional)
 
     def check(v, ctx):
         if not isinstance(v, dict):
             return one(v, ctx)
         bad = {k: r for k, r in v.items() if positive_number()(r, ctx)}
-        return None if not bad else f"expected a number > 0 for each entry, got {bad}"
+        if bad:
+            return f"expected a number > 0 for each entry, got {bad}"
+        return unknown_keys(v, keys(ctx), shown(ctx) if shown else None) if keys else None
     return check
 
 
-def int_list(lo: int = 0, optional: bool = False, empty_ok: bool = False) -> Check:
+def _head_keys(ctx=None) -> tuple[str, ...]:
+    """Keys of a per-head mapping (``mcanb.bert_study.setting_for``): an architecture, a head (the architecture's
+    second part: fcn, lan) or ``default``."""
+    archs = _architectures()
+    return (*archs, *dict.fromkeys(a.split("_")[1] for a in archs), "default")
+
+
+def _encoder_keys(ctx) -> tuple[str, ...]:
+    """Keys of ``encoder_lrs`` (``mcanb.bert_study.rows``): a name in ``encoders`` or of a local encoder, an encoder
+    row's label (the local encoders', the paper's) or ``default``."""
+    from .published import BERT_ENCODERS, LOCAL_LABELS
+
+    given = [e for e in ctx.get("encoders") or () if isinstance(e, str)]
+    less = ctx.get("less_data")
+    pct = round(100 * less) if isinstance(less, (int, float)) else "{pct}"
+    labels = [label.format(pct=pct) for label in LOCAL_LABELS.values()]
+    return (*dict.fromkeys([*given, *names.LOCAL_ENCODERS, *BERT_ENCODERS, *labels]), "default")
+
+
+def _encoder_keys_shown(ctx) -> str:
+    given = [e for e in ctx.get("encoders") or () if isinstance(e, str)]
+    return (f"a name in encoders ({', '.join(given)}) or of a local encoder ({', '.join(names.LOCAL_ENCODERS)}), "
+            "an encoder's row label, or 'default'")
+
+
+def int_list(lo: int = 0, optional: bool = False, empty_ok: bool = False, unique: bool = False) -> Check:
+    """A list of whole numbers >= ``lo``; ``unique``: none given twice (e.g. seeds, each one run)."""
     def check(v, ctx):
         if v is None and optional:
             return None
         if (not isinstance(v, (list, tuple)) or (not v and not empty_ok)
                 or not all(isinstance(x, int) and not isinstance(x, bool) and x >= lo for x in v)):
             return f"expected a {'' if empty_ok else 'non-empty '}list of whole numbers >= {lo}, got {v!r}"
-        return None
+        return repeated(v) if unique else None
     return check
+
+
+def stopping_metric(v, ctx) -> str | None:
+    """None (the training engine's default) or a dev metric that training computes for the run's label space: the
+    names :func:`mcanb.metrics.check_metric_name` accepts, for the label space's codes (:func:`_code_count`)."""
+    if v is None:
+        return None
+    from .metrics import check_metric_name, evaluate
+
+    n, ks, where = _code_count(ctx)
+    valid = tuple(check_metric_name(functools.partial(evaluate, k=ks), "loss", n))
+    shown = [m for m in valid if not (m.startswith("n_") or "_n_" in m or m == "threshold")]   # counts: no criterion
+    return None if v in valid else unknown([v], valid, "dev metric ", f"{', '.join(shown)} ({where})")
+
+
+def _code_count(ctx) -> tuple[int, tuple[int, ...], str]:
+    """The run's number of codes, the P@k cut-offs training uses for them (``mcanb.metrics.default_k``) and where
+    that comes from: ``data_dir``'s ``labels.csv`` of the label space when it exists, else the label space's own
+    k values (on 50 codes)."""
+    from .metrics import default_k, k_for_label_space
+
+    space = str(ctx.get("label_space", "50"))
+    labels = resolve(ctx.get("data_dir") or TOY_PREPROCESSED) / space / "labels.csv"
+    try:
+        with open(labels, newline="", encoding="utf-8") as f:
+            n = max(1, sum(1 for _ in csv.reader(f)) - 1)
+        return n, default_k(n), f"label space {space!r}: {n} codes in {labels}"
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return 50, k_for_label_space(space if space in ("50", "full") else "50"), f"label space {space!r}"
 
 
 def run_name(v, ctx):
@@ -117,129 +225,6 @@ def run_name(v, ctx):
 def label_space(v, ctx):
     from .processed import LABEL_SPACES
     return None if v in LABEL_SPACES else f"expected one of {', '.join(map(repr, LABEL_SPACES))}, got {v!r}"
-
-
-def data_dir(v, ctx) -> str | None:
-    """A finished output folder of notebook 01 (or one an earlier run of the study writes, or the toy default)."""
-    if v is None or v == "":
-        return None
-    d = resolve(v)
-    if (d / "report.json").exists() or d == TOY_PREPROCESSED or d in ctx.produced:
-        return None
-    return preprocessed_problem(d)
-
-
-def input_path(v, ctx) -> str | None:
-    if v is None:
-        return None
-    p = resolve(v)
-    table = ctx.values.get("input_format") == "table"
-    if not p.exists():
-        return f"{p} does not exist (expected {'a coded-notes table file' if table else 'a MIMIC-III folder'})"
-    if table and not p.is_file():
-        return f"{p} is a folder; input_format 'table' expects a .csv or .parquet file"
-    if not table and not p.is_dir():
-        return f"{p} is a file; input_format 'mimic3' expects the MIMIC-III folder (or set input_format: table)"
-    raw, out = (p.parent if table else p), OUTPUTS / ctx.notebook / str(ctx.values.get("run_name"))
-    if out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents:
-        return (f"the output folder {out} would be inside the raw data folder {raw}; nothing is written next to raw "
-                "data: move the input or set MCANB_OUTPUTS elsewhere")
-    return _header_problem(p, table, str(ctx.values.get("encoding") or "utf-8"))
-
-
-def _header_problem(p: Path, table: bool, enc: str) -> str | None:
-    """The input's files and columns, from the headers only (the rows are checked while preprocessing)."""
-    from . import coded_table, data
-
-    try:
-        if not table:
-            for name in ("NOTEEVENTS", "DIAGNOSES_ICD", "PROCEDURES_ICD"):
-                data.find_table(p, name)
-        elif p.suffix == ".parquet":
-            import pyarrow.parquet as pq
-            try:
-                names = pq.read_schema(p).names
-            except Exception as e:  # noqa: BLE001 - any reader failure is one message
-                return f"{p}: cannot be read as a Parquet table ({str(e).splitlines()[0]})"
-            data.column_map(p, names, coded_table.COLUMNS)
-        else:
-            data.column_map(p, data.read_header(p, enc), coded_table.COLUMNS)
-    except data.DataError as e:
-        return str(e)
-    return None
-
-
-def splits_dir(v, ctx) -> str | None:
-    if v in (None, "", "caml"):
-        return None
-    p = resolve(v)
-    return None if p.is_dir() else f"{p} is not a folder (expected the split files' folder, None or 'caml')"
-
-
-def encoding(v, ctx) -> str | None:
-    try:
-        codecs.lookup(str(v))
-    except LookupError:
-        return f"unknown text encoding {v!r} (e.g. 'utf-8', 'latin-1', 'cp1252')"
-    return None
-
-
-def encoders(v, ctx) -> str | None:
-    """Local stand-in names, ``local:minilm``, a directory with ``config.json``, or a hub id (checked when loaded)."""
-    from .encoders import EncoderNotFound, resolve_encoder
-
-    if not isinstance(v, (list, tuple)) or not v:
-        return f"expected a non-empty list of encoders, got {v!r}"
-    out, hub = [], []
-    for name in v:
-        if name in names.LOCAL_ENCODERS:
-            continue
-        try:
-            if resolve_encoder(name) == name:        # not a directory: a hub id
-                hub.append(name)
-        except EncoderNotFound as e:
-            out.append(str(e))
-    why = hub_problem(hub)
-    return "; ".join(out + ([why] if why else [])) or None
-
-
-def hub_problem(names: list[str]) -> str | None:
-    """Why hub ids cannot be loaded now: not in the local Hugging Face cache while offline (``HF_HUB_OFFLINE``) or
-    while the hub cannot be reached (one connection attempt, 5 s at most). None when they can (or may)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-        missing = [n for n in names if not isinstance(try_to_load_from_cache(n, "config.json"), str)]
-    except Exception:  # noqa: BLE001 - an id the cache cannot parse fails later with the hub's own message
-        return None
-    if not missing:
-        return None
-    if any(os.environ.get(k, "0").lower() not in ("0", "", "false") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
-        reason = "HF_HUB_OFFLINE is set"
-    else:
-        reason = _hub_reachable()
-        if reason is None:
-            return None
-        reason = f"the hub cannot be reached ({reason})"
-    return (f"hub id(s) {', '.join(map(repr, missing))} not in the local Hugging Face cache, and {reason}; download "
-            "each where there is internet (`hf download ID --local-dir DIR`) and name DIR instead")
-
-
-@lru_cache(maxsize=1)
-def _hub_reachable() -> str | None:
-    """None when a connection to the hub opens, else the reason."""
-    import socket
-    from urllib.parse import urlparse
-
-    try:
-        from huggingface_hub import constants
-        url = urlparse(constants.ENDPOINT)
-    except Exception:  # noqa: BLE001
-        url = urlparse("https://huggingface.co")
-    try:
-        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=5).close()
-    except OSError as e:
-        return f"{type(e).__name__}: {e}"
-    return None
 
 
 def _cnn_models() -> tuple[str, ...]:
@@ -256,19 +241,21 @@ def _architectures() -> tuple[str, ...]:
 
 
 COMMON: dict[str, Check] = {
-    "run_name": run_name, "seeds": int_list(0), "label_space": label_space, "data_dir": data_dir,
+    "run_name": run_name, "seeds": int_list(0, unique=True), "label_space": label_space, "data_dir": data_dir,
     "batch_size": at_least(1), "num_epochs": at_least(1), "patience": at_least(1, optional=True),
     "grad_accum_steps": at_least(1), "max_words": at_least(1), "max_length": at_least(1),
     "num_threads": at_least(0, optional=True), "amp": one_of("off", "bf16", "fp16"),
     "encoder_lr": positive_number(), "head_lr": positive_number(), "layer_decay": positive_number(),
-    "lr": rates(optional=True), "encoder_lrs": rates(), "head_lrs": rates(), "mlm_steps": at_least(1), "mlm_lr": positive_number(),
+    "encoder_lrs": rates(keys=_encoder_keys, shown=_encoder_keys_shown), "head_lrs": rates(keys=_head_keys),
+    "mlm_steps": at_least(1), "mlm_lr": positive_number(),
     "mlm_hidden_size": at_least(1), "mlm_layers": at_least(1), "mlm_vocab_size": at_least(10),
     "segment_length": at_least(3), "max_segments": at_least(1), "segment_layers": at_least(0),
     "segment_heads": at_least(1), "segment_ff": at_least(1, optional=True),
-    "hier_variant": one_of("paper", "segment_context"), "encoders": encoders,
+    "hier_variant": one_of("paper", "segment_context"), "encoders": distinct(encoders),
     "mlm_sentence_objective": one_of("nsp", "none"), "mlm_seq_len": at_least(8),
     "segment_init": one_of("default", "identity"),
-    "segment_lr": positive_number(optional=True), "segment_lrs": rates(), "output_bias": output_bias,
+    "segment_lr": positive_number(optional=True), "segment_lrs": rates(keys=_head_keys), "output_bias": output_bias,
+    "early_stopping_metric": stopping_metric, "less_data": between(0, 1),
 }
 VALIDATORS: dict[str, dict[str, Check]] = {
     "01_preprocess": {"input_format": one_of("mimic3", "table"), "input_path": input_path, "splits_dir": splits_dir,
@@ -278,14 +265,16 @@ VALIDATORS: dict[str, dict[str, Check]] = {
                       "w2v_workers": at_least(1), "workers": at_least(0)},
     "03_hierarchy": {"architectures": subset_of(_architectures, empty_ok=False), "pooling": one_of("max", "mean"),
                      "lan_projection_dim": at_least(1, optional=True)},
-    "04_cnn_retraining": {"models": subset_of(_cnn_models), "baselines": subset_of(_baselines),
+    "04_cnn_retraining": {"models": subset_of(_cnn_models, empty_ok=False), "baselines": subset_of(_baselines),
+                          "lr": rates(optional=True, keys=lambda ctx: _cnn_models()),
                           "num_filters": at_least(1, optional=True), "filter_sizes": int_list(1, optional=True),
                           "max_steps": at_least(1, optional=True)},
     "05_frequency_analysis": {"label_spaces": subset_of(lambda: ("full", "50"), empty_ok=False),
-                              "bins": int_list(0), "threshold": lambda v, ctx: None if isinstance(v, (int, float))
-                              and 0 < v < 1 else f"expected a number between 0 and 1, got {v!r}",
-                              "n_resamples": at_least(1)},
+                              "bins": int_list(0), "threshold": between(0, 1), "n_resamples": at_least(1),
+                              "runs": prediction_runs},
 }
+# Parameters checked with the notebook's default when a run does not give them (what the run reads must exist).
+CHECKED_BY_DEFAULT: dict[str, tuple[str, ...]] = {"05_frequency_analysis": ("runs",)}
 
 
 # ---------------------------------------------------------------------------------------------------- checks
@@ -320,7 +309,8 @@ def problems(notebook: str, values: dict[str, Any], produced=()) -> list[str]:
     if why:
         out.append(why)
     checks = {**COMMON, **VALIDATORS.get(notebook, {})}
-    for key, value in values.items():
+    defaults = {k: ctx.get(k) for k in CHECKED_BY_DEFAULT.get(notebook, ()) if k not in values}
+    for key, value in {**values, **defaults}.items():
         unset = unset_variables(value)
         if unset:
             out.append(f"{key}: {value!r} uses the environment variable {', '.join('$' + u for u in unset)}, which is "

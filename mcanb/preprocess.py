@@ -1,7 +1,8 @@
 """CAML-compatible preprocessing: raw notes and codes → documents, label spaces, vocabulary, word2vec.
 
 The steps (Mullenbach et al. 2018; docs/reference.md §Preprocessing), each counted in
-``report.json`` with every dropped record listed in ``dropped.csv`` by reason:
+``report.json`` with every dropped record listed in ``dropped.csv`` by reason (a reason that drops 10 % or more of
+its records is also a warning: printed, and in ``report.json``'s ``warnings``):
 
 1. read the discharge summaries of NOTEEVENTS (streamed); notes without HADM_ID are dropped (counted);
    ISERROR notes are kept, as in CAML and every reference (``drop_iserror=True`` drops them, counted);
@@ -49,7 +50,7 @@ from . import data, splits as splits_mod, text as textmod
 from .documents import assign_splits, code_descriptions, mimic_documents, table_documents
 from .params import ParameterError
 from .paths import resolve
-from .preprocess_report import Drops, compare_mimic3
+from .preprocess_report import Drops, compare_mimic3, drop_warnings
 
 INPUT_FORMATS = ("mimic3", "table")
 W2V_CORPORA = ("train", "all")
@@ -223,6 +224,9 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
         _write_embed(out / "processed_full.embed", vocab, emb)
         timings["word2vec"] = time.perf_counter() - t
     drops.frame().to_csv(out / "dropped.csv", index=False)
+    for w in drop_warnings(drops.counts, counts):        # a large share dropped is said, not only counted
+        warnings.warn(w, stacklevel=2)
+        warns.append(w)
     timings["total"] = time.perf_counter() - t0
     report = {"fingerprint": cfg.fingerprint(), "input_format": cfg.input_format, "input_files": files,
               "warnings": warns, "caml_compat": cfg.caml_compat, "duplicate_notes": cfg.note_duplicates(),

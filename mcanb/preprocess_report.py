@@ -2,7 +2,8 @@
 
 :class:`Drops` collects each removed record with its reason (``report.json``'s ``dropped`` counts, ``dropped.csv``'s
 rows); :func:`compare_mimic3` sets the run's counts beside the known MIMIC-III v1.4 ones (``reference_mimic3``);
-:func:`summary_tables` gives a reader the documents left at each step and the drops by reason. Written by
+:func:`summary_tables` gives a reader the documents left at each step and the drops by reason; :func:`drop_warnings`
+says which reasons removed 10 % or more of their records (``report.json``'s ``warnings``). Written by
 :func:`mcanb.preprocess.run`; shown in ``notebooks/01_preprocess.ipynb``.
 """
 from __future__ import annotations
@@ -33,6 +34,46 @@ class Drops:
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=["reason", "id_kind", "id"])
+
+
+# A reason that removes at least this share of the records it was taken from gets a warning (report.json
+# ``warnings``, and printed): a large drop usually means a wrong column, encoding or export, not a few bad records.
+WARN_SHARE = 0.10
+NOTE_REASONS = ("discharge_note_without_hadm_id", "iserror_note", "duplicate_note")   # counted in notes
+WHY = {"empty_text": "their text is empty or has no tokens left (only numbers and punctuation)",
+       "no_code_rows": "they have no code rows", "not_in_split": "they are in no split file",
+       "duplicate_row": "they repeat an earlier row exactly", "empty_code_row": "the code is empty",
+       "discharge_note_without_hadm_id": "they have no HADM_ID", "duplicate_note": "they repeat an earlier note",
+       "iserror_note": "they are marked ISERROR (drop_iserror)", "split_id_without_document": "no document has them",
+       "full/no_labels": "they have no code"}
+
+
+def drop_warnings(dropped: dict[str, int], counts: dict) -> list[str]:
+    """One warning per drop reason that removed >= :data:`WARN_SHARE` of its records: notes for the note reasons,
+    code rows for empty codes, a split file's ids for its ids without a document, else the input's documents. The
+    ``50`` label space keeps only documents with a top code by design and is not warned about."""
+    out = []
+    for reason, n in sorted(dropped.items()):
+        base, what = _base(reason, counts)
+        if not n or not base or reason.startswith("50/") or n < WARN_SHARE * base:
+            continue
+        why = next((w for key, w in WHY.items() if reason == key or reason.startswith(key + "/")), None)
+        out.append(f"{n} of {base} {what} ({100 * n / base:.0f} %) were dropped as {reason}"
+                   + (f": {why}" if why else "") + "; their ids are in dropped.csv. Check the input if that is more "
+                   "than you expected.")
+    return out
+
+
+def _base(reason: str, counts: dict) -> tuple[int | None, str]:
+    """The number of records ``reason`` was taken from, and what they are."""
+    if reason in NOTE_REASONS:
+        return counts.get("discharge_notes"), "discharge notes"
+    if reason == "empty_code_row":
+        return counts.get("code_rows_of_documents"), "code rows"
+    if reason.startswith("split_id_without_document/"):
+        split = reason.split("/", 1)[1]
+        return counts.get("split_ids", {}).get(split), f"ids of the {split} split file"
+    return counts.get("documents_in_table") or counts.get("admissions_with_discharge"), "documents"
 
 
 def compare_mimic3(counts: dict, caml_compat: bool) -> dict:

@@ -10,13 +10,14 @@ in docs/runs.md and the README section "The whole study".
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import identity
-from .paths import OUTPUTS, ROOT, RUNS
+from .paths import OUTPUTS, ROOT, RUNS, resolve
 
 RESULT_FILES = ("metrics.json", ".mcanb-run.json")   # what makes a notebook run folder a result
 BUSY_SECONDS = 600                                    # a run that wrote a file this recently may be training now
@@ -88,6 +89,101 @@ def used_run(path: Path) -> Path | None:
 
 def _shown(p: Path) -> str:
     return str(p.relative_to(ROOT)) if ROOT in p.parents else str(p)
+
+
+# ------------------------------------------------------------------ what `mcanb predict --model` was given instead
+MODEL_FOLDER = ("a trained model's folder, which holds params.yaml (naming model, data_dir and label_space) and "
+                "checkpoints/best.pt: a training run outputs/runs/<row>/<identity>/seed<k>, or the same named through "
+                "the notebook run that trained it, outputs/<notebook>/<run>/<row>/seed<k>")
+_NOTEBOOK = re.compile(r"\d\d_\w+")
+
+
+def notebook_run(path: Path) -> tuple[str, str, tuple[str, ...]] | None:
+    """``(notebook, run, rest)`` of ``outputs/<notebook>/<run>/<rest...>`` (a numbered notebook), else None."""
+    for outputs in dict.fromkeys((OUTPUTS, OUTPUTS.resolve())):
+        try:
+            parts = Path(path).relative_to(outputs).parts
+        except ValueError:
+            continue
+        if len(parts) >= 2 and _NOTEBOOK.fullmatch(parts[0]):
+            return parts[0], parts[1], parts[2:]
+    return None
+
+
+def rerun_command(notebook: str, run: str) -> str:
+    """The command that runs notebook run ``<notebook>/<run>`` (its parameter file has the run's name, or is
+    named by the user)."""
+    from .paths import PARAMETERS
+
+    if run == "toy" or (PARAMETERS / notebook / f"{run}.yaml").exists():
+        return f"mcanb run {notebook} {run}"
+    return f"mcanb run {notebook} <parameter file> -p run_name {run}"
+
+
+def used_names(folder: Path) -> list[str]:
+    """The training runs a notebook run folder lists, named through it: ``<folder>/<row>/seed<k>``."""
+    try:
+        entries = [Path(e) for e in json.loads((folder / identity.USES_FILE).read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
+    rows = [e.parent.parent.relative_to(RUNS) if RUNS in e.parents else Path(e.parent.parent.name) for e in entries]
+    return [_shown(folder / row / e.name) for row, e in zip(rows, entries)]
+
+
+def missing_model(model: str, path: Path, cwd: str | Path) -> str:
+    """Why ``--model MODEL`` (looked for at ``path``) names no folder: the notebook run it goes through has not
+    run, not finished, or has no such row and seed; else what ``--model`` expects (never ``path`` as the example)."""
+    found = notebook_run(path) or (notebook_run(resolve(model)) if Path(model).parts[:1] == ("outputs",) else None)
+    if found is None or not found[2]:
+        return (f"--model {model}: {path} is not a folder (relative paths are taken from your working directory, "
+                f"{cwd}); expected {MODEL_FOLDER}")
+    notebook, run, rest = found
+    folder, command = OUTPUTS / notebook / run, rerun_command(notebook, run)
+    if not folder.is_dir():
+        return (f"--model {model}: the notebook run {notebook}/{run} has not been run yet (no folder {_shown(folder)});"
+                f" run it first with `{command}`, then call again")
+    if not any((folder / f).exists() for f in RESULT_FILES):
+        return (f"--model {model}: the notebook run {notebook}/{run} has not finished (no metrics.json in "
+                f"{_shown(folder)}); run it with `{command}`, then call again")
+    names = used_names(folder)
+    return (f"--model {model}: the notebook run {notebook}/{run} trained no model {'/'.join(rest)}; "
+            + (f"its trained models: {', '.join(names[:12])}" if names else
+               f"it trains no model (expected {MODEL_FOLDER})"))
+
+
+def not_a_model(run_dir: Path) -> str:
+    """What ``run_dir`` (a folder without a model's ``params.yaml``) is, and what a model folder looks like."""
+    found = notebook_run(run_dir)
+    if (run_dir / "report.json").exists():
+        what = "the output of notebook 01_preprocess (the preprocessed notes)"
+    elif found and not found[2]:
+        what = f"the output folder of notebook run {found[0]}/{found[1]}"
+    else:
+        what = "a folder"
+    names = used_names(run_dir)
+    return (f"{run_dir} is {what}, not {MODEL_FOLDER}"
+            + (f". This notebook run's trained models: {', '.join(names[:12])}" if names else ""))
+
+
+def trained_by(run_dir: Path) -> str | None:
+    """``<notebook>/<run>`` of the notebook run that trained ``run_dir`` (its ``progress.json``), or one that
+    uses it."""
+    try:
+        caller = json.loads((run_dir / "progress.json").read_text()).get("caller")
+    except (OSError, ValueError, AttributeError):
+        caller = None
+    if caller:
+        return str(caller)
+    users = _uses(OUTPUTS, RUNS).get(str(run_dir.resolve())) if OUTPUTS.is_dir() else None
+    return users[0] if users else None
+
+
+def retrain_advice(run_dir: Path) -> str:
+    """How to train ``run_dir`` again: remove it, then rerun the notebook run that trained it."""
+    label = trained_by(run_dir)
+    command = rerun_command(*label.split("/", 1)) if label and "/" in label else "mcanb run <notebook> <run>"
+    return (f"retrain it: `rm -r {run_dir}`, then `{command}`"
+            + ("" if label else " (the notebook run that trained it)"))
 
 
 def describe(run: TrainingRun) -> str:

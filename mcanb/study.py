@@ -30,7 +30,7 @@ import yaml
 
 from . import identity
 from . import params as P
-from .errors import UserError, yaml_problem
+from .errors import UserError, load_yaml, yaml_problem
 from .paths import NOTEBOOKS, OUTPUTS, PARAMETERS, ROOT, TOY_MIMIC
 from .paths import resolve as resolve_path
 
@@ -55,6 +55,7 @@ class RunSpec:
     run: str
     overrides: dict[str, Any] = field(default_factory=dict)
     reads: list[str] = field(default_factory=list)   # "<notebook>/<run_name>" keys
+    source: str = "command-line override"            # where the overrides come from, for messages
 
     @property
     def key(self) -> str:
@@ -91,7 +92,7 @@ def load_profile(profile: str) -> Profile:
         have = ", ".join(sorted(p.stem.replace("_", "-") for p in STUDY_PROFILES.glob("*.yaml")))
         raise StudyError(f"{path}: no such profile (have: {have})")
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise StudyError(yaml_problem(path, e)) from e
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list) or not doc["runs"]:
@@ -113,7 +114,8 @@ def load_profile(profile: str) -> Profile:
         overrides = dict(entry.get("params") or {})
         if "seeds" in entry:
             overrides["seeds"] = list(entry["seeds"])
-        spec = RunSpec(str(entry["notebook"]), str(entry["run"]), overrides)
+        spec = RunSpec(str(entry["notebook"]), str(entry["run"]), overrides,
+                       source="params" + ("/seeds" if "seeds" in entry else ""))   # the profile's, not -p
         try:
             resolve(spec)
         except P.ParameterError as e:
@@ -131,7 +133,7 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
     """The notebook's parameter values for ``spec`` (file + overrides, checked against the notebook)."""
     from .pipeline import resolve_parameters
 
-    return resolve_parameters(spec.notebook, spec.run, spec.overrides)
+    return resolve_parameters(spec.notebook, spec.run, spec.overrides, spec.source)
 
 
 # ---------------------------------------------------------------------------------------------- fingerprints

@@ -14,6 +14,7 @@ import datetime as _dt
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -92,7 +93,20 @@ def execute_run(notebook: str, run: str, overrides: dict[str, Any] | None = None
                                 "seconds": round(time.time() - started, 1)})
         raise
     _write_record(run_dir, {**record, "status": "done", "finished": _now(), "seconds": round(time.time() - started, 1)})
+    echo_warnings(run_dir, f"{notebook}/{spec.run_name}")
     return path
+
+
+def echo_warnings(run_dir: Path, label: str) -> list[str]:
+    """Print the ``warnings`` of the run's ``report.json`` (notebook 01: inputs read twice, large shares of records
+    dropped) on the terminal, where the notebook's own output is not shown; returns them."""
+    try:
+        found = json.loads((run_dir / "report.json").read_text()).get("warnings") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    for w in found:
+        print(f"[mcanb] {label}: warning: {w}", file=sys.stderr, flush=True)
+    return found
 
 
 def run_study(profile: str, *, dry_run: bool = False, echo: Callable[[str], None] = print,

@@ -21,6 +21,17 @@ def test_override_paths_are_taken_from_the_callers_directory(tmp_path):
                    "run_name": "x"}
 
 
+def test_encoder_folders_and_created_folders_on_the_command_line_follow_the_callers_directory(tmp_path):
+    (tmp_path / "models" / "enc").mkdir(parents=True)
+    names = ["./noconfig", "models/enc", "in-domain", "local:minilm", "owner/name", "bert-base-uncased", "~/enc"]
+    out = pipeline.resolve_path_overrides({"encoders": names, "runs_dir": "store", "encoders_dir": "", "seeds": [1]},
+                                          cwd=tmp_path)
+    home = str((paths.Path.home() / "enc").resolve())
+    assert out["encoders"] == [str(tmp_path / "noconfig"), str(tmp_path / "models" / "enc"), "in-domain",
+                               "local:minilm", "owner/name", "bert-base-uncased", home]
+    assert out["runs_dir"] == str(tmp_path / "store") and out["encoders_dir"] == "" and out["seeds"] == [1]
+
+
 def test_override_words_and_absolute_paths_stay(tmp_path):
     same = {"splits_dir": "caml", "input_path": "", "data_dir": str(tmp_path)}
     assert pipeline.resolve_path_overrides(same, cwd="/nonexistent") == same
@@ -48,9 +59,16 @@ def test_files_resolve_from_the_repository_root_and_outputs_follow_mcanb_outputs
 
 def test_command_line_from_another_directory(tmp_path):
     """``python run.py run 01_preprocess toy -p input_path <relative>`` from the user's directory, as a dry run."""
-    (tmp_path / "mimic").mkdir()
-    for table in ("NOTEEVENTS", "DIAGNOSES_ICD", "PROCEDURES_ICD"):   # the dry run's pre-flight looks for them
-        (tmp_path / "mimic" / f"{table}.csv.gz").touch()
+    import gzip
+
+    from mcanb.data import READ_COLUMNS
+    from mcanb.splits import SPLITS, split_filename
+
+    (tmp_path / "mimic" / "splits").mkdir(parents=True)
+    for table in ("NOTEEVENTS", "DIAGNOSES_ICD", "PROCEDURES_ICD"):   # the dry run's pre-flight reads their headers
+        (tmp_path / "mimic" / f"{table}.csv.gz").write_bytes(gzip.compress(",".join(READ_COLUMNS[table]).encode()))
+    for split in SPLITS:                                                # ... and looks for the split files
+        (tmp_path / "mimic" / "splits" / split_filename(split, "full")).write_text("1\n")
     env = dict(os.environ, MCANB_SETUP="skip", MCANB_PYTHON=sys.executable, MCANB_OUTPUTS=str(tmp_path / "out"),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, str(ROOT / "run.py"), "run", "01_preprocess", "toy", "--dry-run", "-p", "input_path"]

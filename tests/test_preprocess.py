@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -254,6 +255,79 @@ def test_table_errors_name_row_and_field(tmp_path, rows, message):
     path = _table(tmp_path, rows)
     with pytest.raises(data.DataError, match=message):
         coded_table.read_coded_table(path)
+
+
+def test_duplicate_string_id_is_named_as_the_file_writes_it(tmp_path):
+    rows = [("ED-51590", "a", "X", "train"), ("RAD-2", "b", "Y", "dev"), ("ED-51590", "c", "Z", "test")]
+    with pytest.raises(data.DataError, match=r"row 2 \(line 4\), field id: id ED-51590 is also on row 0 \(line 2\)"):
+        coded_table.read_coded_table(_table(tmp_path, rows))
+
+
+@pytest.mark.parametrize("codes", ["['A41.9']", "['A41.9', 'I10']", '["A41.9"]', "A41.9;'I10'", "[A41.9]"])
+def test_codes_written_as_a_python_list_are_refused(tmp_path, codes):
+    rows = [(1, "sepsis", "A41.9", "train"), (2, "sepsis again", codes, "dev"), (3, "fever", "R50.9", "test")]
+    path = _table(tmp_path, rows)
+    with pytest.raises(data.DataError, match=r"notes.csv, row 1 \(line 3\), field codes: .*contains brackets or "
+                                             r"quotes.*expected codes separated by ';' \(e.g. A41.9;I10\)"):
+        coded_table.read_coded_table(path)
+
+
+@pytest.mark.parametrize("splits, message", [
+    (["validation"] * 3, r"row 0 \(line 2\), field split: expected train, dev or test \(any case\), got 'validation'"
+                         r"; unknown names and their row counts: \{'validation': 3\}"),
+    (["train", "Dev ", "train"], r"field split: no test rows \(rows per split: \{'train': 2, 'dev': 1, 'test': 0\}\)"),
+    ([" Train", "DEV", "test"], None),
+])
+@pytest.mark.parametrize("name", ["notes.csv", "notes.parquet"])
+def test_split_problems_are_found_from_the_split_column_alone(tmp_path, splits, message, name):
+    """``split_problem`` (for the checks before a run) says what ``read_coded_table`` would stop on."""
+    df = pd.DataFrame({"ID": ["a", "b", "c"], "text": ["x", "y", "z"], "codes": ["A", "B", "C"], "Split": splits})
+    path = tmp_path / name
+    df.to_parquet(path, index=False) if name.endswith(".parquet") else df.to_csv(path, index=False)
+    found = coded_table.split_problem(path)
+    if message is None:
+        assert found is None
+        return
+    assert found is not None and re.search(message.replace(r" \(line 2\)", "(?: \\(line 2\\))?"), found), found
+    with pytest.raises(data.DataError) as e:
+        coded_table.read_coded_table(path)
+    assert str(e.value) == found                                    # the same message as the preprocessing's
+    assert coded_table.split_problem(tmp_path / "absent.csv") is None  # unreadable: left to the preprocessing
+
+
+def test_a_large_share_of_dropped_documents_is_a_warning(tmp_path):
+    rows = [(i, "" if i % 10 < 6 else f"chest pain {i}", "I10", ["train", "dev", "test"][i % 3]) for i in range(30)]
+    cfg = preprocess.PreprocessConfig(input_path=str(_table(tmp_path, rows)), out_dir=str(tmp_path / "out"),
+                                      input_format="table", vocab_min_docs=1, word2vec=False, progress=False)
+    with pytest.warns(UserWarning, match=r"18 of 30 documents \(60 %\) were dropped as empty_text: their text is "
+                                         r"empty.*dropped.csv"):
+        report = preprocess.run(cfg)
+    assert report["dropped"]["empty_text"] == 18 and len(report["warnings"]) == 1
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["warnings"] == report["warnings"]
+
+
+def test_drop_warnings_take_each_reasons_own_records():
+    from mcanb.preprocess_report import drop_warnings
+
+    counts = {"discharge_notes": 100, "admissions_with_discharge": 50, "code_rows_of_documents": 1000}
+    dropped = {"duplicate_note": 10, "not_in_split": 4, "empty_code_row": 100, "50/no_top_code/train": 40,
+               "empty_text": 0, "full/no_labels/train": 5}
+    found = drop_warnings(dropped, counts)
+    assert [w.split(":")[0] for w in found] == [
+        "10 of 100 discharge notes (10 %) were dropped as duplicate_note", "100 of 1000 code rows (10 %) were dropped "
+        "as empty_code_row", "5 of 50 documents (10 %) were dropped as full/no_labels/train"]   # 50/: by design
+    assert drop_warnings({"empty_text": 59}, {"documents_in_table": 600}) == []               # under 10 %
+    split_files = drop_warnings({"split_id_without_document/full/test": 300}, {"split_ids": {"full/test": 400}})
+    assert split_files[0].startswith("300 of 400 ids of the full/test split file (75 %) were dropped")
+
+
+def test_report_warnings_are_printed_on_the_terminal(tmp_path, capsys):
+    from mcanb.study_run import echo_warnings
+
+    (tmp_path / "report.json").write_text(json.dumps({"warnings": ["391 of 600 documents (65 %) were dropped"]}))
+    assert echo_warnings(tmp_path, "01_preprocess/mine") == ["391 of 600 documents (65 %) were dropped"]
+    assert "[mcanb] 01_preprocess/mine: warning: 391 of 600 documents" in capsys.readouterr().err
+    assert echo_warnings(tmp_path / "absent", "x") == []
 
 
 def test_table_missing_column(tmp_path):

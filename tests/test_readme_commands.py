@@ -9,6 +9,7 @@ at all are listed in ``CANNOT_RUN`` with the reason.
 """
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import os
 import re
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mcanb.data import READ_COLUMNS
 from mcanb.paths import ROOT
 
 README = ROOT / "README.md"
@@ -127,8 +129,8 @@ def test_readme_command_runs(commands, tmp_path):
     bindir = str(Path(sys.executable).parent)
     mimic = tmp_path / "mimic"                    # what `export MIMIC3_DIR=...` names: the dry run's pre-flight checks it
     mimic.mkdir()
-    for table in ("NOTEEVENTS", "DIAGNOSES_ICD", "PROCEDURES_ICD"):
-        (mimic / f"{table}.csv.gz").touch()
+    for table in ("NOTEEVENTS", "DIAGNOSES_ICD", "PROCEDURES_ICD"):     # the headers only: the pre-flight reads them
+        (mimic / f"{table}.csv.gz").write_bytes(gzip.compress(",".join(READ_COLUMNS[table]).encode()))
     env = dict(os.environ, MCANB_SETUP="skip", MCANB_PYTHON=sys.executable, MCANB_OUTPUTS=str(tmp_path / "outputs"),
                MIMIC3_DIR=str(mimic),
                PATH=os.pathsep.join([bindir, os.environ.get("PATH", "")]),

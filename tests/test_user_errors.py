@@ -214,12 +214,114 @@ def test_predict_with_a_corrupted_checkpoint(tmp_path):
                                                      "model_overrides": {"num_filters": 8}}))
     (run / "checkpoints" / "best.pt").write_bytes(b"PK\x03\x04 not a whole checkpoint")
     code, out = cli(["predict", "--model", str(run), "--text", "-"], tmp_path / "o", stdin=b"chest pain and fever")
-    user_error(code, out, f"{run / 'checkpoints' / 'best.pt'}: cannot read checkpoint", "delete it")
+    user_error(code, out, f"{run / 'checkpoints' / 'best.pt'}: cannot read checkpoint", "retrain it", f"rm -r {run}")
+    assert "weights_only" not in out
 
 
-# ----------------------------------------------------------------------------- user errors inside notebook cells
-@pytest.mark.slow
-def test_table_without_dev_rows_is_one_short_message_from_the_notebook(tmp_path):
+def _model_folder(tmp_path, **params):
+    """A trained model's folder as ``mcanb predict`` reads it, without its weights."""
+    data = fake_preprocessed(tmp_path / "o" / "01_preprocess" / "toy")
+    run = tmp_path / "o" / "runs" / "cnn" / "0123abcd" / "seed13"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "params.yaml").write_text(yaml.safe_dump({"model": "cnn", "data_dir": str(data), "label_space": "50",
+                                                     "model_overrides": {"num_filters": 8}, **params}))
+    return run, data
+
+
+def test_predict_names_an_unknown_model_and_the_valid_ones(tmp_path):
+    from mcanb.errors import UserError
+    from mcanb.predict import load_predictor
+
+    run, _ = _model_folder(tmp_path, model="cnnn")
+    with pytest.raises(UserError, match=rf"{run / 'params.yaml'}: model: unknown 'cnnn' \(did you mean cnn\?\); "
+                                        r"expected one of cnn, caml, dr_caml"):
+        load_predictor(run)
+
+
+@pytest.mark.parametrize("content", ["truncated", "unsafe"])
+def test_predict_with_a_damaged_checkpoint_says_how_to_retrain_it(tmp_path, content):
+    import datetime
+
+    import torch
+
+    from mcanb.checkpoint import CheckpointError
+    from mcanb.predict import load_predictor
+
+    run, _ = _model_folder(tmp_path)
+    best = run / "checkpoints" / "best.pt"
+    if content == "truncated":
+        best.write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    else:                                    # torch's own message would advise weights_only=False: never passed on
+        torch.save({"format_version": 1, "kind": "best", "model": datetime.date(2020, 1, 1)}, best)
+    (run / "progress.json").write_text(json.dumps({"caller": "04_cnn_retraining/toy"}))
+    with pytest.raises(CheckpointError) as e:
+        load_predictor(run)
+    msg = str(e.value)
+    assert msg.startswith(f"{best}: cannot read checkpoint: the file is damaged (truncated or corrupt) or was not "
+                          "written by this version of mcanb"), msg
+    assert f"retrain it: `rm -r {run}`, then `mcanb run 04_cnn_retraining toy`" in msg
+    assert "weights_only" not in msg and "delete it" not in msg
+
+
+def test_predict_on_notebook_01s_folder_says_it_is_not_a_model(tmp_path):
+    from mcanb.errors import UserError
+    from mcanb.predict import load_predictor
+
+    data = fake_preprocessed(tmp_path / "01_preprocess" / "mine")
+    (data / "params.yaml").write_text(yaml.safe_dump({"run_name": "mine", "input_format": "table", "top_k": 50}))
+    with pytest.raises(UserError) as e:
+        load_predictor(data)
+    msg = str(e.value)
+    assert msg.startswith(f"{data} is the output of notebook 01_preprocess (the preprocessed notes), not a trained "
+                          "model's folder, which holds params.yaml (naming model, data_dir and label_space) and "
+                          "checkpoints/best.pt"), msg
+    assert "extra_params" not in msg and "mcanb.train" not in msg
+
+
+def test_predict_through_a_notebook_run_that_has_not_run_names_the_command(tmp_path, monkeypatch):
+    from mcanb import runs
+
+    outputs = tmp_path / "o"
+    monkeypatch.setattr(runs, "OUTPUTS", outputs)
+    monkeypatch.setattr(runs, "RUNS", outputs / "runs")
+    wanted = outputs / "04_cnn_retraining" / "toy" / "caml" / "seed13"
+    msg = runs.missing_model(str(wanted), wanted, "/home/me")
+    assert msg == (f"--model {wanted}: the notebook run 04_cnn_retraining/toy has not been run yet (no folder "
+                   f"{outputs / '04_cnn_retraining' / 'toy'}); run it first with `mcanb run 04_cnn_retraining toy`, "
+                   "then call again")
+    folder = wanted.parent.parent
+    folder.mkdir(parents=True)
+    assert "has not finished (no metrics.json" in runs.missing_model(str(wanted), wanted, "/home/me")
+    (folder / "metrics.json").write_text("{}")
+    store = outputs / "runs" / "cnn" / "0123abcd" / "seed13"
+    (folder / "training_runs.json").write_text(json.dumps([str(store)]))
+    msg = runs.missing_model(str(wanted), wanted, "/home/me")
+    assert msg.endswith(f"trained no model caml/seed13; its trained models: {folder / 'cnn' / 'seed13'}"), msg
+    assert "mine_never_ran" in runs.missing_model("x", outputs / "04_cnn_retraining" / "mine_never_ran" / "a" / "s1",
+                                                  "/")      # a run without a parameter file of its name
+    elsewhere = runs.missing_model("models/x", tmp_path / "models" / "x", tmp_path)
+    assert f"{tmp_path / 'models' / 'x'} is not a folder (relative paths are taken from your working" in elsewhere
+    assert "outputs/<notebook>/<run>/<row>/seed<k>" in elsewhere and "04_cnn_retraining" not in elsewhere
+
+
+def test_near_miss_of_a_local_encoder_is_refused_even_when_the_hub_answers(monkeypatch):
+    from mcanb import preflight, preflight_inputs
+
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(preflight_inputs, "_hub_reachable", lambda: None)    # as if the hub answered
+    msg = preflight.encoders(["in-domain", "in-domian", "Generall", "someone/in-domian", "bert-base-uncased"], None)
+    assert msg == ("unknown encoder 'in-domian' (did you mean in-domain?); expected a local stand-in (general, "
+                   "in-domain, in-domain-less, random, minilm, local:minilm), a folder, or a hub id of the form "
+                   "owner/name; unknown encoder 'Generall' (did you mean general?); expected a local stand-in "
+                   "(general, in-domain, in-domain-less, random, minilm, local:minilm), a folder, or a hub id of the "
+                   "form owner/name")                                        # owner/name and plain hub ids pass
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = preflight.encoders(["in-domian"], None)
+    assert "did you mean in-domain?" in offline and "hub id(s)" not in offline
+
+
+def test_table_without_dev_rows_is_one_short_message_before_any_work(tmp_path):
     table = tmp_path / "in" / "notes.csv"
     table.parent.mkdir()
     rows = ["id,text,codes,split"] + [f"{i},patient with chest pain and fever,401.9;428.0,{'train' if i < 25 else 'test'}"
@@ -229,14 +331,12 @@ def test_table_without_dev_rows_is_one_short_message_from_the_notebook(tmp_path)
     args = ["run", "01_preprocess", "toy", "-p", "run_name", "tbl", "-p", "input_format", "table",
             "-p", "input_path", str(table)]
     code, out = cli(args, outputs)
-    executed = outputs / "01_preprocess" / "tbl" / "01_preprocess.ipynb"
-    user_error(code, out, f"{table}, field split: no dev rows", "'dev': 0", "in notebook 01_preprocess, cell",
-               "(step: ", f"executed notebook {executed}", "--debug")
-    assert len([line for line in out.splitlines() if "Executing" not in line]) < 8, out
-    assert {p.relative_to(outputs).parts[:2] for p in files(outputs)} == {("01_preprocess", "tbl")}
-    assert "Traceback" in executed.read_text()                                 # the full story stays there
+    user_error(code, out, f"input_path: {table}, field split: no dev rows", "'dev': 0")
+    assert "in notebook" not in out and len(out.splitlines()) < 6, out
+    assert not files(outputs)                                                   # checked before anything ran
 
 
+# ----------------------------------------------------------------------------- user errors inside notebook cells
 @pytest.mark.slow
 def test_corrupted_preprocessing_output_is_named_with_the_command_that_rebuilds_it(tmp_path):
     outputs = tmp_path / "o"
@@ -272,7 +372,7 @@ def test_every_shipped_parameter_file_passes_the_value_checks(monkeypatch):
         for run in parameter_files(nb)[0]:                               # base files are not runs
             f = PARAMETERS / nb / f"{run}.yaml"
             found = [p for p in preflight.problems(nb, resolve_parameters(nb, run))
-                     if not p.startswith(("data_dir:", "input_path:", "the outputs folder"))
+                     if not p.startswith(("data_dir:", "input_path:", "runs:", "the outputs folder"))
                      and "not in the local Hugging Face cache" not in p]
             assert found == [], f"{f}: {found}"
             checked += 1
@@ -297,3 +397,217 @@ def test_your_corpus_profile_names_the_unset_variable_then_plans_the_three_runs(
     for key in ("01_preprocess/corpus", "04_cnn_retraining/corpus", "02_pretraining_domains/corpus"):
         assert key in out, out
     assert not out_dir.exists() or not any(out_dir.rglob("*.parquet"))
+
+
+# ------------------------------------------------------------- checked before any work (values, keys, files)
+def _found(notebook: str, values: dict, produced=()) -> str:
+    from mcanb import preflight
+    return "\n".join(preflight.problems(notebook, values, produced))
+
+
+@pytest.mark.parametrize("notebook", ["02_pretraining_domains", "03_hierarchy", "04_cnn_retraining"])
+def test_misspelt_stopping_metric_is_refused_with_the_name_training_accepts(notebook):
+    for typo, meant in (("micro-f1", "micro_f1"), ("macro-auc", "macro_auc"), ("MAP", "map")):
+        found = _found(notebook, {"early_stopping_metric": typo})
+        assert f"early_stopping_metric: unknown dev metric {typo!r} (did you mean {meant}?)" in found, found
+        assert "valid: loss, " in found and "p@5" in found
+    for ok in ("micro_f1", "loss", "map", None):
+        assert "early_stopping_metric" not in _found(notebook, {"early_stopping_metric": ok})
+    assert "early_stopping_metric" not in _found(notebook, {"early_stopping_metric": "p@8", "label_space": "full"})
+    assert "unknown dev metric 'p@8' (did you mean p@5?)" in _found(notebook, {"early_stopping_metric": "p@8"})
+
+
+def test_misspelt_stopping_metric_fails_the_dry_run(tmp_path):
+    code, out = cli(["run", "04_cnn_retraining", "toy", "-p", "early_stopping_metric", "micro-f1", "--dry-run"],
+                    tmp_path / "o")
+    user_error(code, out, "early_stopping_metric: unknown dev metric 'micro-f1' (did you mean micro_f1?)")
+    assert not (tmp_path / "o").exists()
+
+
+def test_mapping_keys_must_name_a_model_head_or_encoder():
+    found = _found("04_cnn_retraining", {"lr": {"cnnn": 0.1, "caml": 0.001}})
+    assert "lr: unknown key 'cnnn' (did you mean cnn?); valid: cnn, caml, dr_caml, multirescnn, laat" in found
+    assert _found("04_cnn_retraining", {"lr": {"cnn": 0.003, "multirescnn": 0.0001}}) == ""
+    for nb in ("02_pretraining_domains", "03_hierarchy"):
+        found = _found(nb, {"head_lrs": {"lann": 0.05}, "segment_lrs": {"hier-fcn": 0.1, "default": 0.01},
+                            "output_bias": {"fnc": "prior"}, "encoder_lrs": {"randon": 0.005}})
+        for line in ("head_lrs: unknown key 'lann' (did you mean lan?); valid: trun_fcn, trun_lan, hier_fcn, "
+                     "hier_lan, fcn, lan, default", "segment_lrs: unknown key 'hier-fcn' (did you mean hier_fcn?)",
+                     "output_bias: unknown key 'fnc' (did you mean fcn?)",
+                     "encoder_lrs: unknown key 'randon' (did you mean random?); valid: a name in encoders"):
+            assert line in found, found
+        fine = {"head_lrs": {"fcn": 0.03, "hier_lan": 0.01, "default": 0.02}, "output_bias": {"lan": "prior"},
+                "segment_lrs": {}, "encoder_lrs": {"in-domain": 0.001, "random": 0.005}}
+        assert _found(nb, fine) == ""
+
+
+def test_empty_and_repeated_lists_are_refused():
+    found = _found("04_cnn_retraining", {"models": []})
+    assert "models: expected at least one of cnn, caml" in found, found
+    found = _found("04_cnn_retraining", {"models": ["cnn", "caml", "cnn"], "seeds": [13, 14, 13],
+                                         "baselines": ["tfidf_lr", "tfidf_lr"]})
+    for key, item in (("models", "'cnn'"), ("seeds", "13"), ("baselines", "'tfidf_lr'")):
+        assert f"{key}: {item} given more than once; list each once" in found, found
+    found = _found("03_hierarchy", {"architectures": ["hier_lan", "hier_lan"], "encoders": ["random", "random"]})
+    assert "architectures: 'hier_lan' given more than once" in found and "encoders: 'random' given more" in found
+    assert "baselines" not in _found("04_cnn_retraining", {"baselines": []})            # [] for none stays allowed
+
+
+@pytest.mark.parametrize("value", [1.5, 0, 1, -0.2, None, "half"])
+def test_less_data_is_a_share_strictly_between_0_and_1(value):
+    found = _found("02_pretraining_domains", {"less_data": value})
+    assert f"less_data: expected a number strictly between 0 and 1, got {value!r}" in found, found
+    assert "less_data" not in _found("02_pretraining_domains", {"less_data": 0.25})
+
+
+def _split_files(folder: Path, spaces=("full", "50")) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for space in spaces:
+        for split in ("train", "dev", "test"):
+            (folder / f"{split}_{space}_hadm_ids.csv").write_text("1\n")
+    return folder
+
+
+def test_splits_dir_without_the_split_files_is_refused(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    found = _found("01_preprocess", {"splits_dir": str(empty)})
+    assert f"splits_dir: {empty}: no train_full_hadm_ids.csv, dev_full_hadm_ids.csv, test_full_hadm_ids.csv" \
+        in found, found
+    part = _split_files(tmp_path / "part", ("full",))
+    (part / "train_50_hadm_ids.csv").write_text("1\n")
+    found = _found("01_preprocess", {"splits_dir": str(part)})
+    assert "top-50 split file(s) dev_50_hadm_ids.csv, test_50_hadm_ids.csv not found" in found, found
+    assert _found("01_preprocess", {"splits_dir": str(_split_files(tmp_path / "all"))}) == ""
+    assert _found("01_preprocess", {"splits_dir": str(_split_files(tmp_path / "full", ("full",)))}) == ""
+
+
+def _mimic(folder: Path, **headers: str) -> Path:
+    """A MIMIC-III-shaped folder of header-only tables (``headers``: a table's header in place of the real one)."""
+    from mcanb.data import READ_COLUMNS
+
+    folder.mkdir(parents=True)
+    for name, columns in READ_COLUMNS.items():
+        (folder / f"{name}.csv").write_text(headers.get(name, ",".join(columns)) + "\n")
+    _split_files(folder / "splits")
+    return folder
+
+
+def test_mimic_tables_without_a_needed_column_are_refused(tmp_path):
+    assert _found("01_preprocess", {"input_path": str(_mimic(tmp_path / "ok"))}) == ""
+    bad = _mimic(tmp_path / "bad", NOTEEVENTS="ROW_ID,SUBJECT_ID,HADM_ID,CATEGORY,ISERROR,NOTE")
+    found = _found("01_preprocess", {"input_path": str(bad)})
+    assert f"input_path: {bad / 'NOTEEVENTS.csv'}: missing column(s) ['TEXT']" in found, found
+    bad = _mimic(tmp_path / "codes", DIAGNOSES_ICD="row_id,subject_id,hadm_id,seq_num,icd9")   # any case matches
+    assert f"{bad / 'DIAGNOSES_ICD.csv'}: missing column(s) ['ICD9_CODE']" in _found("01_preprocess",
+                                                                                    {"input_path": str(bad)})
+    bad = _mimic(tmp_path / "titles", D_ICD_PROCEDURES="ROW_ID,ICD9_CODE,SHORT_TITLE")
+    assert "missing column(s) ['LONG_TITLE']" in _found("01_preprocess", {"input_path": str(bad)})
+    nosplits = _mimic(tmp_path / "nosplits")
+    for f in (nosplits / "splits").iterdir():
+        f.unlink()
+    found = _found("01_preprocess", {"input_path": str(nosplits)})
+    assert "splits_dir None reads the split files from <input_path>/splits" in found and "no train_full" in found
+    assert _found("01_preprocess", {"input_path": str(nosplits), "splits_dir": "caml"}) == ""
+
+
+def test_list_items_read_as_numbers_are_text_and_no_hint_repeats_the_value():
+    from mcanb import cli as mcanb_cli
+    from mcanb.pipeline import resolve_parameters
+
+    values = resolve_parameters("05_frequency_analysis", "toy", mcanb_cli._overrides([["label_spaces", "[50, full]"]]))
+    assert values["label_spaces"] == ["50", "full"]
+    found = _found("05_frequency_analysis", {"label_spaces": [50]})          # a caller that skipped coercion
+    assert "label_spaces: unknown 50; write '50' as text" in found and "did you mean 50" not in found, found
+
+
+def test_numbers_with_an_exponent_are_numbers_in_files_and_overrides(tmp_path):
+    from mcanb import cli as mcanb_cli
+    from mcanb.pipeline import resolve_parameters
+
+    overrides = mcanb_cli._overrides([["lr", "1e-3"], ["num_epochs", "1e1"]])
+    values = resolve_parameters("04_cnn_retraining", "toy", overrides)
+    assert values["lr"] == 0.001 and values["num_epochs"] == 10 and isinstance(values["num_epochs"], int)
+    f = tmp_path / "mine.yaml"
+    f.write_text("mlm_lr: 3e-4\nencoder_lr: 2E-5\nhead_lrs: {fcn: 1e-2}\nrun_name: 1e3\n")
+    values = resolve_parameters("02_pretraining_domains", str(f))
+    assert (values["mlm_lr"], values["encoder_lr"], values["head_lrs"]) == (0.0003, 2e-05, {"fcn": 0.01})
+    assert values["run_name"] == "1e3"                                        # text stays text
+    code, out = cli(["run", "04_cnn_retraining", "toy", "-p", "lr", "1e-3", "--dry-run"], tmp_path / "o")
+    assert code == 0 and "lr: 0.001" in out, out
+
+
+def test_profile_params_are_named_as_the_source(tmp_path):
+    from mcanb.study import StudyError, load_profile
+
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump({"runs": [{"notebook": "04_cnn_retraining", "run": "toy",
+                                                 "params": {"batch_sise": 4}}]}))
+    with pytest.raises(StudyError) as err:
+        load_profile(str(profile))
+    msg = str(err.value)
+    assert f"{profile}, runs[0]: params: unknown parameter 'batch_sise'; did you mean batch_size?" in msg, msg
+    assert "command-line" not in msg
+
+
+def test_unknown_parameter_suggests_a_name_it_contains():
+    from mcanb import params as P
+    from mcanb.pipeline import resolve_parameters
+
+    with pytest.raises(P.ParameterError, match=r"unknown parameter 'lr_rate'; did you mean lr\b.*\(valid: "):
+        resolve_parameters("04_cnn_retraining", "toy", {"lr_rate": 0.1})
+    assert P.close_names("cmal", ["cnn", "caml"]) == ["caml"]
+    assert P.close_names("50", ["full", "50"]) == [] and P.close_names("Seeds", ["seeds"]) == ["seeds"]
+
+
+@pytest.mark.parametrize("command", [["run", "04_cnn_retraining", "toy"], ["study", "toy"]])
+@pytest.mark.parametrize("value", ["0", "-5", "ten"])
+def test_timeout_must_be_a_positive_whole_number(command, value, capsys):
+    from mcanb import cli as mcanb_cli
+
+    with pytest.raises(SystemExit) as err:
+        mcanb_cli.parser().parse_args([*command, "--timeout", value, "--dry-run"])
+    assert err.value.code != 0
+    assert f"--timeout: expected a whole number >= 1, got '{value}'" in capsys.readouterr().err
+    assert mcanb_cli.parser().parse_args([*command, "--timeout", "60"]).timeout == 60
+
+
+def test_a_key_given_twice_is_refused_with_the_file_and_line(tmp_path):
+    from mcanb import cli as mcanb_cli
+    from mcanb import params as P
+    from mcanb.study import StudyError, load_profile
+
+    f = tmp_path / "twice.yaml"
+    f.write_text("lr: 0.1\nseeds: [13]\nlr: 0.2\n")
+    with pytest.raises(P.ParameterError, match=rf"{f}, line 3, column 1: .*key 'lr' given twice \(first on line 1\)"):
+        P.load_file(f)
+    f.write_text("lr: {cnn: 0.1, cnn: 0.2}\n")
+    with pytest.raises(P.ParameterError, match=rf"{f}, line 1, .*key 'cnn' given twice"):
+        P.load_file(f)
+    profile = tmp_path / "p.yaml"
+    profile.write_text("runs:\n  - notebook: 04_cnn_retraining\n    run: toy\n    run: other\n")
+    with pytest.raises(StudyError, match=rf"{profile}, line 4, .*key 'run' given twice"):
+        load_profile(str(profile))
+    with pytest.raises(P.ParameterError, match=r"-p lr .*key 'cnn' given twice"):
+        mcanb_cli._overrides([["lr", "{cnn: 1, cnn: 2}"]])
+    base = tmp_path / "base.yaml"                                       # a file over the one it extends: not twice
+    base.write_text("lr: 0.1\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nlr: 0.2\n")
+    assert P.load_file(tmp_path / "child.yaml")["lr"] == 0.2
+
+
+def test_frequency_analysis_with_nothing_to_read_names_the_notebook_to_run_first(tmp_path):
+    from mcanb.paths import OUTPUTS
+
+    found = _found("05_frequency_analysis", {"runs": ["no_such_run"]})
+    assert "runs: no predictions_test.parquet" in found and "mcanb run 04_cnn_retraining no_such_run" in found
+    produced = [OUTPUTS / "04_cnn_retraining" / "no_such_run"]              # an earlier run of the study makes it
+    assert "runs:" not in _found("05_frequency_analysis", {"runs": ["no_such_*"]}, produced)
+    assert "runs:" in _found("05_frequency_analysis", {"runs": ["no_such_run"]},
+                             [OUTPUTS / "05_frequency_analysis" / "no_such_run"])     # its own folder holds none
+    outputs = tmp_path / "o"
+    code, out = cli(["run", "05_frequency_analysis", "toy", "-p", "label_spaces", "[50]"], outputs)
+    user_error(code, out, "runs: no predictions_test.parquet", "mcanb run 04_cnn_retraining toy")
+    assert "label_spaces" not in out and not outputs.exists()
+    code, out = cli(["study", "toy", "--dry-run"], outputs)                   # 02-04 run first: no problem
+    assert code == 0 and "05_frequency_analysis/toy" in out, out

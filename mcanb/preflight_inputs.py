@@ -1,0 +1,211 @@
+"""Pre-flight checks of what a run reads: the preprocessed folder, the raw input and its headers, split files, the
+text encoding, encoders and the hub, and notebook 05's predictions. Each takes a parameter's value and the run's
+:class:`mcanb.preflight.Context` and returns a problem or None; :data:`mcanb.preflight.COMMON` and
+:data:`mcanb.preflight.VALIDATORS` register them. Only headers and file lists are read (the rows are checked while
+preprocessing), so the checks take well under a second on MIMIC-III.
+"""
+from __future__ import annotations
+
+import codecs
+import difflib
+import fnmatch
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from . import names
+from .paths import OUTPUTS, TOY_PREPROCESSED, resolve
+from .processed import preprocessed_problem
+
+
+def data_dir(v, ctx) -> str | None:
+    """A finished output folder of notebook 01 (or one an earlier run of the study writes, or the toy default)."""
+    if v is None or v == "":
+        return None
+    d = resolve(v)
+    if (d / "report.json").exists() or d == TOY_PREPROCESSED or d in ctx.produced:
+        return None
+    return preprocessed_problem(d)
+
+
+def input_path(v, ctx) -> str | None:
+    if v is None:
+        return None
+    p = resolve(v)
+    table = ctx.values.get("input_format") == "table"
+    if not p.exists():
+        return f"{p} does not exist (expected {'a coded-notes table file' if table else 'a MIMIC-III folder'})"
+    if table and not p.is_file():
+        return f"{p} is a folder; input_format 'table' expects a .csv or .parquet file"
+    if not table and not p.is_dir():
+        return f"{p} is a file; input_format 'mimic3' expects the MIMIC-III folder (or set input_format: table)"
+    raw, out = (p.parent if table else p), OUTPUTS / ctx.notebook / str(ctx.values.get("run_name"))
+    if out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents:
+        return (f"the output folder {out} would be inside the raw data folder {raw}; nothing is written next to raw "
+                "data: move the input or set MCANB_OUTPUTS elsewhere")
+    enc = str(ctx.values.get("encoding") or "utf-8")
+    why = _header_problem(p, table, enc)
+    if why or table:
+        return why or _split_column_problem(p, enc)
+    if ctx.get("splits_dir") not in (None, ""):
+        return None
+    return split_files_problem(p / "splits", "splits_dir None reads the split files from <input_path>/splits")
+
+
+def _split_column_problem(p: Path, enc: str) -> str | None:
+    """A coded-notes table's ``split`` column without train, dev or test rows (read from that column alone)."""
+    from . import coded_table
+
+    return coded_table.split_problem(p, enc)
+
+
+def _header_problem(p: Path, table: bool, enc: str) -> str | None:
+    """The input's files and columns, from the headers only (the rows are checked while preprocessing)."""
+    from . import coded_table, data
+
+    try:
+        if not table:
+            for name, columns in data.READ_COLUMNS.items():
+                found = data.find_table(p, name, required=name not in data.OPTIONAL_TABLES)
+                if found is not None:
+                    data.column_map(found, data.read_header(found, enc), columns)
+        elif p.suffix == ".parquet":
+            import pyarrow.parquet as pq
+            try:
+                names = pq.read_schema(p).names
+            except Exception as e:  # noqa: BLE001 - any reader failure is one message
+                return f"{p}: cannot be read as a Parquet table ({str(e).splitlines()[0]})"
+            data.column_map(p, names, coded_table.COLUMNS)
+        else:
+            data.column_map(p, data.read_header(p, enc), coded_table.COLUMNS)
+    except data.DataError as e:
+        return str(e)
+    return None
+
+
+def splits_dir(v, ctx) -> str | None:
+    if v in (None, "", "caml"):
+        return None
+    p = resolve(v)
+    if not p.is_dir():
+        return f"{p} is not a folder (expected the split files' folder, None or 'caml')"
+    return split_files_problem(p)
+
+
+def split_files_problem(folder: Path, why: str = "") -> str | None:
+    """Which split files notebook 01 reads (``mcanb.documents.assign_splits``) are missing from ``folder``: the
+    three of the full code set, and the top-50 ones all or none (``why``: how the folder was chosen)."""
+    from .splits import SPLITS, split_filename
+
+    full, fifty = ([split_filename(s, space) for s in SPLITS] for space in ("full", "50"))
+    lost, lost_50 = ([f for f in files if not (folder / f).is_file()] for files in (full, fifty))
+    where = f"{folder}{f' ({why})' if why else ''}"
+    if lost:
+        return (f"{where}: no {', '.join(lost)}; notebook 01 reads {', '.join(full)}, and {', '.join(fifty)} "
+                "when all three are there")
+    if 0 < len(lost_50) < len(fifty):
+        return (f"{where}: top-50 split file(s) {', '.join(lost_50)} not found beside the others; give all three "
+                "or none (none: the top-50 space takes its documents from the full splits)")
+    return None
+
+
+def encoding(v, ctx) -> str | None:
+    try:
+        codecs.lookup(str(v))
+    except LookupError:
+        return f"unknown text encoding {v!r} (e.g. 'utf-8', 'latin-1', 'cp1252')"
+    return None
+
+
+def encoders(v, ctx) -> str | None:
+    """Local stand-in names, ``local:minilm``, a directory with ``config.json``, or a hub id (checked when loaded).
+
+    A near-miss of a local name (``in-domian``) that is no folder and not of the hub's ``owner/name`` form is refused
+    with the name it is close to, even when the hub can be reached."""
+    from .encoders import EncoderNotFound, resolve_encoder
+
+    local = (*names.LOCAL_ENCODERS, "local:minilm")
+
+    def near_miss(name: str) -> str | None:
+        key = name.strip().lower()
+        if name in local or "/" in name or os.sep in name or resolve(name).is_dir():
+            return None
+        close = (difflib.get_close_matches(key, local, n=1, cutoff=0.75)
+                 or difflib.get_close_matches(key.removeprefix("local:"), names.LOCAL_ENCODERS, n=1, cutoff=0.75))
+        return close[0] if close else None
+
+    if not isinstance(v, (list, tuple)) or not v:
+        return f"expected a non-empty list of encoders, got {v!r}"
+    out, hub = [], []
+    for name in v:
+        if name in names.LOCAL_ENCODERS:
+            continue
+        near = near_miss(str(name))
+        if near:
+            out.append(f"unknown encoder {name!r} (did you mean {near}?); expected a local stand-in "
+                       f"({', '.join(local)}), a folder, or a hub id of the form owner/name")
+            continue
+        try:
+            if resolve_encoder(name) == name:        # not a directory: a hub id
+                hub.append(name)
+        except EncoderNotFound as e:
+            out.append(str(e))
+    why = hub_problem(hub)
+    return "; ".join(out + ([why] if why else [])) or None
+
+
+def hub_problem(names: list[str]) -> str | None:
+    """Why hub ids cannot be loaded now: not in the local Hugging Face cache while offline (``HF_HUB_OFFLINE``) or
+    while the hub cannot be reached (one connection attempt, 5 s at most). None when they can (or may)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        missing = [n for n in names if not isinstance(try_to_load_from_cache(n, "config.json"), str)]
+    except Exception:  # noqa: BLE001 - an id the cache cannot parse fails later with the hub's own message
+        return None
+    if not missing:
+        return None
+    if any(os.environ.get(k, "0").lower() not in ("0", "", "false") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        reason = "HF_HUB_OFFLINE is set"
+    else:
+        reason = _hub_reachable()
+        if reason is None:
+            return None
+        reason = f"the hub cannot be reached ({reason})"
+    return (f"hub id(s) {', '.join(map(repr, missing))} not in the local Hugging Face cache, and {reason}; download "
+            "each where there is internet (`hf download ID --local-dir DIR`) and name DIR instead")
+
+
+@lru_cache(maxsize=1)
+def _hub_reachable() -> str | None:
+    """None when a connection to the hub opens, else the reason."""
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        from huggingface_hub import constants
+        url = urlparse(constants.ENDPOINT)
+    except Exception:  # noqa: BLE001
+        url = urlparse("https://huggingface.co")
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=5).close()
+    except OSError as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def prediction_runs(v, ctx) -> str | None:
+    """Notebook 05's ``runs``: names or glob patterns that find test predictions to read
+    (:func:`mcanb.frequency.find_predictions`, whose message names the notebook to run first), or that name a run
+    an earlier run of the same study writes (``ctx.produced``)."""
+    if not isinstance(v, (list, tuple)) or not v or not all(isinstance(x, str) and x for x in v):
+        return f"expected a non-empty list of run names or glob patterns, got {v!r}"
+    if any(p.parent.parent == OUTPUTS and p.parent.name != ctx.notebook and fnmatch.fnmatchcase(p.name, pattern)
+           for p in ctx.produced for pattern in v):
+        return None
+    from .frequency import find_predictions
+
+    try:
+        find_predictions(list(v))
+    except (FileNotFoundError, ValueError) as e:
+        return str(e)
+    return None
