@@ -8,6 +8,7 @@ import yaml
 
 from mcanb import frequency as F
 from mcanb import metrics
+from mcanb.paths import NOTEBOOKS, PARAMETERS
 from mcanb.predictions import save_predictions
 
 BINS = [0, 1, 10, 100, float("inf")]
@@ -111,3 +112,35 @@ def test_missing_predictions_name_the_command_that_makes_them(tmp_path):
     assert not list(tmp_path.rglob("*.parquet")), "nothing was trained"
     pred = _write(tmp_path / "04_cnn_retraining" / "toy", "cnn/seed13", {"data_dir": "d", "label_space": "50"})
     assert [p.path for p in F.find_predictions(["toy"], outputs=tmp_path)] == [pred]
+
+
+def _profile_values(spec) -> dict:
+    """A profile entry's parameter values: the notebook's defaults, its file, the profile's overrides."""
+    from mcanb import params
+    from mcanb.study import resolve
+
+    return {**params.notebook_defaults(NOTEBOOKS / f"{spec.notebook}.ipynb"), **resolve(spec)}
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in (PARAMETERS / "study").glob("*.yaml")))
+def test_each_profiles_frequency_run_reads_the_training_runs_it_lists(profile):
+    """Notebook 05's ``runs`` patterns (globbed by :func:`mcanb.frequency.discover`) match the run name of every
+    notebook 02-04 run that the profile's notebook-05 entry lists in ``reads``, and of every run of those notebooks in
+    the profile in a label space it shows: a pattern that misses one leaves that run's models out without an error
+    (``mimic3_50_*`` missed notebooks 02's and 03's ``mimic3_50``). Reads parameter files only."""
+    from fnmatch import fnmatchcase
+
+    from mcanb.study import load_profile
+
+    prof = load_profile(profile)
+    training = ("02_pretraining_domains", "03_hierarchy", "04_cnn_retraining")
+    for spec in [s for s in prof.runs if s.notebook == "05_frequency_analysis"]:
+        values = _profile_values(spec)
+        read = [k for k in spec.reads if k.split("/")[0] in training]
+        assert read, f"{profile}: {spec.key} reads no training notebook's run"
+        same_space = [s.key for s in prof.runs if s.notebook in training
+                      and str(_profile_values(s)["label_space"]) in map(str, values["label_spaces"])]
+        for key in sorted({*read, *same_space}):
+            name = key.split("/", 1)[1]
+            assert any(fnmatchcase(name, p) for p in values["runs"]), (
+                f"{profile}: {spec.key}'s runs {values['runs']} miss {key}")
