@@ -317,10 +317,28 @@ def user_message(e: BaseException) -> str | None:
     return None
 
 
+def _check_command(ap: argparse.ArgumentParser, argv: list[str]) -> None:
+    """A misspelt command is one line naming the commands a user can call (argparse's own message would list the
+    internal ``step`` too) and the nearest one."""
+    import difflib
+
+    given = next((a for a in argv if not a.startswith("-")), None)
+    commands = next(a.choices for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+    if given is None or given in commands:
+        return
+    shown = [c for c in commands if c != STEP_COMMAND]
+    close = difflib.get_close_matches(given, shown, n=1)
+    ap.error(f"unknown command {given!r}" + (f" (did you mean {close[0]}?)" if close else "")
+             + f"; choose from {', '.join(shown)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run one command. A user error prints one line-or-few message and exits 1 (``--debug``: the traceback too);
     a failing notebook cell that is not a user error prints its traceback; anything else raises."""
-    args = parser().parse_args(argv)
+    ap = parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _check_command(ap, argv)
+    args = ap.parse_args(argv)
     try:
         args.func(args)
     except KeyboardInterrupt:

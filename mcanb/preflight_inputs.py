@@ -84,7 +84,9 @@ def _header_problem(p: Path, table: bool, enc: str) -> str | None:
 
 
 def splits_dir(v, ctx) -> str | None:
-    if v in (None, "", "caml"):
+    if v == "caml":
+        return caml_splits_problem()
+    if v in (None, ""):
         return None
     p = resolve(v)
     if not p.is_dir():
@@ -175,22 +177,46 @@ def hub_problem(names: list[str]) -> str | None:
             "each where there is internet (`hf download ID --local-dir DIR`) and name DIR instead")
 
 
-@lru_cache(maxsize=1)
 def _hub_reachable() -> str | None:
     """None when a connection to the hub opens, else the reason."""
+    try:
+        from huggingface_hub import constants
+        return _reachable(constants.ENDPOINT)
+    except ImportError:
+        return _reachable("https://huggingface.co")
+
+
+@lru_cache(maxsize=None)
+def _reachable(url: str) -> str | None:
+    """None when a connection to ``url``'s host opens (5 s at most, once per process), else the reason."""
     import socket
     from urllib.parse import urlparse
 
+    u = urlparse(url)
     try:
-        from huggingface_hub import constants
-        url = urlparse(constants.ENDPOINT)
-    except Exception:  # noqa: BLE001
-        url = urlparse("https://huggingface.co")
-    try:
-        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=5).close()
+        socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), timeout=5).close()
     except OSError as e:
         return f"{type(e).__name__}: {e}"
     return None
+
+
+def caml_splits_problem() -> str | None:
+    """``splits_dir: caml`` fetches CAML's six split files into the cache (``mcanb.splits``) when they are not
+    there: why that cannot happen now (the host cannot be reached), or None."""
+    from . import splits
+
+    cache = splits.cache_dir()
+    if all((cache / name).exists() for name in splits.SHA256):
+        return None
+    url = splits.CAML_URL.format(name="")
+    why = _reachable(url)
+    if why is None:
+        return None
+    from urllib.parse import urlparse
+
+    return (f"'caml' downloads CAML's split files into {cache}, but {urlparse(url).hostname} cannot be reached "
+            f"({why}); put the six files ({', '.join(splits.SHA256)}) in a folder and name it in splits_dir, or "
+            "into that cache folder")
 
 
 def prediction_runs(v, ctx) -> str | None:

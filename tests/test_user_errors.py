@@ -359,13 +359,15 @@ def test_unexpected_cell_errors_keep_their_traceback():
     assert user_message(ours).startswith("notes.csv, row 2, field id: expected an integer")
 
 
-def test_every_shipped_parameter_file_passes_the_value_checks(monkeypatch):
+def test_every_shipped_parameter_file_passes_the_value_checks(monkeypatch, tmp_path):
     """The validators are not stricter than the project's own parameter files (paths aside: no data here)."""
-    from mcanb import preflight
+    from mcanb import preflight, splits
     from mcanb.paths import PARAMETERS
     from mcanb.pipeline import numbered_notebooks, parameter_files, resolve_parameters
 
     monkeypatch.setenv("MIMIC3_DIR", str(ROOT))
+    monkeypatch.setenv("MCANB_CACHE", str(tmp_path))                         # CAML's split files, as if fetched
+    _split_files(splits.cache_dir())
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")                                # the paper's encoders are hub ids
     checked = 0
     for nb in numbered_notebooks():
@@ -508,7 +510,22 @@ def test_mimic_tables_without_a_needed_column_are_refused(tmp_path):
         f.unlink()
     found = _found("01_preprocess", {"input_path": str(nosplits)})
     assert "splits_dir None reads the split files from <input_path>/splits" in found and "no train_full" in found
-    assert _found("01_preprocess", {"input_path": str(nosplits), "splits_dir": "caml"}) == ""
+    assert "<input_path>/splits" not in _found("01_preprocess", {"input_path": str(nosplits), "splits_dir": "caml"})
+
+
+def test_caml_splits_that_cannot_be_downloaded_are_said_before_any_note_is_read(tmp_path, monkeypatch):
+    """``splits_dir: caml`` downloads CAML's files into the cache: with the files there nothing is fetched, so all
+    is well offline; without them, an unreachable host is one message naming the cache and the way out."""
+    from mcanb import preflight_inputs, splits
+
+    monkeypatch.setenv("MCANB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(preflight_inputs, "_reachable", lambda url: "gaierror: no network here")
+    found = _found("01_preprocess", {"splits_dir": "caml"})
+    assert found == (f"splits_dir: 'caml' downloads CAML's split files into {splits.cache_dir()}, but "
+                     "raw.githubusercontent.com cannot be reached (gaierror: no network here); put the six files "
+                     f"({', '.join(splits.SHA256)}) in a folder and name it in splits_dir, or into that cache folder")
+    _split_files(splits.cache_dir())
+    assert _found("01_preprocess", {"splits_dir": "caml"}) == ""
 
 
 def test_list_items_read_as_numbers_are_text_and_no_hint_repeats_the_value():
@@ -611,3 +628,9 @@ def test_frequency_analysis_with_nothing_to_read_names_the_notebook_to_run_first
     assert "label_spaces" not in out and not outputs.exists()
     code, out = cli(["study", "toy", "--dry-run"], outputs)                   # 02-04 run first: no problem
     assert code == 0 and "05_frequency_analysis/toy" in out, out
+
+
+def test_a_misspelt_command_names_the_commands_a_user_can_call(tmp_path):
+    code, out = cli(["rnu", "04_cnn_retraining", "toy"], tmp_path)
+    user_error(code, out, "unknown command 'rnu' (did you mean run?); choose from run, study, report, predict")
+    assert "step" not in out                                                  # the internal command stays unlisted
