@@ -24,6 +24,7 @@ import yaml
 
 from mcanb.data import READ_COLUMNS
 from mcanb.paths import ROOT
+from mcanb.splits import SHA256
 
 README = ROOT / "README.md"
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
@@ -131,8 +132,12 @@ def test_readme_command_runs(commands, tmp_path):
     mimic.mkdir()
     for table in ("NOTEEVENTS", "DIAGNOSES_ICD", "PROCEDURES_ICD"):     # the headers only: the pre-flight reads them
         (mimic / f"{table}.csv.gz").write_bytes(gzip.compress(",".join(READ_COLUMNS[table]).encode()))
+    cached = tmp_path / "cache" / "caml_splits"   # CAML's split files as if fetched: `splits_dir: caml` needs no network
+    cached.mkdir(parents=True)
+    for name in SHA256:
+        (cached / name).write_text("1\n")
     env = dict(os.environ, MCANB_SETUP="skip", MCANB_PYTHON=sys.executable, MCANB_OUTPUTS=str(tmp_path / "outputs"),
-               MIMIC3_DIR=str(mimic),
+               MIMIC3_DIR=str(mimic), MCANB_CACHE=str(tmp_path / "cache"),
                PATH=os.pathsep.join([bindir, os.environ.get("PATH", "")]),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     if re.match(r"python3?\s", run):              # the interpreter the tests run in, whatever `python` is on PATH
