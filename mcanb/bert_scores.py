@@ -27,8 +27,9 @@ def scores_table(results: Sequence[dict], label_space: str, cov: dict[str, dict[
 
 def with_coverage(table: pd.DataFrame, cov: dict[str, dict[str, float]], architecture: str = "hier_lan"
                   ) -> pd.DataFrame:
-    """:func:`results_table` (or :func:`beside_paper`) with a ``note read`` column: the share of each encoder's word
-    pieces its architecture reads (:func:`coverage`), blank for the paper's rows. ``architecture``: the rows'
+    """:func:`results_table` (or :func:`beside_paper`) with a ``note read`` column: the share of the notes' words
+    each row's architecture reads under its encoder (:func:`coverage`: of the first ``max_words`` words, the pieces
+    its segments hold), blank for the paper's rows. ``architecture``: the rows'
     architecture where the table has no ``architecture`` column (a paper table of one architecture)."""
     archs = table["architecture"] if "architecture" in table else [published.ARCHITECTURES[architecture]] * len(table)
     kind = ["trun" if str(a).startswith("BERT-trun") else "hier" for a in archs]

@@ -24,6 +24,7 @@ import torch
 from . import bert_verdicts, comparison, encoder_probe, encoders, grid, identity, names, published, wordpiece
 from .models import build_model
 from .models.bert import param_groups
+from .paths import shown
 from .processed import Processed
 from .train import TrainConfig
 
@@ -350,7 +351,7 @@ def pretraining_table(rows: Sequence[Encoder], processed: Processed | None = Non
     for r in rows:
         meta = Path(r.encoder) / "pretraining.json"
         rec = json.loads(meta.read_text()) if r.init == "pretrained" and meta.exists() else {}
-        line = {"encoder": r.label, "domain": r.domain, "init": r.init, "from": r.encoder,
+        line = {"encoder": r.label, "domain": r.domain, "init": r.init, "from": shown(r.encoder),
                 "MLM loss, first 10 %": rec.get("mlm_loss_first"), "MLM loss, last 10 %": rec.get("mlm_loss_last"),
                 "pretraining s": rec.get("seconds"), "pretraining examples": rec.get("examples")}
         if texts is not None:
@@ -374,8 +375,10 @@ def piece_lengths(processed: Processed, rows: Sequence[Encoder], *, max_words: i
         ids = wordpiece.encode_split(processed, split, tok, max_words, progress=progress)
         cols[r.label] = [len(x) for x in ids]
     out = pd.DataFrame(cols)
-    words = processed.frames[split]["text"].str.split().str.len().clip(upper=max_words).sum()
-    out.attrs["pieces_per_word"] = pd.Series({c: out[c].sum() / max(int(words), 1) for c in out})
+    note_words = processed.frames[split]["text"].str.split().str.len().fillna(0).to_numpy()
+    kept = np.minimum(note_words, max_words)
+    out.attrs["pieces_per_word"] = pd.Series({c: out[c].sum() / max(int(kept.sum()), 1) for c in out})
+    out.attrs["note_words"], out.attrs["kept_words"] = note_words.tolist(), kept.tolist()
     return out
 
 
@@ -395,9 +398,10 @@ def mlm_config(**settings: Any) -> encoders.MlmConfig:
 
 
 def segment_summary(lengths: pd.DataFrame, segment_length: int, max_segments: int) -> pd.DataFrame:
-    """Per encoder: word pieces per note (mean, median, max), segments BERT-hier reads (mean), and the share of all
-    pieces that BERT-hier (``max_segments`` segments) and BERT-trun (one segment) read: their *coverage*. Encoders
-    whose vocabularies split the same words into more pieces read less of each note under the same settings."""
+    """Per encoder: word pieces per note (mean, median, max; of the note's first ``max_words`` words), segments
+    BERT-hier reads (mean), the share of the notes' words that BERT-hier (``max_segments`` segments) and BERT-trun
+    (one segment) read, their *coverage* (:func:`coverage`), and the share ``max_words`` keeps. Encoders whose
+    vocabularies split the same words into more pieces read less of each note under the same settings."""
     cov = coverage(lengths, segment_length, max_segments)
     kept = lengths.clip(upper=max_segments * (segment_length - 2))
     return pd.DataFrame({
@@ -405,13 +409,32 @@ def segment_summary(lengths: pd.DataFrame, segment_length: int, max_segments: in
         "pieces per word": lengths.attrs.get("pieces_per_word", pd.Series(dtype=float)),
         "segments read (mean)": np.ceil(kept / (segment_length - 2)).clip(lower=1).mean(),
         "share read by BERT-hier": pd.Series(cov["hier"]), "share read by BERT-trun": pd.Series(cov["trun"]),
+        "share kept by max_words": _kept_share(lengths),
     }).dropna(axis=1, how="all").round(2)
 
 
+def _kept_share(lengths: pd.DataFrame) -> pd.Series:
+    """The share of the notes' words that ``max_words`` keeps (the same for every encoder), NaN without counts."""
+    kept, words = lengths.attrs.get("kept_words"), lengths.attrs.get("note_words")
+    value = float(np.sum(kept)) / max(float(np.sum(words)), 1.0) if kept is not None else np.nan
+    return pd.Series(value, index=lengths.columns)
+
+
 def coverage(lengths: pd.DataFrame, segment_length: int, max_segments: int) -> dict[str, dict[str, float]]:
-    """``{"hier"|"trun": {encoder label: share of all word pieces read}}`` from :func:`piece_lengths`' table:
-    BERT-hier reads ``max_segments * (segment_length - 2)`` pieces per note, BERT-trun ``segment_length - 2``."""
+    """``{"hier"|"trun": {encoder label: share of the notes' words read}}`` from :func:`piece_lengths`' table:
+    BERT-hier reads ``max_segments * (segment_length - 2)`` pieces per note, BERT-trun ``segment_length - 2``, of
+    the pieces of the note's first ``max_words`` words. Each note's words read are its words kept times the share
+    of their pieces read, summed over notes and divided by all their words (``attrs`` ``note_words`` and
+    ``kept_words``; without them, the share of the pieces: every word kept). So a note cut at ``max_words`` counts
+    as read only in part, even when every segment fits."""
     body = segment_length - 2
-    total = lengths.sum().clip(lower=1)
-    return {"hier": (lengths.clip(upper=max_segments * body).sum() / total).to_dict(),
-            "trun": (lengths.clip(upper=body).sum() / total).to_dict()}
+    kept, words = lengths.attrs.get("kept_words"), lengths.attrs.get("note_words")
+
+    def share(cap: int) -> dict[str, float]:
+        read = lengths.clip(upper=cap)
+        if kept is None:                                   # no word counts: the share of the pieces themselves
+            return (read.sum() / lengths.sum().clip(lower=1)).to_dict()
+        words_read = (read / lengths.clip(lower=1)).mul(np.asarray(kept, dtype=float), axis=0).sum()
+        return (words_read / max(float(np.sum(words)), 1.0)).to_dict()
+
+    return {"hier": share(max_segments * body), "trun": share(body)}

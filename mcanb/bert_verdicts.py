@@ -147,9 +147,10 @@ def _metrics(label_space: str, extra: Sequence[str] = ()) -> tuple[str, ...]:
 
 
 def _coverage_note(label: str, coverage: Mapping[str, float] | None) -> str:
-    return f" (reads {100 * coverage[label]:.0f} % of each note's pieces)" if coverage and label in coverage else ""
+    return f" (reads {100 * coverage[label]:.0f} % of the notes' words)" if coverage and label in coverage else ""
 
 
+FLOOR_METRIC = "micro_f1@dev_threshold"   # what a row must beat the most-frequent floor on (bert_scores.DEV_THRESHOLD)
 ALPHA = 0.05   # one-sided level of the paired tests: a difference is beyond noise when every seed's p is below it
 NOISE_LEAD = "Beyond test-set noise"   # how a verdict's noise clause starts (said_and_noise sets it apart)
 
@@ -245,9 +246,10 @@ def domain_verdict(rows: Sequence, results: Sequence[dict], label_space: str = "
 
 def more_data_verdict(pairs: Sequence[tuple[str, str]], results: Sequence[dict], label_space: str = "50", *,
                       architectures: Sequence[str] = ("hier_lan", "trun_fcn"), extra_metrics: Sequence[str] = (),
-                      processed: Any = None) -> str:
+                      processed: Any = None, floor: Mapping[str, Any] | None = None) -> str:
     """This run's (less data, more data) encoder pairs, under each architecture that ran both (with
-    :func:`noise_clause` given the ``processed`` data)."""
+    :func:`noise_clause` given the ``processed`` data, and, given the ``floor`` record too, a warning where a row of
+    the pair does not clear the most-frequent floor: :func:`floor_caveat`)."""
     score = means(results)
     lines = []
     for less, more in pairs:
@@ -256,8 +258,29 @@ def more_data_verdict(pairs: Sequence[tuple[str, str]], results: Sequence[dict],
                 metrics = _metrics(label_space, extra_metrics)
                 lines.append(f"{published.ARCHITECTURES[arch]}: " + compare(
                     more, score[(more, arch)], less, score[(less, arch)], metrics)
+                    + floor_caveat(results, floor, processed, [(more, arch), (less, arch)])
                     + _noise(processed, results, (more, arch), (less, arch), metrics))
     return "\n".join(lines) or "This run has no less-data / more-data pair to compare."
+
+
+def floor_caveat(results: Sequence[dict], floor: Mapping[str, Any] | None, processed: Any,
+                 keys: Sequence[tuple[str, str]], metric: str = FLOOR_METRIC) -> str:
+    """" Read with care: ..." naming the rows among ``keys`` (``(encoder, architecture)``) that do not clear the
+    most-frequent ``floor`` on ``metric`` beyond test-set noise (the test of :func:`floor_verdict`): a comparison of
+    rows that learned little from the notes says little about what it compares. Empty without ``floor`` or
+    ``processed``, or when every row clears it."""
+    if floor is None or processed is None:
+        return ""
+    rows = [r for r in results if (r["encoder"], r["architecture"]) in set(keys)]
+    named = {r["row"]: f"{r['encoder']} · {published.ARCHITECTURES[r['architecture']]}" for r in rows}
+    check = floor_check(summarise_seeds([*rows, floor]), list(named), floor["row"], [metric],
+                        results=[*rows, floor], processed=processed)
+    short = [named[c.model] for c in check.itertuples() if not c.above]
+    if not short:
+        return ""
+    verb = "does" if len(short) == 1 else "do"
+    return (f" Read with care: {_join(short)} {verb} not clear the most-frequent floor on {_label(metric)} beyond "
+            "test-set noise, so this compares rows that learned little from the notes.")
 
 
 def hierarchy_verdict(rows: Sequence, results: Sequence[dict], label_space: str = "50", *,
@@ -277,7 +300,7 @@ def hierarchy_verdict(rows: Sequence, results: Sequence[dict], label_space: str 
 
 
 def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: Any,
-                  metric: str = "micro_f1@dev_threshold", *, must_clear: Sequence[str] | None = None,
+                  metric: str = FLOOR_METRIC, *, must_clear: Sequence[str] | None = None,
                   ranking: str | None = "macro_auc", alpha: float = ALPHA, n_resamples: int = 1000) -> tuple[bool, str]:
     """``(every row of the ``must_clear`` architectures, or every row, above the floor beyond test-set noise,
     sentence on every row)``.

@@ -244,19 +244,26 @@ def floor_check(summary: pd.DataFrame, models: Sequence[str], floor: str = "most
 
 
 def compare_best_two(processed: Processed, results: Sequence[dict], metric: str = "micro_f1",
-                     n_resamples: int = 1000) -> tuple[str, str, metrics.PairedComparison]:
-    """Paired bootstrap on the test set between the two models with the best mean *dev* ``metric``.
+                     n_resamples: int = 1000) -> tuple[str, str, dict[Any, metrics.PairedComparison]]:
+    """Paired bootstrap on the test set between the two models with the best mean *dev* ``metric``, on every seed
+    both ran: ``(a, b, {seed: comparison})``.
 
-    Ranking on dev keeps the test set out of the choice. Both models are compared on their first common seed
-    (one trained model each: averaging scores over seeds would test an ensemble instead). A ``ValueError`` if
-    fewer than two models have the metric: a run of one model has nothing to compare (the notebook skips it).
+    Ranking on dev keeps the test set out of the choice. Each seed's two trained models are compared (averaging
+    scores over seeds would test an ensemble instead); the difference stands beyond test-set noise when every seed's
+    one-sided p is under 0.05, the rule of the floor check and the BERT verdicts. A ``ValueError`` if fewer than two
+    models have the metric: a run of one model has nothing to compare (the notebook skips it).
     """
     table = summarise_seeds(results, split="dev")
     ranked = table[table["metric"] == metric].sort_values("mean", ascending=False)["row"].tolist()
     if len(ranked) < 2:
         raise ValueError(f"need two models with {metric_key('dev', metric)}, have {ranked}")
     a, b = ranked[:2]
-    seed = min({r["seed"] for r in results if r["row"] == a} & {r["seed"] for r in results if r["row"] == b},
-               default=None)
-    pick = {r["row"]: r for r in results if r["row"] in (a, b) and (seed is None or r["seed"] == seed)}
-    return a, b, paired_on_test(processed, pick[a], pick[b], metric, n_resamples=n_resamples)
+    runs = {row: {r.get("seed"): r for r in results if r["row"] == row} for row in (a, b)}
+    order = dict(key=lambda s: (s is None, s))
+    seeds = (sorted(set(runs[a]) & set(runs[b]), **order)                      # both trained on the seed
+             or sorted(set(runs[a]) | set(runs[b]), **order))                 # or one is a baseline (no seed)
+
+    def run(row: str, seed: Any) -> dict:
+        return runs[row].get(seed) or runs[row].get(None) or next(iter(runs[row].values()))
+
+    return a, b, {s: paired_on_test(processed, run(a, s), run(b, s), metric, n_resamples=n_resamples) for s in seeds}

@@ -42,3 +42,10 @@ def out_dir(notebook: str, run: str, create: bool = True) -> Path:
     if create:
         d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def shown(path: str | os.PathLike) -> str:
+    """``path`` as printed for a user: relative to the repository when inside it (so no one's home folder appears in
+    messages, tables and notebooks), else as it is (outputs may live elsewhere: ``$MCANB_OUTPUTS``)."""
+    p = Path(path)
+    return str(p.relative_to(ROOT)) if ROOT in p.parents else str(p)

@@ -23,15 +23,10 @@ from typing import Any
 import yaml
 
 from . import params as P
-from .paths import NOTEBOOKS, PARAMETERS, ROOT, TOY_MIMIC, TOY_PREPROCESSED, out_dir
+from .paths import NOTEBOOKS, PARAMETERS, ROOT, TOY_MIMIC, TOY_PREPROCESSED, out_dir, shown
 
 # The parameter file a notebook runs with, shown in the params.yaml it writes (mcanb.reporting.save_params).
 PARAMETER_FILE_ENV = "MCANB_PARAMETER_FILE"
-
-
-def _shown(path: Path) -> Path:
-    """``path`` relative to the repository when inside it (outputs may live elsewhere: $MCANB_OUTPUTS)."""
-    return path.relative_to(ROOT) if ROOT in path.parents else path
 
 
 def numbered_notebooks() -> list[str]:
@@ -116,8 +111,8 @@ def describe_source(notebook: str, run: str) -> str:
     """The parameter file behind a run and what it extends, for records: ``a.yaml (extends b.yaml, c.yaml)``."""
     file = parameter_file(notebook, run)
     if not file.exists():
-        return f"{_shown(file)} (absent: the notebook's defaults)"
-    chain = [str(_shown(f)) for f in P.extends_chain(file)]
+        return f"{shown(file)} (absent: the notebook's defaults)"
+    chain = [shown(f) for f in P.extends_chain(file)]
     return chain[0] + (f" (extends {', '.join(chain[1:])})" if len(chain) > 1 else "")
 
 
@@ -126,13 +121,13 @@ def _file_values(notebook: str, run: str) -> tuple[Path, dict[str, Any]]:
     if P.is_base(file):
         users = [f"{nb}/{r}" for nb in numbered_notebooks() for r in parameter_files(nb)[0]
                  if file in P.extends_chain(PARAMETERS / nb / f"{r}.yaml")]
-        raise P.ParameterError(f"{_shown(file)}: a base file (shared settings that other files extend), not a run; "
+        raise P.ParameterError(f"{shown(file)}: a base file (shared settings that other files extend), not a run; "
                                f"run one that extends it: {', '.join(users) or '(none yet)'}")
     if not file.exists():
         if run == "toy":                      # every notebook runs on the toy fixture with its defaults
             return file, {}
         runs, _ = parameter_files(notebook)
-        raise P.ParameterError(f"{_shown(file)}: parameter file not found (parameters/{notebook}/ has: "
+        raise P.ParameterError(f"{shown(file)}: parameter file not found (parameters/{notebook}/ has: "
                                f"{', '.join(runs) or 'none'}; or give the path of a YAML file)")
     return file, P.load_file(file)
 
@@ -155,7 +150,7 @@ def resolve_parameters(notebook: str, run: str, overrides: dict[str, Any] | None
     defaults = P.notebook_defaults(nb_path)
     file, values = _file_values(notebook, run)
     values = P.coerce(values, defaults)
-    P.check(values, defaults, str(_shown(file)))
+    P.check(values, defaults, shown(file))
     overrides = P.coerce(overrides or {}, defaults)
     P.check(overrides, defaults, overrides_source)
     values = {**values, **overrides}
@@ -177,10 +172,10 @@ def execute(notebook: str, run: str, overrides: dict[str, Any] | None = None, ti
     source = describe_source(notebook, run)
     label = Path(run).name if is_file_argument(run) else run
     if dry_run:
-        print(f"[mcanb] dry run: {notebook} / {label} -> {_shown(target)}\n# parameter file: {source}\n"
+        print(f"[mcanb] dry run: {notebook} / {label} -> {shown(target)}\n# parameter file: {source}\n"
               + yaml.safe_dump(values, sort_keys=True, allow_unicode=True), end="", flush=True)
         return target
-    print(f"[mcanb] {notebook} / {label} -> {_shown(target)} (parameters: {source})", flush=True)
+    print(f"[mcanb] {notebook} / {label} -> {shown(target)} (parameters: {source})", flush=True)
     before = os.environ.get(PARAMETER_FILE_ENV)
     os.environ[PARAMETER_FILE_ENV] = source          # the kernel inherits it; params.yaml names the file
     try:

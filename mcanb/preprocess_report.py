@@ -93,7 +93,7 @@ def summary_tables(report: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     c = report["counts"]
     steps = [("notes in NOTEEVENTS", c.get("notes_total")), ("discharge summaries", c.get("discharge_notes")),
              ("admissions with a discharge summary", c.get("admissions_with_discharge")),
-             ("documents after tokenisation", c.get("documents"))]
+             ("documents in a split, with tokens left", c.get("documents"))]
     for space in ("full", "50"):
         for split in splits_mod.SPLITS:
             steps.append((f"{space}: {split} documents", c[space][split]))

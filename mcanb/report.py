@@ -43,14 +43,20 @@ def _status(spec: RunSpec) -> tuple[str, dict | None]:
     try:
         rec = read_record(OUTPUTS / spec.key)
     except StudyError as e:                      # a damaged record: say so in the report, do not guess
-        return f"damaged run record: {str(e)[:160]}", None
+        return f"damaged run record: {_one_line(str(e))}", None
     if rec is None:
         if (OUTPUTS / spec.key / "metrics.json").exists():     # run in JupyterLab or by papermill, not by mcanb
             return ("has results but no run record: it ran outside `mcanb run` and `mcanb study` (in JupyterLab, "
                     "say), so what its numbers were computed from is not known; `mcanb study` runs it again"), None
         return "never ran", None
     return {"done": "done", "running": "interrupted (resumes on the next `mcanb study`)",
-            "failed": f"failed: {rec.get('error', '?')[:160]}"}.get(rec.get("status"), rec.get("status", "?")), rec
+            "failed": f"failed: {_one_line(str(rec.get('error', '?')))}"}.get(rec.get("status"), rec.get("status", "?")), rec
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    """``text`` on one line (an error's traceback lines would break the report's tables), at most ``limit`` long."""
+    flat = " ".join(text.split()).replace("|", "/")
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
 def _values(spec: RunSpec) -> dict:

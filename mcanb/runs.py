@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import identity
-from .paths import OUTPUTS, ROOT, RUNS, resolve
+from .paths import OUTPUTS, RUNS, resolve, shown
 
 RESULT_FILES = ("metrics.json", ".mcanb-run.json")   # what makes a notebook run folder a result
 BUSY_SECONDS = 600                                    # a run that wrote a file this recently may be training now
@@ -87,10 +87,6 @@ def used_run(path: Path) -> Path | None:
     return None
 
 
-def _shown(p: Path) -> str:
-    return str(p.relative_to(ROOT)) if ROOT in p.parents else str(p)
-
-
 # ------------------------------------------------------------------ what `mcanb predict --model` was given instead
 MODEL_FOLDER = ("a trained model's folder, which holds params.yaml (naming model, data_dir and label_space) and "
                 "checkpoints/best.pt: a training run outputs/runs/<row>/<identity>/seed<k>, or the same named through "
@@ -127,7 +123,7 @@ def used_names(folder: Path) -> list[str]:
     except (OSError, ValueError, TypeError):
         return []
     rows = [e.parent.parent.relative_to(RUNS) if RUNS in e.parents else Path(e.parent.parent.name) for e in entries]
-    return [_shown(folder / row / e.name) for row, e in zip(rows, entries)]
+    return [shown(folder / row / e.name) for row, e in zip(rows, entries)]
 
 
 def missing_model(model: str, path: Path, cwd: str | Path) -> str:
@@ -140,11 +136,11 @@ def missing_model(model: str, path: Path, cwd: str | Path) -> str:
     notebook, run, rest = found
     folder, command = OUTPUTS / notebook / run, rerun_command(notebook, run)
     if not folder.is_dir():
-        return (f"--model {model}: the notebook run {notebook}/{run} has not been run yet (no folder {_shown(folder)});"
+        return (f"--model {model}: the notebook run {notebook}/{run} has not been run yet (no folder {shown(folder)});"
                 f" run it first with `{command}`, then call again")
     if not any((folder / f).exists() for f in RESULT_FILES):
         return (f"--model {model}: the notebook run {notebook}/{run} has not finished (no metrics.json in "
-                f"{_shown(folder)}); run it with `{command}`, then call again")
+                f"{shown(folder)}); run it with `{command}`, then call again")
     names = used_names(folder)
     return (f"--model {model}: the notebook run {notebook}/{run} trained no model {'/'.join(rest)}; "
             + (f"its trained models: {', '.join(names[:12])}" if names else
@@ -188,7 +184,7 @@ def retrain_advice(run_dir: Path) -> str:
 
 def describe(run: TrainingRun) -> str:
     """Two lines: the folder, its status and users; then what it was made from (the identity parts)."""
-    head = f"{_shown(run.path)}  {run.status}  " + (f"used by {', '.join(run.used_by)}" if run.used_by else "unused")
+    head = f"{shown(run.path)}  {run.status}  " + (f"used by {', '.join(run.used_by)}" if run.used_by else "unused")
     if run.identity is None:
         return head + "\n    made from: unknown (no identity.json: written before runs had one)"
     p = run.identity.get("parts", {})
@@ -231,11 +227,11 @@ def main(prune_unused: bool = False, dry_run: bool = False, outputs: Path | None
         echo(describe(r))
     n_unused = sum(not r.used_by for r in runs)
     store = Path(outputs or OUTPUTS) / RUNS.relative_to(OUTPUTS)
-    echo(f"{len(runs)} training runs in the run store {_shown(store)}, {n_unused} unused")
+    echo(f"{len(runs)} training runs in the run store {shown(store)}, {n_unused} unused")
     if prune_unused or dry_run:
         gone = prune(runs, dry_run=dry_run)
         verb = "would remove" if dry_run else "removed"
         for r in gone:
-            echo(f"{verb} {_shown(r.path)}")
+            echo(f"{verb} {shown(r.path)}")
         echo(f"{verb} {len(gone)} unused runs" + ("" if len(gone) == n_unused else
                                                   f" ({n_unused - len(gone)} running now: kept)"))

@@ -191,8 +191,8 @@ def test_run_verdicts_and_floor_from_result_rows():
            {"encoder": "rand", "architecture": "hier_lan", "seed": 0, "test/micro_f1": 0.5, "test/macro_auc": 0.8},
            {"encoder": "in", "architecture": "trun_lan", "seed": 0, "test/micro_f1": 0.3, "test/macro_auc": 0.6}]
     text = v.domain_verdict(rows, res, coverage={"in": 0.9, "rand": 0.5})
-    assert text == ("in (reads 90 % of each note's pieces) is above rand (reads 50 % of each note's pieces) on "
-                    "micro-F1 (60.0 vs 50.0); rand (reads 50 % of each note's pieces) is ahead on macro-AUC "
+    assert text == ("in (reads 90 % of the notes' words) is above rand (reads 50 % of the notes' words) on "
+                    "micro-F1 (60.0 vs 50.0); rand (reads 50 % of the notes' words) is ahead on macro-AUC "
                     "(80.0 vs 70.0).")
     assert "in: BERT-hier + LAN is above BERT-trun + LAN on macro-AUC (70.0 vs 60.0) and micro-F1 (60.0 vs 30.0)." \
         in v.hierarchy_verdict(rows, res)
@@ -260,6 +260,11 @@ def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(t
                            "test-set noise (paired bootstrap over the 300 test notes, 200 resamples, one-sided "
                            "p < 0.05 for every seed): in · BERT-hier + LAN (1.000, p = 0.005).")   # 1 / (1 + 200)
     assert "Above it by no more than test-set noise: in · BERT-trun + FCN (" in text
+    # a comparison with a row that does not clear the floor says so (the more-data verdict, given the floor)
+    assert v.floor_caveat(rows, floor, data, [("in", "hier_lan"), ("in", "trun_fcn")]) == (
+        " Read with care: in · BERT-trun + FCN does not clear the most-frequent floor on micro-F1 (dev thr.) beyond "
+        "test-set noise, so this compares rows that learned little from the notes.")
+    assert v.floor_caveat(rows, floor, data, [("in", "hier_lan")]) == "" == v.floor_caveat(rows, None, data, [])
     assert text.endswith("At or below it: in · BERT-hier + FCN (0.000).")
     # the same sentence, judged on the label-attention rows only (the notebooks' WARNING)
     assert v.floor_verdict(rows, floor, data, metric, must_clear=["hier_lan"], n_resamples=200) == (True, text)
@@ -329,6 +334,13 @@ def test_coverage_and_per_encoder_settings():
     table = bert_scores.with_coverage(pd.DataFrame({"encoder": ["general", "in-domain"],
                                                    "architecture": ["BERT-hier + LAN", "BERT-trun + FCN"]}), cov)
     assert list(table["note read"]) == ["75 %", "50 %"]
+    # notes cut at max_words are read only in part: of 100 + 400 words the cut kept 100 + 200
+    lengths.attrs.update(note_words=[100, 400], kept_words=[100, 200])
+    cov = bert_study.coverage(lengths, segment_length=52, max_segments=4)
+    assert cov["hier"] == pytest.approx({"general": (100 + 200 * 200 / 300) / 500, "in-domain": 300 / 500})
+    assert cov["trun"] == pytest.approx({"general": (100 * 50 / 100 + 200 * 50 / 300) / 500,
+                                         "in-domain": (100 + 200 * 50 / 150) / 500})
+    assert list(bert_study.segment_summary(lengths, 52, 4)["share kept by max_words"]) == [0.6, 0.6]
     assert bert_study.setting_for({"fcn": 0.03, "default": 0.01}, "head_lr", "hier_fcn", "fcn") == 0.03
     assert bert_study.setting_for({"fcn": 0.03, "default": 0.01}, "head_lr", "hier_lan", "lan") == 0.01
     assert bert_study.setting_for(0.002, "encoder_lr", "general") == 0.002

@@ -133,8 +133,12 @@ def test_baselines_summary_and_paired_test(toy, tmp_path):
     row = summary[(summary["row"] == "most_frequent") & (summary["metric"] == "micro_f1")].iloc[0]
     assert row["n_seeds"] == 2 and row["sd"] == pytest.approx(0.01 / math.sqrt(2))
     assert not summary["metric"].str.startswith("n_").any() and "macro_auc_n_skipped" not in set(summary["metric"])
-    best, second, test = E.compare_best_two(toy, results)
-    assert (best, second) == ("tfidf_lr", "most_frequent") and 0 < test.p_value <= 1
+    best, second, tests = E.compare_best_two(toy, results)
+    assert (best, second) == ("tfidf_lr", "most_frequent") and list(tests) == [None]   # baselines: one run each
+    assert 0 < tests[None].p_value <= 1
+    seeded = [{**r, "seed": s} for r in results for s in (13, 14)]            # the same scores under two seeds
+    assert [(s, t.p_value) for s, t in E.compare_best_two(toy, seeded)[2].items()] == [(13, tests[None].p_value),
+                                                                                  (14, tests[None].p_value)]
     for r in results:     # F1 at the threshold tuned on dev, beside F1 at 0.5
         assert 0 < r["dev_threshold"] < 1 and 0 <= r["test/micro_f1@dev_threshold"] <= 1
     tfidf = results[1]

@@ -387,3 +387,16 @@ def test_corpus_table_is_not_mimic_shaped_and_carries_a_signal(tmp_path):
     assert mentioned / sum(codes.values()) > 0.8                           # the codes are in the text
     assert corpus.ensure(tmp_path / "c") == path
     assert fixture.main(["--size", "corpus", "--out", str(tmp_path / "c")]) == 0
+
+
+def test_planted_bounds_read_both_fixture_shapes():
+    """Notebook 01 shows the ceiling and floor a fixture planted, from either shape of ``fixture.json``."""
+    from mcanb.fixture import planted_bounds
+
+    mimic = {"oracle": {"test_50": {"micro_f1": 0.85, "n_admissions": 9}, "test_full": {"micro_f1": 0.8}},
+             "baseline_most_frequent": {"test_50": {"k": 6, "micro_f1": 0.25}, "test_full": {"micro_f1": 0.2}}}
+    assert planted_bounds(mimic) == {"ceiling (oracle)": {"test_50": 0.85, "test_full": 0.8},
+                                     "floor (most frequent codes)": {"test_50": 0.25, "test_full": 0.2}}
+    table = {"oracle": {"split": "test", "micro_f1": 0.9}, "baseline_most_frequent": {"split": "test", "k": 2,
+                                                                                      "codes": ["A"], "micro_f1": 0.2}}
+    assert planted_bounds(table) == {"ceiling (oracle)": {"test": 0.9}, "floor (most frequent codes)": {"test": 0.2}}

@@ -213,3 +213,16 @@ def test_the_report_sets_each_answers_noise_clause_apart():
             "<li>c is above d on P@5 (1.0 vs 0.5).</li></ul>") in page
     md = report.render_md(profile, data, Path("."))
     assert f"- {line}\\\n  {noise.strip()}\n- c is above d on P@5 (1.0 vs 0.5).\n" in md
+
+
+def test_a_failed_runs_error_is_one_line_in_the_report(tmp_path, monkeypatch):
+    """A failed run's error keeps its traceback's line breaks and may hold a ``|``: the report's status puts it on one
+    line, cut to 160 characters, so the runs table keeps its rows."""
+    from mcanb import report
+    from mcanb.study import RunSpec
+    monkeypatch.setattr(report, "OUTPUTS", tmp_path)
+    monkeypatch.setattr(report, "read_record", lambda folder: {"status": "failed", "error": "ValueError: bad | value\n"
+                                                               "  File x.py, line 3\n" + "y" * 300})
+    status, _ = report._status(RunSpec("02_pretraining_domains", "toy"))
+    assert status.startswith("failed: ValueError: bad / value File x.py, line 3 yyy") and "\n" not in status
+    assert len(status) == len("failed: ") + 160 and status.endswith("…")
