@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from . import metrics, processed as processed_mod
-from .identity import USES_FILE
+from .identity import USES_FILE, file_sha256
 from .paths import OUTPUTS, ROOT, RUNS, resolve
 from .reporting import PALETTE
 from .predictions import load_predictions
@@ -97,7 +97,8 @@ def discover(runs: Sequence[str], outputs: Path = OUTPUTS, exclude: Sequence[str
 
     Example: ``discover(["toy"])`` finds notebook 04's ``outputs/runs/cnn/<identity>/seed13/...`` through
     ``outputs/04_cnn_retraining/toy/training_runs.json``, and its ``outputs/04_cnn_retraining/toy/most_frequent/``.
-    A training run that two notebook runs list is shown once. Sorted by notebook, run, model, seed.
+    A training run that two notebook runs list is shown once, and so is a baseline whose scores two notebook runs
+    saved byte for byte (the most-frequent floor of notebooks 02, 03 and 04). Sorted by notebook, run, model, seed.
     """
     found = []
     skip = {*exclude, RUNS.name}
@@ -111,7 +112,17 @@ def discover(runs: Sequence[str], outputs: Path = OUTPUTS, exclude: Sequence[str
     unique: dict[Path, PredictionRun] = {}
     for r in found:
         unique.setdefault(r.path, r)                     # the first notebook run that lists it
-    return sorted(unique.values(), key=lambda r: (r.notebook, r.run, r.model, -1 if r.seed is None else r.seed))
+    ordered = sorted(unique.values(), key=lambda r: (r.notebook, r.run, r.model, -1 if r.seed is None else r.seed))
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for r in ordered:     # a baseline (no seed) that several notebooks fit on the same data is the same scores
+        if r.seed is None:
+            same = (r.label_space, r.model, file_sha256(r.path))
+            if same in seen:
+                continue
+            seen.add(same)
+        out.append(r)
+    return out
 
 
 def _recorded(run_dir: Path) -> list[Path]:
@@ -205,28 +216,35 @@ def frequency_tables(preds: Sequence[PredictionRun], *, bins: Sequence[float], t
 
 def summarise(long: pd.DataFrame) -> pd.DataFrame:
     """Per model and bin: mean and sd (ddof 1, 0 for one seed) of micro-F1 over seeds, seed count, the mean number
-    of never-predicted codes, and the widest bootstrap interval over seeds (``ci_low`` min, ``ci_high`` max)."""
+    of never-predicted codes (NaN for a bin without codes), and the widest bootstrap interval over seeds (``ci_low``
+    min, ``ci_high`` max)."""
     g = long.groupby(["model", "bin"], sort=False)
     out = g.agg(n_codes=("n_codes", "first"), n_present=("n_present", "first"),
                 never_predicted=("never_predicted", "mean"), f1_mean=("micro_f1", "mean"),
                 f1_sd=("micro_f1", "std"), n_seeds=("seed", "count"),
                 ci_low=("ci_low", "min"), ci_high=("ci_high", "max")).reset_index()
     out["f1_sd"] = out["f1_sd"].fillna(0.0)
+    out["never_predicted"] = out["never_predicted"].where(out["n_codes"] > 0)    # an empty bin has no code to miss
     out["never_predicted_share"] = np.where(out["n_codes"] > 0, out["never_predicted"] / out["n_codes"].clip(lower=1),
                                             np.nan)
     return out
 
 
 def display_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary as text cells for reading beside the figure: "no codes" instead of a blank for empty bins."""
-    rows = []
+    """The summary as text cells for reading beside the figure: a bin without codes is one row, "no codes", for
+    every model at once (it is empty for all of them), never a blank."""
+    rows, empty_done = [], set()
     for r in summary.itertuples(index=False):
         empty = r.n_codes == 0
+        if empty:
+            if r.bin in empty_done:
+                continue
+            empty_done.add(r.bin)
         f1 = "no codes" if empty else (f"{r.f1_mean:.3f}" if r.n_seeds == 1 else f"{r.f1_mean:.3f} ± {r.f1_sd:.3f}")
         ci = "–" if empty else f"{r.ci_low:.3f} to {r.ci_high:.3f}"
-        rows.append({"model": r.model, "bin": r.bin, "codes": r.n_codes, "in test": r.n_present,
-                     "never predicted": "–" if empty else f"{r.never_predicted:g}", "micro-F1": f1, "95% CI": ci,
-                     "seeds": r.n_seeds})
+        rows.append({"model": "every model" if empty else r.model, "bin": r.bin, "codes": r.n_codes,
+                     "in test": r.n_present, "never predicted (mean over seeds)": "–" if empty else
+                     f"{r.never_predicted:g}", "micro-F1": f1, "95% CI": ci, "seeds": r.n_seeds})
     return pd.DataFrame(rows).set_index(["model", "bin"])
 
 
@@ -236,13 +254,17 @@ def plot(summary: pd.DataFrame, title: str):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    summary = summary[summary["n_codes"] > 0]                # a bin without codes has nothing to draw
     bins = list(dict.fromkeys(summary["bin"]))
     models = list(dict.fromkeys(summary["model"]))
     n_codes = summary.groupby("bin", sort=False)["n_codes"].first()
     ticks = [f"{b}\n{n_codes[b]} codes" for b in bins]
-    colours = dict(zip(models, (PALETTE * (len(models) // len(PALETTE) + 1))[:len(models)]))
+    palette = PALETTE if len(models) <= len(PALETTE) else sns.color_palette("tab20", len(models))   # no colour twice
+    colours = dict(zip(models, palette))
+    columns = min(len(models), 4)
+    legend_rows = -(-len(models) // columns)
     sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4 + 0.3 * legend_rows))
     ax = sns.barplot(data=summary, x="bin", y="f1_mean", hue="model", order=bins, hue_order=models,
                      palette=colours, errorbar=None, ax=axes[0])
     width = 0.8 / len(models)                           # seaborn's dodge: hue bars share 0.8 of each category
@@ -263,8 +285,8 @@ def plot(summary: pd.DataFrame, title: str):
     ax2.set_xticks(range(len(bins)), ticks)
     handles, labels = ax.get_legend_handles_labels()
     ax.get_legend().remove()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(models), 6), frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=columns, frameon=False)
+    fig.tight_layout(rect=(0, 0.045 * legend_rows + 0.02, 1, 1))  # the legend's rows below the panels, not over them
     return fig
 
 

@@ -55,6 +55,20 @@ def test_discover_follows_the_training_runs_a_notebook_run_lists(tmp_path):
         ("03_hierarchy", "toy", "caml", 14, used)]                         # once, for the first that lists it
 
 
+def test_a_baseline_that_several_notebooks_saved_byte_for_byte_is_shown_once(tmp_path):
+    """Notebooks 02, 03 and 04 each fit the most-frequent floor on the same data: one row in the figure, not three;
+    a baseline whose scores differ (another label space here) stays."""
+    meta = {"data_dir": "d", "label_space": "50"}
+    for nb in ("02_pretraining_domains", "03_hierarchy", "04_cnn_retraining"):
+        _write(tmp_path / nb / "toy", "most_frequent", meta)
+    _write(tmp_path / "04_cnn_retraining" / "toy", "tfidf_lr", meta)
+    _write(tmp_path / "04_cnn_retraining" / "wide", "most_frequent", {**meta, "label_space": "full"}, n_codes=5)
+    found = F.discover(["*"], outputs=tmp_path)
+    assert [(p.notebook[:2], p.run, p.model) for p in found] == [("02", "toy", "most_frequent"),
+                                                                  ("04", "toy", "tfidf_lr"),
+                                                                  ("04", "wide", "most_frequent")]
+
+
 def test_predictions_without_label_space_are_an_error_naming_the_file(tmp_path):
     run = tmp_path / "04_cnn_retraining" / "toy"
     pred = _write(run, "cnn/seed13", {"model": "cnn"})
@@ -92,8 +106,12 @@ def test_summary_over_seeds_and_a_table_without_blanks():
     first = s.iloc[0]
     assert first["f1_mean"] == pytest.approx(0.6) and first["f1_sd"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert (first["ci_low"], first["ci_high"], first["never_predicted"]) == pytest.approx((0.4, 0.8, 1.5))
-    shown = F.display_table(s)
-    assert shown.loc[("cnn", "100+"), "micro-F1"] == "no codes"
+    assert np.isnan(s.iloc[1]["never_predicted"])                      # an empty bin has no code to miss
+    two = pd.concat([s, s.assign(model="caml")], ignore_index=True)
+    shown = F.display_table(two)
+    assert shown.loc[("every model", "100+"), "micro-F1"] == "no codes"           # once, not once per model
+    assert list(shown.index) == [("cnn", "1-9"), ("every model", "100+"), ("caml", "1-9")]
+    assert shown.loc[("cnn", "1-9"), "never predicted (mean over seeds)"] == "1.5"
     assert shown.loc[("cnn", "1-9"), "micro-F1"] == "0.600 ± 0.141"
     assert not (shown.astype(str) == "").any().any() and not shown.isna().any().any()
     flat = F.flat_metrics(s, "full")
