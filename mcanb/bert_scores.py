@@ -41,28 +41,36 @@ def with_coverage(table: pd.DataFrame, cov: dict[str, dict[str, float]], archite
     return out
 
 
-def plot_scores(results: Sequence[dict], metric: str = "micro_f1", split: str = "test", floor: float | None = None):
-    """Bars of ``<split>/<metric>`` per encoder, one colour per architecture, seed spread as error bars; a dashed
-    line at ``floor`` (the most-frequent baseline) when given."""
+def plot_scores(results: Sequence[dict], metric: str = "micro_f1", split: str = "test", floor: float | None = None,
+                title: str | None = None):
+    """Bars of ``<split>/<metric>`` per encoder, one colour per architecture, the seeds' sd as error bars where there
+    are several seeds (none with one: an sd of 0 would look like certainty); a dashed line at ``floor`` (the
+    most-frequent baseline) when given; ``title`` above, and the number of seeds in the axis label."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     from .reporting import PALETTE
 
     frame = pd.DataFrame(results)
-    g = frame.groupby(["encoder", "architecture"], sort=False)[f"{split}/{metric}"].agg(["mean", "std"]).reset_index()
+    g = frame.groupby(["encoder", "architecture"], sort=False)[f"{split}/{metric}"].agg(["mean", "std", "count"]
+                                                                                         ).reset_index()
     encs, archs = list(dict.fromkeys(g["encoder"])), list(dict.fromkeys(g["architecture"]))
     fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(encs), 3.4))
     width = 0.8 / len(archs)
     for j, arch in enumerate(archs):
         sub = g[g["architecture"] == arch].set_index("encoder").reindex(encs)
+        spread = sub["std"].where(sub["count"] > 1)                    # one seed: no error bar
         ax.bar(np.arange(len(encs)) + (j - (len(archs) - 1) / 2) * width, sub["mean"], width,
-               yerr=sub["std"].fillna(0), color=PALETTE[j % len(PALETTE)], label=published.ARCHITECTURES[arch],
-               capsize=3)
+               yerr=None if spread.isna().all() else spread.fillna(0), color=PALETTE[j % len(PALETTE)],
+               label=published.ARCHITECTURES[arch], capsize=3)
     if floor is not None:
         ax.axhline(floor, color="grey", ls="--", lw=1, label="most frequent codes")
     ax.set_xticks(np.arange(len(encs)), [e.replace(" (", "\n(") for e in encs], fontsize=8)
-    ax.set_ylabel(f"{split} {metric}")
+    seeds = int(g["count"].max())
+    ax.set_ylabel(f"{split} {published.METRIC_LABELS.get(metric, metric)}\n"
+                  + (f"mean ± sd over {seeds} seeds" if seeds > 1 else "one seed"), fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="best", framealpha=0.9)
     fig.tight_layout()
     return fig

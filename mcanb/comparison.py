@@ -414,4 +414,6 @@ def markdown(comp: Comparison, link: str | None = None, short: bool = False) -> 
     if short and hidden:
         lines.append(f"| Table {comp.table} | … {hidden} more row{'s' * (hidden != 1)} of the paper |"
                      + " |" * (len(cols) - 2))
+    if not short and comp.with_paper and comp.table in published.TABLE_NOTES:   # under the whole table
+        lines += ["", f"<sub>Table {comp.table} as printed: {published.TABLE_NOTES[comp.table]}</sub>"]
     return "\n".join(lines) + "\n"

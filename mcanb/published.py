@@ -263,6 +263,15 @@ class PublishedBert:
     where: str          # "Ji et al. 2021, Table N, row <encoder> (<architecture>)"
 
 
+# What a reader of the paper's tables as printed needs to know (shown under them: report, README, notebook 02).
+TABLE_NOTES = {
+    2: "Table 3 of the paper prints P@5 64.0 and P@15 51.7 for the same PubMedBERT full-text run (64.4 and 50.4 in "
+       "Table 2); each table is kept as printed.",
+    3: "– marks a cell the paper's text leaves empty (PubMedBERT abstract's top-50 micro-F1 and full-code "
+       "macro-AUC). PubMedBERT full text has P@5 64.0 and P@15 51.7 here, 64.4 and 50.4 in Table 2; each table is "
+       "kept as printed.",
+}
+
 # (table, line of the paper's text (kept for review), encoder, architecture, top-50 values, full values); None = not printed. Table 3's first row has
 # an empty top-50 micro-F1 and an empty full macro-AUC cell in the paper's text; the order of values follows
 # METRICS. Tables 2 and 3 print different numbers for the same runs (PubMedBERT full text P@5 64.4 vs 64.0, P@15

@@ -408,3 +408,17 @@ def test_show_prints_each_comparison_then_its_noise_clause_indented(capsys):
     assert capsys.readouterr().out == ("a is above b on micro-F1 (50.0 vs 48.0).\n    Beyond test-set noise (paired "
                                        "bootstrap over the 9 test notes): no difference.\nc is above d on P@5 (1.0 vs "
                                        "0.5).\n")
+
+
+def test_score_bars_name_the_metric_and_show_no_spread_for_one_seed():
+    import matplotlib
+    matplotlib.use("Agg")
+    res = [{"encoder": e, "architecture": a, "seed": 13, "test/micro_f1@dev_threshold": 0.3}
+           for e in ("in-domain", "random") for a in ("hier_lan", "trun_fcn")]
+    ax = bert_scores.plot_scores(res, "micro_f1@dev_threshold", floor=0.26, title="Domains").axes[0]
+    assert (ax.get_title(), ax.get_ylabel()) == ("Domains", "test micro-F1 (dev thr.)\none seed")
+    assert not [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]     # an sd of 0 is no spread
+    two = res + [{**r, "seed": 14, "test/micro_f1@dev_threshold": 0.4} for r in res]
+    ax = bert_scores.plot_scores(two, "micro_f1@dev_threshold").axes[0]
+    assert ax.get_ylabel().endswith("mean ± sd over 2 seeds")
+    assert len([c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]) == 2   # one per architecture

@@ -45,6 +45,8 @@ def test_bert_tables_put_this_run_under_the_papers_rows(tmp_path):
     assert set(frame["source"]) == {"paper", "this run", "not run"} and (frame["source"] == "this run").sum() == 2
     md = comparison.markdown(t2, "../metrics.json")
     assert "| this run | [in-domain (MLM on training notes)](../metrics.json) |" in md
+    assert md.endswith(f"<sub>Table 2 as printed: {published.TABLE_NOTES[2]}</sub>\n")   # what a reader must know
+    assert "Table 3 as printed: – marks a cell the paper's text leaves empty" in comparison.markdown(tables[1])
 
 
 def test_a_run_that_did_not_finish_is_one_row_with_its_reason(tmp_path):
