@@ -1,13 +1,16 @@
 """This run's BERT scores beside what they depend on: micro-F1 at the dev-tuned threshold next to the 0.5 one, and the
-share of each note a row read (:func:`mcanb.bert_study.coverage`). Used by notebooks 02 and 03."""
+share of the notes' words a row read (:func:`coverage`, from each encoder's word pieces: :func:`word_pieces`). Used by
+notebooks 02 and 03."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
-from . import published
-from .bert_study import results_table
+from . import encoders, published, wordpiece
+from .bert_study import Encoder, results_table
+from .processed import Processed
 
 
 DEV_THRESHOLD = "micro_f1@dev_threshold"   # result key (under test/): micro-F1 at the threshold tuned on dev, which
@@ -17,7 +20,7 @@ DEV_THRESHOLD = "micro_f1@dev_threshold"   # result key (under test/): micro-F1 
 def scores_table(results: Sequence[dict], label_space: str, cov: dict[str, dict[str, float]] | None = None
                  ) -> pd.DataFrame:
     """:func:`mcanb.bert_study.results_table` plus micro-F1 at the dev-tuned threshold (every run's
-    ``test/micro_f1@dev_threshold``) and, given :func:`mcanb.bert_study.coverage`, the share of the note each row read."""
+    ``test/micro_f1@dev_threshold``) and, given :func:`coverage`, the share of the note each row read."""
     table = results_table(results, label_space)
     if any(f"test/{DEV_THRESHOLD}" in r for r in results):
         tuned = results_table([{**r, "test/micro_f1": r.get(f"test/{DEV_THRESHOLD}")} for r in results], label_space)
@@ -74,3 +77,73 @@ def plot_scores(results: Sequence[dict], metric: str = "micro_f1", split: str = 
     ax.legend(fontsize=8, loc="best", framealpha=0.9)
     fig.tight_layout()
     return fig
+
+
+def piece_lengths(processed: Processed, rows: Sequence[Encoder], *, max_words: int, split: str = "train",
+                  progress: bool = False) -> pd.DataFrame:
+    """Word pieces per note of ``split`` under each encoder's tokenizer (notes cut at ``max_words`` words first);
+    one column per encoder label; ``attrs["pieces_per_word"]`` holds each encoder's pieces per word. Uses (and fills)
+    the word-piece cache."""
+    cols = {}
+    for r in rows:
+        tok = encoders.load_tokenizer(r.encoder)
+        ids = wordpiece.encode_split(processed, split, tok, max_words, progress=progress)
+        cols[r.label] = [len(x) for x in ids]
+    out = pd.DataFrame(cols)
+    note_words = processed.frames[split]["text"].str.split().str.len().fillna(0).to_numpy()
+    kept = np.minimum(note_words, max_words)
+    out.attrs["pieces_per_word"] = pd.Series({c: out[c].sum() / max(int(kept.sum()), 1) for c in out})
+    out.attrs["note_words"], out.attrs["kept_words"] = note_words.tolist(), kept.tolist()
+    return out
+
+
+def word_pieces(processed: Processed, rows_of: Sequence[Encoder], params: Mapping[str, Any]
+                ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, float]]]:
+    """Notebooks 02 and 03's word-piece facts from their parameters (``max_words``, ``segment_length``,
+    ``max_segments``): :func:`piece_lengths`, its :func:`segment_summary` and the :func:`coverage` shares."""
+    lengths = piece_lengths(processed, rows_of, max_words=params["max_words"])
+    return (lengths, segment_summary(lengths, params["segment_length"], params["max_segments"]),
+            coverage(lengths, params["segment_length"], params["max_segments"]))
+
+
+def segment_summary(lengths: pd.DataFrame, segment_length: int, max_segments: int) -> pd.DataFrame:
+    """Per encoder: word pieces per note (mean, median, max; of the note's first ``max_words`` words), segments
+    BERT-hier reads (mean), the share of the notes' words that BERT-hier (``max_segments`` segments) and BERT-trun
+    (one segment) read, their *coverage* (:func:`coverage`), and the share ``max_words`` keeps. Encoders whose
+    vocabularies split the same words into more pieces read less of each note under the same settings."""
+    cov = coverage(lengths, segment_length, max_segments)
+    kept = lengths.clip(upper=max_segments * (segment_length - 2))
+    return pd.DataFrame({
+        "pieces (mean)": lengths.mean(), "pieces (median)": lengths.median(), "pieces (max)": lengths.max(),
+        "pieces per word": lengths.attrs.get("pieces_per_word", pd.Series(dtype=float)),
+        "segments read (mean)": np.ceil(kept / (segment_length - 2)).clip(lower=1).mean(),
+        "share read by BERT-hier": pd.Series(cov["hier"]), "share read by BERT-trun": pd.Series(cov["trun"]),
+        "share kept by max_words": _kept_share(lengths),
+    }).dropna(axis=1, how="all").round(2)
+
+
+def _kept_share(lengths: pd.DataFrame) -> pd.Series:
+    """The share of the notes' words that ``max_words`` keeps (the same for every encoder), NaN without counts."""
+    kept, words = lengths.attrs.get("kept_words"), lengths.attrs.get("note_words")
+    value = float(np.sum(kept)) / max(float(np.sum(words)), 1.0) if kept is not None else np.nan
+    return pd.Series(value, index=lengths.columns)
+
+
+def coverage(lengths: pd.DataFrame, segment_length: int, max_segments: int) -> dict[str, dict[str, float]]:
+    """``{"hier"|"trun": {encoder label: share of the notes' words read}}`` from :func:`piece_lengths`' table:
+    BERT-hier reads ``max_segments * (segment_length - 2)`` pieces per note, BERT-trun ``segment_length - 2``, of
+    the pieces of the note's first ``max_words`` words. Each note's words read are its words kept times the share
+    of their pieces read, summed over notes and divided by all their words (``attrs`` ``note_words`` and
+    ``kept_words``; without them, the share of the pieces: every word kept). So a note cut at ``max_words`` counts
+    as read only in part, even when every segment fits."""
+    body = segment_length - 2
+    kept, words = lengths.attrs.get("kept_words"), lengths.attrs.get("note_words")
+
+    def share(cap: int) -> dict[str, float]:
+        read = lengths.clip(upper=cap)
+        if kept is None:                                   # no word counts: the share of the pieces themselves
+            return (read.sum() / lengths.sum().clip(lower=1)).to_dict()
+        words_read = (read / lengths.clip(lower=1)).mul(np.asarray(kept, dtype=float), axis=0).sum()
+        return (words_read / max(float(np.sum(words)), 1.0)).to_dict()
+
+    return {"hier": share(max_segments * body), "trun": share(body)}

@@ -328,7 +328,7 @@ def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(t
 
 def test_coverage_and_per_encoder_settings():
     lengths = pd.DataFrame({"general": [100, 300], "in-domain": [50, 150]})
-    cov = bert_study.coverage(lengths, segment_length=52, max_segments=4)       # 50 pieces a segment, 200 a note
+    cov = bert_scores.coverage(lengths, segment_length=52, max_segments=4)       # 50 pieces a segment, 200 a note
     assert cov["hier"] == {"general": 300 / 400, "in-domain": 1.0}
     assert cov["trun"] == {"general": 100 / 400, "in-domain": 100 / 200}
     table = bert_scores.with_coverage(pd.DataFrame({"encoder": ["general", "in-domain"],
@@ -336,11 +336,11 @@ def test_coverage_and_per_encoder_settings():
     assert list(table["note read"]) == ["75 %", "50 %"]
     # notes cut at max_words are read only in part: of 100 + 400 words the cut kept 100 + 200
     lengths.attrs.update(note_words=[100, 400], kept_words=[100, 200])
-    cov = bert_study.coverage(lengths, segment_length=52, max_segments=4)
+    cov = bert_scores.coverage(lengths, segment_length=52, max_segments=4)
     assert cov["hier"] == pytest.approx({"general": (100 + 200 * 200 / 300) / 500, "in-domain": 300 / 500})
     assert cov["trun"] == pytest.approx({"general": (100 * 50 / 100 + 200 * 50 / 300) / 500,
                                          "in-domain": (100 + 200 * 50 / 150) / 500})
-    assert list(bert_study.segment_summary(lengths, 52, 4)["share kept by max_words"]) == [0.6, 0.6]
+    assert list(bert_scores.segment_summary(lengths, 52, 4)["share kept by max_words"]) == [0.6, 0.6]
     assert bert_study.setting_for({"fcn": 0.03, "default": 0.01}, "head_lr", "hier_fcn", "fcn") == 0.03
     assert bert_study.setting_for({"fcn": 0.03, "default": 0.01}, "head_lr", "hier_lan", "lan") == 0.01
     assert bert_study.setting_for(0.002, "encoder_lr", "general") == 0.002
