@@ -22,7 +22,7 @@ from . import comparison, grid, identity, metrics, names, published, text
 from .batching import CodingDataset
 from .models import build_model
 from .models.baselines import MostFrequentCodesBaseline, TfidfLogisticBaseline
-from .predictions import paired_on_test, resamplable, save_predictions, worst_p
+from .predictions import load_predictions, paired_on_test, resamplable, save_predictions, worst_p
 from .processed import Processed
 from .reporting import metric_key, summarise_seeds
 from .splits import SPLITS
@@ -190,6 +190,19 @@ def run_baselines(processed: Processed, out_dir: str | Path, names: Sequence[str
         out.append(grid.record(grid.Baseline(name, ROW_NAMES.get(name, name)), None, run_dir, row,
                                time.perf_counter() - t0))
     return out
+
+
+def saved_baseline(folder: Path, processed: Processed) -> dict | None:
+    """The result record of a baseline rebuilt from the predictions :func:`run_baselines` saved in ``folder`` (its
+    dev-tuned threshold and test F1 there: what the floor test needs), or None when they are gone."""
+    try:
+        scores = {s: load_predictions(Path(folder) / f"predictions_{s}.parquet")[1] for s in ("dev", "test")}
+    except OSError:
+        return None
+    tuned = metrics.dev_threshold_scores(processed.multi_hot("dev"), scores["dev"],
+                                         {"test": (processed.multi_hot("test"), scores["test"])})
+    return {"row": Path(folder).name, "seed": None, "predictions": str(Path(folder) / "predictions_test.parquet"),
+            **tuned}
 
 
 def table6(this_run: pd.DataFrame, label_space: str, data_dir: str | Path | None = None) -> pd.DataFrame:

@@ -112,13 +112,18 @@ def _verdict(verdict, measured: dict[str, dict[str, comparison.Cell]], spec: Run
                    if m not in published.METRICS["50"])
         return verdict(rows, results, label_space="full" if full else "50", extra_metrics=extra)
     data, records = found
+    if verdict is pretraining_verdict:                  # its more-data pairs are checked against the run's floor
+        from .cnn_study import saved_baseline
+        return verdict(rows, records, label_space=str(data.label_space), extra_metrics=extra, processed=data,
+                       floor=saved_baseline(OUTPUTS / spec.key / "most_frequent", data))
     return verdict(rows, records, label_space=str(data.label_space), extra_metrics=extra, processed=data)
 
 
-def pretraining_verdict(rows, results: list[dict], **kw) -> str:
+def pretraining_verdict(rows, results: list[dict], floor: dict | None = None, **kw) -> str:
     """RQ1 as notebook 02 answers it: the domain verdict, then the more-data verdict (Tables 3 and 4) on this run's
     (less data, more data) pairs: the paper's (``bert_verdicts.MORE_DATA_PAIRS``) and a local less-data twin with the
-    in-domain encoder it halves. ``kw``: the verdicts' ``label_space``, ``extra_metrics`` and ``processed``."""
+    in-domain encoder it halves. ``kw``: the verdicts' ``label_space``, ``extra_metrics`` and ``processed``;
+    ``floor``: the run's most-frequent baseline record, for the more-data verdict's warning (as notebook 02)."""
     from .bert_verdicts import MORE_DATA_PAIRS, domain_verdict, more_data_verdict
 
     labels = {r["encoder"] for r in results}
@@ -126,7 +131,7 @@ def pretraining_verdict(rows, results: list[dict], **kw) -> str:
     twins = {r["encoder"] for r in results if comparison.less_data_twin(r["row"])}
     pairs = [p for p in MORE_DATA_PAIRS if set(p) <= labels] + [(t, more) for t in sorted(twins) if more in labels]
     text = domain_verdict(rows, results, **kw)
-    return text + ("\n" + more_data_verdict(pairs, results, **kw) if pairs else "")
+    return text + ("\n" + more_data_verdict(pairs, results, floor=floor, **kw) if pairs else "")
 
 
 def _verdict_inputs(results: dict[str, dict[str, comparison.Cell]]):

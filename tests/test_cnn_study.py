@@ -139,6 +139,10 @@ def test_baselines_summary_and_paired_test(toy, tmp_path):
     seeded = [{**r, "seed": s} for r in results for s in (13, 14)]            # the same scores under two seeds
     assert [(s, t.p_value) for s, t in E.compare_best_two(toy, seeded)[2].items()] == [(13, tests[None].p_value),
                                                                                   (14, tests[None].p_value)]
+    rebuilt = E.saved_baseline(tmp_path / "most_frequent", toy)       # the report's floor, from the saved scores
+    assert rebuilt["row"] == "most_frequent" and rebuilt["dev_threshold"] == results[0]["dev_threshold"]
+    assert rebuilt["test/micro_f1@dev_threshold"] == results[0]["test/micro_f1@dev_threshold"]
+    assert E.saved_baseline(tmp_path / "no_such_baseline", toy) is None
     for r in results:     # F1 at the threshold tuned on dev, beside F1 at 0.5
         assert 0 < r["dev_threshold"] < 1 and 0 <= r["test/micro_f1@dev_threshold"] <= 1
     tfidf = results[1]
