@@ -235,6 +235,19 @@ def learning_curves(results: Sequence[dict]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def still_improving(results: Sequence[dict]) -> str:
+    """How many trained runs (``epochs``, ``best_epoch`` counted from 0 and ``stop_reason`` of
+    :func:`mcanb.grid.record`) had their best dev epoch at their last one with ``num_epochs`` ending them: they were
+    still improving, so more epochs may raise their scores. "" when none did."""
+    trained = [r for r in results if r.get("epochs")]
+    rising = [r for r in trained if r.get("stop_reason") == "num_epochs" and r.get("best_epoch") is not None
+              and r["best_epoch"] + 1 == r["epochs"]]
+    if not rising:
+        return ""
+    return (f"{len(rising)} of {len(trained)} runs had their best dev epoch at their last one: num_epochs ended them "
+            "while they were still improving, so more epochs may raise their scores")
+
+
 def plot_learning_curves(curves: pd.DataFrame, metric: str = "micro_f1"):
     """Two panels per epoch: training loss and the dev ``metric``; one colour per model, one line per seed."""
     import matplotlib.pyplot as plt
