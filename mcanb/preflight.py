@@ -216,6 +216,15 @@ def _code_count(ctx) -> tuple[int, tuple[int, ...], str]:
         return 50, k_for_label_space(space if space in ("50", "full") else "50"), f"label space {space!r}"
 
 
+def frequency_bins(v, ctx) -> str | None:
+    """Notebook 05's lower bin edges: whole numbers from 0, strictly increasing (the last bin is open), so every
+    code's training count falls in exactly one bin."""
+    why = int_list(0)(v, ctx)
+    if why or (v[0] == 0 and all(a < b for a, b in zip(v, v[1:]))):
+        return why
+    return f"expected strictly increasing lower edges starting at 0 (every code's training count in one bin), got {v}"
+
+
 def run_name(v, ctx):
     if not isinstance(v, str) or not v or v in (".", "..") or "/" in v or "\\" in v:
         return f"expected a folder name (no '/', not empty), got {v!r}"
@@ -270,7 +279,7 @@ VALIDATORS: dict[str, dict[str, Check]] = {
                           "num_filters": at_least(1, optional=True), "filter_sizes": int_list(1, optional=True),
                           "max_steps": at_least(1, optional=True)},
     "05_frequency_analysis": {"label_spaces": subset_of(lambda: ("full", "50"), empty_ok=False),
-                              "bins": int_list(0), "threshold": between(0, 1), "n_resamples": at_least(1),
+                              "bins": frequency_bins, "threshold": between(0, 1), "n_resamples": at_least(1),
                               "runs": prediction_runs},
 }
 # Parameters checked with the notebook's default when a run does not give them (what the run reads must exist).

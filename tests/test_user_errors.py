@@ -634,3 +634,13 @@ def test_a_misspelt_command_names_the_commands_a_user_can_call(tmp_path):
     code, out = cli(["rnu", "04_cnn_retraining", "toy"], tmp_path)
     user_error(code, out, "unknown command 'rnu' (did you mean run?); choose from run, study, report, predict")
     assert "step" not in out                                                  # the internal command stays unlisted
+
+
+def test_frequency_bins_must_start_at_0_and_increase():
+    def bins_problems(bins):
+        return [p for p in _found("05_frequency_analysis", {"bins": bins}).splitlines() if p.startswith("bins:")]
+
+    assert bins_problems([0, 1, 10, 50]) == []
+    for bad in ([0, 10, 10, 5], [1, 10]):
+        assert bins_problems(bad) == [f"bins: expected strictly increasing lower edges starting at 0 (every code's "
+                                      f"training count in one bin), got {bad}"]
