@@ -1,7 +1,8 @@
 """Speed of ``mcanb.metrics`` at MIMIC-III full-code shape, checked against scikit-learn per-code loops.
 
-Run on demand (not a test): ``.venv/bin/python benchmarks/bench_metrics.py`` (about 1-2 minutes).
-Options: ``--docs 3372 --codes 8921 --resamples 1000 --seed 0 --repeats 3 --skip-sklearn``.
+Run on demand (not a test): ``.venv/bin/python benchmarks/bench_metrics.py`` (about 5 minutes on 2 cores, 4 of them
+the floor check of :func:`floor_tests`). Options: ``--docs 3372 --codes 8921 --resamples 1000 --seed 0 --repeats 3
+--skip-sklearn --skip-floor``.
 
 Synthetic data: Zipf-like code frequencies (about 15 gold codes per document, rare codes without any
 positive), float32 sigmoid scores from a noisy model with a code prior, 10 % of the codes' scores
@@ -143,6 +144,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3, help="evaluate() runs (the machine may be shared)")
     ap.add_argument("--skip-sklearn", action="store_true")
+    ap.add_argument("--skip-floor", action="store_true", help="leave out the full-code floor check (about 4 minutes)")
     args = ap.parse_args()
 
     load0 = os.getloadavg()[0]
@@ -169,7 +171,8 @@ def main() -> None:
     rows.append((f"bootstrap_ci, {args.resamples} resamples, {len(names)} metrics", t_boot))
     pair, t_pair = timed(M.paired_bootstrap, y, s, s_weak, metric="micro_f1", n_resamples=args.resamples)
     rows.append((f"paired_bootstrap, {args.resamples} resamples", t_pair))
-    auc_rows = auc_bootstrap(args.resamples, args.seed) + floor_tests(args.resamples, args.seed)
+    auc_rows = auc_bootstrap(args.resamples, args.seed) + ([] if args.skip_floor else
+                                                           floor_tests(args.resamples, args.seed))
     if not args.skip_sklearn:
         ref, t_ref = timed(sklearn_reference, y, s, ks)
         rows.append(("scikit-learn per-code loops (same numbers)", t_ref))
