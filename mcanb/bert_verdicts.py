@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from . import published
-from .cnn_study import floor_check
+from .cnn_study import FLOOR_ALPHA, floor_check
 from .predictions import resamplable, worst_p
 from .reporting import summarise_seeds
 
@@ -151,7 +151,7 @@ def _coverage_note(label: str, coverage: Mapping[str, float] | None) -> str:
 
 
 FLOOR_METRIC = "micro_f1@dev_threshold"   # what a row must beat the most-frequent floor on (bert_scores.DEV_THRESHOLD)
-ALPHA = 0.05   # one-sided level of the paired tests: a difference is beyond noise when every seed's p is below it
+ALPHA = FLOOR_ALPHA   # one level for every paired test: beyond noise when every seed's one-sided p is below it
 NOISE_LEAD = "Beyond test-set noise"   # how a verdict's noise clause starts (said_and_noise sets it apart)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -40,24 +40,28 @@ def save(obj: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path, kind: str | None = None, remedy: str | None = None) -> dict:
+def load(path: str | Path, kind: str | None = None, remedy: Callable[[], str] | None = None) -> dict:
     """Load a checkpoint with ``weights_only=True`` onto the CPU; ``CheckpointError`` if unreadable, ending with
-    ``remedy``, what to do about it (default: delete it; ``mcanb predict`` says how to retrain the run)."""
+    ``remedy()``, what to do about it, worked out only then (default: delete it; ``mcanb predict`` says how to
+    retrain the run)."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint file not found" + (f"; {remedy}" if remedy else ""))
-    remedy = remedy or "delete it to start that run over"
+        raise CheckpointError(f"{path}: checkpoint file not found" + (f"; {remedy()}" if remedy else ""))
+
+    def advice() -> str:
+        return remedy() if remedy else "delete it to start that run over"
+
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, bad pickle, unsafe global, ...: one clear message for all
         raise CheckpointError(f"{path}: cannot read checkpoint: the file is damaged (truncated or corrupt) or was "
-                              f"not written by this version of mcanb ({_reason(e)}); {remedy}") from e
+                              f"not written by this version of mcanb ({_reason(e)}); {advice()}") from e
     if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
         found = ckpt.get("format_version") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{path}: not an mcanb checkpoint of format {FORMAT_VERSION} (found {found!r}): "
-                              f"written by another version of mcanb or another program; {remedy}")
+                              f"written by another version of mcanb or another program; {advice()}")
     if kind is not None and ckpt.get("kind") != kind:
-        raise CheckpointError(f"{path}: expected a {kind!r} checkpoint, found {ckpt.get('kind')!r}; {remedy}")
+        raise CheckpointError(f"{path}: expected a {kind!r} checkpoint, found {ckpt.get('kind')!r}; {advice()}")
     return ckpt
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from .paths import ROOT
+from .paths import shown
 
 STEP_COMMAND = "step"      # the hidden command that runs one step of a parallel study (mcanb.study_run.run_step)
 
@@ -78,7 +78,7 @@ def _cmd_study(args) -> None:
     finally:                                    # after a failure too: the report says which run failed and why
         if not args.dry_run and not args.no_report:
             html = write_report(profile)
-            print(f"report: {html.relative_to(ROOT) if ROOT in html.parents else html}")
+            print(f"report: {shown(html)}")
 
 
 def _cmd_step(args) -> None:
@@ -320,14 +320,14 @@ def user_message(e: BaseException) -> str | None:
 def _check_command(ap: argparse.ArgumentParser, argv: list[str]) -> None:
     """A misspelt command is one line naming the commands a user can call (argparse's own message would list the
     internal ``step`` too) and the nearest one."""
-    import difflib
+    from .params import close_names
 
     given = next((a for a in argv if not a.startswith("-")), None)
     commands = next(a.choices for a in ap._actions if isinstance(a, argparse._SubParsersAction))
     if given is None or given in commands:
         return
     shown = [c for c in commands if c != STEP_COMMAND]
-    close = difflib.get_close_matches(given, shown, n=1)
+    close = close_names(given, shown, n=1)
     ap.error(f"unknown command {given!r}" + (f" (did you mean {close[0]}?)" if close else "")
              + f"; choose from {', '.join(shown)}")
 

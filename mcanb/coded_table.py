@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import DataError, _to_int, column_map
+from .data import DataError, _text_encoding, _to_int, column_map, read_header
 
 COLUMNS = ["id", "text", "codes", "split"]
 SPLIT_NAMES = ("train", "dev", "test")
@@ -147,16 +147,20 @@ def split_problem(path: Path, encoding: str = "utf-8") -> str | None:
 
 
 def _read_split_column(path: Path, encoding: str) -> pd.Series | None:
-    """The column named ``split`` (any case), or None when there is not exactly one."""
-    def is_split(name) -> bool:
-        return str(name).strip().casefold() == "split"
-
+    """The ``split`` column alone, found as every column is (:func:`mcanb.data.column_map`: any case, a CSV's
+    byte-order mark skipped), or None when the table has none."""
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
-        found = [n for n in pq.read_schema(path).names if is_split(n)]
-        return pd.read_parquet(path, columns=found)[found[0]] if len(found) == 1 else None
-    df = pd.read_csv(path, usecols=is_split, dtype=str, keep_default_na=False, encoding=encoding)
-    return df.iloc[:, 0] if df.shape[1] == 1 else None
+        header = pq.read_schema(path).names
+    else:
+        header = read_header(path, encoding)
+    try:
+        name = column_map(path, header, ["split"])["split"]
+    except DataError:
+        return None
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path, columns=[name])[name]
+    return pd.read_csv(path, usecols=[name], dtype=str, keep_default_na=False, encoding=_text_encoding(encoding))[name]
 
 
 def _ids(values: pd.Series, path: Path, where) -> tuple[pd.Series, pd.Series | None]:
@@ -193,7 +197,6 @@ def _duplicate_rows(out: pd.DataFrame, path: Path, where) -> list[int]:
 def _parse_codes(value, path: Path, where: str, tally: Counter) -> list[str]:
     """``"A; B;;A"`` → ``["A", "B"]``, counting what was cleaned; an error for another separator."""
     if isinstance(value, str):
-        _refuse_list_literal(value, path, where)
         items = value.split(";")
     elif isinstance(value, (list, tuple, np.ndarray)):
         items = [str(c) for c in value]

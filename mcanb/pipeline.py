@@ -96,8 +96,7 @@ def parameter_file(notebook: str, run: str, cwd: str | Path | None = None) -> Pa
     ``parameter_file("01_preprocess", "my.yaml", "/home/me")`` -> ``/home/me/my.yaml``.
     """
     if is_file_argument(run):
-        path = Path(os.path.expandvars(os.path.expanduser(run)))
-        return path if path.is_absolute() else Path(cwd or os.getcwd()) / path
+        return _from(run, cwd or os.getcwd())
     return PARAMETERS / notebook / f"{run}.yaml"
 
 

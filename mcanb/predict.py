@@ -70,8 +70,8 @@ def _read_params(run_dir: Path) -> dict:
     if any(k not in doc for k in ("model", "data_dir", "label_space")):
         raise UserError(not_a_model(run_dir))
     if doc["model"] not in MODEL_NAMES:
-        import difflib
-        close = difflib.get_close_matches(str(doc["model"]), MODEL_NAMES, n=1)
+        from .params import close_names
+        close = close_names(doc["model"], MODEL_NAMES, n=1)
         raise UserError(f"{f}: model: unknown {doc['model']!r}" + (f" (did you mean {close[0]}?)" if close else "")
                         + f"; expected one of {', '.join(MODEL_NAMES)}")
     return doc
@@ -84,7 +84,7 @@ def _load_best(run_dir: Path, model: torch.nn.Module) -> None:
     best = run_dir / "checkpoints" / "best.pt"
     if not best.exists():
         raise UserError(f"{best}: missing: the run did not finish an epoch; {retrain_advice(run_dir)}")
-    ckpt.load_model_state(best, model, ckpt.load(best, "best", remedy=retrain_advice(run_dir))["model"])
+    ckpt.load_model_state(best, model, ckpt.load(best, "best", remedy=lambda: retrain_advice(run_dir))["model"])
     model.eval()
 
 

@@ -61,9 +61,7 @@ def unknown(bad: list, valid: tuple[str, ...], what: str = "", shown: str | None
     """``unknown 'cmal' (did you mean caml?); valid: cnn, caml, ...``: each of ``bad`` with the valid name nearest to
     it (:func:`mcanb.params.close_names`, never the same text), and the valid names (``shown`` in their place)."""
     close = [c for x in bad for c in P.close_names(x, valid, n=1)]
-    numbers = [str(x) for x in bad if not isinstance(x, str) and str(x) in valid]   # YAML read '50' as a number
     return (f"unknown {what}{', '.join(map(repr, bad))}" + (f" (did you mean {', '.join(close)}?)" if close else "")
-            + (f"; write {', '.join(map(repr, numbers))} as text, in quotes" if numbers else "")
             + f"; valid: {shown or ', '.join(valid)}")
 
 
@@ -175,15 +173,15 @@ def _encoder_keys_shown(ctx) -> str:
             "an encoder's row label, or 'default'")
 
 
-def int_list(lo: int = 0, optional: bool = False, empty_ok: bool = False, unique: bool = False) -> Check:
-    """A list of whole numbers >= ``lo``; ``unique``: none given twice (e.g. seeds, each one run)."""
+def int_list(lo: int = 0, optional: bool = False, empty_ok: bool = False) -> Check:
+    """A list of whole numbers >= ``lo``."""
     def check(v, ctx):
         if v is None and optional:
             return None
         if (not isinstance(v, (list, tuple)) or (not v and not empty_ok)
                 or not all(isinstance(x, int) and not isinstance(x, bool) and x >= lo for x in v)):
             return f"expected a {'' if empty_ok else 'non-empty '}list of whole numbers >= {lo}, got {v!r}"
-        return repeated(v) if unique else None
+        return None
     return check
 
 
@@ -250,7 +248,7 @@ def _architectures() -> tuple[str, ...]:
 
 
 COMMON: dict[str, Check] = {
-    "run_name": run_name, "seeds": int_list(0, unique=True), "label_space": label_space, "data_dir": data_dir,
+    "run_name": run_name, "seeds": distinct(int_list(0)), "label_space": label_space, "data_dir": data_dir,
     "batch_size": at_least(1), "num_epochs": at_least(1), "patience": at_least(1, optional=True),
     "grad_accum_steps": at_least(1), "max_words": at_least(1), "max_length": at_least(1),
     "num_threads": at_least(0, optional=True), "amp": one_of("off", "bf16", "fp16"),

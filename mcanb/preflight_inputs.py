@@ -46,17 +46,11 @@ def input_path(v, ctx) -> str | None:
     enc = str(ctx.values.get("encoding") or "utf-8")
     why = _header_problem(p, table, enc)
     if why or table:
-        return why or _split_column_problem(p, enc)
+        from .coded_table import split_problem
+        return why or split_problem(p, enc)
     if ctx.get("splits_dir") not in (None, ""):
         return None
     return split_files_problem(p / "splits", "splits_dir None reads the split files from <input_path>/splits")
-
-
-def _split_column_problem(p: Path, enc: str) -> str | None:
-    """A coded-notes table's ``split`` column without train, dev or test rows (read from that column alone)."""
-    from . import coded_table
-
-    return coded_table.split_problem(p, enc)
 
 
 def _header_problem(p: Path, table: bool, enc: str) -> str | None:

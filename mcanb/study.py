@@ -31,7 +31,7 @@ import yaml
 from . import identity
 from . import params as P
 from .errors import UserError, load_yaml, yaml_problem
-from .paths import NOTEBOOKS, OUTPUTS, PARAMETERS, ROOT, TOY_MIMIC
+from .paths import NOTEBOOKS, OUTPUTS, PARAMETERS, TOY_MIMIC, shown
 from .paths import resolve as resolve_path
 
 RECORD = ".mcanb-run.json"
@@ -267,8 +267,7 @@ def why(spec: RunSpec, will_rerun: set[str]) -> str:
 
 def _shown_input(key: str, path: str, name: str) -> str:
     p = Path(path)
-    full = p / name if p.is_dir() else p
-    return str(full.relative_to(ROOT)) if ROOT in full.parents else str(full)
+    return shown(p / name if p.is_dir() else p)
 
 
 # ---------------------------------------------------------------------------------------------- pre-flight

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from . import __version__
 from . import params as P
-from .paths import NOTEBOOKS, OUTPUTS, ROOT, TOY_MIMIC, out_dir
+from .paths import NOTEBOOKS, OUTPUTS, ROOT, TOY_MIMIC, out_dir, shown
 from .study import (RECORD, DamagedRecord, RunSpec, StudyError, fingerprint, input_paths, load_profile, parts,
                     preflight, read_record, why)
 
@@ -138,7 +138,7 @@ def run_study(profile: str, *, dry_run: bool = False, echo: Callable[[str], None
                 problems.append(str(e))
         steps.append((spec, reason))
     width = max(len(s.key) for s, _ in steps)
-    echo(f"study '{prof.name}' ({prof.path.relative_to(ROOT) if ROOT in prof.path.parents else prof.path}): "
+    echo(f"study '{prof.name}' ({shown(prof.path)}): "
          f"{sum(r != 'up to date' for _, r in steps)} of {len(steps)} runs to do"
          + (f", up to {jobs} at once" if jobs > 1 else ""))
     for i, (spec, reason) in enumerate(steps, 1):

@@ -281,9 +281,10 @@ def test_codes_written_as_a_python_list_are_refused(tmp_path, codes):
 @pytest.mark.parametrize("name", ["notes.csv", "notes.parquet"])
 def test_split_problems_are_found_from_the_split_column_alone(tmp_path, splits, message, name):
     """``split_problem`` (for the checks before a run) says what ``read_coded_table`` would stop on."""
-    df = pd.DataFrame({"ID": ["a", "b", "c"], "text": ["x", "y", "z"], "codes": ["A", "B", "C"], "Split": splits})
+    df = pd.DataFrame({"Split": splits, "ID": ["a", "b", "c"], "text": ["x", "y", "z"], "codes": ["A", "B", "C"]})
     path = tmp_path / name
-    df.to_parquet(path, index=False) if name.endswith(".parquet") else df.to_csv(path, index=False)
+    df.to_parquet(path, index=False) if name.endswith(".parquet") else df.to_csv(path, index=False,
+                                                                                 encoding="utf-8-sig")   # a BOM before "Split"
     found = coded_table.split_problem(path)
     if message is None:
         assert found is None
@@ -292,7 +293,10 @@ def test_split_problems_are_found_from_the_split_column_alone(tmp_path, splits, 
     with pytest.raises(data.DataError) as e:
         coded_table.read_coded_table(path)
     assert str(e.value) == found                                    # the same message as the preprocessing's
-    assert coded_table.split_problem(tmp_path / "absent.csv") is None  # unreadable: left to the preprocessing
+
+
+def test_a_table_that_cannot_be_read_is_left_to_the_preprocessing(tmp_path):
+    assert coded_table.split_problem(tmp_path / "absent.csv") is None
 
 
 def test_a_large_share_of_dropped_documents_is_a_warning(tmp_path):

@@ -120,7 +120,7 @@ class Scored:
     @property
     def nbytes(self) -> int:
         """Memory held by the matrices and vectors (the AUCs' dominate: ``auc_bytes``)."""
-        held = [m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in self.mats or ()]
+        held = [_sparse_bytes(m) for m in self.mats or ()]
         held += [v.nbytes for v in self.per_doc.values()] + [a.nbytes for a in self.aucs.values()]
         return sum(held)
 
@@ -156,6 +156,10 @@ def auc_resamplable(n_docs: int, n_positives: int) -> bool:
     return auc_bytes(n_docs, n_positives) <= AUC_MAX_BYTES
 
 
+def _sparse_bytes(m: sparse.csr_matrix) -> int:
+    return m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+
+
 def _positives_by_code(d: Prepared) -> tuple[np.ndarray, np.ndarray]:
     """(note, code) of every gold entry, ordered by code."""
     order = np.lexsort((d.rows, d.cols))
@@ -184,7 +188,7 @@ class _MacroAUC:
 
     @property
     def nbytes(self) -> int:
-        return self.A.nbytes + self.row.nbytes + self.col.nbytes + self.of_code.data.nbytes + self.of_code.indices.nbytes + self.of_code.indptr.nbytes
+        return self.A.nbytes + self.row.nbytes + self.col.nbytes + _sparse_bytes(self.of_code)
 
     def aucs(self, w: np.ndarray) -> np.ndarray:
         """(n_resamples, n_codes) AUCs; NaN for a code without both a positive and a negative among the drawn notes."""
