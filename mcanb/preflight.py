@@ -65,17 +65,20 @@ def unknown(bad: list, valid: tuple[str, ...], what: str = "", shown: str | None
             + f"; valid: {shown or ', '.join(valid)}")
 
 
-def repeated(v: list | tuple) -> str | None:
-    """Why a list that names an item more than once is refused (each item is one run), or None."""
+RUN_TWICE = "a repeated entry would run and be counted again"
+
+
+def repeated(v: list | tuple, why: str = RUN_TWICE) -> str | None:
+    """Why a list that names an item more than once is refused (``why``: by default, each item is one run), or
+    None."""
     twice = [x for i, x in enumerate(v) if x in v[:i]]
     twice = [x for i, x in enumerate(twice) if x not in twice[:i]]
-    return (f"{', '.join(map(repr, twice))} given more than once; list each once (a repeated entry would run and "
-            "be counted again)") if twice else None
+    return f"{', '.join(map(repr, twice))} given more than once; list each once ({why})" if twice else None
 
 
-def distinct(check: Check) -> Check:
-    """``check``, after refusing a list that names an item more than once (:func:`repeated`)."""
-    return lambda v, ctx: (isinstance(v, (list, tuple)) and repeated(v)) or check(v, ctx)
+def distinct(check: Check, why: str = RUN_TWICE) -> Check:
+    """``check``, after refusing a list that names an item more than once (:func:`repeated`, ``why`` its reason)."""
+    return lambda v, ctx: (isinstance(v, (list, tuple)) and repeated(v, why)) or check(v, ctx)
 
 
 def subset_of(allowed: Callable[[], tuple[str, ...]], empty_ok: bool = True) -> Check:
@@ -247,6 +250,11 @@ def _architectures() -> tuple[str, ...]:
     return tuple(ARCHITECTURES)
 
 
+# Each filter size is one MultiResCNN channel (Li & Yu 2020: 3, 5, 9, 15, 19, 25); a size given twice adds a second
+# channel identical to the first in shape and role (only its random start differs), not another resolution.
+ONE_CHANNEL_EACH = "each size is one MultiResCNN channel: a repeated size would build two identical channels"
+
+
 COMMON: dict[str, Check] = {
     "run_name": run_name, "seeds": distinct(int_list(0)), "label_space": label_space, "data_dir": data_dir,
     "batch_size": at_least(1), "num_epochs": at_least(1), "patience": at_least(1, optional=True),
@@ -274,7 +282,8 @@ VALIDATORS: dict[str, dict[str, Check]] = {
                      "lan_projection_dim": at_least(1, optional=True)},
     "04_cnn_retraining": {"models": subset_of(_cnn_models, empty_ok=False), "baselines": subset_of(_baselines),
                           "lr": rates(optional=True, keys=lambda ctx: _cnn_models()),
-                          "num_filters": at_least(1, optional=True), "filter_sizes": int_list(1, optional=True),
+                          "num_filters": at_least(1, optional=True),
+                          "filter_sizes": distinct(int_list(1, optional=True), ONE_CHANNEL_EACH),
                           "max_steps": at_least(1, optional=True)},
     "05_frequency_analysis": {"label_spaces": subset_of(lambda: ("full", "50"), empty_ok=False),
                               "bins": frequency_bins, "threshold": between(0, 1), "n_resamples": at_least(1),

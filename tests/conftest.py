@@ -1,4 +1,5 @@
-"""Shared test fixtures: the real CAML split files (when a copy is at hand) and the toy fixture."""
+"""Shared test fixtures: the real CAML split files (when a copy is at hand), header-only MIMIC-III folders and the
+tiny study."""
 from __future__ import annotations
 
 import os
@@ -21,6 +22,44 @@ def caml_splits_dir() -> Path:
     if not (CAML_SPLITS / "train_full_hadm_ids.csv").exists():
         pytest.fail(f"MCANB_CAML_SPLITS={CAML_SPLITS} holds no train_full_hadm_ids.csv")
     return CAML_SPLITS
+
+
+# ------------------------------------------------------ header-only MIMIC-III folders (tests/test_user_errors.py,
+# tests/test_pipeline_paths.py, tests/test_readme_commands.py): what the pre-flight of notebook 01 reads of an input
+# folder (each table's header, the names of the split files) and no notes, for the checks and dry runs.
+def split_files(folder: Path, spaces: tuple[str, ...] = ("full", "50")) -> Path:
+    """``folder`` with the train, dev and test split files of each label space in ``spaces``, one HADM_ID each."""
+    from mcanb.splits import SPLITS, split_filename
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for space in spaces:
+        for split in SPLITS:
+            (folder / split_filename(split, space)).write_text("1\n")
+    return folder
+
+
+def header_only_mimic(folder: Path, *, gz: bool = True, splits: tuple[str, ...] = (), **headers: str) -> Path:
+    """A MIMIC-III-shaped ``folder`` whose tables hold their header row only: every table preprocessing reads
+    (``mcanb.data.READ_COLUMNS``, the optional code descriptions included) as ``NAME.csv.gz``, as MIMIC-III ships
+    them (``gz=False``: ``NAME.csv``). ``headers``: a table's header line in place of the real one, by table name;
+    ``splits``: the label spaces whose split files go in ``<folder>/splits`` (:func:`split_files`; none by default)."""
+    import gzip
+
+    from mcanb.data import READ_COLUMNS
+
+    unknown = sorted(set(headers) - set(READ_COLUMNS))
+    if unknown:
+        raise ValueError(f"header_only_mimic: unknown table(s) {unknown}; valid: {list(READ_COLUMNS)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, columns in READ_COLUMNS.items():
+        header = (headers.get(name, ",".join(columns)) + "\n").encode()
+        if gz:
+            (folder / f"{name}.csv.gz").write_bytes(gzip.compress(header))
+        else:
+            (folder / f"{name}.csv").write_bytes(header)
+    if splits:
+        split_files(folder / "splits", splits)
+    return folder
 
 
 # ------------------------------------------------------------------------- a tiny study (tests/test_study.py,

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from conftest import header_only_mimic
 from mcanb import params as P
 from mcanb import paths, pipeline
 from mcanb.paths import ROOT
@@ -59,16 +60,7 @@ def test_files_resolve_from_the_repository_root_and_outputs_follow_mcanb_outputs
 
 def test_command_line_from_another_directory(tmp_path):
     """``python run.py run 01_preprocess toy -p input_path <relative>`` from the user's directory, as a dry run."""
-    import gzip
-
-    from mcanb.data import READ_COLUMNS
-    from mcanb.splits import SPLITS, split_filename
-
-    (tmp_path / "mimic" / "splits").mkdir(parents=True)
-    for table in ("NOTEEVENTS", "DIAGNOSES_ICD", "PROCEDURES_ICD"):   # the dry run's pre-flight reads their headers
-        (tmp_path / "mimic" / f"{table}.csv.gz").write_bytes(gzip.compress(",".join(READ_COLUMNS[table]).encode()))
-    for split in SPLITS:                                                # ... and looks for the split files
-        (tmp_path / "mimic" / "splits" / split_filename(split, "full")).write_text("1\n")
+    header_only_mimic(tmp_path / "mimic", splits=("full",))   # the dry run's pre-flight reads the tables' headers
     env = dict(os.environ, MCANB_SETUP="skip", MCANB_PYTHON=sys.executable, MCANB_OUTPUTS=str(tmp_path / "out"),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, str(ROOT / "run.py"), "run", "01_preprocess", "toy", "--dry-run", "-p", "input_path"]

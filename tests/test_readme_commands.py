@@ -9,7 +9,6 @@ at all are listed in ``CANNOT_RUN`` with the reason.
 """
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import os
 import re
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mcanb.data import READ_COLUMNS
+from conftest import header_only_mimic
 from mcanb.paths import ROOT
 from mcanb.splits import SHA256
 
@@ -128,10 +127,7 @@ def test_readme_command_runs(commands, tmp_path):
     if run is None:
         pytest.skip(next(why for prefix, why in CANNOT_RUN.items() if command.startswith(prefix)))
     bindir = str(Path(sys.executable).parent)
-    mimic = tmp_path / "mimic"                    # what `export MIMIC3_DIR=...` names: the dry run's pre-flight checks it
-    mimic.mkdir()
-    for table in ("NOTEEVENTS", "DIAGNOSES_ICD", "PROCEDURES_ICD"):     # the headers only: the pre-flight reads them
-        (mimic / f"{table}.csv.gz").write_bytes(gzip.compress(",".join(READ_COLUMNS[table]).encode()))
+    mimic = header_only_mimic(tmp_path / "mimic")  # what `export MIMIC3_DIR=...` names: the pre-flight reads it
     cached = tmp_path / "cache" / "caml_splits"   # CAML's split files as if fetched: `splits_dir: caml` needs no network
     cached.mkdir(parents=True)
     for name in SHA256:

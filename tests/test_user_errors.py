@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, tiny_profile
+from conftest import ROOT, header_only_mimic, split_files, tiny_profile
 
 
 def cli(args, outputs: Path, *, stdin: bytes | None = None, cwd: Path = ROOT, env: dict | None = None,
@@ -365,7 +365,7 @@ def test_every_shipped_parameter_file_passes_the_value_checks(monkeypatch, tmp_p
 
     monkeypatch.setenv("MIMIC3_DIR", str(ROOT))
     monkeypatch.setenv("MCANB_CACHE", str(tmp_path))                         # CAML's split files, as if fetched
-    _split_files(splits.cache_dir())
+    split_files(splits.cache_dir())
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")                                # the paper's encoders are hub ids
     checked = 0
     for nb in numbered_notebooks():
@@ -453,19 +453,26 @@ def test_empty_and_repeated_lists_are_refused():
     assert "baselines" not in _found("04_cnn_retraining", {"baselines": []})            # [] for none stays allowed
 
 
+def test_a_repeated_filter_size_is_refused_before_anything_is_written(tmp_path):
+    # Each size is one MultiResCNN channel (Li & Yu: 3, 5, 9, 15, 19, 25): [3, 3, 5] would build two identical ones.
+    found = _found("04_cnn_retraining", {"filter_sizes": [3, 3, 5, 5, 9]})
+    assert ("filter_sizes: 3, 5 given more than once; list each once (each size is one MultiResCNN channel: a "
+            "repeated size would build two identical channels)") in found, found
+    for fine in ([3, 5, 9, 15, 19, 25], [5], None):
+        assert "filter_sizes" not in _found("04_cnn_retraining", {"filter_sizes": fine})
+    found = _found("04_cnn_retraining", {"filter_sizes": [0]})                # the other checks still apply
+    assert "filter_sizes: expected a non-empty list of whole numbers >= 1" in found, found
+    out_dir = tmp_path / "outputs"
+    code, out = cli(["run", "04_cnn_retraining", "toy", "-p", "filter_sizes", "[3, 3, 5]"], out_dir)
+    user_error(code, out, "filter_sizes: 3 given more than once; list each once")
+    assert not out_dir.exists()                                       # nothing trained, nothing created
+
+
 @pytest.mark.parametrize("value", [1.5, 0, 1, -0.2, None, "half"])
 def test_less_data_is_a_share_strictly_between_0_and_1(value):
     found = _found("02_pretraining_domains", {"less_data": value})
     assert f"less_data: expected a number strictly between 0 and 1, got {value!r}" in found, found
     assert "less_data" not in _found("02_pretraining_domains", {"less_data": 0.25})
-
-
-def _split_files(folder: Path, spaces=("full", "50")) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for space in spaces:
-        for split in ("train", "dev", "test"):
-            (folder / f"{split}_{space}_hadm_ids.csv").write_text("1\n")
-    return folder
 
 
 def test_splits_dir_without_the_split_files_is_refused(tmp_path):
@@ -474,23 +481,17 @@ def test_splits_dir_without_the_split_files_is_refused(tmp_path):
     found = _found("01_preprocess", {"splits_dir": str(empty)})
     assert f"splits_dir: {empty}: no train_full_hadm_ids.csv, dev_full_hadm_ids.csv, test_full_hadm_ids.csv" \
         in found, found
-    part = _split_files(tmp_path / "part", ("full",))
+    part = split_files(tmp_path / "part", ("full",))
     (part / "train_50_hadm_ids.csv").write_text("1\n")
     found = _found("01_preprocess", {"splits_dir": str(part)})
     assert "top-50 split file(s) dev_50_hadm_ids.csv, test_50_hadm_ids.csv not found" in found, found
-    assert _found("01_preprocess", {"splits_dir": str(_split_files(tmp_path / "all"))}) == ""
-    assert _found("01_preprocess", {"splits_dir": str(_split_files(tmp_path / "full", ("full",)))}) == ""
+    assert _found("01_preprocess", {"splits_dir": str(split_files(tmp_path / "all"))}) == ""
+    assert _found("01_preprocess", {"splits_dir": str(split_files(tmp_path / "full", ("full",)))}) == ""
 
 
 def _mimic(folder: Path, **headers: str) -> Path:
-    """A MIMIC-III-shaped folder of header-only tables (``headers``: a table's header in place of the real one)."""
-    from mcanb.data import READ_COLUMNS
-
-    folder.mkdir(parents=True)
-    for name, columns in READ_COLUMNS.items():
-        (folder / f"{name}.csv").write_text(headers.get(name, ",".join(columns)) + "\n")
-    _split_files(folder / "splits")
-    return folder
+    """Header-only tables as plain ``NAME.csv`` (the messages below name them) and both label spaces' split files."""
+    return header_only_mimic(folder, gz=False, splits=("full", "50"), **headers)
 
 
 def test_mimic_tables_without_a_needed_column_are_refused(tmp_path):
@@ -522,7 +523,7 @@ def test_caml_splits_that_cannot_be_downloaded_are_said_before_any_note_is_read(
     assert found == (f"splits_dir: 'caml' downloads CAML's split files into {splits.cache_dir()}, but "
                      "raw.githubusercontent.com cannot be reached (gaierror: no network here); put the six files "
                      f"({', '.join(splits.SHA256)}) in a folder and name it in splits_dir, or into that cache folder")
-    _split_files(splits.cache_dir())
+    split_files(splits.cache_dir())
     assert _found("01_preprocess", {"splits_dir": "caml"}) == ""
 
 
