@@ -152,6 +152,8 @@ def _coverage_note(label: str, coverage: Mapping[str, float] | None) -> str:
 
 FLOOR_METRIC = "micro_f1@dev_threshold"   # what a row must beat the most-frequent floor on (bert_scores.DEV_THRESHOLD)
 ALPHA = FLOOR_ALPHA   # one level for every paired test: beyond noise when every seed's one-sided p is below it
+MUST_CLEAR = {"02_pretraining_domains": ("hier_lan",),           # the architectures whose rows each notebook
+              "03_hierarchy": ("trun_lan", "hier_lan")}      #   warns about when one does not clear the floor
 NOISE_LEAD = "Beyond test-set noise"   # how a verdict's noise clause starts (said_and_noise sets it apart)
 
 
@@ -224,10 +226,12 @@ def noise_clause(processed: Any, results: Sequence[dict], a: tuple[str, str], b:
 
 def domain_verdict(rows: Sequence, results: Sequence[dict], label_space: str = "50", *,
                    architecture: str = "hier_lan", coverage: Mapping[str, float] | None = None,
-                   extra_metrics: Sequence[str] = (), processed: Any = None) -> str:
+                   extra_metrics: Sequence[str] = (), processed: Any = None,
+                   floor: Mapping[str, Any] | None = None) -> str:
     """This run's domain axis under one architecture: in-domain vs random init, and general vs in-domain, on every
     metric, with each encoder's coverage of the note when given (``{label: share}``); given the ``processed`` data,
-    which differences stand beyond test-set noise (:func:`noise_clause`)."""
+    which differences stand beyond test-set noise (:func:`noise_clause`), and, given the ``floor`` record too, a
+    warning where a row of the pair does not clear the most-frequent floor (:func:`floor_caveat`)."""
     score = means(results)
     by_domain: dict[str, str] = {}
     for r in rows:   # the first encoder of each domain (a less-data twin comes after its encoder)
@@ -240,6 +244,7 @@ def domain_verdict(rows: Sequence, results: Sequence[dict], label_space: str = "
             la, lb = by_domain[a], by_domain[b]
             lines.append(compare(la + _coverage_note(la, coverage), score[(la, architecture)],
                                  lb + _coverage_note(lb, coverage), score[(lb, architecture)], metrics)
+                         + floor_caveat(results, floor, processed, [(la, architecture), (lb, architecture)])
                          + _noise(processed, results, (la, architecture), (lb, architecture), metrics))
     return "\n".join(lines) or "This run has no pair of domains to compare."
 
@@ -284,9 +289,10 @@ def floor_caveat(results: Sequence[dict], floor: Mapping[str, Any] | None, proce
 
 
 def hierarchy_verdict(rows: Sequence, results: Sequence[dict], label_space: str = "50", *,
-                      extra_metrics: Sequence[str] = (), processed: Any = None) -> str:
+                      extra_metrics: Sequence[str] = (), processed: Any = None,
+                      floor: Mapping[str, Any] | None = None) -> str:
     """Per encoder: BERT-hier vs BERT-trun under each head, and LAN vs FCN within BERT-hier, on every metric (with
-    :func:`noise_clause` given the ``processed`` data)."""
+    :func:`noise_clause` given the ``processed`` data, and :func:`floor_caveat` given the ``floor`` record too)."""
     score = means(results)
     metrics = _metrics(label_space, extra_metrics)
     lines = []
@@ -295,6 +301,7 @@ def hierarchy_verdict(rows: Sequence, results: Sequence[dict], label_space: str 
             if (r.label, hi) in score and (r.label, lo) in score:
                 lines.append(f"{r.label}: " + compare(published.ARCHITECTURES[hi], score[(r.label, hi)],
                                                       published.ARCHITECTURES[lo], score[(r.label, lo)], metrics)
+                             + floor_caveat(results, floor, processed, [(r.label, hi), (r.label, lo)])
                              + _noise(processed, results, (r.label, hi), (r.label, lo), metrics))
     return "\n".join(lines) or "This run has no pair of architectures to compare."
 

@@ -178,31 +178,36 @@ def run_baselines(processed: Processed, out_dir: str | Path, names: Sequence[str
         t0, run_dir = time.perf_counter(), Path(out_dir) / name
         run_dir.mkdir(parents=True, exist_ok=True)
         model = makers[name]().fit(texts["train"], processed.multi_hot("train"))
-        row: dict[str, Any] = {}
-        scored = {}
+        scores = {}
         for split in ("dev", "test"):
-            y_score = model.predict_proba(texts[split]).astype(np.float32)
-            save_predictions(run_dir / f"predictions_{split}.parquet", processed.hadm_ids(split), y_score)
-            scores = metrics.evaluate(processed.multi_hot(split), y_score)
-            row.update({metric_key(split, k): v for k, v in scores.items()})
-            scored[split] = (processed.multi_hot(split), y_score)
-        row.update(metrics.dev_threshold_scores(*scored.pop("dev"), scored))   # F1 at the dev-tuned threshold
-        out.append(grid.record(grid.Baseline(name, ROW_NAMES.get(name, name)), None, run_dir, row,
-                               time.perf_counter() - t0))
+            scores[split] = model.predict_proba(texts[split]).astype(np.float32)
+            save_predictions(run_dir / f"predictions_{split}.parquet", processed.hadm_ids(split), scores[split])
+        out.append(grid.record(grid.Baseline(name, ROW_NAMES.get(name, name)), None, run_dir,
+                               _baseline_metrics(processed, scores), time.perf_counter() - t0))
     return out
 
 
+def _baseline_metrics(processed: Processed, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """A baseline's ``dev/`` and ``test/`` metrics (``mcanb.metrics.evaluate``) and F1 at the dev-tuned threshold,
+    from its ``{"dev": scores, "test": scores}``."""
+    row: dict[str, Any] = {}
+    for split in ("dev", "test"):
+        row.update({metric_key(split, k): v for k, v in metrics.evaluate(processed.multi_hot(split),
+                                                                        scores[split]).items()})
+    row.update(metrics.dev_threshold_scores(processed.multi_hot("dev"), scores["dev"],
+                                            {"test": (processed.multi_hot("test"), scores["test"])}))
+    return row
+
+
 def saved_baseline(folder: Path, processed: Processed) -> dict | None:
-    """The result record of a baseline rebuilt from the predictions :func:`run_baselines` saved in ``folder`` (its
-    dev-tuned threshold and test F1 there: what the floor test needs), or None when they are gone."""
+    """The result record of a baseline rebuilt from the predictions :func:`run_baselines` saved in ``folder`` (the
+    same metrics as the record it returned), or None when they are gone."""
     try:
         scores = {s: load_predictions(Path(folder) / f"predictions_{s}.parquet")[1] for s in ("dev", "test")}
     except OSError:
         return None
-    tuned = metrics.dev_threshold_scores(processed.multi_hot("dev"), scores["dev"],
-                                         {"test": (processed.multi_hot("test"), scores["test"])})
     return {"row": Path(folder).name, "seed": None, "predictions": str(Path(folder) / "predictions_test.parquet"),
-            **tuned}
+            **_baseline_metrics(processed, scores)}
 
 
 def table6(this_run: pd.DataFrame, label_space: str, data_dir: str | Path | None = None) -> pd.DataFrame:

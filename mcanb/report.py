@@ -2,16 +2,18 @@
 
 A page a reader takes in in a minute, in this order:
 
-1. the paper's three questions, each answered from this run's numbers in one computed sentence with its figure
-   (RQ1 pretraining domain and amount of pretraining data: :func:`pretraining_verdict`; RQ2 truncated vs
-   hierarchical, FCN vs LAN:
-   ``bert_verdicts.hierarchy_verdict``; RQ3 BERT vs the CNN family: :func:`bert_vs_cnn`);
+0. "Not finished", only when a run of the profile has not finished: each status (never ran, interrupted, failed,
+   a damaged run record, or results without a run record: a notebook run in JupyterLab or by the notebook tests,
+   whose numbers the page does not show; :data:`STATUS_MEANS`) said once, with the runs it holds for;
+1. the paper's three questions, each answered from this run's numbers in computed sentences with its figure
+   (:mod:`mcanb.report_answers`: RQ1 pretraining domain and amount of pretraining data, RQ2 truncated vs
+   hierarchical and FCN vs LAN, as notebooks 02 and 03 print them, floor verdicts included; RQ3 BERT vs the CNN
+   family);
 2. the paper's tables with this run's rows under them (:mod:`mcanb.comparison`, the same table objects the notebooks
    and the README render), each number linked to the ``metrics.json`` it was read from;
 3. Figure 3 (notebook 05);
 4. every executed notebook rendered to HTML (``notebooks/*.html``), so the study reads without Jupyter;
-5. the runs: status (done, failed, interrupted, never ran, or results without a run record: a notebook run in
-   JupyterLab, whose numbers the page does not show; from each run's ``.mcanb-run.json``), time, parameters.
+5. the runs: status (from each run's ``.mcanb-run.json``), time, parameters.
 
 Links are relative, so the page works from any copy of ``outputs/``. Explained in the README section "The whole
 study".
@@ -22,12 +24,12 @@ import datetime as _dt
 import html
 import os
 from pathlib import Path
-from typing import Any
 
 from . import __version__, comparison, published
 from .paths import NOTEBOOKS, OUTPUTS
 from .reporting import load_metrics
 from .study import Profile, RunSpec, StudyError, read_record, resolve
+from .report_answers import answer, bert_vs_cnn, bert_vs_cnn_figure, pretraining_verdict
 
 REPORT_DIR = OUTPUTS / "report"
 QUESTIONS = {"RQ1": "Does pretraining closer to clinical text, or on more of it, code better?",
@@ -39,18 +41,35 @@ def _rel(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target, start)).as_posix()
 
 
+NO_RECORD = "no run record"
+# What a status that is not "done" means for the page, said once in its "Not finished" list (the tables and the
+# questions name the status only).
+STATUS_MEANS = {
+    NO_RECORD: ("ran outside `mcanb run` and `mcanb study` (in JupyterLab, or in the notebook tests of "
+                "`python run.py test`), so what the numbers were computed from is not known"),
+    "never ran": "not started yet",
+    "interrupted": "stopped before it finished; the next `mcanb study` resumes it",
+    "failed": "stopped with an error (the Runs table at the end gives it)",
+    "damaged run record": "its run record cannot be read (the Runs table at the end says why)",
+}
+
+
 def _status(spec: RunSpec) -> tuple[str, dict | None]:
+    """``(status, run record)``: ``done``, a key of :data:`STATUS_MEANS`, or ``failed: <error>`` / ``damaged run
+    record: <why>`` (:func:`short_status` is the part before the colon)."""
     try:
         rec = read_record(OUTPUTS / spec.key)
     except StudyError as e:                      # a damaged record: say so in the report, do not guess
         return f"damaged run record: {_one_line(str(e))}", None
-    if rec is None:
-        if (OUTPUTS / spec.key / "metrics.json").exists():     # run in JupyterLab or by papermill, not by mcanb
-            return ("has results but no run record: it ran outside `mcanb run` and `mcanb study` (in JupyterLab, "
-                    "say), so what its numbers were computed from is not known; `mcanb study` runs it again"), None
-        return "never ran", None
-    return {"done": "done", "running": "interrupted (resumes on the next `mcanb study`)",
+    if rec is None:                              # results without a record: run in JupyterLab or by papermill
+        return (NO_RECORD if (OUTPUTS / spec.key / "metrics.json").exists() else "never ran"), None
+    return {"done": "done", "running": "interrupted",
             "failed": f"failed: {_one_line(str(rec.get('error', '?')))}"}.get(rec.get("status"), rec.get("status", "?")), rec
+
+
+def short_status(status: str) -> str:
+    """A run's status without its details (``failed: ValueError…`` -> ``failed``), as tables and questions say it."""
+    return status.split(":")[0]
 
 
 def _one_line(text: str, limit: int = 160) -> str:
@@ -70,136 +89,6 @@ def _measured(spec: RunSpec | None, status: str) -> dict[str, dict[str, comparis
     if spec is None or status != "done" or not path.exists():
         return {}
     return comparison.measured(load_metrics(path.parent))
-
-
-def seed_records(run: Path | None) -> tuple[Any, list[dict]] | None:
-    """The processed data and one result record per training run (test metrics, dev threshold, test predictions) of
-    a finished BERT notebook run folder (``outputs/02_pretraining_domains/toy``), read from its params.yaml and
-    training_runs.json, for the verdicts' noise test; None when any of it is gone (the verdicts then compare means)."""
-    import json
-
-    import yaml
-
-    from .paths import resolve as resolve_path
-    from .processed import load
-
-    try:
-        params = yaml.safe_load((run / "params.yaml").read_text())
-        data = load(resolve_path(params["data_dir"]), str(params["label_space"]))
-        records = []
-        for folder in map(Path, json.loads((run / "training_runs.json").read_text())):
-            m = json.loads((folder / "metrics.json").read_text())["metrics"]
-            key = f"{folder.parts[-4]}/{folder.parts[-3]}"
-            records.append({"row": key, "encoder": comparison.identify(key)[0], "architecture": folder.parts[-3],
-                            "seed": folder.name, "predictions": str(folder / "predictions_test.parquet"),
-                            "dev_threshold": m.get("dev_threshold"),
-                            **{k: v for k, v in m.items() if k.startswith("test/")}})
-    except (OSError, TypeError, KeyError, ValueError):
-        return None
-    return (data, records) if records and all(Path(r["predictions"]).exists() for r in records) else None
-
-
-def _verdict(verdict, measured: dict[str, dict[str, comparison.Cell]], spec: RunSpec | None) -> str:
-    """``verdict`` (domain or hierarchy) on this run's rows, on the paper's metrics of its label space and micro-F1
-    at the dev-tuned threshold (as notebooks 02 and 03 print it), saying which differences stand beyond test-set
-    noise where the runs' predictions are at hand (:func:`seed_records`), else on their means. The label space is
-    the run's data's, or, without it, the full codes' where the rows have a full-code P@k."""
-    extra = [published.DEV_TUNED_METRICS[0]]
-    rows, results = _verdict_inputs(measured)
-    found = seed_records(OUTPUTS / spec.key if spec else None)
-    if found is None:
-        full = any(m in cells for cells in measured.values() for m in published.METRICS["full"]
-                   if m not in published.METRICS["50"])
-        return verdict(rows, results, label_space="full" if full else "50", extra_metrics=extra)
-    data, records = found
-    if verdict is pretraining_verdict:                  # its more-data pairs are checked against the run's floor
-        from .cnn_study import saved_baseline
-        return verdict(rows, records, label_space=str(data.label_space), extra_metrics=extra, processed=data,
-                       floor=saved_baseline(OUTPUTS / spec.key / "most_frequent", data))
-    return verdict(rows, records, label_space=str(data.label_space), extra_metrics=extra, processed=data)
-
-
-def pretraining_verdict(rows, results: list[dict], floor: dict | None = None, **kw) -> str:
-    """RQ1 as notebook 02 answers it: the domain verdict, then the more-data verdict (Tables 3 and 4) on this run's
-    (less data, more data) pairs: the paper's (``bert_verdicts.MORE_DATA_PAIRS``) and a local less-data twin with the
-    in-domain encoder it halves. ``kw``: the verdicts' ``label_space``, ``extra_metrics`` and ``processed``;
-    ``floor``: the run's most-frequent baseline record, for the more-data verdict's warning (as notebook 02)."""
-    from .bert_verdicts import MORE_DATA_PAIRS, domain_verdict, more_data_verdict
-
-    labels = {r["encoder"] for r in results}
-    more = published.LOCAL_LABELS["in-domain"]
-    twins = {r["encoder"] for r in results if comparison.less_data_twin(r["row"])}
-    pairs = [p for p in MORE_DATA_PAIRS if set(p) <= labels] + [(t, more) for t in sorted(twins) if more in labels]
-    text = domain_verdict(rows, results, **kw)
-    return text + ("\n" + more_data_verdict(pairs, results, floor=floor, **kw) if pairs else "")
-
-
-def _verdict_inputs(results: dict[str, dict[str, comparison.Cell]]):
-    """:mod:`mcanb.bert_verdicts`' inputs from measured BERT rows: the encoder rows and one result row per
-    (encoder, architecture) with its mean test metrics (fractions, as the notebooks' result rows)."""
-    from .bert_study import Encoder
-
-    rows, out = {}, []
-    for key, cells in results.items():
-        label, arch, domain = comparison.identify(key)
-        if arch:
-            rows.setdefault(label, (comparison.less_data_twin(key), Encoder(label, "", domain=domain)))
-            out.append({"row": key, "encoder": label, "architecture": arch, "seed": 0,
-                        **{f"test/{m}": c.mean / 100 for m, c in cells.items()}})
-    return [e for _, e in sorted(rows.values(), key=lambda r: r[0])], out   # a less-data twin after its encoder
-
-
-def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict[str, comparison.Cell]],
-                metric: str = "micro_f1") -> str:
-    """One sentence: the best BERT row of this run against the best CNN-family model (baselines excluded) on the
-    test ``metric``, then the same comparison in the paper's top-50 tables."""
-    def best(results, keep):
-        scored = [(c[metric], k) for k, c in results.items() if metric in c and keep(k)]
-        return max(scored, key=lambda x: x[0].mean) if scored else None
-
-    b = best(bert, lambda k: "/" in k)
-    c = best(cnn, lambda k: "/" not in k and published.CNN_ROWS.get(k, k) not in published.BASELINE_ROWS)
-    label = published.METRIC_LABELS[metric]
-    paper_bert = published.bert_frame().query("label_space == '50' and metric == @metric").sort_values("value").iloc[-1]
-    paper_cnn = published.value("CNN (retrained)", "50", metric, "paper")
-    paper = (f"In the paper (top-50 codes) the best BERT, {paper_bert['encoder']} · "
-             f"{published.ARCHITECTURES[paper_bert['architecture']]}, scores {paper_bert['value']:.1f} {label} "
-             f"against the retrained CNN's {paper_cnn:.1f}.")
-    if b is None or c is None:
-        missing = " and ".join(x for x, y in (("a BERT run (notebooks 02/03)", b), ("a CNN-family run (notebook 04)", c))
-                               if y is None)
-        return f"This run lacks {missing} to compare. {paper}"
-    (bc, bk), (cc, ck) = b, c
-    bname = " · ".join((comparison.identify(bk)[0], published.ARCHITECTURES[comparison.identify(bk)[1]]))
-    verb = "beats" if bc.mean > cc.mean else "does NOT beat"
-    return (f"The best BERT variant of this run, {bname} ({bc} test {label}), {verb} the best CNN-family model, "
-            f"{published.CNN_ROWS.get(ck, ck)} ({cc}). {paper}")
-
-
-def _bert_vs_cnn_figure(bert, cnn, out: Path, metric: str = "micro_f1") -> Path | None:
-    """Bars of test ``metric`` (mean ± sd over seeds) of every row of this run, BERT and CNN family side by side."""
-    shown = [*((k, c) for k, c in bert.items() if "/" in k or k not in cnn), *cnn.items()]   # a baseline once
-    rows = [(f"{comparison.identify(k)[0]}\n{published.ARCHITECTURES.get(comparison.identify(k)[1], '')}".strip(),
-             c[metric], "/" in k) for k, c in shown if metric in c]
-    if not rows:
-        return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .reporting import PALETTE
-    rows.sort(key=lambda r: r[1].mean)
-    fig, ax = plt.subplots(figsize=(6.4, 0.22 * len(rows) + 0.8))
-    ax.barh(range(len(rows)), [r[1].mean for r in rows], xerr=[r[1].sd if r[1].n > 1 else 0 for r in rows],
-            color=[PALETTE[0] if r[2] else PALETTE[1] for r in rows], capsize=2)
-    ax.set_yticks(range(len(rows)), [r[0].replace("\n", " · ") for r in rows], fontsize=9)
-    ax.set_xlabel(f"test {published.METRIC_LABELS[metric]} (%); blue: BERT, orange: CNN family",
-                  fontsize=8)
-    fig.tight_layout()
-    path = out / "rq3_bert_vs_cnn.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _notebook_html(spec: RunSpec, out: Path) -> Path | None:
@@ -234,8 +123,8 @@ def gather(profile: Profile, out: Path) -> dict:
                      "folder": _rel(run_dir, out), "params": _rel(run_dir / "params.yaml", out),
                      "exists": run_dir.exists()})
         if spec.notebook in published.TABLE_NOTEBOOKS.values():
-            tables += comparison.run_tables(spec.notebook, run_dir, _values(spec),
-                                            None if status == "done" else status)  # its row names the run
+            tables += comparison.run_tables(spec.notebook, run_dir, _values(spec),   # its row names the run
+                                            None if status == "done" else short_status(status))
         if status == "done":
             page = _notebook_html(spec, out)
             if page:
@@ -251,25 +140,34 @@ def gather(profile: Profile, out: Path) -> dict:
         path = OUTPUTS / spec.key / "figures" / f"{name}.png" if status_of(nb) == "done" else None
         return _rel(path, out) if path and path.exists() else None
 
-    from .bert_verdicts import hierarchy_verdict
+    from .bert_verdicts import MUST_CLEAR, hierarchy_verdict
     m02, m03, m04 = (_measured(first.get(nb), status_of(nb)) for nb in ("02_pretraining_domains", "03_hierarchy",
                                                                          "04_cnn_retraining"))
 
     def not_run(nb: str) -> str:
         spec, status = first.get(nb), status_of(nb)
-        said = ("the profile has no run of it" if spec is None else f"run {spec.key} {status}" if status != "done"
-                else f"run {spec.key} has no metrics.json")
-        return f"Notebook {nb[:2]} has not finished in this profile, so this run cannot answer it: {said}."
+        said = ("the profile has no run of it" if spec is None else f"{spec.key}: {short_status(status)}"
+                if status != "done" else f"{spec.key} has no metrics.json")
+        return f"Notebook {nb[:2]} has not finished in this profile ({said}), so this run cannot answer it."
 
-    rq = [("RQ1", _verdict(pretraining_verdict, m02, first.get("02_pretraining_domains")) if m02 else
-           not_run("02_pretraining_domains"),
-           fig("02_pretraining_domains", "fig_domains")),
-          ("RQ2", _verdict(hierarchy_verdict, m03, first.get("03_hierarchy")) if m03 else not_run("03_hierarchy"),
-           fig("03_hierarchy", "fig_architectures"))]
+    def answered(nb: str, verdict, measured) -> str:
+        return answer(verdict, measured, first.get(nb), MUST_CLEAR[nb]) if measured else not_run(nb)
+
+    rq = [("RQ1", answered("02_pretraining_domains", pretraining_verdict, m02), fig("02_pretraining_domains",
+                                                                                   "fig_domains")),
+          ("RQ2", answered("03_hierarchy", hierarchy_verdict, m03), fig("03_hierarchy", "fig_architectures"))]
     bert = {**m02, **m03}
-    rq3_fig = _bert_vs_cnn_figure(bert, m04, out)
+    rq3_fig = bert_vs_cnn_figure(bert, m04, out)
     rq.append(("RQ3", bert_vs_cnn(bert, m04), _rel(rq3_fig, out) if rq3_fig else None))
-    return {"runs": runs, "tables": tables, "notebooks": notebooks, "figure3": figure3, "questions": rq}
+    unfinished: dict[str, list[str]] = {}
+    for r in runs:
+        if r["status"] != "done":
+            unfinished.setdefault(short_status(r["status"]), []).append(r["run"])
+    figure3_missing = (None if figure3 else not_run("05_frequency_analysis")
+                       if status_of("05_frequency_analysis") != "done" else
+                       "Notebook 05 finished but wrote no Figure 3 (figures/fig_3*.png).")
+    return {"runs": runs, "tables": tables, "notebooks": notebooks, "figure3": figure3, "questions": rq,
+            "unfinished": unfinished, "figure3_missing": figure3_missing}
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1260px;margin:1em auto;padding:0 .8em;color:#222;font-size:14px}
@@ -352,8 +250,24 @@ def _intro(profile: Profile) -> str:
             "from.")
 
 
+NO_NOTEBOOKS = "None: no run of this profile has finished."
 NOISE_NOTE = ("These sentences compare this run's means over seeds, then say which differences stand beyond test-set "
               "noise: a paired bootstrap over the test notes, as in notebooks 02 and 03 (§5 of each).")
+
+
+def unfinished(profile: Profile, data: dict) -> tuple[str, list[str]]:
+    """The page's "Not finished" lead and one line per status (:data:`STATUS_MEANS`) naming its runs; ``("", [])``
+    when every run of the profile is done. Said once here, so the tables and questions name the status only."""
+    if not data["unfinished"]:
+        return "", []
+    n = sum(len(keys) for keys in data["unfinished"].values())
+    said = (f"None of the profile's {n} runs has finished" if n == len(data["runs"]) else
+            f"{n} of the profile's {len(data['runs'])} runs {'has' if n == 1 else 'have'} not finished")
+    lead = (f"{said}, so this page leaves their numbers, "
+            f"figures and answers out. `mcanb study {profile.name}` runs them (`--dry-run` lists what it would run "
+            "and why).")
+    return lead, [f"{status} ({', '.join(keys)})" + (f": {STATUS_MEANS[status]}." if status in STATUS_MEANS else ".")
+                  for status, keys in data["unfinished"].items()]
 
 
 def render_html(profile: Profile, data: dict, out: Path) -> str:
@@ -361,7 +275,11 @@ def render_html(profile: Profile, data: dict, out: Path) -> str:
 
     e = html.escape
     parts = [f"<h1>mcanb study report: {e(profile.name)}</h1>", f'<p class="note">{e(_intro(profile))}</p>',
-             "<h2>The paper's questions, answered by this run</h2>", f'<p class="note">{e(NOISE_NOTE)}</p>']
+             ]
+    lead, lines = unfinished(profile, data)
+    if lead:
+        parts += ["<h2>Not finished</h2>", f"<p>{e(lead)}</p><ul>", *(f"<li>{e(line)}</li>" for line in lines), "</ul>"]
+    parts += ["<h2>The paper's questions, answered by this run</h2>", f'<p class="note">{e(NOISE_NOTE)}</p>']
     for rq, sentence, fig in data["questions"]:
         img = f'<img src="{e(fig)}" alt="{rq} figure">' if fig else '<span class="note">(no figure)</span>'
         items = "".join(f"<li>{e(said)}" + (f'<br><span class="note">{e(noise)}</span>' if noise else "")
@@ -371,9 +289,11 @@ def render_html(profile: Profile, data: dict, out: Path) -> str:
     parts += [_html_comparison(c, out) for c in data["tables"]] or ["<p>No run of this profile reproduces a table.</p>"]
     parts.append("<h2>Figure 3: F1 by code frequency (notebook 05)</h2>")
     parts += [f'<p class="note">{e(key)}: {e(name)}</p><p><img src="{e(href)}" alt="{e(name)}"></p>'
-              for key, name, href in data["figure3"]] or ['<p class="note">Notebook 05 has not run.</p>']
+              for key, name, href in data["figure3"]] or [f'<p class="note">{e(data["figure3_missing"])}</p>']
     parts.append("<h2>The executed notebooks</h2><ul>")
     parts += [f'<li><a href="{e(href)}">{e(key)}</a></li>' for key, href in data["notebooks"]] + ["</ul>"]
+    if not data["notebooks"]:
+        parts.append(f'<p class="note">{NO_NOTEBOOKS}</p>')
     parts += ["<h2>Runs</h2>", _html_runs(data["runs"])]
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>mcanb report: {e(profile.name)}</title>"
             f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
@@ -382,8 +302,11 @@ def render_html(profile: Profile, data: dict, out: Path) -> str:
 def render_md(profile: Profile, data: dict, out: Path) -> str:
     from .bert_verdicts import said_and_noise
 
-    parts = [f"# mcanb study report: {profile.name}\n", _intro(profile) + "\n",
-             "## The paper's questions, answered by this run\n", NOISE_NOTE + "\n"]
+    parts = [f"# mcanb study report: {profile.name}\n", _intro(profile) + "\n"]
+    lead, lines = unfinished(profile, data)
+    if lead:
+        parts += ["## Not finished\n", lead + "\n", *(f"- {line}" for line in lines), ""]
+    parts += ["## The paper's questions, answered by this run\n", NOISE_NOTE + "\n"]
     for rq, sentence, fig in data["questions"]:
         parts.append(f"**{rq}. {QUESTIONS[rq]}**\n")
         parts += [f"- {said}" + (f"\\\n  {noise}" if noise else "")       # a hard line break, then the noise
@@ -398,9 +321,10 @@ def render_md(profile: Profile, data: dict, out: Path) -> str:
         parts.append(f"### {c.title}\n\nthis run: {c.run} on {c.data}; {diff}.\n")
         parts.append(comparison.markdown(c, _rel(c.run_dir / "metrics.json", out) if c.run_dir else None))
     parts.append("## Figure 3: F1 by code frequency (notebook 05)\n")
-    parts += [f"![{name}]({href})\n" for _, name, href in data["figure3"]] or ["Notebook 05 has not run.\n"]
+    parts += [f"![{name}]({href})\n" for _, name, href in data["figure3"]] or [f"{data['figure3_missing']}\n"]
     parts.append("## The executed notebooks\n")
-    parts += [f"- [{key}]({href})" for key, href in data["notebooks"]] + [""]
+    parts += [f"- [{key}]({href})" for key, href in data["notebooks"]] or [NO_NOTEBOOKS]
+    parts.append("")
     parts.append("## Runs\n")
     parts.append("| run | status | finished | seconds | parameters |\n|---|---|---|---|---|")
     parts += [f"| {r['run']} | {r['status']} | {r['finished']} | {r['seconds']} | "

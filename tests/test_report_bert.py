@@ -111,12 +111,12 @@ def test_a_coded_notes_table_is_shown_without_the_papers_rows(tmp_path):
 def test_the_report_takes_a_less_data_twin_after_its_encoder():
     """metrics.json lists rows alphabetically, so the less-data twin comes first there; the domain verdict takes a
     domain's first encoder, so the report must put the twin after the encoder it halves (as the notebooks do)."""
-    from mcanb import report
+    from mcanb import report_answers
     cell = comparison.Cell(50.0, 0.0, 1)
     measured = {k: {"micro_f1": cell} for k in ("in_domain_less_data_mlm_on_25_of_training_notes/hier_lan",
                                                 "in_domain_mlm_on_training_notes/hier_lan",
                                                 "random_init_no_pretraining/hier_lan")}
-    rows, _ = report._verdict_inputs(measured)
+    rows, _ = report_answers._verdict_inputs(measured)
     assert [r.label for r in rows] == ["in-domain (MLM on training notes)", "random init (no pretraining)",
                                        "in-domain, less data (MLM on 25 % of training notes)"]
     assert comparison.less_data_twin("in_domain_less_data_mlm_on_25_of_training_notes/hier_lan")
@@ -127,13 +127,13 @@ def test_the_report_takes_a_less_data_twin_after_its_encoder():
 def test_the_reports_research_question_sentences_name_the_dev_tuned_micro_f1_as_the_notebooks_do():
     """Notebooks 02 and 03 print their verdicts on the paper's metrics and micro-F1 at the dev-tuned threshold; the
     report's RQ1 and RQ2 sentences must say the same (here without the runs' records: on the means)."""
-    from mcanb import report
+    from mcanb import report_answers
     from mcanb.bert_verdicts import domain_verdict
     cells = lambda f1, tuned: {"micro_f1": comparison.Cell(f1, 0.0, 1),              # noqa: E731
                                "micro_f1@dev_threshold": comparison.Cell(tuned, 0.0, 1)}
     measured = {"in_domain_mlm_on_training_notes/hier_lan": cells(50.0, 52.0),
                 "random_init_no_pretraining/hier_lan": cells(48.0, 53.0)}
-    text = report._verdict(domain_verdict, measured, None)
+    text = report_answers.answer(domain_verdict, measured, None)
     assert text == ("in-domain (MLM on training notes) is above random init (no pretraining) on micro-F1 (50.0 vs "
                     "48.0); random init (no pretraining) is ahead on micro-F1 (dev thr.) (53.0 vs 52.0).")
 
@@ -141,40 +141,41 @@ def test_the_reports_research_question_sentences_name_the_dev_tuned_micro_f1_as_
 def test_the_reports_rq1_adds_the_more_data_verdict_on_the_runs_pairs():
     """Notebook 02 answers RQ1 with the domain verdict and the more-data verdict (Tables 3 and 4); the report's RQ1
     does too, pairing a local less-data twin with the in-domain encoder, and the paper's pairs where a run has both."""
-    from mcanb import report
+    from mcanb import report_answers
     cell = lambda v: {"micro_f1": comparison.Cell(v, 0.0, 1)}        # noqa: E731
     measured = {"in_domain_less_data_mlm_on_25_of_training_notes/hier_lan": cell(46.0),
                 "in_domain_mlm_on_training_notes/hier_lan": cell(50.0),
                 "random_init_no_pretraining/hier_lan": cell(48.0)}
-    text = report._verdict(report.pretraining_verdict, measured, None)
+    text = report_answers.answer(report_answers.pretraining_verdict, measured, None)
     assert text.splitlines() == [
         "in-domain (MLM on training notes) is above random init (no pretraining) on micro-F1 (50.0 vs 48.0).",
         "BERT-hier + LAN: in-domain (MLM on training notes) is above in-domain, less data (MLM on 25 % of training "
         "notes) on micro-F1 (50.0 vs 46.0)."]
-    rows, results = report._verdict_inputs({k: v for k, v in measured.items() if "less_data" not in k})
-    assert "\n" not in report.pretraining_verdict(rows, results)        # no pair: the domain verdict alone
+    rows, results = report_answers._verdict_inputs({k: v for k, v in measured.items() if "less_data" not in k})
+    assert "\n" not in report_answers.pretraining_verdict(rows, results)        # no pair: the domain verdict alone
     hub = [{"row": f"{slug}/hier_lan", "encoder": label, "architecture": "hier_lan", "seed": 0, "test/micro_f1": v}
            for slug, label, v in (("a", "BioBERT abstract", 0.60), ("b", "BioBERT full text", 0.62))]
-    assert report.pretraining_verdict([], hub).endswith(
+    assert report_answers.pretraining_verdict([], hub).endswith(
         "BERT-hier + LAN: BioBERT full text is above BioBERT abstract on micro-F1 (62.0 vs 60.0).")
 
 
 def test_the_reports_verdicts_use_the_metrics_of_the_runs_label_space():
     """A full-code run reports P@8 and P@15, not the top-50 P@5: the report's sentences compare those."""
-    from mcanb import report
+    from mcanb import report_answers
     from mcanb.bert_verdicts import domain_verdict
     cells = lambda v: {"p@8": comparison.Cell(v, 0.0, 1), "p@15": comparison.Cell(v - 10, 0.0, 1)}   # noqa: E731
     measured = {"in_domain_mlm_on_training_notes/hier_lan": cells(50.0),
                 "random_init_no_pretraining/hier_lan": cells(48.0)}
-    assert report._verdict(domain_verdict, measured, None) == (
+    assert report_answers.answer(domain_verdict, measured, None) == (
         "in-domain (MLM on training notes) is above random init (no pretraining) on P@8 (50.0 vs 48.0) and P@15 "
         "(40.0 vs 38.0).")
 
 
 def test_the_report_names_results_without_a_run_record_and_shows_no_figure_for_them(tmp_path, monkeypatch):
-    """A notebook run in JupyterLab writes its folder but no `.mcanb-run.json`: the report does not know what those
-    numbers were computed from, so it shows none of them, no figure beside the question either, and says why and what
-    runs it again, once per table row (the row names the run)."""
+    """A notebook run in JupyterLab (or by the notebook tests) writes its folder but no `.mcanb-run.json`: the report
+    does not know what those numbers were computed from, so it shows none of them, no figure beside the question
+    either. It says what each status means once, in "Not finished" with the command that runs them; the questions
+    and the tables' rows name the run and its status only."""
     from mcanb import report
     from mcanb.study import Profile, RunSpec
     monkeypatch.setattr(report, "OUTPUTS", tmp_path)
@@ -188,16 +189,24 @@ def test_the_report_names_results_without_a_run_record_and_shows_no_figure_for_t
     data = report.gather(profile, tmp_path / "report")
     (q1, text1, fig1), (q2, text2, fig2) = data["questions"][:2]
     assert fig1 is None and fig2 is None
-    assert text1 == ("Notebook 02 has not finished in this profile, so this run cannot answer it: run "
-                     "02_pretraining_domains/toy has results but no run record: it ran outside `mcanb run` and `mcanb "
-                     "study` (in JupyterLab, say), so what its numbers were computed from is not known; `mcanb study` "
-                     "runs it again.")
-    assert text2 == ("Notebook 03 has not finished in this profile, so this run cannot answer it: run 03_hierarchy/toy "
-                     "never ran.")
+    assert text1 == ("Notebook 02 has not finished in this profile (02_pretraining_domains/toy: no run record), so "
+                     "this run cannot answer it.")
+    assert text2 == "Notebook 03 has not finished in this profile (03_hierarchy/toy: never ran), so this run cannot answer it."
     notes = {(r.name, r.note) for t in data["tables"] for r in t.this_run}
-    assert notes == {("run 02_pretraining_domains/toy", text1.split(": run 02_pretraining_domains/toy ")[1][:-1]),
-                     ("run 03_hierarchy/toy", "never ran")}
-    assert [r["status"] for r in data["runs"]][1] == "never ran"
+    assert notes == {("run 02_pretraining_domains/toy", "no run record"), ("run 03_hierarchy/toy", "never ran")}
+    assert [r["status"] for r in data["runs"]] == ["no run record", "never ran"]
+    lead, lines = report.unfinished(profile, data)
+    assert lead.startswith("None of the profile's 2 runs has finished") and "`mcanb study p`" in lead
+    assert lines == [f"no run record (02_pretraining_domains/toy): {report.STATUS_MEANS['no run record']}.",
+                     "never ran (03_hierarchy/toy): not started yet."]
+    for page in (report.render_md(profile, data, tmp_path), report.render_html(profile, data, tmp_path)):
+        assert page.count("ran outside `mcanb run`") == 1 and page.count("Not finished") == 1
+        assert "Notebook 05 has not finished in this profile (the profile has no run of it)" in page
+        assert "None: no run of this profile has finished." in page
+    (tmp_path / "03_hierarchy" / "toy" / "metrics.json").write_text(json.dumps({"metrics": {}}))
+    monkeypatch.setattr(report, "read_record", lambda folder: {"status": "done"} if "03" in str(folder) else None)
+    data = report.gather(profile, tmp_path / "report")
+    assert report.unfinished(profile, data)[0].startswith("1 of the profile's 2 runs has not finished, so")
 
 
 def test_the_report_sets_each_answers_noise_clause_apart():
@@ -208,7 +217,7 @@ def test_the_report_sets_each_answers_noise_clause_apart():
     line = "a is above b on micro-F1 (50.0 vs 48.0)."
     noise = " Beyond test-set noise (paired bootstrap over the 9 test notes): no difference."
     data = {"questions": [("RQ1", f"{line}{noise}\nc is above d on P@5 (1.0 vs 0.5).", None)], "tables": [],
-            "figure3": [], "notebooks": [], "runs": []}
+            "figure3": [], "notebooks": [], "runs": [], "unfinished": {}, "figure3_missing": "none"}
     profile = Profile("p", Path("p.yaml"), "Test profile.", [])
     page = report.render_html(profile, data, Path("."))
     assert (f"<ul><li>{line}<br><span class=\"note\">{noise.strip()}</span></li>"

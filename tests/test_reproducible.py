@@ -77,22 +77,26 @@ def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_
     assert m["caml/test/macro_auc/mean"] > 0.55 and m["cnn/test/macro_auc/mean"] > 0.55
     # the report's verdicts read the runs' records to test for noise: one per training run, with the numbers of the
     # notebook's metrics.json and readable predictions
-    from mcanb import comparison, report
+    from mcanb import comparison, report, report_answers
     from mcanb.predictions import paired_on_test
     run02 = a / "02_pretraining_domains" / "tiny"
-    data, records = report.seed_records(run02)
+    data, records = report_answers.seed_records(run02)
     assert len(records) == len(json.loads((run02 / "training_runs.json").read_text()))
     assert {r["encoder"] for r in records} == {"in-domain (MLM on training notes)", "random init (no pretraining)"}
     m02 = _metrics(a, "02_pretraining_domains/tiny")
     for r in records:
         assert r["test/micro_f1"] == m02[f"{r['row']}/test/micro_f1/{r['seed']}"]
         assert paired_on_test(data, r, r, "p@5", n_resamples=1).estimate_a == pytest.approx(r["test/p@5"])
-    assert report.seed_records(a / "03_hierarchy" / "no_such_run") is None
+    assert report_answers.seed_records(a / "03_hierarchy" / "no_such_run") is None
     seen = {}
-    monkeypatch.setattr(report, "OUTPUTS", a)
+    monkeypatch.setattr(report_answers, "OUTPUTS", a)
     measured = comparison.measured(report.load_metrics(run02))
-    report._verdict(lambda rows, res, processed=None, **kw: seen.update(n=len(res), data=processed, **kw), measured,
-                    SimpleNamespace(key="02_pretraining_domains/tiny"))
+    said = report_answers.answer(lambda rows, res, processed=None, **kw: seen.update(n=len(res), data=processed, **kw)
+                                 or "the verdict.", measured, SimpleNamespace(key="02_pretraining_domains/tiny"),
+                                 ("hier_lan",))
+    # the run's most-frequent floor reaches the verdict (its warnings) and its floor verdict follows, as notebook 02
+    assert seen["floor"]["row"] == "most_frequent" and said.startswith("the verdict.\n")
+    assert "the most-frequent floor" in said.splitlines()[1]
     assert seen["n"] == len(records) and seen["data"].num_codes == data.num_codes
     assert seen["extra_metrics"] == ["micro_f1@dev_threshold"]          # as the notebooks print the verdicts
     assert seen["label_space"] == data.label_space == "50"

@@ -1,0 +1,161 @@
+"""The study report's answers to the paper's three questions, computed from a profile's finished runs.
+
+* RQ1 (notebook 02): :func:`pretraining_verdict`, the domain verdict then the more-data verdict;
+* RQ2 (notebook 03): ``bert_verdicts.hierarchy_verdict``;
+* RQ3 (notebooks 02-04): :func:`bert_vs_cnn` and its figure.
+
+RQ1 and RQ2 are answered as their notebooks answer them (:func:`answer`): where the run's predictions are at hand
+(:func:`seed_records`), each comparison says which differences stand beyond test-set noise and warns when a row does
+not clear the run's most-frequent floor, and the floor verdict of every row follows; otherwise the sentences compare
+means. :mod:`mcanb.report` lays them out.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import comparison, published
+from .paths import OUTPUTS
+from .study import RunSpec
+
+
+def seed_records(run: Path | None) -> tuple[Any, list[dict]] | None:
+    """The processed data and one result record per training run (test metrics, dev threshold, test predictions) of
+    a finished BERT notebook run folder (``outputs/02_pretraining_domains/toy``), read from its params.yaml and
+    training_runs.json, for the verdicts' noise test; None when any of it is gone (the verdicts then compare means)."""
+    import json
+
+    import yaml
+
+    from .paths import resolve as resolve_path
+    from .processed import load
+
+    try:
+        params = yaml.safe_load((run / "params.yaml").read_text())
+        data = load(resolve_path(params["data_dir"]), str(params["label_space"]))
+        records = []
+        for folder in map(Path, json.loads((run / "training_runs.json").read_text())):
+            m = json.loads((folder / "metrics.json").read_text())["metrics"]
+            key = f"{folder.parts[-4]}/{folder.parts[-3]}"
+            records.append({"row": key, "encoder": comparison.identify(key)[0], "architecture": folder.parts[-3],
+                            "seed": folder.name, "predictions": str(folder / "predictions_test.parquet"),
+                            "dev_threshold": m.get("dev_threshold"),
+                            **{k: v for k, v in m.items() if k.startswith("test/")}})
+    except (OSError, TypeError, KeyError, ValueError):
+        return None
+    return (data, records) if records and all(Path(r["predictions"]).exists() for r in records) else None
+
+
+def answer(verdict, measured: dict[str, dict[str, comparison.Cell]], spec: RunSpec | None,
+           must_clear: Sequence[str] | None = None) -> str:
+    """``verdict`` (RQ1's :func:`pretraining_verdict` or RQ2's ``hierarchy_verdict``) on this run's rows, on the
+    paper's metrics of its label space and micro-F1 at the dev-tuned threshold, as the run's notebook prints it.
+
+    Where the run's predictions are at hand (:func:`seed_records`) each comparison says which differences stand
+    beyond test-set noise and, given the run's most-frequent floor (``cnn_study.saved_baseline``), warns where a row
+    did not clear it; the floor verdict of every row follows (``bert_verdicts.floor_verdict``, ``must_clear``: the
+    architectures the notebook warns about, :data:`mcanb.bert_verdicts.MUST_CLEAR`). Otherwise the sentences compare
+    means, in the label space whose P@k the rows have."""
+    from .bert_scores import DEV_THRESHOLD
+    from .bert_verdicts import floor_verdict
+    from .cnn_study import saved_baseline
+
+    extra = [published.DEV_TUNED_METRICS[0]]
+    rows, results = _verdict_inputs(measured)
+    found = seed_records(OUTPUTS / spec.key if spec else None)
+    if found is None:
+        full = any(m in cells for cells in measured.values() for m in published.METRICS["full"]
+                   if m not in published.METRICS["50"])
+        return verdict(rows, results, label_space="full" if full else "50", extra_metrics=extra)
+    data, records = found
+    floor = saved_baseline(OUTPUTS / spec.key / "most_frequent", data)
+    text = verdict(rows, records, label_space=str(data.label_space), extra_metrics=extra, processed=data, floor=floor)
+    if floor is None:
+        return text
+    learned, said = floor_verdict(records, floor, data, DEV_THRESHOLD, must_clear=must_clear)
+    expected = " or ".join(published.ARCHITECTURES[a] for a in must_clear or ())
+    return f"{text}\n{said}" + ("" if learned or not expected else
+                                f" WARNING: a {expected} row does not clear the floor beyond test-set noise.")
+
+
+def pretraining_verdict(rows, results: list[dict], floor: dict | None = None, **kw) -> str:
+    """RQ1 as notebook 02 answers it: the domain verdict, then the more-data verdict (Tables 3 and 4) on this run's
+    (less data, more data) pairs: the paper's (``bert_verdicts.MORE_DATA_PAIRS``) and a local less-data twin with the
+    in-domain encoder it halves. ``kw``: the verdicts' ``label_space``, ``extra_metrics`` and ``processed``;
+    ``floor``: the run's most-frequent baseline record, for both verdicts' warnings (as notebook 02)."""
+    from .bert_verdicts import MORE_DATA_PAIRS, domain_verdict, more_data_verdict
+
+    labels = {r["encoder"] for r in results}
+    more = published.LOCAL_LABELS["in-domain"]
+    twins = {r["encoder"] for r in results if comparison.less_data_twin(r["row"])}
+    pairs = [p for p in MORE_DATA_PAIRS if set(p) <= labels] + [(t, more) for t in sorted(twins) if more in labels]
+    text = domain_verdict(rows, results, floor=floor, **kw)
+    return text + ("\n" + more_data_verdict(pairs, results, floor=floor, **kw) if pairs else "")
+
+
+def _verdict_inputs(results: dict[str, dict[str, comparison.Cell]]):
+    """:mod:`mcanb.bert_verdicts`' inputs from measured BERT rows: the encoder rows and one result row per
+    (encoder, architecture) with its mean test metrics (fractions, as the notebooks' result rows)."""
+    from .bert_study import Encoder
+
+    rows, out = {}, []
+    for key, cells in results.items():
+        label, arch, domain = comparison.identify(key)
+        if arch:
+            rows.setdefault(label, (comparison.less_data_twin(key), Encoder(label, "", domain=domain)))
+            out.append({"row": key, "encoder": label, "architecture": arch, "seed": 0,
+                        **{f"test/{m}": c.mean / 100 for m, c in cells.items()}})
+    return [e for _, e in sorted(rows.values(), key=lambda r: r[0])], out   # a less-data twin after its encoder
+
+
+def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict[str, comparison.Cell]],
+                metric: str = "micro_f1") -> str:
+    """One sentence: the best BERT row of this run against the best CNN-family model (baselines excluded) on the
+    test ``metric``, then the same comparison in the paper's top-50 tables."""
+    def best(results, keep):
+        scored = [(c[metric], k) for k, c in results.items() if metric in c and keep(k)]
+        return max(scored, key=lambda x: x[0].mean) if scored else None
+
+    b = best(bert, lambda k: "/" in k)
+    c = best(cnn, lambda k: "/" not in k and published.CNN_ROWS.get(k, k) not in published.BASELINE_ROWS)
+    label = published.METRIC_LABELS[metric]
+    paper_bert = published.bert_frame().query("label_space == '50' and metric == @metric").sort_values("value").iloc[-1]
+    paper_cnn = published.value("CNN (retrained)", "50", metric, "paper")
+    paper = (f"In the paper (top-50 codes) the best BERT, {paper_bert['encoder']} · "
+             f"{published.ARCHITECTURES[paper_bert['architecture']]}, scores {paper_bert['value']:.1f} {label} "
+             f"against the retrained CNN's {paper_cnn:.1f}.")
+    if b is None or c is None:
+        missing = " and ".join(x for x, y in (("a BERT run (notebooks 02/03)", b), ("a CNN-family run (notebook 04)", c))
+                               if y is None)
+        return f"This run lacks {missing} to compare. {paper}"
+    (bc, bk), (cc, ck) = b, c
+    bname = " · ".join((comparison.identify(bk)[0], published.ARCHITECTURES[comparison.identify(bk)[1]]))
+    verb = "beats" if bc.mean > cc.mean else "does NOT beat"
+    return (f"The best BERT variant of this run, {bname} ({bc} test {label}), {verb} the best CNN-family model, "
+            f"{published.CNN_ROWS.get(ck, ck)} ({cc}). {paper}")
+
+
+def bert_vs_cnn_figure(bert, cnn, out: Path, metric: str = "micro_f1") -> Path | None:
+    """Bars of test ``metric`` (mean ± sd over seeds) of every row of this run, BERT and CNN family side by side."""
+    shown = [*((k, c) for k, c in bert.items() if "/" in k or k not in cnn), *cnn.items()]   # a baseline once
+    rows = [(f"{comparison.identify(k)[0]}\n{published.ARCHITECTURES.get(comparison.identify(k)[1], '')}".strip(),
+             c[metric], "/" in k) for k, c in shown if metric in c]
+    if not rows:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .reporting import PALETTE
+    rows.sort(key=lambda r: r[1].mean)
+    fig, ax = plt.subplots(figsize=(6.4, 0.22 * len(rows) + 0.8))
+    ax.barh(range(len(rows)), [r[1].mean for r in rows], xerr=[r[1].sd if r[1].n > 1 else 0 for r in rows],
+            color=[PALETTE[0] if r[2] else PALETTE[1] for r in rows], capsize=2)
+    ax.set_yticks(range(len(rows)), [r[0].replace("\n", " · ") for r in rows], fontsize=9)
+    ax.set_xlabel(f"test {published.METRIC_LABELS[metric]} (%); blue: BERT, orange: CNN family",
+                  fontsize=8)
+    fig.tight_layout()
+    path = out / "rq3_bert_vs_cnn.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
