@@ -29,6 +29,31 @@ from .paths import NOTEBOOKS, PARAMETERS, ROOT, TOY_MIMIC, TOY_PREPROCESSED, out
 PARAMETER_FILE_ENV = "MCANB_PARAMETER_FILE"
 
 
+def kernel_manager() -> dict[str, Any]:
+    """papermill's keyword for the kernel manager of a run: a kernel that talks over Unix sockets (IPC), each in a
+    name of its own under the temporary folder, not over TCP ports of localhost. Only this process talks to the
+    kernel, and over TCP ipykernel warns on every start that the traffic is unencrypted, a line on the terminal of
+    every ``mcanb run``. Empty (papermill's TCP default) where there are no Unix sockets (Windows)."""
+    if os.name == "nt":
+        return {}
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IpcKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _ip_default(self) -> str:       # the sockets' path prefix; jupyter_client's is relative to the cwd
+            return os.path.join(tempfile.gettempdir(), f"mcanb-kernel-{uuid.uuid4().hex[:16]}")
+
+    return {"kernel_manager_class": IpcKernelManager}
+
+
 def numbered_notebooks() -> list[str]:
     """Names (without .ipynb) of ``notebooks/NN_*.ipynb`` in order."""
     return sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -180,7 +205,7 @@ def execute(notebook: str, run: str, overrides: dict[str, Any] | None = None, ti
     try:
         pm.execute_notebook(str(NOTEBOOKS / f"{notebook}.ipynb"), str(target), parameters=values,
                             kernel_name="python3", cwd=str(ROOT), log_output=False, progress_bar=progress_bar,
-                            execution_timeout=timeout)
+                            execution_timeout=timeout, **kernel_manager())
     finally:
         if before is None:
             os.environ.pop(PARAMETER_FILE_ENV, None)

@@ -105,6 +105,9 @@ def test_study_runs_then_skips_everything(tiny_study):
     # progress reached the terminal: which run, which model and seed, which epoch
     assert re.search(r"\[04_cnn_retraining/tiny\] (cnn|caml)/\w{8}/seed13 · epoch \d/2", first.stderr), \
         first.stderr[-3000:]
+    # and nothing else: the kernels talk over Unix sockets (pipeline.kernel_manager), so ipykernel has no
+    # unencrypted-TCP warning to print for each notebook
+    assert "without encryption" not in first.stderr + first.stdout
     t0 = time.perf_counter()
     second = mcanb_cli(["study", str(profile), "--no-report"], outputs, timeout=300)
     took = time.perf_counter() - t0
