@@ -37,8 +37,9 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spec
                    "merges.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "added_tokens.json")
 # Modules that only orchestrate or present runs (never imported by a notebook's computation): changing them must
 # not rerun hours of training. Every other source file of the package counts in code_version().
-ORCHESTRATION = {"cli.py", "pipeline.py", "study.py", "study_run.py", "progress.py", "report.py", "predict.py", "runs.py",
-                 "preflight.py", "preflight_inputs.py", "errors.py", "rehearse.py", "rehearse_table.py"}
+ORCHESTRATION = {"cli.py", "pipeline.py", "study.py", "study_run.py", "progress.py", "report.py", "report_answers.py",
+                 "predict.py", "runs.py", "preflight.py", "preflight_inputs.py", "errors.py", "rehearse.py",
+                 "rehearse_table.py"}
 _BIG = 16 << 20                # files this large have their hash kept on disk between processes
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .paths import NOTEBOOKS, ROOT, TOY_CORPUS, TOY_MIMIC, TOY_PREPROCESSED, out_dir, resolve
+from .paths import NOTEBOOKS, PARAMETER_FILE_ENV, ROOT, TOY_CORPUS, TOY_MIMIC, TOY_PREPROCESSED, out_dir, resolve
 from .reporting import save_params
 
 
@@ -24,8 +24,16 @@ def parameters(namespace: dict[str, Any], notebook: str) -> dict[str, Any]:
 
 
 def setup(notebook: str, params: dict[str, Any]) -> Path:
-    """Create ``outputs/<notebook>/<run_name>/``, write ``params.yaml``, seed, print a banner."""
+    """Create ``outputs/<notebook>/<run_name>/``, write ``params.yaml``, seed, print a banner.
+
+    Outside ``mcanb run`` and ``mcanb study`` (no ``$MCANB_PARAMETER_FILE``: JupyterLab, papermill, the notebook
+    tests) the folder's run record goes: it describes an execution whose results this one overwrites, so the report
+    and ``mcanb study`` must not vouch for them (``mcanb.study.RECORD``; the report then says "no run record")."""
     out = out_dir(notebook, str(params.get("run_name", "default")))
+    if not os.environ.get(PARAMETER_FILE_ENV):
+        from .study import RECORD
+
+        (out / RECORD).unlink(missing_ok=True)
     save_params(out, params)
     (out / "training_runs.json").unlink(missing_ok=True)   # mcanb.identity.record_use: this execution's runs only
     from .train_config import seed_everything  # imported here so that importing mcanb.notebook stays light

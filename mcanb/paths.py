@@ -18,6 +18,9 @@ TOY_MIMIC = OUTPUTS / "fixtures" / "toy_mimic"     # the generated toy MIMIC-III
 TOY_PREPROCESSED = OUTPUTS / "01_preprocess" / "toy"  # notebook 01 on the toy fixture
 TOY_CORPUS = OUTPUTS / "fixtures" / "toy_corpus"   # the generated coded-notes table (not MIMIC-shaped)
 RUNS = OUTPUTS / "runs"                            # the run store: every training run (mcanb.grid, docs/runs.md)
+# Set by mcanb.pipeline.execute for the kernel (the run's parameter file, named in params.yaml); without it a
+# notebook runs outside `mcanb run` and `mcanb study` (JupyterLab, papermill, the notebook tests).
+PARAMETER_FILE_ENV = "MCANB_PARAMETER_FILE"
 
 
 def resolve(path: str | os.PathLike) -> Path:

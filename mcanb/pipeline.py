@@ -23,10 +23,8 @@ from typing import Any
 import yaml
 
 from . import params as P
-from .paths import NOTEBOOKS, PARAMETERS, ROOT, TOY_MIMIC, TOY_PREPROCESSED, out_dir, shown
+from .paths import NOTEBOOKS, PARAMETER_FILE_ENV, PARAMETERS, ROOT, TOY_MIMIC, TOY_PREPROCESSED, out_dir, shown
 
-# The parameter file a notebook runs with, shown in the params.yaml it writes (mcanb.reporting.save_params).
-PARAMETER_FILE_ENV = "MCANB_PARAMETER_FILE"
 
 
 def kernel_manager() -> dict[str, Any]:

@@ -33,6 +33,7 @@ import pandas as pd
 import yaml
 
 from . import __version__
+from .paths import PARAMETER_FILE_ENV
 
 # Fixed palette (Okabe-Ito, colour-blind safe) so every figure names a model with the same colour.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -76,7 +77,7 @@ def save_params(out_dir: str | Path, params: Mapping[str, Any]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "params.yaml"
     clean = {k: _plain(v) if not isinstance(v, (list, tuple, dict)) else v for k, v in params.items()}
-    source = os.environ.get("MCANB_PARAMETER_FILE")
+    source = os.environ.get(PARAMETER_FILE_ENV)
     header = f"# parameter file: {source}\n" if source else ""
     path.write_text(header + yaml.safe_dump(clean, sort_keys=True, allow_unicode=True))
     return path

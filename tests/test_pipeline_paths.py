@@ -1,6 +1,7 @@
 """Relative paths: command-line overrides follow the caller's directory; files and notebooks the repository root."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,3 +71,23 @@ def test_command_line_from_another_directory(tmp_path):
     bad = subprocess.run([*cmd, "elsewhere"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and f"{tmp_path / 'elsewhere'} does not exist" in bad.stderr
     assert not (tmp_path / "out").exists(), "a dry run creates nothing"
+
+
+def test_a_notebook_run_outside_mcanb_drops_the_folders_run_record(tmp_path, monkeypatch):
+    """A notebook executed in JupyterLab, by papermill or by the notebook tests overwrites a folder that `mcanb study`
+    may have recorded: its record would then vouch for results it did not describe, so notebook.setup removes it (the
+    report says "no run record"). Under `mcanb run`/`study` ($MCANB_PARAMETER_FILE set) the record stays."""
+    from mcanb import notebook, paths, study
+
+    monkeypatch.setattr(paths, "OUTPUTS", tmp_path)
+    folder = tmp_path / "04_cnn_retraining" / "toy"
+    folder.mkdir(parents=True)
+    record = folder / study.RECORD
+    record.write_text(json.dumps({"status": "done", "fingerprint": "abc"}))
+    monkeypatch.setenv(paths.PARAMETER_FILE_ENV, "parameters/04_cnn_retraining/toy.yaml")
+    assert notebook.setup("04_cnn_retraining", {"run_name": "toy", "seed": 13}) == folder
+    assert record.exists()                                      # mcanb's own execution: its record is kept
+    monkeypatch.delenv(paths.PARAMETER_FILE_ENV)
+    notebook.setup("04_cnn_retraining", {"run_name": "toy", "seed": 13})
+    assert not record.exists() and (folder / "params.yaml").exists()
+    assert study.read_record(folder) is None
