@@ -133,6 +133,18 @@ def _recorded(run_dir: Path) -> list[Path]:
         return []
 
 
+def reader_name(name: str) -> str:
+    """A model name of :func:`short_names` as the tables and the report name the row (``mcanb.comparison.identify``):
+    ``02:toy:in_domain_mlm_on_training_notes/hier_lan`` -> ``02/toy: in-domain (MLM on training notes) · BERT-hier +
+    LAN``, ``cnn`` -> ``CNN (retrained)``. Figure 3's legend shows these."""
+    from . import comparison, published
+
+    parts = name.split(":", 2)
+    where, key = (f"{parts[0]}/{parts[1]}: ", parts[2]) if len(parts) == 3 else ("", name)
+    label, arch, _ = comparison.identify(key)
+    return where + (f"{label} · {published.ARCHITECTURES.get(arch, arch)}" if arch else label)
+
+
 def short_names(preds: Sequence[PredictionRun]) -> dict[Path, str]:
     """``{path: label}``: the bare model name when one notebook run is shown, else ``NN:run:model``."""
     several = len({(p.notebook, p.run) for p in preds}) > 1
@@ -261,7 +273,7 @@ def plot(summary: pd.DataFrame, title: str):
     ticks = [f"{b}\n{n_codes[b]} codes" for b in bins]
     palette = PALETTE if len(models) <= len(PALETTE) else sns.color_palette("tab20", len(models))   # no colour twice
     colours = dict(zip(models, palette))
-    columns = min(len(models), 4)
+    columns = min(len(models), 4 if max(len(reader_name(m)) for m in models) <= 40 else 2)   # long names: 2 a row
     legend_rows = -(-len(models) // columns)
     sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4 + 0.3 * legend_rows))
@@ -285,7 +297,7 @@ def plot(summary: pd.DataFrame, title: str):
     ax2.set_xticks(range(len(bins)), ticks)
     handles, labels = ax.get_legend_handles_labels()
     ax.get_legend().remove()
-    fig.legend(handles, labels, loc="lower center", ncol=columns, frameon=False)
+    fig.legend(handles, [reader_name(x) for x in labels], loc="lower center", ncol=columns, frameon=False)
     fig.tight_layout(rect=(0, 0.045 * legend_rows + 0.02, 1, 1))  # the legend's rows below the panels, not over them
     return fig
 

@@ -37,6 +37,11 @@ def test_discover_reads_model_seed_and_label_space(tmp_path):
     assert [p.run for p in F.discover(["*"], outputs=tmp_path)] == ["other", "toy", "toy"]
     assert F.short_names(found)[found[0].path] == "cnn"
     assert F.short_names(F.discover(["*"], outputs=tmp_path))[found[0].path] == "04:toy:cnn"
+    # Figure 3's legend names each model as the tables and the report do
+    assert F.reader_name("04:toy:cnn") == "04/toy: CNN (retrained)" and F.reader_name("most_frequent") == (
+        "Most frequent codes")
+    assert F.reader_name("03:toy:in_domain_mlm_on_training_notes/hier_fcn") == (
+        "03/toy: in-domain (MLM on training notes) · BERT-hier + FCN")
 
 
 def test_discover_follows_the_training_runs_a_notebook_run_lists(tmp_path):
