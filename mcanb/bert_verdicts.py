@@ -14,6 +14,7 @@ tie (equal to the printed precision) is said as such.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
@@ -185,21 +186,15 @@ def _runs(results: Sequence[dict]) -> dict[tuple[str, str], dict[Any, Mapping[st
     return out
 
 
-def _noise(processed: Any, results: Sequence[dict], a: tuple[str, str], b: tuple[str, str],
-           metrics: Sequence[str]) -> str:
-    return "" if processed is None else noise_clause(processed, results, a, b, metrics)
-
-
-def noise_clause(processed: Any, results: Sequence[dict], a: tuple[str, str], b: tuple[str, str],
-                 metrics: Sequence[str], *, alpha: float = ALPHA, n_resamples: int = 1000) -> str:
-    """Which of rows ``a`` and ``b``'s differences (``(encoder, architecture)`` keys of ``results``) stand beyond
-    test-set noise: for each metric a paired bootstrap can resample (:func:`mcanb.predictions.resamplable`: all,
-    the AUCs while they fit in memory) on which they differ as printed, the better row against the other over the
-    test notes (:func:`mcanb.predictions.worst_p`), on every seed both ran; beyond noise when every seed's one-sided p
-    is under ``alpha``. ``""`` when there is none."""
+def noise_ps(processed: Any, results: Sequence[dict], a: tuple[str, str], b: tuple[str, str],
+             metrics: Sequence[str], *, n_resamples: int = 1000) -> tuple[dict[str, float], bool]:
+    """``({metric: p}, skipped)``: for each metric a paired bootstrap can resample (:func:`mcanb.predictions.resamplable`:
+    all, the AUCs while they fit in memory) on which rows ``a`` and ``b`` (``(encoder, architecture)`` keys of
+    ``results``) differ as printed, the worst one-sided p over the seeds both ran of the better row against the other
+    over the test notes (:func:`mcanb.predictions.worst_p`); ``skipped``: a metric was left out for its size."""
     runs = _runs(results)
     seeds = sorted(set(runs.get(a, {})) & set(runs.get(b, {})), key=str)
-    beyond, within, skipped = [], [], False
+    ps, skipped = {}, False
     for m in metrics:
         if not resamplable(m, processed):
             skipped = True
@@ -208,12 +203,21 @@ def noise_clause(processed: Any, results: Sequence[dict], a: tuple[str, str], b:
         if not seeds or any(v is None or pd.isna(v) for vs in values for v in vs):
             continue
         ma, mb = (round(100 * sum(vs) / len(vs), 1) for vs in values)
-        if ma == mb:
-            continue
-        hi, lo = (a, b) if ma > mb else (b, a)
-        p = worst_p(processed, [(runs[hi][s], runs[lo][s]) for s in seeds], m, n_resamples=n_resamples)
-        (beyond if p < alpha else within).append(f"{_label(m)} ({_p(p)})")
-    if not (beyond or within):
+        if ma != mb:
+            hi, lo = (a, b) if ma > mb else (b, a)
+            ps[m] = worst_p(processed, [(runs[hi][s], runs[lo][s]) for s in seeds], m, n_resamples=n_resamples)
+    return ps, skipped
+
+
+def noise_clause(processed: Any, results: Sequence[dict], a: tuple[str, str], b: tuple[str, str],
+                 metrics: Sequence[str], *, alpha: float = ALPHA, n_resamples: int = 1000,
+                 tested: tuple[dict[str, float], bool] | None = None) -> str:
+    """Which of rows ``a`` and ``b``'s differences stand beyond test-set noise (:func:`noise_ps`, or its result
+    ``tested``): beyond noise when every seed's one-sided p is under ``alpha``. ``""`` when none was tested."""
+    ps, skipped = tested or noise_ps(processed, results, a, b, metrics, n_resamples=n_resamples)
+    beyond = [f"{_label(m)} ({_p(p)})" for m, p in ps.items() if p < alpha]
+    within = [f"{_label(m)} ({_p(p)})" for m, p in ps.items() if p >= alpha]
+    if not ps:
         return ""
     n_test = len(processed.hadm_ids("test"))
     said = [f"the differences on {_join(beyond)}" if beyond else "no difference",
@@ -224,14 +228,47 @@ def noise_clause(processed: Any, results: Sequence[dict], a: tuple[str, str], b:
             f"seed): {'; '.join(said)}.")
 
 
+@dataclass
+class Pair:
+    """One comparison a verdict says, as data (the report's tables): ``lead`` (``"BERT-hier + LAN: "``), the two rows
+    as said, their mean scores (percent) on ``metrics``, each tested metric's worst one-sided p (:func:`noise_ps`;
+    empty when untested), the floor caveat (:func:`floor_caveat`, ``""`` when both rows clear the floor) and the
+    verdict's ``line`` itself."""
+    lead: str
+    a: str
+    b: str
+    a_scores: Mapping[str, float]
+    b_scores: Mapping[str, float]
+    metrics: tuple[str, ...]
+    ps: dict[str, float]
+    caveat: str
+    line: str
+
+
+def _say(lead: str, said: tuple[str, str], keys: tuple[tuple[str, str], tuple[str, str]], score: Mapping,
+         metrics: Sequence[str], results: Sequence[dict], processed: Any, floor: Mapping[str, Any] | None,
+         collect: list | None) -> str:
+    """A verdict's line on rows ``keys`` (said as ``said``): :func:`compare`, :func:`floor_caveat` and
+    :func:`noise_clause`; the same comparison is appended to ``collect`` as a :class:`Pair` when given."""
+    tested = noise_ps(processed, results, *keys, metrics) if processed is not None else ({}, False)
+    caveat = floor_caveat(results, floor, processed, keys)
+    line = (lead + compare(said[0], score[keys[0]], said[1], score[keys[1]], metrics) + caveat
+            + (noise_clause(processed, results, *keys, metrics, tested=tested) if processed is not None else ""))
+    if collect is not None:
+        collect.append(Pair(lead, *said, score[keys[0]], score[keys[1]], tuple(metrics), tested[0], caveat.strip(),
+                            line))
+    return line
+
+
 def domain_verdict(rows: Sequence, results: Sequence[dict], label_space: str = "50", *,
                    architecture: str = "hier_lan", coverage: Mapping[str, float] | None = None,
                    extra_metrics: Sequence[str] = (), processed: Any = None,
-                   floor: Mapping[str, Any] | None = None) -> str:
+                   floor: Mapping[str, Any] | None = None, collect: list | None = None) -> str:
     """This run's domain axis under one architecture: in-domain vs random init, and general vs in-domain, on every
     metric, with each encoder's coverage of the note when given (``{label: share}``); given the ``processed`` data,
     which differences stand beyond test-set noise (:func:`noise_clause`), and, given the ``floor`` record too, a
-    warning where a row of the pair does not clear the most-frequent floor (:func:`floor_caveat`)."""
+    warning where a row of the pair does not clear the most-frequent floor (:func:`floor_caveat`). ``collect``: a
+    list that gets each comparison as a :class:`Pair` (the same in the other verdicts)."""
     score = means(results)
     by_domain: dict[str, str] = {}
     for r in rows:   # the first encoder of each domain (a less-data twin comes after its encoder)
@@ -242,16 +279,16 @@ def domain_verdict(rows: Sequence, results: Sequence[dict], label_space: str = "
     for a, b in (("in-domain", "none"), ("general", "in-domain")):
         if a in by_domain and b in by_domain:
             la, lb = by_domain[a], by_domain[b]
-            lines.append(compare(la + _coverage_note(la, coverage), score[(la, architecture)],
-                                 lb + _coverage_note(lb, coverage), score[(lb, architecture)], metrics)
-                         + floor_caveat(results, floor, processed, [(la, architecture), (lb, architecture)])
-                         + _noise(processed, results, (la, architecture), (lb, architecture), metrics))
+            lines.append(_say("", (la + _coverage_note(la, coverage), lb + _coverage_note(lb, coverage)),
+                              ((la, architecture), (lb, architecture)), score, metrics, results, processed, floor,
+                              collect))
     return "\n".join(lines) or "This run has no pair of domains to compare."
 
 
 def more_data_verdict(pairs: Sequence[tuple[str, str]], results: Sequence[dict], label_space: str = "50", *,
                       architectures: Sequence[str] = ("hier_lan", "trun_fcn"), extra_metrics: Sequence[str] = (),
-                      processed: Any = None, floor: Mapping[str, Any] | None = None) -> str:
+                      processed: Any = None, floor: Mapping[str, Any] | None = None,
+                      collect: list | None = None) -> str:
     """This run's (less data, more data) encoder pairs, under each architecture that ran both (with
     :func:`noise_clause` given the ``processed`` data, and, given the ``floor`` record too, a warning where a row of
     the pair does not clear the most-frequent floor: :func:`floor_caveat`)."""
@@ -261,10 +298,8 @@ def more_data_verdict(pairs: Sequence[tuple[str, str]], results: Sequence[dict],
         for arch in architectures:
             if (less, arch) in score and (more, arch) in score:
                 metrics = _metrics(label_space, extra_metrics)
-                lines.append(f"{published.ARCHITECTURES[arch]}: " + compare(
-                    more, score[(more, arch)], less, score[(less, arch)], metrics)
-                    + floor_caveat(results, floor, processed, [(more, arch), (less, arch)])
-                    + _noise(processed, results, (more, arch), (less, arch), metrics))
+                lines.append(_say(f"{published.ARCHITECTURES[arch]}: ", (more, less), ((more, arch), (less, arch)),
+                                  score, metrics, results, processed, floor, collect))
     return "\n".join(lines) or "This run has no less-data / more-data pair to compare."
 
 
@@ -290,7 +325,7 @@ def floor_caveat(results: Sequence[dict], floor: Mapping[str, Any] | None, proce
 
 def hierarchy_verdict(rows: Sequence, results: Sequence[dict], label_space: str = "50", *,
                       extra_metrics: Sequence[str] = (), processed: Any = None,
-                      floor: Mapping[str, Any] | None = None) -> str:
+                      floor: Mapping[str, Any] | None = None, collect: list | None = None) -> str:
     """Per encoder: BERT-hier vs BERT-trun under each head, and LAN vs FCN within BERT-hier, on every metric (with
     :func:`noise_clause` given the ``processed`` data, and :func:`floor_caveat` given the ``floor`` record too)."""
     score = means(results)
@@ -299,10 +334,8 @@ def hierarchy_verdict(rows: Sequence, results: Sequence[dict], label_space: str 
     for r in rows:
         for hi, lo in (("hier_fcn", "trun_fcn"), ("hier_lan", "trun_lan"), ("hier_lan", "hier_fcn")):
             if (r.label, hi) in score and (r.label, lo) in score:
-                lines.append(f"{r.label}: " + compare(published.ARCHITECTURES[hi], score[(r.label, hi)],
-                                                      published.ARCHITECTURES[lo], score[(r.label, lo)], metrics)
-                             + floor_caveat(results, floor, processed, [(r.label, hi), (r.label, lo)])
-                             + _noise(processed, results, (r.label, hi), (r.label, lo), metrics))
+                lines.append(_say(f"{r.label}: ", (published.ARCHITECTURES[hi], published.ARCHITECTURES[lo]),
+                                  ((r.label, hi), (r.label, lo)), score, metrics, results, processed, floor, collect))
     return "\n".join(lines) or "This run has no pair of architectures to compare."
 
 

@@ -5,10 +5,10 @@ A page a reader takes in in a minute, in this order:
 0. "Not finished", only when a run of the profile has not finished: each status (never ran, interrupted, failed,
    a damaged run record, or results without a run record: a notebook run in JupyterLab or by the notebook tests,
    whose numbers the page does not show; :data:`STATUS_MEANS`) said once, with the runs it holds for;
-1. the paper's three questions, each answered from this run's numbers in computed sentences with its figure
-   (:mod:`mcanb.report_answers`: RQ1 pretraining domain and amount of pretraining data, RQ2 truncated vs
-   hierarchical and FCN vs LAN, as notebooks 02 and 03 print them, floor verdicts included; RQ3 BERT vs the CNN
-   family);
+1. the paper's three questions, each answered from this run's numbers with its figure (:mod:`mcanb.report_answers`:
+   RQ1 pretraining domain and amount of pretraining data, RQ2 truncated vs hierarchical and FCN vs LAN, the
+   comparisons notebooks 02 and 03 print, each as a small table with its noise test, and their floor verdicts; RQ3
+   BERT vs the CNN family);
 2. the paper's tables with this run's rows under them (:mod:`mcanb.comparison`, the same table objects the notebooks
    and the README render), each number linked to the ``metrics.json`` it was read from;
 3. Figure 3 (notebook 05);
@@ -150,15 +150,15 @@ def gather(profile: Profile, out: Path) -> dict:
                 if status != "done" else f"{spec.key} has no metrics.json")
         return f"Notebook {nb[:2]} has not finished in this profile ({said}), so this run cannot answer it."
 
-    def answered(nb: str, verdict, measured) -> str:
-        return answer(verdict, measured, first.get(nb), MUST_CLEAR[nb]) if measured else not_run(nb)
+    def answered(nb: str, verdict, measured) -> list:
+        return answer(verdict, measured, first.get(nb), MUST_CLEAR[nb]) if measured else [not_run(nb)]
 
     rq = [("RQ1", answered("02_pretraining_domains", pretraining_verdict, m02), fig("02_pretraining_domains",
                                                                                    "fig_domains")),
           ("RQ2", answered("03_hierarchy", hierarchy_verdict, m03), fig("03_hierarchy", "fig_architectures"))]
     bert = {**m02, **m03}
     rq3_fig = bert_vs_cnn_figure(bert, m04, out)
-    rq.append(("RQ3", bert_vs_cnn(bert, m04), _rel(rq3_fig, out) if rq3_fig else None))
+    rq.append(("RQ3", [bert_vs_cnn(bert, m04)], _rel(rq3_fig, out) if rq3_fig else None))
     unfinished: dict[str, list[str]] = {}
     for r in runs:
         if r["status"] != "done":
@@ -251,8 +251,51 @@ def _intro(profile: Profile) -> str:
 
 
 NO_NOTEBOOKS = "None: no run of this profile has finished."
-NOISE_NOTE = ("These sentences compare this run's means over seeds, then say which differences stand beyond test-set "
-              "noise: a paired bootstrap over the test notes, as in notebooks 02 and 03 (§5 of each).")
+NOISE_NOTE = ("Each comparison below is one that notebooks 02 and 03 print as a sentence (§5 of each): this run's two "
+              "rows, mean over seeds in percent, the better value in bold; where the runs' predictions are at hand, "
+              "the one-sided p of a paired bootstrap over the test notes, the better row against the other, the "
+              "largest over the seeds both ran; ✓ marks a difference beyond test-set noise (p < 0.05 on every "
+              "seed). A row that does not clear the most-frequent floor is said under its table.")
+
+
+def _pair_cells(pair) -> tuple[list[str], list[tuple[str, list[tuple[str, bool]]]]]:
+    """A comparison's table (``bert_verdicts.Pair``): the metric labels, then ``(row, [(cell, emphasised)])`` for
+    each of the two rows (the better value, as printed, emphasised) and, where tested, the one-sided p (emphasised
+    beyond test-set noise)."""
+    import math
+
+    from .bert_verdicts import ALPHA
+
+    ms = [m for m in pair.metrics if all(isinstance(x.get(m), (int, float)) and math.isfinite(x[m])
+                                         for x in (pair.a_scores, pair.b_scores))]
+    a, b = ([round(float(x[m]), 1) for m in ms] for x in (pair.a_scores, pair.b_scores))
+    rows = [(pair.a, [(f"{x:.1f}", x > y) for x, y in zip(a, b)]),
+            (pair.b, [(f"{y:.1f}", y > x) for x, y in zip(a, b)])]
+    if pair.ps:
+        ps = [pair.ps.get(m) for m in ms]
+        rows.append(("one-sided p (largest over seeds)",
+                     [("–", False) if p is None else
+                      (("< 0.001" if p < 0.001 else f"{p:.3f}") + (" ✓" if p < ALPHA else ""), p < ALPHA) for p in ps]))
+    return [published.METRIC_LABELS.get(m, m) for m in ms], rows
+
+
+def _html_pair(pair) -> str:
+    e = html.escape
+    head, rows = _pair_cells(pair)
+    body = "".join(f"<tr><td>{e(label)}</td>" + "".join(
+        f'<td class="n">{"<b>" if em else ""}{e(c)}{"</b>" if em else ""}</td>' for c, em in cells) + "</tr>"
+        for label, cells in rows)
+    caveat = f'<br><span class="note">{e(pair.caveat)}</span>' if pair.caveat else ""
+    return (f"<li>{e(pair.lead)}{e(pair.a)} vs {e(pair.b)}{caveat}<table><thead><tr><th></th>"
+            + "".join(f"<th>{e(h)}</th>" for h in head) + f"</tr></thead><tbody>{body}</tbody></table></li>")
+
+
+def _md_pair(pair) -> str:
+    head, rows = _pair_cells(pair)
+    table = ["| | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+    table += [f"| {label} | " + " | ".join(f"**{c}**" if em else c for c, em in cells) + " |" for label, cells in rows]
+    caveat = f"\\\n  {pair.caveat}" if pair.caveat else ""           # a hard line break, then the caveat
+    return "\n".join([f"- {pair.lead}{pair.a} vs {pair.b}{caveat}\n", *("  " + t for t in table)]) + "\n"
 
 
 def unfinished(profile: Profile, data: dict) -> tuple[str, list[str]]:
@@ -280,10 +323,13 @@ def render_html(profile: Profile, data: dict, out: Path) -> str:
     if lead:
         parts += ["<h2>Not finished</h2>", f"<p>{e(lead)}</p><ul>", *(f"<li>{e(line)}</li>" for line in lines), "</ul>"]
     parts += ["<h2>The paper's questions, answered by this run</h2>", f'<p class="note">{e(NOISE_NOTE)}</p>']
-    for rq, sentence, fig in data["questions"]:
+    for rq, answer_items, fig in data["questions"]:
         img = f'<img src="{e(fig)}" alt="{rq} figure">' if fig else '<span class="note">(no figure)</span>'
-        items = "".join(f"<li>{e(said)}" + (f'<br><span class="note">{e(noise)}</span>' if noise else "")
-                        + "</li>" for said, noise in said_and_noise(sentence))
+        items = "".join(
+            _html_pair(item) if not isinstance(item, str) else
+            "".join(f"<li>{e(said)}" + (f'<br><span class="note">{e(noise)}</span>' if noise else "") + "</li>"
+                    for said, noise in said_and_noise(item))
+            for item in answer_items)
         parts.append(f'<div class="rq"><div><b>{rq}. {e(QUESTIONS[rq])}</b><ul>{items}</ul></div>{img}</div>')
     parts.append("<h2>The paper's tables, this run under them</h2>")
     parts += [_html_comparison(c, out) for c in data["tables"]] or ["<p>No run of this profile reproduces a table.</p>"]
@@ -307,10 +353,12 @@ def render_md(profile: Profile, data: dict, out: Path) -> str:
     if lead:
         parts += ["## Not finished\n", lead + "\n", *(f"- {line}" for line in lines), ""]
     parts += ["## The paper's questions, answered by this run\n", NOISE_NOTE + "\n"]
-    for rq, sentence, fig in data["questions"]:
+    for rq, answer_items, fig in data["questions"]:
         parts.append(f"**{rq}. {QUESTIONS[rq]}**\n")
-        parts += [f"- {said}" + (f"\\\n  {noise}" if noise else "")       # a hard line break, then the noise
-                  for said, noise in said_and_noise(sentence)]
+        for item in answer_items:
+            parts += [_md_pair(item)] if not isinstance(item, str) else [
+                f"- {said}" + (f"\\\n  {noise}" if noise else "")       # a hard line break, then the noise
+                for said, noise in said_and_noise(item)]
         parts.append("")
         if fig:
             parts.append(f"![{rq}]({fig})\n")

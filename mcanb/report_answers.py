@@ -47,15 +47,17 @@ def seed_records(run: Path | None) -> tuple[Any, list[dict]] | None:
 
 
 def answer(verdict, measured: dict[str, dict[str, comparison.Cell]], spec: RunSpec | None,
-           must_clear: Sequence[str] | None = None) -> str:
+           must_clear: Sequence[str] | None = None) -> list:
     """``verdict`` (RQ1's :func:`pretraining_verdict` or RQ2's ``hierarchy_verdict``) on this run's rows, on the
-    paper's metrics of its label space and micro-F1 at the dev-tuned threshold, as the run's notebook prints it.
+    paper's metrics of its label space and micro-F1 at the dev-tuned threshold, as the run's notebook prints it: one
+    ``bert_verdicts.Pair`` per comparison (the verdict's lines when it has none), then sentences (:func:`as_text`
+    joins them as the notebook prints them).
 
     Where the run's predictions are at hand (:func:`seed_records`) each comparison says which differences stand
     beyond test-set noise and, given the run's most-frequent floor (``cnn_study.saved_baseline``), warns where a row
     did not clear it; the floor verdict of every row follows (``bert_verdicts.floor_verdict``, ``must_clear``: the
-    architectures the notebook warns about, :data:`mcanb.bert_verdicts.MUST_CLEAR`). Otherwise the sentences compare
-    means, in the label space whose P@k the rows have."""
+    architectures the notebook warns about, :data:`mcanb.bert_verdicts.MUST_CLEAR`). Otherwise the comparisons are
+    of means, in the label space whose P@k the rows have."""
     from .bert_scores import DEV_THRESHOLD
     from .bert_verdicts import floor_verdict
     from .cnn_study import saved_baseline
@@ -63,19 +65,28 @@ def answer(verdict, measured: dict[str, dict[str, comparison.Cell]], spec: RunSp
     extra = [published.DEV_TUNED_METRICS[0]]
     rows, results = _verdict_inputs(measured)
     found = seed_records(OUTPUTS / spec.key if spec else None)
+    pairs: list = []
     if found is None:
         full = any(m in cells for cells in measured.values() for m in published.METRICS["full"]
                    if m not in published.METRICS["50"])
-        return verdict(rows, results, label_space="full" if full else "50", extra_metrics=extra)
+        text = verdict(rows, results, label_space="full" if full else "50", extra_metrics=extra, collect=pairs)
+        return pairs or text.splitlines()
     data, records = found
     floor = saved_baseline(OUTPUTS / spec.key / "most_frequent", data)
-    text = verdict(rows, records, label_space=str(data.label_space), extra_metrics=extra, processed=data, floor=floor)
+    text = verdict(rows, records, label_space=str(data.label_space), extra_metrics=extra, processed=data, floor=floor,
+                   collect=pairs)
+    items = pairs or text.splitlines()
     if floor is None:
-        return text
+        return items
     learned, said = floor_verdict(records, floor, data, DEV_THRESHOLD, must_clear=must_clear)
     expected = " or ".join(published.ARCHITECTURES[a] for a in must_clear or ())
-    return f"{text}\n{said}" + ("" if learned or not expected else
-                                f" WARNING: a {expected} row does not clear the floor beyond test-set noise.")
+    return [*items, said + ("" if learned or not expected else
+                            f" WARNING: a {expected} row does not clear the floor beyond test-set noise.")]
+
+
+def as_text(items: Sequence) -> str:
+    """:func:`answer`'s items as the notebook prints them: each comparison's line, each sentence, one a line."""
+    return "\n".join(getattr(i, "line", i) for i in items)
 
 
 def pretraining_verdict(rows, results: list[dict], floor: dict | None = None, **kw) -> str:

@@ -304,9 +304,15 @@ def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(t
     assert clause == (" Beyond test-set noise (paired bootstrap over the 300 test notes, one-sided p < 0.05 for every "
                       "seed): the differences on macro-AUC (p = 0.005), micro-F1 (p = 0.005), P@5 (p = 0.005) and "
                       "micro-F1 (dev thr.) (p = 0.005).")
+    collected: list = []
     text = v.hierarchy_verdict([bert_study.Encoder("in", "x", domain="in-domain")], pair, extra_metrics=[metric],
-                               processed=data)
+                               processed=data, collect=collected)
     assert text.startswith("in: BERT-hier + LAN is above BERT-hier + FCN on macro-AUC (100.0 vs 51.2), micro-F1 ")
+    # the same comparison as data, for the report's tables: the line itself, the means, each metric's p
+    [said] = collected
+    assert (said.line, said.lead, said.a, said.b) == (text, "in: ", "BERT-hier + LAN", "BERT-hier + FCN")
+    assert said.a_scores["macro_auc"] == 100.0 and said.metrics[-1] == metric and set(said.ps) == set(metrics)
+    assert all(p < 0.001 for p in said.ps.values()) and said.caveat == ""
     assert text.endswith(" Beyond test-set noise (paired bootstrap over the 300 test notes, one-sided p < 0.05 for "
                          "every seed): the differences on macro-AUC (p < 0.001), micro-F1 (p < 0.001), P@5 "
                          "(p < 0.001) and micro-F1 (dev thr.) (p < 0.001).")

@@ -133,7 +133,7 @@ def test_the_reports_research_question_sentences_name_the_dev_tuned_micro_f1_as_
                                "micro_f1@dev_threshold": comparison.Cell(tuned, 0.0, 1)}
     measured = {"in_domain_mlm_on_training_notes/hier_lan": cells(50.0, 52.0),
                 "random_init_no_pretraining/hier_lan": cells(48.0, 53.0)}
-    text = report_answers.answer(domain_verdict, measured, None)
+    text = report_answers.as_text(report_answers.answer(domain_verdict, measured, None))
     assert text == ("in-domain (MLM on training notes) is above random init (no pretraining) on micro-F1 (50.0 vs "
                     "48.0); random init (no pretraining) is ahead on micro-F1 (dev thr.) (53.0 vs 52.0).")
 
@@ -146,7 +146,7 @@ def test_the_reports_rq1_adds_the_more_data_verdict_on_the_runs_pairs():
     measured = {"in_domain_less_data_mlm_on_25_of_training_notes/hier_lan": cell(46.0),
                 "in_domain_mlm_on_training_notes/hier_lan": cell(50.0),
                 "random_init_no_pretraining/hier_lan": cell(48.0)}
-    text = report_answers.answer(report_answers.pretraining_verdict, measured, None)
+    text = report_answers.as_text(report_answers.answer(report_answers.pretraining_verdict, measured, None))
     assert text.splitlines() == [
         "in-domain (MLM on training notes) is above random init (no pretraining) on micro-F1 (50.0 vs 48.0).",
         "BERT-hier + LAN: in-domain (MLM on training notes) is above in-domain, less data (MLM on 25 % of training "
@@ -166,7 +166,7 @@ def test_the_reports_verdicts_use_the_metrics_of_the_runs_label_space():
     cells = lambda v: {"p@8": comparison.Cell(v, 0.0, 1), "p@15": comparison.Cell(v - 10, 0.0, 1)}   # noqa: E731
     measured = {"in_domain_mlm_on_training_notes/hier_lan": cells(50.0),
                 "random_init_no_pretraining/hier_lan": cells(48.0)}
-    assert report_answers.answer(domain_verdict, measured, None) == (
+    assert report_answers.as_text(report_answers.answer(domain_verdict, measured, None)) == (
         "in-domain (MLM on training notes) is above random init (no pretraining) on P@8 (50.0 vs 48.0) and P@15 "
         "(40.0 vs 38.0).")
 
@@ -187,7 +187,7 @@ def test_the_report_names_results_without_a_run_record_and_shows_no_figure_for_t
     profile = Profile("p", tmp_path / "p.yaml", "Test profile.",
                       [RunSpec("02_pretraining_domains", "toy"), RunSpec("03_hierarchy", "toy")])
     data = report.gather(profile, tmp_path / "report")
-    (q1, text1, fig1), (q2, text2, fig2) = data["questions"][:2]
+    (q1, [text1], fig1), (q2, [text2], fig2) = data["questions"][:2]
     assert fig1 is None and fig2 is None
     assert text1 == ("Notebook 02 has not finished in this profile (02_pretraining_domains/toy: no run record), so "
                      "this run cannot answer it.")
@@ -216,7 +216,7 @@ def test_the_report_sets_each_answers_noise_clause_apart():
     from mcanb.study import Profile
     line = "a is above b on micro-F1 (50.0 vs 48.0)."
     noise = " Beyond test-set noise (paired bootstrap over the 9 test notes): no difference."
-    data = {"questions": [("RQ1", f"{line}{noise}\nc is above d on P@5 (1.0 vs 0.5).", None)], "tables": [],
+    data = {"questions": [("RQ1", [f"{line}{noise}\nc is above d on P@5 (1.0 vs 0.5)."], None)], "tables": [],
             "figure3": [], "notebooks": [], "runs": [], "unfinished": {}, "figure3_missing": "none"}
     profile = Profile("p", Path("p.yaml"), "Test profile.", [])
     page = report.render_html(profile, data, Path("."))
@@ -237,3 +237,25 @@ def test_a_failed_runs_error_is_one_line_in_the_report(tmp_path, monkeypatch):
     status, _ = report._status(RunSpec("02_pretraining_domains", "toy"))
     assert status.startswith("failed: ValueError: bad / value File x.py, line 3 yyy") and "\n" not in status
     assert len(status) == len("failed: ") + 160 and status.endswith("…")
+
+
+def test_the_report_shows_each_comparison_as_a_table():
+    """A comparison of two rows (bert_verdicts.Pair) is a small table on both pages: the two rows' means, the better
+    in bold, and the one-sided p, with a tick where the difference stands beyond test-set noise; the floor caveat
+    above it. Without a noise test the p row is left out."""
+    from mcanb import report
+    from mcanb.bert_verdicts import Pair
+    pair = Pair("BERT-hier + LAN: ", "more", "less", {"micro_f1": 50.84, "p@5": 49.5, "macro_auc": float("nan")},
+                {"micro_f1": 46.1, "p@5": 49.5, "macro_auc": 70.0}, ("macro_auc", "micro_f1", "p@5"),
+                {"micro_f1": 0.0004}, "Read with care: less does not clear the floor.", "the line")
+    head, rows = report._pair_cells(pair)
+    assert head == ["micro-F1", "P@5"]                                   # a metric a row lacks is left out
+    assert rows == [("more", [("50.8", True), ("49.5", False)]), ("less", [("46.1", False), ("49.5", False)]),
+                    ("one-sided p (largest over seeds)", [("< 0.001 ✓", True), ("–", False)])]
+    md = report._md_pair(pair)
+    assert md.startswith("- BERT-hier + LAN: more vs less\\\n  Read with care: less does not clear the floor.\n")
+    assert "  | more | **50.8** | 49.5 |\n" in md and "| one-sided p (largest over seeds) | **< 0.001 ✓** | – |" in md
+    page = report._html_pair(pair)
+    assert '<td class="n"><b>50.8</b></td>' in page and page.index("Read with care") < page.index("<table>")
+    untested = report._pair_cells(Pair("", "a", "b", {"p@5": 1.0}, {"p@5": 2.0}, ("p@5",), {}, "", ""))[1]
+    assert [label for label, _ in untested] == ["a", "b"]

@@ -91,9 +91,9 @@ def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_
     seen = {}
     monkeypatch.setattr(report_answers, "OUTPUTS", a)
     measured = comparison.measured(report.load_metrics(run02))
-    said = report_answers.answer(lambda rows, res, processed=None, **kw: seen.update(n=len(res), data=processed, **kw)
-                                 or "the verdict.", measured, SimpleNamespace(key="02_pretraining_domains/tiny"),
-                                 ("hier_lan",))
+    said = report_answers.as_text(report_answers.answer(
+        lambda rows, res, processed=None, **kw: seen.update(n=len(res), data=processed, **kw) or "the verdict.",
+        measured, SimpleNamespace(key="02_pretraining_domains/tiny"), ("hier_lan",)))
     # the run's most-frequent floor reaches the verdict (its warnings) and its floor verdict follows, as notebook 02
     assert seen["floor"]["row"] == "most_frequent" and said.startswith("the verdict.\n")
     assert "the most-frequent floor" in said.splitlines()[1]
