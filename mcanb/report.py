@@ -8,7 +8,7 @@ A page a reader takes in in a minute, in this order:
 1. the paper's three questions, each answered from this run's numbers with its figure (:mod:`mcanb.report_answers`:
    RQ1 pretraining domain and amount of pretraining data, RQ2 truncated vs hierarchical and FCN vs LAN, the
    comparisons notebooks 02 and 03 print, each as a small table with its noise test, and their floor verdicts; RQ3
-   BERT vs the CNN family);
+   the best BERT row against the best CNN-family model, tested the same way);
 2. the paper's tables with this run's rows under them (:mod:`mcanb.comparison`, the same table objects the notebooks
    and the README render), each number linked to the ``metrics.json`` it was read from;
 3. Figure 3 (notebook 05);
@@ -158,7 +158,9 @@ def gather(profile: Profile, out: Path) -> dict:
           ("RQ2", answered("03_hierarchy", hierarchy_verdict, m03), fig("03_hierarchy", "fig_architectures"))]
     bert = {**m02, **m03}
     rq3_fig = bert_vs_cnn_figure(bert, m04, out)
-    rq.append(("RQ3", [bert_vs_cnn(bert, m04)], _rel(rq3_fig, out) if rq3_fig else None))
+    specs = [first.get(nb) if status_of(nb) == "done" else None
+             for nb in ("02_pretraining_domains", "03_hierarchy", "04_cnn_retraining")]
+    rq.append(("RQ3", bert_vs_cnn(bert, m04, specs), _rel(rq3_fig, out) if rq3_fig else None))
     unfinished: dict[str, list[str]] = {}
     for r in runs:
         if r["status"] != "done":
@@ -251,8 +253,9 @@ def _intro(profile: Profile) -> str:
 
 
 NO_NOTEBOOKS = "None: no run of this profile has finished."
-NOISE_NOTE = ("Each comparison below is one that notebooks 02 and 03 print as a sentence (§5 of each): this run's two "
-              "rows, mean over seeds in percent, the better value in bold; where the runs' predictions are at hand, "
+NOISE_NOTE = ("Each comparison below (notebooks 02 and 03 print RQ1's and RQ2's as sentences, §5 of each) shows this "
+              "run's two rows, mean over seeds in percent, the better value in bold; where the runs' predictions are "
+              "at hand, "
               "the one-sided p of a paired bootstrap over the test notes, the better row against the other, the "
               "largest over the seeds both ran; ✓ marks a difference beyond test-set noise (p < 0.05 on every "
               "seed). A row that does not clear the most-frequent floor is said under its table.")

@@ -2,7 +2,8 @@
 
 * RQ1 (notebook 02): :func:`pretraining_verdict`, the domain verdict then the more-data verdict;
 * RQ2 (notebook 03): ``bert_verdicts.hierarchy_verdict``;
-* RQ3 (notebooks 02-04): :func:`bert_vs_cnn` and its figure.
+* RQ3 (notebooks 02-04): :func:`bert_vs_cnn`, the best BERT row against the best CNN-family model with the same
+  paired test over the test notes, and its figure.
 
 RQ1 and RQ2 are answered as their notebooks answer them (:func:`answer`): where the run's predictions are at hand
 (:func:`seed_records`), each comparison says which differences stand beyond test-set noise and warns when a row does
@@ -21,8 +22,10 @@ from .study import RunSpec
 
 def seed_records(run: Path | None) -> tuple[Any, list[dict]] | None:
     """The processed data and one result record per training run (test metrics, dev threshold, test predictions) of
-    a finished BERT notebook run folder (``outputs/02_pretraining_domains/toy``), read from its params.yaml and
-    training_runs.json, for the verdicts' noise test; None when any of it is gone (the verdicts then compare means)."""
+    a finished notebook run folder that trains (``outputs/02_pretraining_domains/toy``, ``outputs/04_cnn_retraining/toy``),
+    read from its params.yaml and training_runs.json, for the verdicts' noise test; None when any of it is gone (the
+    verdicts then compare means). ``encoder``/``architecture``: ``mcanb.comparison.identify`` of the row (a CNN-family
+    row: its model's name and ``""``)."""
     import json
 
     import yaml
@@ -36,8 +39,9 @@ def seed_records(run: Path | None) -> tuple[Any, list[dict]] | None:
         records = []
         for folder in map(Path, json.loads((run / "training_runs.json").read_text())):
             m = json.loads((folder / "metrics.json").read_text())["metrics"]
-            key = f"{folder.parts[-4]}/{folder.parts[-3]}"
-            records.append({"row": key, "encoder": comparison.identify(key)[0], "architecture": folder.parts[-3],
+            key = str(yaml.safe_load((folder / "params.yaml").read_text())["row"])    # the grid row it trained
+            label, architecture, _ = comparison.identify(key)
+            records.append({"row": key, "encoder": label, "architecture": architecture,
                             "seed": folder.name, "predictions": str(folder / "predictions_test.parquet"),
                             "dev_threshold": m.get("dev_threshold"),
                             **{k: v for k, v in m.items() if k.startswith("test/")}})
@@ -120,9 +124,15 @@ def _verdict_inputs(results: dict[str, dict[str, comparison.Cell]]):
 
 
 def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict[str, comparison.Cell]],
-                metric: str = "micro_f1") -> str:
-    """One sentence: the best BERT row of this run against the best CNN-family model (baselines excluded) on the
-    test ``metric``, then the same comparison in the paper's top-50 tables."""
+                specs: Sequence[RunSpec | None] = (), metric: str = "micro_f1") -> list:
+    """RQ3: the best BERT row of this run against the best CNN-family model (baselines excluded) on the test
+    ``metric``, as a sentence, or, where both exist, as a ``bert_verdicts.Pair`` on every metric both have (the
+    sentence its ``line``), with the paired bootstrap over the test notes where the runs of ``specs`` (notebooks 02,
+    03 and 04) have their predictions on one data set (:func:`seed_records`, ``bert_verdicts.noise_ps``, on the seeds
+    both ran); then the same comparison in the paper's top-50 tables."""
+    from .bert_scores import DEV_THRESHOLD
+    from .bert_verdicts import Pair, noise_ps
+
     def best(results, keep):
         scored = [(c[metric], k) for k, c in results.items() if metric in c and keep(k)]
         return max(scored, key=lambda x: x[0].mean) if scored else None
@@ -138,12 +148,24 @@ def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict
     if b is None or c is None:
         missing = " and ".join(x for x, y in (("a BERT run (notebooks 02/03)", b), ("a CNN-family run (notebook 04)", c))
                                if y is None)
-        return f"This run lacks {missing} to compare. {paper}"
+        return [f"This run lacks {missing} to compare. {paper}"]
     (bc, bk), (cc, ck) = b, c
-    bname = " · ".join((comparison.identify(bk)[0], published.ARCHITECTURES[comparison.identify(bk)[1]]))
+    (blabel, barch, _), (clabel, _, _) = comparison.identify(bk), comparison.identify(ck)
+    bname = f"{blabel} · {published.ARCHITECTURES[barch]}"
     verb = "beats" if bc.mean > cc.mean else "does NOT beat"
-    return (f"The best BERT variant of this run, {bname} ({bc} test {label}), {verb} the best CNN-family model, "
-            f"{published.CNN_ROWS.get(ck, ck)} ({cc}). {paper}")
+    said = (f"The best BERT variant of this run, {bname} ({bc} test {label}), {verb} the best CNN-family model, "
+            f"{clabel} ({cc}).")
+    found = [f for f in (seed_records(OUTPUTS / s.key) for s in specs if s) if f]
+    space = str(found[0][0].label_space) if found else "full" if any(
+        m in bert[bk] for m in published.METRICS["full"] if m not in published.METRICS["50"]) else "50"
+    metrics = tuple(m for m in (*published.METRICS[space], DEV_THRESHOLD) if m in bert[bk] and m in cnn[ck])
+    ps: dict[str, float] = {}
+    if found and len({(str(d.data_dir), str(d.label_space)) for d, _ in found}) == 1:   # one test set
+        records = [r for _, recs in found for r in recs if r["row"] in (bk, ck)]
+        ps = noise_ps(found[0][0], records, (blabel, barch), (clabel, ""), metrics)[0]
+    pair = Pair("", bname, clabel, {m: bert[bk][m].mean for m in metrics}, {m: cnn[ck][m].mean for m in metrics},
+                metrics, ps, "", said)
+    return [pair, paper]
 
 
 def bert_vs_cnn_figure(bert, cnn, out: Path, metric: str = "micro_f1") -> Path | None:

@@ -259,3 +259,21 @@ def test_the_report_shows_each_comparison_as_a_table():
     assert '<td class="n"><b>50.8</b></td>' in page and page.index("Read with care") < page.index("<table>")
     untested = report._pair_cells(Pair("", "a", "b", {"p@5": 1.0}, {"p@5": 2.0}, ("p@5",), {}, "", ""))[1]
     assert [label for label, _ in untested] == ["a", "b"]
+
+
+def test_rq3_compares_the_best_bert_row_with_the_best_cnn_family_model():
+    """RQ3 is one comparison (a table like RQ1's and RQ2's): the best BERT row against the best CNN-family model by
+    test micro-F1, the baselines left out, on every metric both have; without run folders the means only."""
+    from mcanb import report_answers
+    cell = lambda v: comparison.Cell(v, 0.0, 1)        # noqa: E731
+    bert = {"in_domain_mlm_on_training_notes/hier_lan": {"micro_f1": cell(50.0), "p@5": cell(40.0)},
+            "in_domain_mlm_on_training_notes/trun_fcn": {"micro_f1": cell(20.0), "p@5": cell(30.0)}}
+    cnn = {"caml": {"micro_f1": cell(57.0), "p@5": cell(45.0), "macro_auc": cell(80.0)},
+           "cnn": {"micro_f1": cell(55.0)}, "tfidf_lr": {"micro_f1": cell(60.0)}}
+    pair, paper = report_answers.bert_vs_cnn(bert, cnn)
+    assert (pair.a, pair.b, pair.metrics) == ("in-domain (MLM on training notes) · BERT-hier + LAN", "CAML",
+                                              ("micro_f1", "p@5"))
+    assert pair.line == ("The best BERT variant of this run, in-domain (MLM on training notes) · BERT-hier + LAN "
+                         "(50.0 test micro-F1), does NOT beat the best CNN-family model, CAML (57.0).")
+    assert pair.ps == {} and paper.startswith("In the paper (top-50 codes) the best BERT")
+    assert report_answers.bert_vs_cnn({}, cnn)[0].startswith("This run lacks a BERT run (notebooks 02/03) to compare.")

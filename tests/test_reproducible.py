@@ -100,3 +100,11 @@ def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_
     assert seen["n"] == len(records) and seen["data"].num_codes == data.num_codes
     assert seen["extra_metrics"] == ["micro_f1@dev_threshold"]          # as the notebooks print the verdicts
     assert seen["label_space"] == data.label_space == "50"
+    # RQ3: the best BERT row against the best CNN, tested over the test notes on the seeds both ran (02 and 04 here)
+    specs = [SimpleNamespace(key=k) for k in ("02_pretraining_domains/tiny", "04_cnn_retraining/tiny")]
+    cnn = comparison.measured(report.load_metrics(a / "04_cnn_retraining" / "tiny"))
+    pair, paper = report_answers.bert_vs_cnn(measured, cnn, specs)
+    assert paper.startswith("In the paper (top-50 codes)") and pair.line.startswith("The best BERT variant of this run")
+    assert pair.b in {"CNN (retrained)", "CAML"} and set(pair.ps) and set(pair.ps) <= set(pair.metrics)
+    assert all(0 < p <= 1 for p in pair.ps.values())
+    assert report_answers.bert_vs_cnn(measured, cnn)[0].ps == {}              # no run folders: the means only
