@@ -12,7 +12,6 @@ printed; the defaults are ``mcanb.metrics.DEFAULT_BINS``).
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import pandas as pd
 import yaml
 
 from . import metrics, processed as processed_mod
-from .identity import USES_FILE, file_sha256
+from .identity import file_sha256, uses
 from .paths import OUTPUTS, ROOT, RUNS, resolve
 from .reporting import PALETTE
 from .predictions import load_predictions
@@ -127,10 +126,7 @@ def discover(runs: Sequence[str], outputs: Path = OUTPUTS, exclude: Sequence[str
 
 def _recorded(run_dir: Path) -> list[Path]:
     """The training runs a notebook run's results come from (its ``training_runs.json``; none when missing)."""
-    try:
-        return [Path(e) for e in json.loads((run_dir / USES_FILE).read_text())]
-    except (OSError, ValueError):
-        return []
+    return uses(run_dir) or []
 
 
 def reader_name(name: str) -> str:

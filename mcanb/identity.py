@@ -299,14 +299,21 @@ def differences(stored: Mapping[str, Any] | None, parts: Mapping[str, Any]) -> l
             if (old.get(k) or {}).get("sha") != (parts.get(k) or {}).get("sha")]
 
 
+def uses(notebook_dir: str | os.PathLike) -> list[Path] | None:
+    """The training runs ``<notebook_dir>/training_runs.json`` lists (:func:`record_use`), or None when that file is
+    missing or unreadable (a notebook run that trains nothing, or has not run). The one reader of the file."""
+    try:
+        entries = json.loads((Path(notebook_dir) / USES_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return [Path(e) for e in entries] if isinstance(entries, list) else None
+
+
 def record_use(notebook_dir: str | os.PathLike, run_dir: str | os.PathLike) -> None:
     """Note in ``<notebook_dir>/training_runs.json`` that this notebook run's results use the training run
     ``run_dir`` (what ``mcanb runs --prune`` keeps). ``mcanb.notebook.setup`` starts the list afresh."""
     path = Path(notebook_dir) / USES_FILE
-    try:
-        used = json.loads(path.read_text())
-    except (OSError, ValueError):
-        used = []
+    used = [str(e) for e in uses(notebook_dir) or []]
     entry = str(Path(run_dir).resolve())
     if entry not in used:
         path.parent.mkdir(parents=True, exist_ok=True)

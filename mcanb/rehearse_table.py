@@ -155,11 +155,7 @@ def render(profile, runs: list[dict], root: Path, record: dict, seconds: float) 
     users: dict[str, str] = {}       # store run -> the notebook run (folder name) whose results list it
     for e in runs:
         name = str(e["params"].get("run_name", e["run"]))
-        try:
-            used = json.loads((root / e["notebook"] / name / identity.USES_FILE).read_text())
-        except (OSError, ValueError):
-            continue
-        for entry in used:
+        for entry in map(str, identity.uses(root / e["notebook"] / name) or []):
             users[entry] = max(users.get(entry, name), name, key=lambda n: seeds.get(n, 1))
     rows = []   # the runs this profile's notebook runs use: the store may hold another profile's runs too
     for d in _fits(root):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import comparison, published
+from . import comparison, identity, published
 from .paths import OUTPUTS
 from .study import RunSpec
 
@@ -37,7 +37,7 @@ def seed_records(run: Path | None) -> tuple[Any, list[dict]] | None:
         params = yaml.safe_load((run / "params.yaml").read_text())
         data = load(resolve_path(params["data_dir"]), str(params["label_space"]))
         records = []
-        for folder in map(Path, json.loads((run / "training_runs.json").read_text())):
+        for folder in identity.uses(run) or []:
             m = json.loads((folder / "metrics.json").read_text())["metrics"]
             key = str(yaml.safe_load((folder / "params.yaml").read_text())["row"])    # the grid row it trained
             label, architecture, _ = comparison.identify(key)

@@ -51,12 +51,8 @@ def _uses(outputs: Path, store: Path) -> dict[str, list[str]]:
     for folder in sorted(p for p in outputs.glob("*/*") if p.is_dir() and p.parent != store):
         if not any((folder / f).exists() for f in RESULT_FILES):
             continue
-        try:
-            entries = json.loads((folder / identity.USES_FILE).read_text())
-        except (OSError, ValueError):
-            continue                         # a result that trains nothing (notebooks 01 and 05)
-        for entry in entries:
-            used.setdefault(entry, []).append(f"{folder.parent.name}/{folder.name}")
+        for entry in identity.uses(folder) or []:     # none: a result that trains nothing (notebooks 01 and 05)
+            used.setdefault(str(entry), []).append(f"{folder.parent.name}/{folder.name}")
     return used
 
 
@@ -75,12 +71,11 @@ def used_run(path: Path) -> Path | None:
     ``training_runs.json`` in the store folder of that row and seed (``outputs/04_cnn_retraining/toy/caml/seed13``
     -> ``outputs/runs/caml/<identity>/seed13``); None when ``path`` is not of that form or nothing matches."""
     for folder in path.parents:
-        try:
-            entries = json.loads((folder / identity.USES_FILE).read_text())
-        except (OSError, ValueError):
+        entries = identity.uses(folder)
+        if entries is None:
             continue
         want = path.relative_to(folder)
-        for entry in map(Path, entries):
+        for entry in entries:
             if entry.name == want.name and entry.parent.parent.as_posix().endswith("/" + want.parent.as_posix()):
                 return entry
         return None
@@ -118,10 +113,7 @@ def rerun_command(notebook: str, run: str) -> str:
 
 def used_names(folder: Path) -> list[str]:
     """The training runs a notebook run folder lists, named through it: ``<folder>/<row>/seed<k>``."""
-    try:
-        entries = [Path(e) for e in json.loads((folder / identity.USES_FILE).read_text())]
-    except (OSError, ValueError, TypeError):
-        return []
+    entries = identity.uses(folder) or []
     rows = [e.parent.parent.relative_to(RUNS) if RUNS in e.parents else Path(e.parent.parent.name) for e in entries]
     return [shown(folder / row / e.name) for row, e in zip(rows, entries)]
 
