@@ -146,8 +146,9 @@ def gather(profile: Profile, out: Path) -> dict:
 
     def not_run(nb: str) -> str:
         spec, status = first.get(nb), status_of(nb)
-        said = ("the profile has no run of it" if spec is None else f"{spec.key}: {short_status(status)}"
-                if status != "done" else f"{spec.key} has no metrics.json")
+        if spec is None:
+            return f"This profile does not run notebook {nb[:2]}."
+        said = f"{spec.key}: {short_status(status)}" if status != "done" else f"{spec.key} has no metrics.json"
         return f"Notebook {nb[:2]} has not finished in this profile ({said}), so this run cannot answer it."
 
     def answered(nb: str, verdict, measured) -> list:

@@ -201,7 +201,7 @@ def test_the_report_names_results_without_a_run_record_and_shows_no_figure_for_t
                      "never ran (03_hierarchy/toy): not started yet."]
     for page in (report.render_md(profile, data, tmp_path), report.render_html(profile, data, tmp_path)):
         assert page.count("ran outside `mcanb run`") == 1 and page.count("Not finished") == 1
-        assert "Notebook 05 has not finished in this profile (the profile has no run of it)" in page
+        assert "This profile does not run notebook 05." in page
         assert "None: no run of this profile has finished." in page
     (tmp_path / "03_hierarchy" / "toy" / "metrics.json").write_text(json.dumps({"metrics": {}}))
     monkeypatch.setattr(report, "read_record", lambda folder: {"status": "done"} if "03" in str(folder) else None)
