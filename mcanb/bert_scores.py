@@ -50,7 +50,6 @@ def plot_scores(results: Sequence[dict], metric: str = "micro_f1", split: str = 
     are several seeds (none with one: an sd of 0 would look like certainty); a dashed line at ``floor`` (the
     most-frequent baseline) when given; ``title`` above, and the number of seeds in the axis label."""
     import matplotlib.pyplot as plt
-    import numpy as np
 
     from .reporting import PALETTE
 

@@ -105,7 +105,7 @@ def discover(runs: Sequence[str], outputs: Path = OUTPUTS, exclude: Sequence[str
         for pattern in runs:
             for run_dir in sorted(p for p in nb_dir.glob(pattern) if p.is_dir()):
                 found += [describe(p, run_dir) for p in sorted(run_dir.rglob(PREDICTIONS))]
-                for entry in _recorded(run_dir):
+                for entry in uses(run_dir) or []:
                     if (entry / PREDICTIONS).exists():
                         found.append(describe(entry / PREDICTIONS, entry, (nb_dir.name, run_dir.name)))
     unique: dict[Path, PredictionRun] = {}
@@ -122,11 +122,6 @@ def discover(runs: Sequence[str], outputs: Path = OUTPUTS, exclude: Sequence[str
             seen.add(same)
         out.append(r)
     return out
-
-
-def _recorded(run_dir: Path) -> list[Path]:
-    """The training runs a notebook run's results come from (its ``training_runs.json``; none when missing)."""
-    return uses(run_dir) or []
 
 
 def reader_name(name: str) -> str:
@@ -269,7 +264,8 @@ def plot(summary: pd.DataFrame, title: str):
     ticks = [f"{b}\n{n_codes[b]} codes" for b in bins]
     palette = PALETTE if len(models) <= len(PALETTE) else sns.color_palette("tab20", len(models))   # no colour twice
     colours = dict(zip(models, palette))
-    columns = min(len(models), 4 if max(len(reader_name(m)) for m in models) <= 40 else 2)   # long names: 2 a row
+    names = {m: reader_name(m) for m in models}
+    columns = min(len(models), 4 if max(map(len, names.values())) <= 40 else 2)   # long names: 2 a row
     legend_rows = -(-len(models) // columns)
     sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4 + 0.3 * legend_rows))
@@ -293,7 +289,7 @@ def plot(summary: pd.DataFrame, title: str):
     ax2.set_xticks(range(len(bins)), ticks)
     handles, labels = ax.get_legend_handles_labels()
     ax.get_legend().remove()
-    fig.legend(handles, [reader_name(x) for x in labels], loc="lower center", ncol=columns, frameon=False)
+    fig.legend(handles, [names[x] for x in labels], loc="lower center", ncol=columns, frameon=False)
     fig.tight_layout(rect=(0, 0.045 * legend_rows + 0.02, 1, 1))  # the legend's rows below the panels, not over them
     return fig
 

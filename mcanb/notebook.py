@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .identity import USES_FILE
 from .paths import NOTEBOOKS, PARAMETER_FILE_ENV, ROOT, TOY_CORPUS, TOY_MIMIC, TOY_PREPROCESSED, out_dir, resolve
 from .reporting import save_params
 
@@ -35,7 +36,7 @@ def setup(notebook: str, params: dict[str, Any]) -> Path:
 
         (out / RECORD).unlink(missing_ok=True)
     save_params(out, params)
-    (out / "training_runs.json").unlink(missing_ok=True)   # mcanb.identity.record_use: this execution's runs only
+    (out / USES_FILE).unlink(missing_ok=True)          # mcanb.identity.record_use: this execution's runs only
     from .train_config import seed_everything  # imported here so that importing mcanb.notebook stays light
 
     seed = int(params.get("seed", 0))

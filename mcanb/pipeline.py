@@ -26,7 +26,6 @@ from . import params as P
 from .paths import NOTEBOOKS, PARAMETER_FILE_ENV, PARAMETERS, ROOT, TOY_MIMIC, TOY_PREPROCESSED, out_dir, shown
 
 
-
 def kernel_manager() -> dict[str, Any]:
     """papermill's keyword for the kernel manager of a run: a kernel that talks over Unix sockets (IPC), each in a
     name of its own under the temporary folder, not over TCP ports of localhost. Only this process talks to the

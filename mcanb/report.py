@@ -29,7 +29,7 @@ from . import __version__, comparison, published
 from .paths import NOTEBOOKS, OUTPUTS
 from .reporting import load_metrics
 from .study import Profile, RunSpec, StudyError, read_record, resolve
-from .report_answers import answer, bert_vs_cnn, bert_vs_cnn_figure, pretraining_verdict
+from .report_answers import answer, bert_vs_cnn, bert_vs_cnn_figure, pretraining_verdict, seed_records
 
 REPORT_DIR = OUTPUTS / "report"
 QUESTIONS = {"RQ1": "Does pretraining closer to clinical text, or on more of it, code better?",
@@ -151,17 +151,19 @@ def gather(profile: Profile, out: Path) -> dict:
         said = f"{spec.key}: {short_status(status)}" if status != "done" else f"{spec.key} has no metrics.json"
         return f"Notebook {nb[:2]} has not finished in this profile ({said}), so this run cannot answer it."
 
+    found = {nb: seed_records(OUTPUTS / first[nb].key) if status_of(nb) == "done" else None   # each run read once
+             for nb in ("02_pretraining_domains", "03_hierarchy", "04_cnn_retraining")}
+
     def answered(nb: str, verdict, measured) -> list:
-        return answer(verdict, measured, first.get(nb), MUST_CLEAR[nb]) if measured else [not_run(nb)]
+        return answer(verdict, measured, found[nb], MUST_CLEAR[nb]) if measured else [not_run(nb)]
 
     rq = [("RQ1", answered("02_pretraining_domains", pretraining_verdict, m02), fig("02_pretraining_domains",
                                                                                    "fig_domains")),
           ("RQ2", answered("03_hierarchy", hierarchy_verdict, m03), fig("03_hierarchy", "fig_architectures"))]
     bert = {**m02, **m03}
     rq3_fig = bert_vs_cnn_figure(bert, m04, out)
-    specs = [first.get(nb) if status_of(nb) == "done" else None
-             for nb in ("02_pretraining_domains", "03_hierarchy", "04_cnn_retraining")]
-    rq.append(("RQ3", bert_vs_cnn(bert, m04, specs), _rel(rq3_fig, out) if rq3_fig else None))
+    rq.append(("RQ3", bert_vs_cnn(bert, m04, [f for f in found.values() if f]),
+                _rel(rq3_fig, out) if rq3_fig else None))
     unfinished: dict[str, list[str]] = {}
     for r in runs:
         if r["status"] != "done":
@@ -278,8 +280,8 @@ def _pair_cells(pair) -> tuple[list[str], list[tuple[str, list[tuple[str, bool]]
     if pair.ps:
         ps = [pair.ps.get(m) for m in ms]
         rows.append(("one-sided p (largest over seeds)",
-                     [("–", False) if p is None else
-                      (("< 0.001" if p < 0.001 else f"{p:.3f}") + (" ✓" if p < ALPHA else ""), p < ALPHA) for p in ps]))
+                     [("–", False) if p is None else (("< 0.001" if p < 0.001 else f"{p:.3f}")
+                                                      + (" ✓" if p < ALPHA else ""), p < ALPHA) for p in ps]))
     return [published.METRIC_LABELS.get(m, m) for m in ms], rows
 
 

@@ -12,24 +12,33 @@ means. :mod:`mcanb.report` lays them out.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from . import comparison, identity, published
-from .paths import OUTPUTS
-from .study import RunSpec
 
 
-def seed_records(run: Path | None) -> tuple[Any, list[dict]] | None:
-    """The processed data and one result record per training run (test metrics, dev threshold, test predictions) of
-    a finished notebook run folder that trains (``outputs/02_pretraining_domains/toy``, ``outputs/04_cnn_retraining/toy``),
+@dataclass
+class RunResults:
+    """What the noise tests need of one finished notebook run (:func:`seed_records`): its processed data, one result
+    record per training run and, where the run saved it, its most-frequent floor (``cnn_study.saved_baseline``)."""
+    data: Any
+    records: list[dict]
+    floor: dict | None
+
+
+def seed_records(run: Path | None) -> RunResults | None:
+    """The :class:`RunResults` of a finished notebook run folder that trains (``outputs/02_pretraining_domains/toy``,
+    ``outputs/04_cnn_retraining/toy``): one record per training run (test metrics, dev threshold, test predictions)
     read from its params.yaml and training_runs.json, for the verdicts' noise test; None when any of it is gone (the
     verdicts then compare means). ``encoder``/``architecture``: ``mcanb.comparison.identify`` of the row (a CNN-family
-    row: its model's name and ``""``)."""
+    row: its model's name and ``""``). :func:`mcanb.report.gather` reads each run once."""
     import json
 
     import yaml
 
+    from .cnn_study import saved_baseline
     from .paths import resolve as resolve_path
     from .processed import load
 
@@ -47,36 +56,35 @@ def seed_records(run: Path | None) -> tuple[Any, list[dict]] | None:
                             **{k: v for k, v in m.items() if k.startswith("test/")}})
     except (OSError, TypeError, KeyError, ValueError):
         return None
-    return (data, records) if records and all(Path(r["predictions"]).exists() for r in records) else None
+    if not records or not all(Path(r["predictions"]).exists() for r in records):
+        return None
+    return RunResults(data, records, saved_baseline(run / "most_frequent", data))
 
 
-def answer(verdict, measured: dict[str, dict[str, comparison.Cell]], spec: RunSpec | None,
+def answer(verdict, measured: dict[str, dict[str, comparison.Cell]], found: RunResults | None,
            must_clear: Sequence[str] | None = None) -> list:
     """``verdict`` (RQ1's :func:`pretraining_verdict` or RQ2's ``hierarchy_verdict``) on this run's rows, on the
     paper's metrics of its label space and micro-F1 at the dev-tuned threshold, as the run's notebook prints it: one
     ``bert_verdicts.Pair`` per comparison (the verdict's lines when it has none), then sentences (:func:`as_text`
     joins them as the notebook prints them).
 
-    Where the run's predictions are at hand (:func:`seed_records`) each comparison says which differences stand
-    beyond test-set noise and, given the run's most-frequent floor (``cnn_study.saved_baseline``), warns where a row
-    did not clear it; the floor verdict of every row follows (``bert_verdicts.floor_verdict``, ``must_clear``: the
-    architectures the notebook warns about, :data:`mcanb.bert_verdicts.MUST_CLEAR`). Otherwise the comparisons are
-    of means, in the label space whose P@k the rows have."""
+    Given the run's :class:`RunResults` (``found``), each comparison says which differences stand beyond test-set
+    noise and, with the run's most-frequent floor, warns where a row did not clear it; the floor verdict of every row
+    follows (``bert_verdicts.floor_verdict``, ``must_clear``: the architectures the notebook warns about,
+    :data:`mcanb.bert_verdicts.MUST_CLEAR`). Without it the comparisons are of means, in the label space whose P@k
+    the rows have."""
     from .bert_scores import DEV_THRESHOLD
     from .bert_verdicts import floor_verdict
-    from .cnn_study import saved_baseline
 
     extra = [published.DEV_TUNED_METRICS[0]]
     rows, results = _verdict_inputs(measured)
-    found = seed_records(OUTPUTS / spec.key if spec else None)
     pairs: list = []
     if found is None:
         full = any(m in cells for cells in measured.values() for m in published.METRICS["full"]
                    if m not in published.METRICS["50"])
         text = verdict(rows, results, label_space="full" if full else "50", extra_metrics=extra, collect=pairs)
         return pairs or text.splitlines()
-    data, records = found
-    floor = saved_baseline(OUTPUTS / spec.key / "most_frequent", data)
+    data, records, floor = found.data, found.records, found.floor
     text = verdict(rows, records, label_space=str(data.label_space), extra_metrics=extra, processed=data, floor=floor,
                    collect=pairs)
     items = pairs or text.splitlines()
@@ -124,11 +132,11 @@ def _verdict_inputs(results: dict[str, dict[str, comparison.Cell]]):
 
 
 def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict[str, comparison.Cell]],
-                specs: Sequence[RunSpec | None] = (), metric: str = "micro_f1") -> list:
+                found: Sequence[RunResults] = (), metric: str = "micro_f1") -> list:
     """RQ3: the best BERT row of this run against the best CNN-family model (baselines excluded) on the test
     ``metric``, as a sentence, or, where both exist, as a ``bert_verdicts.Pair`` on every metric both have (the
-    sentence its ``line``), with the paired bootstrap over the test notes where the runs of ``specs`` (notebooks 02,
-    03 and 04) have their predictions on one data set (:func:`seed_records`, ``bert_verdicts.noise_ps``, on the seeds
+    sentence its ``line``), with the paired bootstrap over the test notes where the runs ``found`` (notebooks 02, 03
+    and 04: :func:`seed_records`) have their predictions on one data set (``bert_verdicts.noise_ps``, on the seeds
     both ran); then the same comparison in the paper's top-50 tables."""
     from .bert_scores import DEV_THRESHOLD
     from .bert_verdicts import Pair, noise_ps
@@ -155,14 +163,13 @@ def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict
     verb = "beats" if bc.mean > cc.mean else "does NOT beat"
     said = (f"The best BERT variant of this run, {bname} ({bc} test {label}), {verb} the best CNN-family model, "
             f"{clabel} ({cc}).")
-    found = [f for f in (seed_records(OUTPUTS / s.key) for s in specs if s) if f]
-    space = str(found[0][0].label_space) if found else "full" if any(
+    space = str(found[0].data.label_space) if found else "full" if any(
         m in bert[bk] for m in published.METRICS["full"] if m not in published.METRICS["50"]) else "50"
     metrics = tuple(m for m in (*published.METRICS[space], DEV_THRESHOLD) if m in bert[bk] and m in cnn[ck])
     ps: dict[str, float] = {}
-    if found and len({(str(d.data_dir), str(d.label_space)) for d, _ in found}) == 1:   # one test set
-        records = [r for _, recs in found for r in recs if r["row"] in (bk, ck)]
-        ps = noise_ps(found[0][0], records, (blabel, barch), (clabel, ""), metrics)[0]
+    if found and len({(str(f.data.data_dir), str(f.data.label_space)) for f in found}) == 1:   # one test set
+        records = [r for f in found for r in f.records if r["row"] in (bk, ck)]
+        ps = noise_ps(found[0].data, records, (blabel, barch), (clabel, ""), metrics)[0]
     pair = Pair("", bname, clabel, {m: bert[bk][m].mean for m in metrics}, {m: cnn[ck][m].mean for m in metrics},
                 metrics, ps, "", said)
     return [pair, paper]

@@ -264,7 +264,8 @@ def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(t
     assert v.floor_caveat(rows, floor, data, [("in", "hier_lan"), ("in", "trun_fcn")]) == (
         " Read with care: in · BERT-trun + FCN does not clear the most-frequent floor on micro-F1 (dev thr.) beyond "
         "test-set noise, so this compares rows that learned little from the notes.")
-    assert v.floor_caveat(rows, floor, data, [("in", "hier_lan")]) == "" == v.floor_caveat(rows, None, data, [])
+    assert v.floor_caveat(rows, floor, data, [("in", "hier_lan")]) == "" == v.floor_caveat(
+        rows, None, data, [("in", "hier_lan"), ("in", "trun_fcn")])                   # no floor given: no caveat
     assert text.endswith("At or below it: in · BERT-hier + FCN (0.000).")
     # the same sentence, judged on the label-attention rows only (the notebooks' WARNING)
     assert v.floor_verdict(rows, floor, data, metric, must_clear=["hier_lan"], n_resamples=200) == (True, text)
@@ -418,13 +419,17 @@ def test_show_prints_each_comparison_then_its_noise_clause_indented(capsys):
 
 def test_score_bars_name_the_metric_and_show_no_spread_for_one_seed():
     import matplotlib
+    import matplotlib.container
     matplotlib.use("Agg")
     res = [{"encoder": e, "architecture": a, "seed": 13, "test/micro_f1@dev_threshold": 0.3}
            for e in ("in-domain", "random") for a in ("hier_lan", "trun_fcn")]
     ax = bert_scores.plot_scores(res, "micro_f1@dev_threshold", floor=0.26, title="Domains").axes[0]
     assert (ax.get_title(), ax.get_ylabel()) == ("Domains", "test micro-F1 (dev thr.)\none seed")
-    assert not [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]     # an sd of 0 is no spread
+    def error_bars(ax) -> list:
+        return [c for c in ax.containers if isinstance(c, matplotlib.container.ErrorbarContainer)]
+
+    assert not error_bars(ax)                                                           # an sd of 0 is no spread
     two = res + [{**r, "seed": 14, "test/micro_f1@dev_threshold": 0.4} for r in res]
     ax = bert_scores.plot_scores(two, "micro_f1@dev_threshold").axes[0]
     assert ax.get_ylabel().endswith("mean ± sd over 2 seeds")
-    assert len([c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]) == 2   # one per architecture
+    assert len(error_bars(ax)) == 2                                                     # one per architecture

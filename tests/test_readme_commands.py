@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import header_only_mimic
+from conftest import header_only_mimic, split_files
 from mcanb.paths import ROOT
-from mcanb.splits import SHA256
 
 README = ROOT / "README.md"
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
@@ -128,10 +127,7 @@ def test_readme_command_runs(commands, tmp_path):
         pytest.skip(next(why for prefix, why in CANNOT_RUN.items() if command.startswith(prefix)))
     bindir = str(Path(sys.executable).parent)
     mimic = header_only_mimic(tmp_path / "mimic")  # what `export MIMIC3_DIR=...` names: the pre-flight reads it
-    cached = tmp_path / "cache" / "caml_splits"   # CAML's split files as if fetched: `splits_dir: caml` needs no network
-    cached.mkdir(parents=True)
-    for name in SHA256:
-        (cached / name).write_text("1\n")
+    split_files(tmp_path / "cache" / "caml_splits")   # CAML's files as if fetched: `splits_dir: caml` needs no network
     env = dict(os.environ, MCANB_SETUP="skip", MCANB_PYTHON=sys.executable, MCANB_OUTPUTS=str(tmp_path / "outputs"),
                MIMIC3_DIR=str(mimic), MCANB_CACHE=str(tmp_path / "cache"),
                PATH=os.pathsep.join([bindir, os.environ.get("PATH", "")]),

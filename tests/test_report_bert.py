@@ -204,7 +204,7 @@ def test_the_report_names_results_without_a_run_record_and_shows_no_figure_for_t
         assert "This profile does not run notebook 05." in page
         assert "None: no run of this profile has finished." in page
     (tmp_path / "03_hierarchy" / "toy" / "metrics.json").write_text(json.dumps({"metrics": {}}))
-    monkeypatch.setattr(report, "read_record", lambda folder: {"status": "done"} if "03" in str(folder) else None)
+    monkeypatch.setattr(report, "read_record", lambda folder: {"status": "done"} if "03_hierarchy" in Path(folder).parts else None)
     data = report.gather(profile, tmp_path / "report")
     assert report.unfinished(profile, data)[0].startswith("1 of the profile's 2 runs has not finished, so")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -80,7 +79,9 @@ def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_
     from mcanb import comparison, report, report_answers
     from mcanb.predictions import paired_on_test
     run02 = a / "02_pretraining_domains" / "tiny"
-    data, records = report_answers.seed_records(run02)
+    found02 = report_answers.seed_records(run02)
+    data, records = found02.data, found02.records
+    assert found02.floor["row"] == "most_frequent"          # the run's floor, rebuilt from its saved scores
     assert len(records) == len(json.loads((run02 / "training_runs.json").read_text()))
     assert {r["encoder"] for r in records} == {"in-domain (MLM on training notes)", "random init (no pretraining)"}
     m02 = _metrics(a, "02_pretraining_domains/tiny")
@@ -89,11 +90,10 @@ def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_
         assert paired_on_test(data, r, r, "p@5", n_resamples=1).estimate_a == pytest.approx(r["test/p@5"])
     assert report_answers.seed_records(a / "03_hierarchy" / "no_such_run") is None
     seen = {}
-    monkeypatch.setattr(report_answers, "OUTPUTS", a)
     measured = comparison.measured(report.load_metrics(run02))
     said = report_answers.as_text(report_answers.answer(
         lambda rows, res, processed=None, **kw: seen.update(n=len(res), data=processed, **kw) or "the verdict.",
-        measured, SimpleNamespace(key="02_pretraining_domains/tiny"), ("hier_lan",)))
+        measured, found02, ("hier_lan",)))
     # the run's most-frequent floor reaches the verdict (its warnings) and its floor verdict follows, as notebook 02
     assert seen["floor"]["row"] == "most_frequent" and said.startswith("the verdict.\n")
     assert "the most-frequent floor" in said.splitlines()[1]
@@ -101,9 +101,9 @@ def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_
     assert seen["extra_metrics"] == ["micro_f1@dev_threshold"]          # as the notebooks print the verdicts
     assert seen["label_space"] == data.label_space == "50"
     # RQ3: the best BERT row against the best CNN, tested over the test notes on the seeds both ran (02 and 04 here)
-    specs = [SimpleNamespace(key=k) for k in ("02_pretraining_domains/tiny", "04_cnn_retraining/tiny")]
-    cnn = comparison.measured(report.load_metrics(a / "04_cnn_retraining" / "tiny"))
-    pair, paper = report_answers.bert_vs_cnn(measured, cnn, specs)
+    run04 = a / "04_cnn_retraining" / "tiny"
+    cnn = comparison.measured(report.load_metrics(run04))
+    pair, paper = report_answers.bert_vs_cnn(measured, cnn, [found02, report_answers.seed_records(run04)])
     assert paper.startswith("In the paper (top-50 codes)") and pair.line.startswith("The best BERT variant of this run")
     assert pair.b in {"CNN (retrained)", "CAML"} and set(pair.ps) and set(pair.ps) <= set(pair.metrics)
     assert all(0 < p <= 1 for p in pair.ps.values())
