@@ -1,15 +1,21 @@
-"""This run's BERT scores beside what they depend on: micro-F1 at the dev-tuned threshold next to the 0.5 one, and the
-share of the notes' words a row read (:func:`coverage`, from each encoder's word pieces: :func:`word_pieces`). Used by
-notebooks 02 and 03."""
+"""This run's BERT scores as notebooks 02 and 03 show them: in the paper's columns (:func:`results_table`) and beside
+the paper's Tables 2-5 (:func:`beside_paper`), micro-F1 at the dev-tuned threshold next to the 0.5 one, the share of
+the notes' words a row read (:func:`coverage`, from each encoder's word pieces: :func:`word_pieces`) and what each
+encoder's pretraining did (:func:`pretraining_table`). Reads finished runs; a training run never imports it, so
+editing it retrains nothing (:data:`mcanb.identity.TRAINING_CODE`)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
-from . import encoders, published, wordpiece
-from .bert_study import Encoder, results_table
+from . import bert_verdicts, comparison, encoder_probe, encoders, grid, published, wordpiece
+from .bert_study import Encoder
+from .paths import shown
 from .processed import Processed
 
 
@@ -19,7 +25,7 @@ DEV_THRESHOLD = "micro_f1@dev_threshold"   # result key (under test/): micro-F1 
 
 def scores_table(results: Sequence[dict], label_space: str, cov: dict[str, dict[str, float]] | None = None
                  ) -> pd.DataFrame:
-    """:func:`mcanb.bert_study.results_table` plus micro-F1 at the dev-tuned threshold (every run's
+    """:func:`results_table` plus micro-F1 at the dev-tuned threshold (every run's
     ``test/micro_f1@dev_threshold``) and, given :func:`coverage`, the share of the note each row read."""
     table = results_table(results, label_space)
     if any(f"test/{DEV_THRESHOLD}" in r for r in results):
@@ -146,3 +152,62 @@ def coverage(lengths: pd.DataFrame, segment_length: int, max_segments: int) -> d
         return (words_read / max(float(np.sum(words)), 1.0)).to_dict()
 
     return {"hier": share(max_segments * body), "trun": share(body)}
+
+
+def results_table(results: Sequence[dict], label_space: str, split: str = "test") -> pd.DataFrame:
+    """This run's rows in the paper's columns: one row per (encoder, architecture), ``"mean ± sd"`` over seeds
+    (percent), plus ``n_seeds``. Columns follow :data:`mcanb.published.METRICS` for the label space; the cells are
+    :func:`mcanb.comparison.measured`'s, as in the comparison tables."""
+    rows = []
+    for key, cells in comparison.measured(grid.flat_metrics(results, (split,)), split).items():
+        label, arch, _ = comparison.identify(key)
+        rows.append({"encoder": label, "architecture": published.ARCHITECTURES[arch],
+                     "n_seeds": max(c.n for c in cells.values()),
+                     **{published.METRIC_LABELS[m]: str(cells[m]) if m in cells else "not run"
+                        for m in published.METRICS[label_space]}})
+    return pd.DataFrame(rows)
+
+
+def metric_means(results: Sequence[dict], metric: str = "micro_f1", split: str = "test") -> dict[tuple[str, str], float]:
+    """``{(encoder label, architecture): mean over seeds}`` of ``<split>/<metric>`` (fractions, not percent)."""
+    frame = pd.DataFrame(results)
+    return {k: float(g[f"{split}/{metric}"].mean()) for k, g in frame.groupby(["encoder", "architecture"])}
+
+
+def beside_paper(results: Sequence[dict], table: int, label_space: str,
+                 data_dir: str | Path | None = None) -> pd.DataFrame:
+    """The paper's Table ``table`` with this run's rows under it (:func:`mcanb.comparison.build`, the table the
+    report and the README show): a ``source`` column says which is which, ``stands for`` which paper rows a local
+    encoder stands in for; differences to the paper only when ``data_dir`` was made from MIMIC-III."""
+    return comparison.build(table, label_space, comparison.measured(grid.flat_metrics(results)),
+                            data=comparison.data_source(data_dir)).frame()
+
+
+def pretraining_table(rows: Sequence[Encoder], processed: Processed | None = None, length: int = 64,
+                      notes: int = 8) -> pd.DataFrame:
+    """One line per encoder: domain, initialisation, where it comes from and, for the local ones, the masked-language-
+    model loss at the start and end of pretraining (mean over the first and last 10 % of steps) and its time.
+
+    Given ``processed``, also how contextual each encoder is on the first ``length`` word pieces of the first ``notes``
+    training notes of at least 7 words (:func:`mcanb.encoder_probe.context_probe`; a random-init row with weights from
+    seed 0): what a head that reads only ``[CLS]`` (the FCN) can get from a note. No such columns when no training
+    note is that long."""
+    texts = None
+    if processed is not None:
+        train = processed.frames["train"]["text"]
+        texts = train[train.str.split().str.len() >= 7].head(notes).tolist() or None
+    out = []
+    for r in rows:
+        meta = Path(r.encoder) / "pretraining.json"
+        rec = json.loads(meta.read_text()) if r.init == "pretrained" and meta.exists() else {}
+        line = {"encoder": r.label, "domain": r.domain, "init": r.init, "from": shown(r.encoder),
+                "MLM loss, first 10 %": rec.get("mlm_loss_first"), "MLM loss, last 10 %": rec.get("mlm_loss_last"),
+                "pretraining s": rec.get("seconds"), "pretraining examples": rec.get("examples")}
+        if texts is not None:
+            with torch.random.fork_rng():   # the random-init weights must not move the notebook's random state
+                probe = encoder_probe.context_probe(encoders.load_encoder(r.encoder, r.init, seed=0),
+                                                    encoders.load_tokenizer(r.encoder), texts, length=length)
+            line.update({"next piece moves, %": probe["neighbour_move"], "[CLS] moves, %": probe["cls_move"],
+                         bert_verdicts.CLS_SPREAD: probe["cls_spread"]})
+        out.append(line)
+    return pd.DataFrame(out).set_index("encoder")

@@ -1,4 +1,4 @@
-"""Notebooks 02 and 03's family part: encoders, BERT-trun / BERT-hier rows per (encoder, architecture), Tables 2–5.
+"""Notebooks 02 and 03's family part: encoders, BERT-trun / BERT-hier rows per (encoder, architecture).
 
 A :class:`BertRow` is one (encoder, architecture); :func:`mcanb.grid.run_grid` fine-tunes it per seed in the run
 store ``outputs/runs/<encoder>/<architecture>/<identity>/seed<k>/`` (fit's files: history.csv, metrics.json,
@@ -8,22 +8,20 @@ the seed and the code version, and ``fit`` runs with ``resume=True``, which chec
 BERT-hier + LAN runs that notebook 02 finished from the same inputs, and a killed run continues where it stopped.
 What both notebooks do with their parameters is here once (:func:`encoder_rows`, :func:`study_rows`;
 the word pieces and coverage: :func:`mcanb.bert_scores.word_pieces`). Paper: Ji, Hölttä & Marttinen 2021,
-§3–4.3, Tables 2–5; published numbers in :mod:`mcanb.published`.
+§3–4.3; published numbers in :mod:`mcanb.published`. The tables (Tables 2-5 beside the paper) are
+:mod:`mcanb.bert_scores`'s: a training run never runs them (``identity.TRAINING_CODE``).
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import pandas as pd
 import torch
 
-from . import bert_verdicts, comparison, encoder_probe, encoders, grid, identity, names, published, wordpiece
+from . import encoders, grid, identity, names, published, wordpiece
 from .models import build_model
 from .models.bert import param_groups
-from .paths import shown
 from .processed import Processed
 from .train import TrainConfig
 
@@ -221,26 +219,6 @@ def rows(encoder_rows: Sequence[Encoder], architectures: Sequence[str], config: 
 slug = published.slug   # row label -> run folder / metrics.json key (the row names live in mcanb.published)
 
 
-def results_table(results: Sequence[dict], label_space: str, split: str = "test") -> pd.DataFrame:
-    """This run's rows in the paper's columns: one row per (encoder, architecture), ``"mean ± sd"`` over seeds
-    (percent), plus ``n_seeds``. Columns follow :data:`mcanb.published.METRICS` for the label space; the cells are
-    :func:`mcanb.comparison.measured`'s, as in the comparison tables."""
-    rows = []
-    for key, cells in comparison.measured(grid.flat_metrics(results, (split,)), split).items():
-        label, arch, _ = comparison.identify(key)
-        rows.append({"encoder": label, "architecture": published.ARCHITECTURES[arch],
-                     "n_seeds": max(c.n for c in cells.values()),
-                     **{published.METRIC_LABELS[m]: str(cells[m]) if m in cells else "not run"
-                        for m in published.METRICS[label_space]}})
-    return pd.DataFrame(rows)
-
-
-def metric_means(results: Sequence[dict], metric: str = "micro_f1", split: str = "test") -> dict[tuple[str, str], float]:
-    """``{(encoder label, architecture): mean over seeds}`` of ``<split>/<metric>`` (fractions, not percent)."""
-    frame = pd.DataFrame(results)
-    return {k: float(g[f"{split}/{metric}"].mean()) for k, g in frame.groupby(["encoder", "architecture"])}
-
-
 LOCAL_ENCODERS = names.LOCAL_ENCODERS
 # Row labels of the local encoders (tables, run folders, metrics.json keys via slug()).
 LOCAL_LABELS = published.LOCAL_LABELS
@@ -289,15 +267,6 @@ def setting_for(value: Any, what: str, *keys: str) -> Any:
     raise ValueError(f"{what} has no entry for {keys[0]!r} and no 'default': give one of {[*keys, 'default']}")
 
 
-def beside_paper(results: Sequence[dict], table: int, label_space: str,
-                 data_dir: str | Path | None = None) -> pd.DataFrame:
-    """The paper's Table ``table`` with this run's rows under it (:func:`mcanb.comparison.build`, the table the
-    report and the README show): a ``source`` column says which is which, ``stands for`` which paper rows a local
-    encoder stands in for; differences to the paper only when ``data_dir`` was made from MIMIC-III."""
-    return comparison.build(table, label_space, comparison.measured(grid.flat_metrics(results)),
-                            data=comparison.data_source(data_dir)).frame()
-
-
 def encoder_rows(processed: Processed, params: Mapping[str, Any]) -> list[Encoder]:
     """Notebooks 02 and 03's encoder rows from their parameters: ``encoders``, ``less_data``, the local encoders'
     pretraining (``mlm_*``, ``segment_heads``, ``num_threads``) and ``encoders_dir`` (None:
@@ -331,36 +300,6 @@ def study_rows(rows_of: Sequence[Encoder], architectures: Sequence[str], params:
                 segment_lr={"default": params["segment_lr"], **params["segment_lrs"]},
                 output_bias=params["output_bias"],
                 model_overrides={k: params[k] for k in MODEL_PARAMS if k in params})
-
-
-def pretraining_table(rows: Sequence[Encoder], processed: Processed | None = None, length: int = 64,
-                      notes: int = 8) -> pd.DataFrame:
-    """One line per encoder: domain, initialisation, where it comes from and, for the local ones, the masked-language-
-    model loss at the start and end of pretraining (mean over the first and last 10 % of steps) and its time.
-
-    Given ``processed``, also how contextual each encoder is on the first ``length`` word pieces of the first ``notes``
-    training notes of at least 7 words (:func:`mcanb.encoder_probe.context_probe`; a random-init row with weights from
-    seed 0): what a head that reads only ``[CLS]`` (the FCN) can get from a note. No such columns when no training
-    note is that long."""
-    texts = None
-    if processed is not None:
-        train = processed.frames["train"]["text"]
-        texts = train[train.str.split().str.len() >= 7].head(notes).tolist() or None
-    out = []
-    for r in rows:
-        meta = Path(r.encoder) / "pretraining.json"
-        rec = json.loads(meta.read_text()) if r.init == "pretrained" and meta.exists() else {}
-        line = {"encoder": r.label, "domain": r.domain, "init": r.init, "from": shown(r.encoder),
-                "MLM loss, first 10 %": rec.get("mlm_loss_first"), "MLM loss, last 10 %": rec.get("mlm_loss_last"),
-                "pretraining s": rec.get("seconds"), "pretraining examples": rec.get("examples")}
-        if texts is not None:
-            with torch.random.fork_rng():   # the random-init weights must not move the notebook's random state
-                probe = encoder_probe.context_probe(encoders.load_encoder(r.encoder, r.init, seed=0),
-                                                    encoders.load_tokenizer(r.encoder), texts, length=length)
-            line.update({"next piece moves, %": probe["neighbour_move"], "[CLS] moves, %": probe["cls_move"],
-                         bert_verdicts.CLS_SPREAD: probe["cls_spread"]})
-        out.append(line)
-    return pd.DataFrame(out).set_index("encoder")
 
 
 def mlm_config(**settings: Any) -> encoders.MlmConfig:

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from . import published
-from .cnn_study import FLOOR_ALPHA, floor_check
+from .cnn_scores import FLOOR_ALPHA, floor_check
 from .predictions import resamplable, worst_p
 from .reporting import summarise_seeds
 
@@ -346,7 +346,7 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
     sentence on every row)``.
 
     Each (encoder, architecture) row against ``floor``, the most-frequent-codes baseline's record
-    (``cnn_study.run_baselines``), on ``metric`` by :func:`mcanb.cnn_study.floor_check`, the floor test notebook 04
+    (``cnn_study.run_baselines``), on ``metric`` by :func:`mcanb.cnn_scores.floor_check`, the floor test notebook 04
     uses too: a paired bootstrap over the test notes for each of the row's seeds, each run at its own dev-tuned
     threshold for an ``@dev_threshold`` metric. A row clears the floor when its mean is above the floor's and every
     seed's one-sided p is under ``alpha``; a row above the floor by less than that is said to be within test-set
@@ -395,13 +395,13 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
     return ok, " ".join(parts)
 
 
-CLS_SPREAD = "[CLS] spread over notes, %"     # the column of mcanb.bert_study.pretraining_table
+CLS_SPREAD = "[CLS] spread over notes, %"     # the column of mcanb.bert_scores.pretraining_table
 FLAT_CLS = 5.0                                # % of a state's length; the packaged MiniLM: 44 on the toy notes
 
 
 def context_verdict(pretraining: pd.DataFrame, flat: float = FLAT_CLS) -> str:
     """Which encoders' ``[CLS]`` states hardly differ between notes (under ``flat`` % of a state's length, from
-    :func:`mcanb.bert_study.pretraining_table` given the notes): a head that reads only ``[CLS]`` (BERT-trun + FCN,
+    :func:`mcanb.bert_scores.pretraining_table` given the notes): a head that reads only ``[CLS]`` (BERT-trun + FCN,
     BERT-hier + FCN) has little to learn from them. Empty when the table has no such column."""
     if CLS_SPREAD not in pretraining:
         return ""

@@ -15,7 +15,7 @@ This run's numbers come as a flat ``{name: number}`` dict in the layout of a not
 (``<row key>/test/<metric>/mean|sd``, per seed ``<row key>/test/<metric>/seed<k>``: :mod:`mcanb.grid`), read by
 :func:`measured`;
 row keys are a CNN-family model name (``caml``) or ``<encoder slug>/<architecture>``. Notebooks 02–04 call
-:func:`build` through ``bert_study.beside_paper`` and ``cnn_study.table6``; the report and the README go through
+:func:`build` through ``bert_scores.beside_paper`` and ``cnn_scores.table6``; the report and the README go through
 :func:`run_tables`, which reads a run folder. Paper: Ji, Hölttä & Marttinen 2021, Tables 2–6.
 """
 from __future__ import annotations

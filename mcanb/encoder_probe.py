@@ -2,7 +2,7 @@
 
 A head that reads only ``[CLS]`` (BERT-trun and BERT-hier with an FCN, Ji et al. 2021 §3.2) learns only what the
 encoder's attention gathered into that state. :func:`context_probe` measures it on real text; notebook 02 shows it for
-every encoder (:func:`mcanb.bert_study.pretraining_table`) and docs/encoders.md, "Why the toy's FCN rows stay near the
+every encoder (:func:`mcanb.bert_scores.pretraining_table`) and docs/encoders.md, "Why the toy's FCN rows stay near the
 floor", explains what the toy's local encoders give against a pretrained one.
 """
 from __future__ import annotations

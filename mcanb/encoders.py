@@ -211,15 +211,15 @@ def pretrain_mlm(texts: Sequence[str], out_dir: str | Path, config: MlmConfig | 
     from ``config`` (pretraining from scratch, like PubMedBERT). With ``init_from`` (an encoder name) its tokenizer
     and weights are the starting point (continued pretraining, like BioBERT and ClinicalBERT).
 
-    The result is cached: a directory whose ``pretraining.json`` records the same settings and corpus is reused
-    as it is. ``pretraining.json`` also holds the MLM loss before and after, and the time taken.
+    The result is cached: a directory whose ``pretraining.json`` records the same settings, corpus and code (the
+    version of this module and what it imports, :func:`mcanb.identity.code_version`) is reused as it is. ``pretraining.json`` also holds the MLM loss before and after, and the time taken.
 
     Returns ``out_dir``, loadable with :func:`load_encoder` / :func:`load_tokenizer`.
     """
     config = config or MlmConfig()
     out_dir = Path(out_dir)
     record = {"settings": asdict(config), "init_from": init_from, "corpus": identity.of_texts(texts),
-              "documents": len(texts)}
+              "documents": len(texts), "code": identity.code_version("encoders")}
     meta = out_dir / "pretraining.json"
     if meta.exists():
         done = json.loads(meta.read_text())

@@ -10,7 +10,8 @@ Every cache key and run key of the package is made here, from content, never fro
 * :func:`of_texts`: a corpus (the MLM pretraining cache); :func:`of_tokenizer`: a tokenizer's files;
   :func:`of_encoder`: an encoder's weights, configuration and tokenizer files (a hub id: its downloaded snapshot);
 * :func:`of_processed`: the preprocessed documents a model trains on (text, codes, admission ids per split);
-* :func:`code_version`: the package's source, except the modules that only orchestrate (:data:`ORCHESTRATION`).
+* :func:`code_version`: the package's source, except the modules that only orchestrate (:data:`ORCHESTRATION`);
+  given modules, the source of their import closure (:func:`import_closure`: a training run, a cache).
 
 A training run's identity (:func:`run_identity`) hashes its *parts* (data, encoder, model, train, seed, code),
 each a dict with a ``sha`` and human-readable fields that do not count; :func:`write` stores them as
@@ -40,6 +41,10 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spec
 ORCHESTRATION = {"cli.py", "pipeline.py", "study.py", "study_run.py", "progress.py", "report.py", "report_answers.py",
                  "predict.py", "runs.py", "preflight.py", "preflight_inputs.py", "errors.py", "rehearse.py",
                  "rehearse_table.py"}
+# The modules whose code runs inside a training run of the run store (mcanb.grid.train and the rows of both
+# families): a training run's code version is their import closure (code_version), so editing a module they never
+# import (a table, a figure, a verdict, the report) reuses every finished run.
+TRAINING_CODE = ("grid", "bert_study", "cnn_study")
 _BIG = 16 << 20                # files this large have their hash kept on disk between processes
 
 
@@ -227,16 +232,78 @@ def of_processed(processed, *, words: bool = False) -> dict[str, Any]:
             "documents": {s: len(f) for s, f in sorted(processed.frames.items())}}
 
 
-@lru_cache(maxsize=None)
-def code_version() -> str:
-    """The mcanb version and every source file of the package except :data:`ORCHESTRATION` (a change to the code
-    that computes results changes it; a change to the command line or the report does not)."""
-    h = hashlib.sha256(__version__.encode())
-    for f in sorted(PACKAGE_DIR.rglob("*")):
-        if f.parent == PACKAGE_DIR and f.name in ORCHESTRATION:
+def _module_files(package_dir: Path) -> dict[str, Path]:
+    """``{dotted module name: file}`` of every Python module under ``package_dir`` (a package's ``__init__.py`` is
+    the package itself)."""
+    out = {}
+    for f in sorted(package_dir.rglob("*.py")):
+        if "__pycache__" in f.parts:
             continue
-        if f.is_file() and f.suffix in (".py", ".csv", ".json", ".txt", ".yaml") and "__pycache__" not in f.parts:
-            h.update(str(f.relative_to(PACKAGE_DIR)).encode() + b"\0" + f.read_bytes())
+        parts = [package_dir.name, *f.relative_to(package_dir).with_suffix("").parts]
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    return out
+
+
+def _imports(module: str, path: Path, known: Mapping[str, Path]) -> set[str]:
+    """The package's modules that ``module`` imports anywhere in its source (inside functions too: a function that
+    runs may import late), with the packages above each (importing ``a.b.c`` runs ``a`` and ``a.b``)."""
+    import ast
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")
+                base = ".".join([*up[: len(up) - (node.level - 1)], *([node.module] if node.module else [])])
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names)   # ``from . import x``: x may be a module
+    out: set[str] = set()
+    for name in found:
+        parts = name.split(".")
+        out.update(m for m in (".".join(parts[:i]) for i in range(1, len(parts) + 1)) if m in known)
+    return out
+
+
+def import_closure(roots: Iterable[str], package_dir: str | os.PathLike = PACKAGE_DIR) -> list[Path]:
+    """The source files of ``roots`` (module names inside the package: ``"grid"``, ``"models.bert"``) and of every
+    module of the package they import, directly or not, at module level or inside a function: every file of the
+    package whose code can run when the roots' code runs. Read from the source (``ast``), never by importing."""
+    package_dir = Path(package_dir)
+    known = _module_files(package_dir)
+    todo = [f"{package_dir.name}.{r}" for r in roots]
+    missing = [m for m in todo if m not in known]
+    if missing:
+        raise ValueError(f"no such module in {package_dir}: {', '.join(missing)}")
+    seen: set[str] = set()
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(_imports(m, known[m], known) - seen)
+    return sorted(known[m] for m in seen)
+
+
+@lru_cache(maxsize=None)
+def code_version(*roots: str, package_dir: str | os.PathLike = PACKAGE_DIR) -> str:
+    """The version of the code a result was computed by: the mcanb version, the package's data files and
+
+    * without ``roots``, every source file of the package except :data:`ORCHESTRATION` (a notebook's results: a
+      change to the code that computes results changes it; a change to the command line or the report does not);
+    * with ``roots``, the files of :func:`import_closure` (a training run: :data:`TRAINING_CODE`; a cache: the
+      module that fills it), so a change to a module they never import (a table, a figure, a verdict) leaves it.
+    """
+    package_dir = Path(package_dir)
+    files = (import_closure(roots, package_dir) if roots else
+             [f for f in package_dir.rglob("*.py") if "__pycache__" not in f.parts
+              and not (f.parent == package_dir and f.name in ORCHESTRATION)])
+    data = [f for f in package_dir.rglob("*") if f.is_file() and "__pycache__" not in f.parts
+            and f.suffix in (".csv", ".json", ".txt", ".yaml")]
+    h = hashlib.sha256(__version__.encode())
+    for f in sorted({*files, *data}):
+        h.update(str(f.relative_to(package_dir)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:CHARS]
 
 
@@ -262,7 +329,7 @@ def run_parts(*, data: dict, model: Any, train: Any, seed: int, encoder: dict | 
     parts = {"data": data, **({"encoder": encoder} if encoder is not None else {}),
              "model": settings_part(model), "train": settings_part(train),
              "seed": {"sha": of_settings(int(seed)), "value": int(seed)},
-             "code": {"sha": code_version(), "mcanb_version": __version__}}
+             "code": {"sha": code_version(*TRAINING_CODE), "mcanb_version": __version__}}
     return parts
 
 

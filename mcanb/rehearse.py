@@ -126,7 +126,8 @@ def build_stand_ins(hub_ids: list[str], texts: list[str], out: Path, *, facts: C
         f = facts(hub_id)
         case = "cased" if f.cased else "uncased"
         tok_dir = out / f"tokenizer-{f.vocab_size}-{case}"
-        tok_record = {"vocab_size": f.vocab_size, "cased": f.cased, "corpus": corpus, "documents": len(texts)}
+        tok_record = {"vocab_size": f.vocab_size, "cased": f.cased, "corpus": corpus, "documents": len(texts),
+                      "code": identity.code_version("encoders")}          # train_wordpiece's code
         if not _cached(tok_dir, tok_record):
             t0 = time.perf_counter()
             tok = train_wordpiece(texts, f.vocab_size, tok_dir, lowercase=not f.cased)

@@ -5,8 +5,9 @@ numbers removed), cut at ``max_words`` preprocessed tokens (2,500 for BERT-hier,
 split into the encoder's own word pieces, without special tokens: the models add ``[CLS]``/``[SEP]`` per segment.
 
 The cache lives beside the preprocessed data, ``<data_dir>/<label_space>/wordpiece/<key>/<split>.parquet``; the
-key hashes the tokenizer's files (``mcanb.encoders.tokenizer_key``) and ``max_words``, and each split's record the
-documents' ids and texts (:mod:`mcanb.identity`), so a changed tokenizer or changed notes never read stale pieces.
+key hashes the tokenizer's files (``mcanb.encoders.tokenizer_key``), ``max_words`` and the code that cuts the
+pieces (this module and what it imports: :func:`mcanb.identity.code_version`), and each split's record the documents'
+ids and texts (:mod:`mcanb.identity`), so a changed tokenizer, changed code or changed notes never read stale pieces.
 Explained in notebooks/03_hierarchy.ipynb.
 """
 from __future__ import annotations
@@ -30,7 +31,8 @@ _CHUNK = 512  # documents per tokenizer call (the fast tokenizer parallelises in
 
 def cache_dir(processed: Processed, tokenizer, max_words: int) -> Path:
     """Where the word pieces of ``processed`` under ``tokenizer`` (cut at ``max_words`` words) are cached."""
-    key = identity.of_settings({"tokenizer": tokenizer_key(tokenizer), "max_words": int(max_words)})
+    key = identity.of_settings({"tokenizer": tokenizer_key(tokenizer), "max_words": int(max_words),
+                                "code": identity.code_version("wordpiece")})
     return processed.data_dir / processed.label_space / "wordpiece" / key
 
 

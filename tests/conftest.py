@@ -38,6 +38,32 @@ def split_files(folder: Path, spaces: tuple[str, ...] = ("full", "50")) -> Path:
     return folder
 
 
+def executed_package_files(call):
+    """``(call(), the package's source files whose functions ran during it)``: what a code version must cover.
+
+    A profile hook sees every Python function call, in this thread and in threads started meanwhile."""
+    import sys
+    import threading
+
+    from mcanb.paths import PACKAGE_DIR
+
+    seen: set[str] = set()
+
+    def hook(frame, event, arg):
+        if event == "call":
+            seen.add(frame.f_code.co_filename)
+
+    sys.setprofile(hook)
+    threading.setprofile(hook)
+    try:
+        out = call()
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)
+    root = str(PACKAGE_DIR.resolve())
+    return out, {Path(f).resolve() for f in seen if f.startswith(root) or str(Path(f).resolve()).startswith(root)}
+
+
 def header_only_mimic(folder: Path, *, gz: bool = True, splits: tuple[str, ...] = (), **headers: str) -> Path:
     """A MIMIC-III-shaped ``folder`` whose tables hold their header row only: every table preprocessing reads
     (``mcanb.data.READ_COLUMNS``, the optional code descriptions included) as ``NAME.csv.gz``, as MIMIC-III ships

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel
 
-from mcanb import encoder_probe, encoders, wordpiece
+from mcanb import encoder_probe, encoders, identity, wordpiece
 from mcanb.batching import CodingDataset
 from mcanb.models import build_model
 from mcanb.models.bert import BertHierConfig, param_groups, split_segments
@@ -29,6 +29,7 @@ from mcanb.processed import Processed
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _synthetic import micro_f1  # noqa: E402
+from conftest import executed_package_files  # noqa: E402
 
 PAD, CLS, SEP = 0, 1, 2          # special ids of the tiny encoder's vocabulary
 VOCAB, HIDDEN = 64, 32
@@ -437,7 +438,8 @@ def test_tokenizer_key_follows_the_tokenizer_files(tokenizer_dir, tmp_path):
 def test_pretrain_mlm_learns_saves_and_is_reused(tmp_path, monkeypatch):
     cfg = encoders.MlmConfig(vocab_size=120, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
                              max_position=64, seq_len=16, batch_size=16, steps=30, lr=2e-3)
-    out = encoders.pretrain_mlm(TEXTS[:50], tmp_path / "mlm", cfg, progress=False)
+    out, ran = executed_package_files(lambda: encoders.pretrain_mlm(TEXTS[:50], tmp_path / "mlm", cfg, progress=False))
+    assert ran and ran <= set(identity.import_closure(["encoders"])), "pretraining ran code its cache key leaves out"
     meta = json.loads((out / "pretraining.json").read_text())
     assert meta["mlm_loss_last"] < meta["mlm_loss_first"] - 0.5, meta
     enc, tok = encoders.load_encoder(out), encoders.load_tokenizer(out)
@@ -459,6 +461,12 @@ def test_pretrain_mlm_learns_saves_and_is_reused(tmp_path, monkeypatch):
     assert weights.stat().st_mtime_ns != stamp[0]                     # retrained
     encoders.pretrain_mlm(TEXTS[:49], out, changed, progress=False)    # another corpus: retrained too
     assert json.loads((out / "pretraining.json").read_text())["documents"] == 49
+    assert json.loads((out / "pretraining.json").read_text())["code"] == identity.code_version("encoders")
+    stamp = weights.stat().st_mtime_ns
+    monkeypatch.setattr(identity, "code_version", lambda *roots, **kw: "edited")    # the pretraining code changed
+    encoders.pretrain_mlm(TEXTS[:49], out, changed, progress=False)
+    assert weights.stat().st_mtime_ns != stamp and json.loads((out / "pretraining.json").read_text())["code"] == "edited"
+    monkeypatch.undo()
 
     # A run with other settings dies after overwriting the tokenizer: the old record must not be trusted.
     def die(*args, **kwargs):
@@ -533,7 +541,8 @@ def test_wordpiece_cache_reused_keyed_and_invalidated(tmp_path, tokenizer_dir, m
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     proc = _processed(tmp_path / "data", {"train": TEXTS[:30], "dev": TEXTS[30:40], "test": TEXTS[40:50]})
-    first = wordpiece.encode_split(proc, "train", tok, max_words=5, progress=False)
+    first, ran = executed_package_files(lambda: wordpiece.encode_split(proc, "train", tok, max_words=5, progress=False))
+    assert ran and ran <= set(identity.import_closure(["wordpiece"])), "cutting pieces ran code its cache key leaves out"
     assert len(first) == 30 and all(x.dtype == np.int32 for x in first)
     assert first[0].tolist() == tok(" ".join(TEXTS[0].split()[:5]), add_special_tokens=False)["input_ids"]
     d = wordpiece.cache_dir(proc, tok, 5)
@@ -547,6 +556,9 @@ def test_wordpiece_cache_reused_keyed_and_invalidated(tmp_path, tokenizer_dir, m
 
     other = encoders.train_wordpiece(TEXTS[::3], 100, tmp_path / "tok2")
     assert wordpiece.cache_dir(proc, other, 5) != d and wordpiece.cache_dir(proc, tok, 6) != d
+    with monkeypatch.context() as m:                                   # the code that cuts the pieces changed
+        m.setattr(identity, "code_version", lambda *roots, **kw: "edited")
+        assert wordpiece.cache_dir(proc, tok, 5) != d
 
     calls = []
     monkeypatch.setattr(wordpiece, "encode_texts", lambda *a, **k: calls.append(1) or real_encode(*a, **k))

@@ -1,5 +1,5 @@
 """The notebook glue of the BERT study (mcanb.bert_study) end to end on a tiny processed dataset and tiny local
-encoders: local_encoders -> rows -> grid.train (word pieces, model, parameter groups, fit) -> reuse -> results_table."""
+encoders: local_encoders -> rows -> grid.train (word pieces, model, parameter groups, fit) -> reuse -> bert_scores.results_table."""
 from __future__ import annotations
 
 import sys
@@ -15,7 +15,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from test_bert import TEXTS, _processed  # noqa: E402
 
-from mcanb import bert_scores, bert_study, encoders, grid  # noqa: E402
+from conftest import executed_package_files  # noqa: E402
+
+from mcanb import bert_scores, bert_study, encoders, grid, identity  # noqa: E402
 
 CODES = ("401.9", "428.0")
 SMALL = {"segment_length": 16, "max_segments": 2, "segment_heads": 2}
@@ -73,18 +75,32 @@ def test_a_bert_run_goes_to_the_store_and_is_reused(study):
     assert str(run) not in other and len(other) == 2        # encoder init and model settings are in the run key
 
 
+def test_a_bert_run_executes_only_code_inside_its_code_version(study, tmp_path):
+    """Every function of the package that runs while a BERT-hier run trains (word pieces cut afresh, the prior bias,
+    the second level's own rate) lies in the import closure the run's identity hashes (identity.TRAINING_CODE), so
+    a change to any code that trains it gives another run."""
+    proc, (in_domain, _), _ = study
+    cfg = bert_study.train_config(num_epochs=1, batch_size=8, encoder_lr=1e-3, num_threads=1)
+    (row,) = bert_study.rows([in_domain], ["hier_fcn"], cfg, max_words=12, model_overrides=SMALL, progress=False,
+                             output_bias="prior", segment_lr=1e-3)
+    result, ran = executed_package_files(lambda: grid.train(proc, row, 0, runs_dir=tmp_path / "runs"))
+    assert result["epochs"] == 1 and {"train.py", "bert.py", "wordpiece.py"} <= {f.name for f in ran}
+    outside = ran - set(identity.import_closure(identity.TRAINING_CODE))
+    assert not outside, f"a training run ran code its identity leaves out: {sorted(map(str, outside))}"
+
+
 def test_pretraining_table_measures_each_encoders_context_on_the_training_notes(study):
     """Given the data, the encoder table says how contextual each encoder is (mcanb.encoder_probe.context_probe on the
     first training notes); the random-init row is the same every time (seed 0) and leaves the caller's random
     state alone."""
     proc, encs, _ = study
     state = torch.random.get_rng_state()
-    table = bert_study.pretraining_table(encs, proc, length=16)
+    table = bert_scores.pretraining_table(encs, proc, length=16)
     assert torch.equal(state, torch.random.get_rng_state())
     cols = ["next piece moves, %", "[CLS] moves, %", "[CLS] spread over notes, %"]
     assert (table[cols] >= 0).all().all() and (table[cols] < 1000).all().all()
-    assert table[cols].equals(bert_study.pretraining_table(encs, proc, length=16)[cols])
-    assert not set(cols) & set(bert_study.pretraining_table(encs).columns)          # without data: as before
+    assert table[cols].equals(bert_scores.pretraining_table(encs, proc, length=16)[cols])
+    assert not set(cols) & set(bert_scores.pretraining_table(encs).columns)          # without data: as before
 
 
 def test_trun_drops_the_hierarchy_settings(study):
@@ -92,7 +108,7 @@ def test_trun_drops_the_hierarchy_settings(study):
     res = _train(study, in_domain, "trun_fcn")
     cfg = yaml.safe_load((Path(res["dir"]) / "params.yaml").read_text())["model_config"]
     assert cfg["head"] == "fcn" and cfg["max_segments"] == 1 and cfg["segment_layers"] == 0  # the resolved config
-    table = bert_study.results_table([res], "50")
+    table = bert_scores.results_table([res], "50")
     assert table.loc[0, "architecture"] == "BERT-trun + FCN" and table.loc[0, "n_seeds"] == 1
     with pytest.raises(ValueError, match="architecture must be one of"):
         _train(study, in_domain, "trun_cnn")

@@ -11,6 +11,9 @@ import pytest
 import torch
 import yaml
 
+from conftest import executed_package_files
+
+from mcanb import cnn_scores as S
 from mcanb import cnn_study as E
 from mcanb import grid, identity, notebook, params, processed, published, reporting
 from mcanb.paths import NOTEBOOKS, PARAMETERS
@@ -73,6 +76,15 @@ def _row(model: str, **overrides) -> E.CnnRow:
     return E.CnnRow(model, *_quick(model, **overrides), max_length=64)
 
 
+def test_a_cnn_run_executes_only_code_inside_its_code_version(toy, tmp_path):
+    """Every function of the package that runs while DR-CAML trains (descriptions, regulariser, evaluation, the
+    dev-tuned threshold) lies in the import closure the run's identity hashes (identity.TRAINING_CODE)."""
+    result, ran = executed_package_files(lambda: grid.train(toy, _row("dr_caml"), 3, runs_dir=tmp_path))
+    assert result["epochs"] == 1 and {"train.py", "caml.py", "cnn_study.py"} <= {f.name for f in ran}
+    outside = ran - set(identity.import_closure(identity.TRAINING_CODE))
+    assert not outside, f"a training run ran code its identity leaves out: {sorted(map(str, outside))}"
+
+
 def test_a_run_goes_to_the_store_under_its_identity(toy, tmp_path):
     r = grid.train(toy, _row("dr_caml"), 3, runs_dir=tmp_path)
     run = Path(r["dir"])
@@ -133,11 +145,11 @@ def test_baselines_summary_and_paired_test(toy, tmp_path):
     row = summary[(summary["row"] == "most_frequent") & (summary["metric"] == "micro_f1")].iloc[0]
     assert row["n_seeds"] == 2 and row["sd"] == pytest.approx(0.01 / math.sqrt(2))
     assert not summary["metric"].str.startswith("n_").any() and "macro_auc_n_skipped" not in set(summary["metric"])
-    best, second, tests = E.compare_best_two(toy, results)
+    best, second, tests = S.compare_best_two(toy, results)
     assert (best, second) == ("tfidf_lr", "most_frequent") and list(tests) == [None]   # baselines: one run each
     assert 0 < tests[None].p_value <= 1
     seeded = [{**r, "seed": s} for r in results for s in (13, 14)]            # the same scores under two seeds
-    assert [(s, t.p_value) for s, t in E.compare_best_two(toy, seeded)[2].items()] == [(13, tests[None].p_value),
+    assert [(s, t.p_value) for s, t in S.compare_best_two(toy, seeded)[2].items()] == [(13, tests[None].p_value),
                                                                                   (14, tests[None].p_value)]
     rebuilt = E.saved_baseline(tmp_path / "most_frequent", toy)       # the report's floor, from the saved scores
     assert rebuilt["row"] == "most_frequent" and rebuilt["dev_threshold"] == results[0]["dev_threshold"]
@@ -149,14 +161,14 @@ def test_baselines_summary_and_paired_test(toy, tmp_path):
     tfidf = results[1]
     assert tfidf["dev/micro_f1@dev_threshold"] >= tfidf["dev/micro_f1"]   # tuned on dev: never worse there
     summary = reporting.summarise_seeds(results)
-    floor = E.floor_check(summary, ["tfidf_lr"])
-    assert set(floor["metric"]) == set(E.FLOOR_METRICS) and floor.set_index("metric").loc["map", "above"]
+    floor = S.floor_check(summary, ["tfidf_lr"])
+    assert set(floor["metric"]) == set(S.FLOOR_METRICS) and floor.set_index("metric").loc["map", "above"]
     assert floor["p"].isna().all()                    # without the runs' records: means only
-    tested = E.floor_check(summary, ["tfidf_lr"], results=results, processed=toy, n_resamples=200).set_index("metric")
+    tested = S.floor_check(summary, ["tfidf_lr"], results=results, processed=toy, n_resamples=200).set_index("metric")
     assert tested.loc[["macro_auc", "micro_auc"], "p"].tolist() == pytest.approx([1 / 201] * 2)   # resampled too
     assert tested.loc["map", "above"] and tested.loc["map", "p"] == pytest.approx(1 / 201)   # every resample beats it
     assert (tested["above"] == (tested["value"] > tested["floor"]) & ~(tested["p"] >= 0.05)).all()
-    table = E.table6(summary, "50")            # this run's F1 at the dev-tuned threshold beside the paper's metrics
+    table = S.table6(summary, "50")            # this run's F1 at the dev-tuned threshold beside the paper's metrics
     cell = table[table["source"] == "this run"].loc["TF-IDF + LR", "micro-F1 (dev thr.)"]
     assert cell == f"{100 * tfidf['test/micro_f1@dev_threshold']:.1f}"
     assert table[table["source"] == "paper"].loc["CAML", "micro-F1 (dev thr.)"] == "–"   # no paper prints one
@@ -178,7 +190,7 @@ def test_table6_layout(space):
     """Table 6 as the paper prints it, this run's rows under it in the same columns (mcanb.comparison.build)."""
     this_run = pd.DataFrame({"row": ["cnn", "cnn", "most_frequent"], "metric": ["micro_f1", "macro_auc", "micro_f1"],
                              "mean": [0.5, 0.8, 0.25], "sd": [0.01, 0.02, 0.0], "n_seeds": [2, 2, 1]})
-    t = E.table6(this_run, space)
+    t = S.table6(this_run, space)
     metrics = [published.METRIC_LABELS[m] for m in published.METRICS[space]]
     assert list(t.columns) == ["source", "stands for", *metrics, "seeds"]     # no difference: not MIMIC-III data
     mine = t[t["source"] == "this run"]

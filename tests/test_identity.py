@@ -138,3 +138,52 @@ def test_run_identity_changes_with_a_setting_not_with_how_it_runs():
     assert identity.differences({"parts": parts}, parts) == []
     assert identity.differences(None, parts) == ["no identity.json"]
     assert identity.differences({"parts": {**parts, "seed": {"sha": "x"}}}, parts) == ["seed changed"]
+
+
+# ----------------------------------------------------------------------------------------------- code versions
+def _package(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_a_code_version_covers_what_its_modules_import_in_every_form(tmp_path):
+    """import_closure follows ``from . import x``, ``import pkg.x``, ``from ..x import y`` and an import inside a
+    function, takes the packages above a module along, and leaves out a module that imports the roots but is not
+    imported by them; code_version of the roots changes with a file in that closure and only with one."""
+    from mcanb import identity
+    pkg = _package(tmp_path / "pkg", {
+        "__init__.py": "", "a.py": "from . import b\ndef f():\n    from .sub import c\n",
+        "b.py": "import os\nimport pkg.d\n", "d.py": "", "sub/__init__.py": "", "sub/c.py": "from ..e import thing\n",
+        "e.py": "thing = 1\n", "table.py": "from . import a\n", "other.py": "import json\n"})
+    closure = {f.relative_to(pkg).as_posix() for f in identity.import_closure(["a"], pkg)}
+    assert closure == {"__init__.py", "a.py", "b.py", "d.py", "sub/__init__.py", "sub/c.py", "e.py"}
+    with pytest.raises(ValueError, match="no such module"):
+        identity.import_closure(["nothing"], pkg)
+
+    def versions():
+        identity.code_version.cache_clear()
+        return identity.code_version("a", package_dir=pkg), identity.code_version(package_dir=pkg)
+    first, everything = versions()
+    assert first != everything
+    (pkg / "table.py").write_text("from . import a\nprint('a table')\n")       # outside the closure
+    assert versions()[0] == first and versions()[1] != everything
+    (pkg / "e.py").write_text("thing = 2\n")                                     # imported late, two steps away
+    assert versions()[0] != first
+    identity.code_version.cache_clear()
+
+
+def test_a_training_run_imports_no_module_that_only_presents_results():
+    """The training runs' code version (identity.TRAINING_CODE) covers the engine, the models, the word pieces and
+    the metrics, and none of the tables, verdicts, figures or the report: editing those reuses every finished run.
+    What actually runs inside a run is checked in test_bert_study.py and test_cnn_study.py."""
+    from mcanb import identity
+    from mcanb.paths import PACKAGE_DIR
+    closure = {f.relative_to(PACKAGE_DIR).as_posix() for f in identity.import_closure(identity.TRAINING_CODE)}
+    assert {"train.py", "grid.py", "bert_study.py", "cnn_study.py", "models/bert.py", "models/caml.py",
+            "wordpiece.py", "encoders.py", "batching.py", "metrics/core.py", "identity.py"} <= closure
+    presents = {"bert_scores.py", "bert_verdicts.py", "cnn_scores.py", "comparison.py", "frequency.py",
+                "encoder_probe.py", "report.py", "report_answers.py", "readme_figures.py", "notebook.py", "cli.py"}
+    assert not presents & closure
+    assert identity.code_version(*identity.TRAINING_CODE) != identity.code_version()
