@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -102,37 +104,50 @@ class _TestSplit:
 def floor_tests(n_resamples: int, seed: int, n_docs: int = 3372, n_codes: int = 8921, models: int = 3,
                 seeds: int = 2, metrics=("micro_auc", "macro_auc")):
     """Notebook 04's floor check at MIMIC-III's full-code shape: every (model, seed) run against the one floor run,
-    by ``mcanb.predictions.paired_on_test`` on each AUC, with the prepared scores kept between tests (the package's
-    way) and with nothing kept (``KEEP_BYTES = 0``: each test prepares both runs, as before 2026-12-07). Same p-values
-    both ways. Returns (task, seconds) rows."""
+    by ``mcanb.paired.paired_on_test`` on each AUC: with nothing kept (``KEEP_BYTES = 0``: each test prepares both
+    runs, as before 2026-12-07), with the prepared scores kept between tests (the package's way in one process), and
+    with every answer read back from the disk store (``paired.STORE``: ``mcanb report`` after the notebooks, or a
+    notebook run again). Same p-values all three ways. Returns (task, seconds) rows."""
     import tempfile
 
-    from mcanb import predictions as P
+    from mcanb import paired as P
+    from mcanb.predictions import save_predictions
 
     y, floor = synthetic(n_docs, n_codes, seed, codes_per_doc=15.9, signal=0.0)
     split, rows = _TestSplit(y), []
     with tempfile.TemporaryDirectory() as tmp:
         def record(name, score):
-            return {"predictions": P.save_predictions(f"{tmp}/{name}.parquet", split.hadm_ids("test"), score)}
+            return {"predictions": save_predictions(f"{tmp}/{name}.parquet", split.hadm_ids("test"), score)}
 
         base = record("floor", floor)
         runs = [record(f"m{m}s{s}", synthetic(n_docs, n_codes, seed + 1 + m * seeds + s, codes_per_doc=15.9,
                                               signal=1.0 + m)[1]) for m in range(models) for s in range(seeds)]
-        kept, found = P.KEEP_BYTES, {}
+        kept, store, found = P.KEEP_BYTES, P.STORE, {}
         try:
-            for label, keep in (("nothing kept", 0), ("prepared scores kept", kept)):
-                P.KEEP_BYTES = keep
+            for label, keep, stored in (("nothing kept", 0, "none"), ("prepared scores kept", kept, "none"),
+                                        ("answers read from the disk store", kept, "store")):
+                P.KEEP_BYTES, P.STORE = keep, Path(tmp) / stored
                 P._kept.clear()
                 t0 = time.perf_counter()
                 found[label] = [P.paired_on_test(split, r, base, m, n_resamples=n_resamples, seed=seed).p_value
                                 for m in metrics for r in runs]
                 rows.append((f"floor check, {len(runs)} runs x {len(metrics)} AUCs, {label}",
                              time.perf_counter() - t0))
+                if stored == "none":
+                    shutil.rmtree(P.STORE, ignore_errors=True)    # each timing computes every answer
+                else:
+                    P._kept.clear()
+                    t0 = time.perf_counter()
+                    found[label] = [P.paired_on_test(split, r, base, m, n_resamples=n_resamples, seed=seed).p_value
+                                    for m in metrics for r in runs]
+                    rows[-1] = (rows[-1][0], time.perf_counter() - t0)
         finally:
-            P.KEEP_BYTES = kept
+            P.KEEP_BYTES, P.STORE = kept, store
             P._kept.clear()
-        assert found["nothing kept"] == found["prepared scores kept"], found
-        rows.append((f"  kept / nothing kept: x{rows[-2][1] / rows[-1][1]:.1f} faster", rows[-1][1]))
+        assert found["nothing kept"] == found["prepared scores kept"] == found["answers read from the disk store"], found
+        none, kept_s, read = (t for _, t in rows[-3:])
+        rows.append((f"  kept / nothing kept: x{none / kept_s:.1f} faster", kept_s))
+        rows.append((f"  read back / kept: x{kept_s / read:.0f} faster", read))
     return rows
 
 

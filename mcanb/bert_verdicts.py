@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import published
 from .cnn_scores import FLOOR_ALPHA, floor_check
-from .predictions import resamplable, worst_p
+from .paired import resamplable, worst_p
 from .reporting import summarise_seeds
 
 MORE_DATA_PAIRS = (("PubMedBERT abstract", "PubMedBERT full text"), ("BioBERT abstract", "BioBERT full text"),
@@ -188,10 +188,10 @@ def _runs(results: Sequence[dict]) -> dict[tuple[str, str], dict[Any, Mapping[st
 
 def noise_ps(processed: Any, results: Sequence[dict], a: tuple[str, str], b: tuple[str, str],
              metrics: Sequence[str], *, n_resamples: int = 1000) -> tuple[dict[str, float], bool]:
-    """``({metric: p}, skipped)``: for each metric a paired bootstrap can resample (:func:`mcanb.predictions.resamplable`:
+    """``({metric: p}, skipped)``: for each metric a paired bootstrap can resample (:func:`mcanb.paired.resamplable`:
     all, the AUCs while they fit in memory) on which rows ``a`` and ``b`` (``(encoder, architecture)`` keys of
     ``results``) differ as printed, the worst one-sided p over the seeds both ran of the better row against the other
-    over the test notes (:func:`mcanb.predictions.worst_p`); ``skipped``: a metric was left out for its size."""
+    over the test notes (:func:`mcanb.paired.worst_p`); ``skipped``: a metric was left out for its size."""
     runs = _runs(results)
     seeds = sorted(set(runs.get(a, {})) & set(runs.get(b, {})), key=str)
     ps, skipped = {}, False

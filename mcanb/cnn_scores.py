@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from . import comparison, metrics
-from .predictions import paired_on_test, resamplable, worst_p
+from .paired import paired_on_test, resamplable, worst_p
 from .processed import Processed
 from .reporting import metric_key, summarise_seeds
 
@@ -45,8 +45,8 @@ def floor_check(summary: pd.DataFrame, models: Sequence[str], floor: str = "most
     model, metric, value, floor, p, above; one row per (model, metric). Without ``results``, ``above`` is
     ``value > floor`` and ``p`` is NaN. Given ``results`` (the records ``summary`` was made from, the floor's
     included) and ``processed``, every metric a paired bootstrap can resample (all of them; the AUCs while they fit
-    in memory, :func:`mcanb.predictions.resamplable`) is also tested over the test notes
-    (:func:`mcanb.predictions.paired_on_test`, each run at its own dev-tuned threshold for an ``@dev_threshold``
+    in memory, :func:`mcanb.paired.resamplable`) is also tested over the test notes
+    (:func:`mcanb.paired.paired_on_test`, each run at its own dev-tuned threshold for an ``@dev_threshold``
     metric): ``p`` is the largest one-sided p over the model's seeds, and ``above`` needs ``p < alpha`` as well, so
     a model above the floor by test-set noise is not counted above it."""
     means = summary.set_index(["row", "metric"])["mean"]

@@ -247,7 +247,8 @@ def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(t
     noise, a worse one is below it, and a row clears the floor only if every seed does."""
     from mcanb import bert_verdicts as v
     from mcanb.metrics import bootstrap
-    from mcanb.predictions import paired_on_test, save_predictions
+    from mcanb.paired import paired_on_test
+    from mcanb.predictions import save_predictions
     rng = np.random.default_rng(0)
     y = (rng.random((300, 6)) < [0.5, 0.4, 0.3, 0.2, 0.1, 0.05]).astype(np.float32)
     data = _TestSplit(y)

@@ -147,7 +147,8 @@ def test_paired_tests_of_saved_runs_prepare_and_resample_each_run_once(tmp_path,
     what was kept, and the answers are those of ``paired_bootstrap`` on the arrays."""
     from collections import OrderedDict
 
-    from mcanb import predictions as P
+    from mcanb import paired as P
+    from mcanb.predictions import save_predictions
 
     class Split:
         def __init__(self, y):
@@ -160,12 +161,13 @@ def test_paired_tests_of_saved_runs_prepare_and_resample_each_run_once(tmp_path,
             return self.y
 
     monkeypatch.setattr(P, "_kept", OrderedDict())
+    monkeypatch.setattr(P, "STORE", tmp_path / "store")      # nothing stored on disk yet
     y, s = _data(60, seed=5, m=8)
     data, floor_scores = Split(y), np.tile(y.mean(0), (60, 1))
     weak = np.clip(s + np.random.default_rng(9).normal(0, 0.4, s.shape), 0, 1)
 
     def run(name, scores):
-        return {"predictions": str(P.save_predictions(tmp_path / f"{name}.parquet", np.arange(60), scores))}
+        return {"predictions": str(save_predictions(tmp_path / f"{name}.parquet", np.arange(60), scores))}
 
     floor, a, b = run("floor", floor_scores), run("a", s), run("b", weak)
     want = {metric: [M.paired_bootstrap(y, sc.astype(np.float32), floor_scores.astype(np.float32), metric=metric,
@@ -194,3 +196,47 @@ def test_paired_tests_of_saved_runs_prepare_and_resample_each_run_once(tmp_path,
     monkeypatch.setattr(P, "KEEP_BYTES", 1)            # nothing fits: only the newest is kept
     P.paired_on_test(data, b, a, "map", n_resamples=10)
     assert len(P._kept) == 1
+
+
+def test_a_paired_test_is_stored_by_what_it_was_computed_from(tmp_path, monkeypatch):
+    """paired_on_test keeps each answer on disk (paired.STORE): asked again, in this process or the next (the
+    report after the notebooks), it reads no prediction file; another file content, threshold, resample count or
+    code version computes afresh, and an unreadable stored answer is computed again."""
+    from mcanb import identity
+    from mcanb import paired as P
+    from mcanb.predictions import save_predictions
+
+    class Split:
+        def hadm_ids(self, split):
+            return np.arange(50)
+
+        def multi_hot(self, split):
+            return y
+
+    monkeypatch.setattr(P, "STORE", tmp_path / "store")
+    y, s = _data(50, seed=2, m=6)
+    a = {"predictions": str(save_predictions(tmp_path / "a.parquet", np.arange(50), s)), "dev_threshold": 0.4}
+    b = {"predictions": str(save_predictions(tmp_path / "b.parquet", np.arange(50), s[::-1].copy())),
+         "dev_threshold": 0.6}
+    first = P.paired_on_test(Split(), a, b, "micro_f1@dev_threshold", n_resamples=40)
+    assert len(list((tmp_path / "store").glob("*.json"))) == 1
+    load = P.load_predictions
+    monkeypatch.setattr(P, "load_predictions", lambda path: pytest.fail(f"read {path} for a stored answer"))
+    assert P.paired_on_test(Split(), a, b, "micro_f1@dev_threshold", n_resamples=40) == first
+    monkeypatch.setattr(P, "load_predictions", load)
+    assert first == M.paired_bootstrap(y, s.astype(np.float32), s[::-1].astype(np.float32), metric="micro_f1",
+                                       n_resamples=40, threshold_a=0.4, threshold_b=0.6)
+    assert P.paired_on_test(Split(), {**a, "dev_threshold": 0.3}, b, "micro_f1@dev_threshold", n_resamples=40) != first
+    save_predictions(tmp_path / "a.parquet", np.arange(50), s[::-1].copy())     # the same file, new scores
+    flipped = s[::-1].astype(np.float32)
+    assert P.paired_on_test(Split(), a, b, "micro_f1@dev_threshold", n_resamples=40) == M.paired_bootstrap(
+        y, flipped, flipped, metric="micro_f1", n_resamples=40, threshold_a=0.4, threshold_b=0.6) != first
+    assert P.paired_on_test(Split(), b, b, "micro_f1", n_resamples=41).n_resamples == 41
+    with monkeypatch.context() as m:
+        m.setattr(identity, "code_version", lambda *roots, **kw: "edited")
+        stored = len(list((tmp_path / "store").glob("*.json")))
+        P.paired_on_test(Split(), b, b, "micro_f1", n_resamples=41)
+        assert len(list((tmp_path / "store").glob("*.json"))) == stored + 1
+    for f in (tmp_path / "store").glob("*.json"):
+        f.write_text("{damaged")
+    assert P.paired_on_test(Split(), b, b, "micro_f1", n_resamples=41).n_resamples == 41

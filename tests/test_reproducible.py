@@ -77,7 +77,7 @@ def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_
     # the report's verdicts read the runs' records to test for noise: one per training run, with the numbers of the
     # notebook's metrics.json and readable predictions
     from mcanb import comparison, report, report_answers
-    from mcanb.predictions import paired_on_test
+    from mcanb.paired import paired_on_test
     run02 = a / "02_pretraining_domains" / "tiny"
     found02 = report_answers.seed_records(run02)
     data, records = found02.data, found02.records

@@ -81,7 +81,7 @@ class PairedComparison:
 class Scored:
     """One model's per-document ingredients at one threshold, ready to resample: sparse indicator matrices,
     per-document vectors and the AUCs' comparison matrices. Built once per (labels, scores, threshold, metrics):
-    :func:`scored`; :func:`compare` tests two of them (``mcanb.predictions`` keeps them between tests)."""
+    :func:`scored`; :func:`compare` tests two of them (``mcanb.paired`` keeps them between tests)."""
 
     def __init__(self, d: Prepared, threshold, names: Sequence[str]):
         self.n_docs, self.n_codes = d.n_docs, d.n_codes
