@@ -19,13 +19,14 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from . import encoders, grid, identity, names, published, wordpiece
+from . import encoders, grid, identity, names, wordpiece
+from .names import BERT_DOMAINS, BERT_ENCODERS
 from .models import build_model
 from .models.bert import param_groups
 from .processed import Processed
 from .train import TrainConfig
 
-# The model settings of each architecture name (published.ARCHITECTURES); the rest comes from the notebook.
+# The model settings of each architecture name (names.ARCHITECTURES); the rest comes from the notebook.
 ARCHITECTURE_MODELS = {"trun_fcn": ("bert_trun", {"head": "fcn"}),
                        "trun_lan": ("bert_trun", {"head": "lan"}),
                        "hier_fcn": ("bert_hier", {"head": "fcn"}),
@@ -149,7 +150,7 @@ class BertRow:
 
     @property
     def label(self) -> str:
-        return f"{self.enc.label} · {published.ARCHITECTURES[self.architecture]}"
+        return f"{self.enc.label} · {names.ARCHITECTURES[self.architecture]}"
 
     @property
     def encoder(self) -> str:
@@ -216,12 +217,12 @@ def rows(encoder_rows: Sequence[Encoder], architectures: Sequence[str], config: 
     return out
 
 
-slug = published.slug   # row label -> run folder / metrics.json key (the row names live in mcanb.published)
+slug = names.slug   # row label -> run folder / metrics.json key (the row names live in mcanb.names)
 
 
 LOCAL_ENCODERS = names.LOCAL_ENCODERS
 # Row labels of the local encoders (tables, run folders, metrics.json keys via slug()).
-LOCAL_LABELS = published.LOCAL_LABELS
+LOCAL_LABELS = names.LOCAL_LABELS
 # (less data, more data) pairs of local encoders: the toy's Tables 3 and 4.
 LOCAL_MORE_DATA = (("in-domain-less", "in-domain"),)
 
@@ -230,18 +231,18 @@ def resolve_encoders(names: Sequence[str], processed: Processed, encoders_dir: s
                      mlm: encoders.MlmConfig, *, less_data: float = 0.25, progress: bool = True) -> list[Encoder]:
     """Encoder rows from a notebook's ``encoders`` parameter: local stand-ins by name (:data:`LOCAL_ENCODERS`,
     made by :func:`local_encoders`), anything else a hub id or directory. A hub id of one of the paper's encoders
-    is labelled with the paper's row name (``mcanb.published.BERT_ENCODERS``), so this run's row sits beside it."""
+    is labelled with the paper's row name (``mcanb.names.BERT_ENCODERS``), so this run's row sits beside it."""
     local = [n for n in names if n in LOCAL_ENCODERS]
     made = (dict(zip(local, local_encoders(processed, encoders_dir, mlm, local, less_data=less_data,
                                            progress=progress))) if local else {})
-    by_id = {v: k for k, v in published.BERT_ENCODERS.items()}
+    by_id = {v: k for k, v in BERT_ENCODERS.items()}
     out = []
     for n in names:
         if n in made:
             out.append(made[n])
         else:
             row = by_id.get(n, n)
-            out.append(Encoder(row, n, "pretrained", published.BERT_DOMAINS.get(row, ""), n))
+            out.append(Encoder(row, n, "pretrained", BERT_DOMAINS.get(row, ""), n))
     return out
 
 

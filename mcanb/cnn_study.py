@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import grid, identity, metrics, names, published, text
+from . import grid, identity, metrics, names, text
 from .batching import CodingDataset
 from .models import build_model
 from .models.baselines import MostFrequentCodesBaseline, TfidfLogisticBaseline
@@ -47,9 +47,8 @@ PUBLISHED_LR = {
     "multirescnn": 1e-4,    # docs/reference.md §Models and hyperparameters, MultiResCNN: lr 1e-4
     "laat": 1e-3,           # Vu et al. 2020 as read by mcanb.models.laat (check its §4.3)
 }
-# Ji et al. 2021, Table 6 row names (mcanb.published owns them).
-ROW_NAMES = published.CNN_ROWS
-ROW_ORDER = published.CNN_ROW_ORDER
+# Ji et al. 2021, Table 6 row names (mcanb.names owns them).
+ROW_NAMES = names.CNN_ROWS
 BASELINES = names.BASELINES
 
 

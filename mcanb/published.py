@@ -18,6 +18,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+# The row names of every table, defined in mcanb.names (a training run names its folder by them, and must not
+# depend on the published numbers here): re-exported for the tables.
+from . import names
+
+ARCHITECTURES, BERT_DOMAINS, BERT_ENCODERS = names.ARCHITECTURES, names.BERT_DOMAINS, names.BERT_ENCODERS
+CNN_ROWS, LOCAL_LABELS, slug = names.CNN_ROWS, names.LOCAL_LABELS, names.slug
+
 # Column order of one label space in Table 6; keys are mcanb.metrics.evaluate names.
 METRICS = {"50": ("macro_auc", "micro_auc", "macro_f1_caml", "micro_f1", "p@5"),
            "full": ("macro_auc", "micro_auc", "macro_f1_caml", "micro_f1", "p@8", "p@15")}
@@ -29,10 +36,7 @@ METRIC_LABELS = {"macro_auc": "macro-AUC", "micro_auc": "micro-AUC", "macro_f1_c
 DEV_TUNED_METRICS = ("micro_f1@dev_threshold", "macro_f1_caml@dev_threshold")
 SOURCES = {"paper": "as printed in the paper", "original": "original publication"}
 
-# Row names of mcanb's CNN-family models and baselines in Table 6 ("CNN (retrained)" is the paper's row for the
-# settings mcanb's "cnn" uses), and the order of Table 6's rows.
-CNN_ROWS = {"cnn": "CNN (retrained)", "caml": "CAML", "dr_caml": "DR-CAML", "multirescnn": "MultiResCNN",
-            "laat": "LAAT", "tfidf_lr": "TF-IDF + LR", "most_frequent": "Most frequent codes"}
+# The order of Table 6's rows (names: mcanb.names.CNN_ROWS).
 CNN_ROW_ORDER = ["CNN (Kim, 2014)", "CNN (retrained)", "CAML", "DR-CAML", "MultiResCNN", "HyperCore", "LAAT",
                  "TF-IDF + LR", "Most frequent codes"]
 BASELINE_ROWS = ("TF-IDF + LR", "Most frequent codes")
@@ -114,31 +118,6 @@ def frame() -> pd.DataFrame:
 
 
 # -- The BERT family: Ji et al. 2021, Tables 2–5 (notebooks 02 and 03) --------------------------------------------
-# Architectures as named in mcanb: "hier_lan" = BERT-hier + LAN, "hier_fcn" = BERT-hier + FCN, "trun_fcn" = BERT-trun.
-# "trun_lan" (BERT-trun + LAN) is in the paper's text (§3.3: both architectures "can integrate" LAN) but in no table.
-ARCHITECTURES = {"trun_fcn": "BERT-trun + FCN", "trun_lan": "BERT-trun + LAN", "hier_fcn": "BERT-hier + FCN",
-                 "hier_lan": "BERT-hier + LAN"}
-
-# The encoder of each row and the Hugging Face hub id that a user with internet passes as ``encoder``. The paper
-# names models, not ids: each id below is the public checkpoint whose own model card describes the corpus the paper
-# names for that row (§3.1, §4.2); the card's facts are in ENCODER_CARDS and docs/encoders.md. "abstract" /
-# "full text" is BioBERT v1.0's PubMed 200K abstracts vs + PMC 270K full-text articles, and PubMedBERT's PubMed
-# abstracts vs + PubMed Central full text. ClinicalBERT's pair differs in its MIMIC-III corpus (all notes vs
-# discharge summaries only).
-BERT_ENCODERS = {
-    "BERT-base": "bert-base-uncased",
-    "BlueBERT": "bionlp/bluebert_pubmed_mimic_uncased_L-12_H-768_A-12",
-    "BioBERT abstract": "xinzhi/biobert_v1.0_pubmed",
-    "BioBERT full text": "monologg/biobert_v1.0_pubmed_pmc",
-    "BioRedditBERT": "cambridgeltl/BioRedditBERT-uncased",
-    "PubMedBERT abstract": "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract",
-    "PubMedBERT full text": "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext",
-    "SapBERT full text": "cambridgeltl/SapBERT-from-PubMedBERT-fulltext",
-    "ClinicalBERT all notes": "emilyalsentzer/Bio_ClinicalBERT",
-    "ClinicalBERT disch. sum.": "emilyalsentzer/Bio_Discharge_Summary_BERT",
-}
-
-
 @dataclass(frozen=True)
 class EncoderCard:
     """What an encoder's own model card (or its authors' README) says about it; architecture from its config.
@@ -225,29 +204,13 @@ def encoder_cards() -> pd.DataFrame:
     return pd.DataFrame([c.__dict__ for c in ENCODER_CARDS.values()]).set_index("encoder")
 
 
-# The pretraining domain of each encoder (Ji et al. 2021 §3.1, Figure 1).
-BERT_DOMAINS = {"BERT-base": "general", "BlueBERT": "mixed", "BioBERT abstract": "mixed",
-                "BioBERT full text": "mixed", "BioRedditBERT": "mixed", "PubMedBERT abstract": "mixed",
-                "PubMedBERT full text": "mixed", "SapBERT full text": "mixed",
-                "ClinicalBERT all notes": "in-domain", "ClinicalBERT disch. sum.": "in-domain"}
 # What each domain means, as the mapping column of a comparison table says it.
 DOMAIN_NAMES = {"general": "general", "mixed": "mixed (biomedical)", "in-domain": "in-domain (clinical)",
                 "none": "no pretraining"}
 
-# mcanb's local stand-ins for the paper's encoders (mcanb.bert_study.local_encoders): row label and domain. A local
-# row stands in for the paper's rows of the same domain (the mapping column of mcanb.comparison).
-LOCAL_LABELS = {"general": "general (MLM on English docstrings)", "in-domain": "in-domain (MLM on training notes)",
-                "in-domain-less": "in-domain, less data (MLM on {pct} % of training notes)",
-                "random": "random init (no pretraining)", "minilm": "general (all-MiniLM-L6-v2)"}
+# The domain of each local stand-in (row labels: mcanb.names.LOCAL_LABELS).
 LOCAL_DOMAINS = {"general": "general", "in-domain": "in-domain", "in-domain-less": "in-domain", "random": "none",
                  "minilm": "general"}
-
-
-def slug(label: str) -> str:
-    """A file- and key-safe form of a row label (run folders, metrics.json keys):
-    "in-domain (MLM on training notes)" -> "in_domain_mlm_on_training_notes"."""
-    keep = "".join(c if c.isalnum() else "_" for c in label.lower())
-    return "_".join(p for p in keep.split("_") if p)[:48]
 
 
 @dataclass(frozen=True)
