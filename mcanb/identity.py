@@ -45,6 +45,11 @@ ORCHESTRATION = {"cli.py", "pipeline.py", "study.py", "study_run.py", "progress.
 # families): a training run's code version is their import closure (code_version), so editing a module they never
 # import (a table, a figure, a verdict, the report) reuses every finished run.
 TRAINING_CODE = ("grid", "bert_study", "cnn_study")
+# The libraries whose code computes the numbers of a training run, a cache (word pieces, pretraining) and a paired
+# test: their installed versions count in every code version, so a run trained under another torch is trained again,
+# not mixed with this one's. A notebook's results also count what preprocessing, word2vec and the baselines use.
+COMPUTE_LIBRARIES = ("numpy", "scipy", "torch", "transformers", "tokenizers")
+NOTEBOOK_LIBRARIES = ("pandas", "scikit-learn", "gensim", "nltk")
 _BIG = 16 << 20                # files this large have their hash kept on disk between processes
 
 
@@ -286,9 +291,22 @@ def import_closure(roots: Iterable[str], package_dir: str | os.PathLike = PACKAG
     return sorted(known[m] for m in seen)
 
 
+def library_versions(names: Sequence[str]) -> dict[str, str]:
+    """``{distribution: installed version}`` ("absent" when not installed); a build tag counts (``2.13.0+cpu``)."""
+    from importlib import metadata
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
 @lru_cache(maxsize=None)
 def code_version(*roots: str, package_dir: str | os.PathLike = PACKAGE_DIR) -> str:
-    """The version of the code a result was computed by: the mcanb version, the package's data files and
+    """The version of the code a result was computed by: the mcanb version, the versions of the libraries that compute
+    it (:data:`COMPUTE_LIBRARIES`; without ``roots`` also :data:`NOTEBOOK_LIBRARIES`), the package's data files and
 
     * without ``roots``, every source file of the package except :data:`ORCHESTRATION` (a notebook's results: a
       change to the code that computes results changes it; a change to the command line or the report does not);
@@ -302,6 +320,7 @@ def code_version(*roots: str, package_dir: str | os.PathLike = PACKAGE_DIR) -> s
     data = [f for f in package_dir.rglob("*") if f.is_file() and "__pycache__" not in f.parts
             and f.suffix in (".csv", ".json", ".txt", ".yaml")]
     h = hashlib.sha256(__version__.encode())
+    h.update(canonical(library_versions(COMPUTE_LIBRARIES + (() if roots else NOTEBOOK_LIBRARIES))).encode())
     for f in sorted({*files, *data}):
         h.update(str(f.relative_to(package_dir)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:CHARS]
@@ -329,7 +348,8 @@ def run_parts(*, data: dict, model: Any, train: Any, seed: int, encoder: dict | 
     parts = {"data": data, **({"encoder": encoder} if encoder is not None else {}),
              "model": settings_part(model), "train": settings_part(train),
              "seed": {"sha": of_settings(int(seed)), "value": int(seed)},
-             "code": {"sha": code_version(*TRAINING_CODE), "mcanb_version": __version__}}
+             "code": {"sha": code_version(*TRAINING_CODE), "mcanb_version": __version__,
+                      "libraries": library_versions(COMPUTE_LIBRARIES)}}
     return parts
 
 

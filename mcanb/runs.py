@@ -194,7 +194,8 @@ def describe(run: TrainingRun) -> str:
     if "seed" in p:
         bits.append(f"seed {p['seed'].get('value')}")
     if "code" in p:
-        bits.append(f"code {p['code'].get('sha')}")
+        libs = p["code"].get("libraries") or {}
+        bits.append(f"code {p['code'].get('sha')}" + (f" (torch {libs['torch']})" if "torch" in libs else ""))
     return head + f"\n    identity {run.identity.get('identity')}: " + " · ".join(bits)
 
 

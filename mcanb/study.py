@@ -139,7 +139,7 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- fingerprints
 
 def package_hash() -> str:
-    """The version of the code that computes results (:func:`mcanb.identity.code_version`)."""
+    """The version of the code that computes results, library versions included (:func:`mcanb.identity.code_version`)."""
     return identity.code_version()
 
 
@@ -239,7 +239,7 @@ def fingerprint(p: dict[str, Any]) -> str:
 
 
 def why(spec: RunSpec, will_rerun: set[str]) -> str:
-    """Why ``spec`` would run, or ``"up to date"``: never ran, interrupted, params/notebook/package/input changed."""
+    """Why ``spec`` would run, or ``"up to date"``: never ran, interrupted, params/notebook/code/input changed."""
     rec = read_record(OUTPUTS / spec.key)
     changed_inputs = [k for k in spec.reads if k in will_rerun]
     if rec is None:
@@ -248,7 +248,8 @@ def why(spec: RunSpec, will_rerun: set[str]) -> str:
         return f"input changed ({', '.join(changed_inputs)} reruns)"
     now = parts(spec)
     old = rec.get("parts", {})
-    diffs = [name for name in ("params", "notebook", "package") if old.get(name) != now[name]]
+    diffs = [{"package": "code (mcanb's or a library's version)"}.get(name, name)
+             for name in ("params", "notebook", "package") if old.get(name) != now[name]]
     diffs += [f"input changed ({k})" for k in now["inputs"] if old.get("inputs", {}).get(k) != now["inputs"][k]]
     for key, manifest in now["files"].items():
         before = old.get("files", {}).get(key)

@@ -187,3 +187,28 @@ def test_a_training_run_imports_no_module_that_only_presents_results():
                 "encoder_probe.py", "report.py", "report_answers.py", "readme_figures.py", "notebook.py", "cli.py"}
     assert not presents & closure
     assert identity.code_version(*identity.TRAINING_CODE) != identity.code_version()
+
+
+def test_a_code_version_counts_the_libraries_that_compute_the_numbers(monkeypatch):
+    """Another torch (or numpy, SciPy, transformers, tokenizers) gives another code version, so a run trained under
+    it is trained again rather than reused; pandas and the notebook-only libraries count for notebook results only.
+    A run's identity shows the versions."""
+    from mcanb import identity
+    real = identity.library_versions
+
+    def versions(changed=None):
+        monkeypatch.setattr(identity, "library_versions",
+                            lambda names: {**real(names), **({changed: "0.0-other"} if changed in names else {})})
+        identity.code_version.cache_clear()
+        return identity.code_version(*identity.TRAINING_CODE), identity.code_version()
+    try:
+        base = versions()
+        assert versions("torch")[0] != base[0] and versions("torch")[1] != base[1]
+        assert versions("pandas") == (base[0], versions("pandas")[1]) and versions("pandas")[1] != base[1]
+    finally:
+        monkeypatch.undo()
+        identity.code_version.cache_clear()
+    parts = identity.run_parts(data={"sha": "d"}, model={}, train={}, seed=1)
+    assert parts["code"]["libraries"]["torch"] == real(["torch"])["torch"] != "absent"
+    assert set(parts["code"]["libraries"]) == set(identity.COMPUTE_LIBRARIES)
+
