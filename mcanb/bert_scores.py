@@ -57,7 +57,7 @@ def plot_scores(results: Sequence[dict], metric: str = "micro_f1", split: str = 
     most-frequent baseline) when given; ``title`` above, and the number of seeds in the axis label."""
     import matplotlib.pyplot as plt
 
-    from .reporting import PALETTE
+    from .plots import PALETTE
 
     frame = pd.DataFrame(results)
     g = frame.groupby(["encoder", "architecture"], sort=False)[f"{split}/{metric}"].agg(["mean", "std", "count"]

@@ -24,7 +24,7 @@ import yaml
 from . import metrics, processed as processed_mod
 from .identity import file_sha256, uses
 from .paths import OUTPUTS, ROOT, RUNS, resolve
-from .reporting import PALETTE
+from .plots import PALETTE
 from .predictions import load_predictions
 
 PREDICTIONS = "predictions_test.parquet"

@@ -186,7 +186,7 @@ def bert_vs_cnn_figure(bert, cnn, out: Path, metric: str = "micro_f1") -> Path |
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .reporting import PALETTE
+    from .plots import PALETTE
     rows.sort(key=lambda r: r[1].mean)
     fig, ax = plt.subplots(figsize=(6.4, 0.22 * len(rows) + 0.8))
     ax.barh(range(len(rows)), [r[1].mean for r in rows], xerr=[r[1].sd if r[1].n > 1 else 0 for r in rows],

@@ -62,13 +62,13 @@ def test_the_store_lists_who_uses_a_run_and_prunes_the_rest(tmp_path):
 
 
 def test_still_improving_names_the_runs_that_num_epochs_ended_at_their_best():
-    from mcanb import reporting
+    from mcanb import plots
 
     runs = [{"epochs": 5, "best_epoch": 4, "stop_reason": "num_epochs"},      # best at the last epoch: still rising
             {"epochs": 5, "best_epoch": 2, "stop_reason": "num_epochs"},
             {"epochs": 4, "best_epoch": 3, "stop_reason": "early_stopping"},
             {"epochs": None, "best_epoch": None, "stop_reason": None}]        # a baseline: not trained
-    assert reporting.still_improving(runs) == ("1 of 3 runs had their best dev epoch at their last one: num_epochs "
-                                               "ended them while they were still improving, so more epochs may "
-                                               "raise their scores")
-    assert reporting.still_improving(runs[1:]) == ""
+    assert plots.still_improving(runs) == ("1 of 3 runs had their best dev epoch at their last one: num_epochs "
+                                           "ended them while they were still improving, so more epochs may "
+                                           "raise their scores")
+    assert plots.still_improving(runs[1:]) == ""

@@ -183,7 +183,7 @@ def test_a_training_run_imports_no_module_that_only_presents_results():
     closure = {f.relative_to(PACKAGE_DIR).as_posix() for f in identity.import_closure(identity.TRAINING_CODE)}
     assert {"train.py", "grid.py", "bert_study.py", "cnn_study.py", "models/bert.py", "models/caml.py",
             "wordpiece.py", "encoders.py", "batching.py", "metrics/core.py", "identity.py"} <= closure
-    presents = {"bert_scores.py", "bert_verdicts.py", "cnn_scores.py", "comparison.py", "frequency.py", "paired.py", "published.py",
+    presents = {"bert_scores.py", "bert_verdicts.py", "cnn_scores.py", "comparison.py", "frequency.py", "paired.py", "plots.py", "published.py",
                 "encoder_probe.py", "report.py", "report_answers.py", "readme_figures.py", "notebook.py", "cli.py"}
     assert not presents & closure
     assert identity.code_version(*identity.TRAINING_CODE) != identity.code_version()
