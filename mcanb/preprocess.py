@@ -46,7 +46,7 @@ import yaml
 from pyarrow import csv as pacsv
 
 from . import codes as icd
-from . import data, splits as splits_mod, text as textmod
+from . import data, identity, splits as splits_mod, text as textmod
 from .documents import assign_splits, code_descriptions, mimic_documents, table_documents
 from .params import ParameterError
 from .paths import resolve
@@ -110,11 +110,25 @@ class PreprocessConfig:
         return self.duplicate_notes or ("keep" if self.caml_compat else "drop")
 
     def fingerprint(self) -> str:
+        """The settings that decide the output (not where it goes, nor how fast it is made)."""
         d = dataclasses.asdict(self)
         for k in ("progress", "workers", "out_dir", "extra"):
             d.pop(k)
-        from .identity import of_settings
-        return of_settings(d)
+        return identity.of_settings(d)
+
+
+def run_identity(cfg: PreprocessConfig, raw: Path) -> str:
+    """What a preprocessing run is computed from: its settings, the bytes it reads (the MIMIC-III tables or the
+    coded-notes table, and the split files unless CAML's own, which are verified by SHA-256) and the code
+    (:func:`mcanb.identity.code_version`). A finished run in ``out_dir`` is reused only when this is unchanged."""
+    if cfg.input_format == "mimic3":
+        files = [Path(f) for f in data.input_files(raw)[0].values()]
+        sdir = None if cfg.splits_dir == "caml" else resolve(cfg.splits_dir) if cfg.splits_dir else raw / "splits"
+        files += sorted(f for f in sdir.glob("*") if f.is_file()) if sdir is not None and sdir.is_dir() else []
+    else:
+        files = [raw] if raw.is_file() else []
+    return identity.of_settings({"settings": cfg.fingerprint(), "code": identity.code_version("preprocess"),
+                                 "input": identity.of_files(files, raw if raw.is_dir() else raw.parent)["sha"]})
 
 
 def top_codes(rows: pd.DataFrame, k: int) -> list[str]:
@@ -142,7 +156,8 @@ def config_from_params(params: Mapping[str, Any], **overrides: Any) -> Preproces
 
 
 def run(cfg: PreprocessConfig, force: bool = False) -> dict:
-    """Run the whole preprocessing; skip it when ``out_dir`` already holds a run with the same settings."""
+    """Run the whole preprocessing; skip it when ``out_dir`` already holds a run made from the same settings, input
+    bytes and code (:func:`run_identity`)."""
     out = resolve(cfg.out_dir)
     raw = resolve(cfg.input_path)
     raw_folder = raw if cfg.input_format == "mimic3" else raw.parent
@@ -150,9 +165,10 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
         raise ParameterError(f"out_dir {out} is inside the raw data folder {raw_folder}; nothing is written "
                          "next to raw data: choose another folder")
     report_path = out / "report.json"
+    made_from = run_identity(cfg, raw)
     if report_path.exists() and not force:
         report = json.loads(report_path.read_text())
-        if report.get("fingerprint") == cfg.fingerprint():
+        if report.get("fingerprint") == made_from:
             return report
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -228,7 +244,7 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
         warnings.warn(w, stacklevel=2)
         warns.append(w)
     timings["total"] = time.perf_counter() - t0
-    report = {"fingerprint": cfg.fingerprint(), "input_format": cfg.input_format, "input_files": files,
+    report = {"fingerprint": made_from, "input_format": cfg.input_format, "input_files": files,
               "warnings": warns, "caml_compat": cfg.caml_compat, "duplicate_notes": cfg.note_duplicates(),
               "counts": counts, "dropped": dict(sorted(drops.counts.items())),
               "top_codes": top, "timings_s": {k: round(v, 2) for k, v in timings.items()},

@@ -143,6 +143,31 @@ def test_caml_format_files_and_rerun_is_skipped(tmp_path):
     assert (out / "report.json").stat().st_mtime_ns == before
 
 
+
+def test_a_finished_preprocessing_is_reused_only_for_the_same_input_bytes_and_code(tmp_path, monkeypatch):
+    """Same settings are not enough: another byte in a table or a split file, or another version of the code that
+    preprocesses, runs it again (the notebooks that read the output then see what an empty folder would give)."""
+    from mcanb import identity
+    first, out = run(tmp_path)
+    stamp = (out / "report.json").stat().st_mtime_ns
+
+    def rerun():
+        nonlocal stamp
+        run(tmp_path, raw=tmp_path / "mimic")
+        changed, stamp = (out / "report.json").stat().st_mtime_ns != stamp, (out / "report.json").stat().st_mtime_ns
+        return changed
+    assert not rerun()
+    with monkeypatch.context() as m:
+        m.setattr(identity, "code_version", lambda *roots, **kw: "edited")
+        assert rerun()
+    assert rerun()                                                   # back to this code: computed again
+    make_mimic(tmp_path / "mimic", notes=NOTES[:-1])                 # one note fewer, same settings
+    assert rerun() and json.loads((out / "report.json").read_text())["counts"]["notes_total"] == 9
+    split = next((tmp_path / "mimic" / "splits").glob("*"))
+    split.write_text(split.read_text() + "\n")
+    assert rerun() and not rerun()
+
+
 def test_word2vec_is_reproducible_and_aligned(tmp_path):
     raw = make_mimic(tmp_path / "mimic")
     embs = []
