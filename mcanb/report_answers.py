@@ -80,9 +80,8 @@ def answer(verdict, measured: dict[str, dict[str, comparison.Cell]], found: RunR
     rows, results = _verdict_inputs(measured)
     pairs: list = []
     if found is None:
-        full = any(m in cells for cells in measured.values() for m in published.METRICS["full"]
-                   if m not in published.METRICS["50"])
-        text = verdict(rows, results, label_space="full" if full else "50", extra_metrics=extra, collect=pairs)
+        text = verdict(rows, results, label_space=_label_space(measured.values()), extra_metrics=extra,
+                       collect=pairs)
         return pairs or text.splitlines()
     data, records, floor = found.data, found.records, found.floor
     text = verdict(rows, records, label_space=str(data.label_space), extra_metrics=extra, processed=data, floor=floor,
@@ -131,6 +130,13 @@ def _verdict_inputs(results: dict[str, dict[str, comparison.Cell]]):
     return [e for _, e in sorted(rows.values(), key=lambda r: r[0])], out   # a less-data twin after its encoder
 
 
+def _label_space(cells: Any) -> str:
+    """``"full"`` when any of these rows' cells has a metric only the full-code tables report (P@8, P@15), else
+    ``"50"``: the label space of rows read from ``metrics.json`` without their data."""
+    only_full = [m for m in published.METRICS["full"] if m not in published.METRICS["50"]]
+    return "full" if any(m in c for c in cells for m in only_full) else "50"
+
+
 def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict[str, comparison.Cell]],
                 found: Sequence[RunResults] = (), metric: str = "micro_f1") -> list:
     """RQ3: the best BERT row of this run against the best CNN-family model (baselines excluded) on the test
@@ -163,8 +169,7 @@ def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict
     verb = "beats" if bc.mean > cc.mean else "does NOT beat"
     said = (f"The best BERT variant of this run, {bname} ({bc} test {label}), {verb} the best CNN-family model, "
             f"{clabel} ({cc}).")
-    space = str(found[0].data.label_space) if found else "full" if any(
-        m in bert[bk] for m in published.METRICS["full"] if m not in published.METRICS["50"]) else "50"
+    space = str(found[0].data.label_space) if found else _label_space([bert[bk]])
     metrics = tuple(m for m in (*published.METRICS[space], DEV_THRESHOLD) if m in bert[bk] and m in cnn[ck])
     ps: dict[str, float] = {}
     if found and len({(str(f.data.data_dir), str(f.data.label_space)) for f in found}) == 1:   # one test set

@@ -203,8 +203,10 @@ def test_a_code_version_counts_the_libraries_that_compute_the_numbers(monkeypatc
         return identity.code_version(*identity.TRAINING_CODE), identity.code_version()
     try:
         base = versions()
-        assert versions("torch")[0] != base[0] and versions("torch")[1] != base[1]
-        assert versions("pandas") == (base[0], versions("pandas")[1]) and versions("pandas")[1] != base[1]
+        torch_run, torch_notebook = versions("torch")
+        pandas_run, pandas_notebook = versions("pandas")
+        assert torch_run != base[0] and torch_notebook != base[1]
+        assert pandas_run == base[0] and pandas_notebook != base[1]
     finally:
         monkeypatch.undo()
         identity.code_version.cache_clear()
