@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -28,6 +29,8 @@ from .predictions import load_predictions
 # both prediction files, their thresholds, the test labels and order, the metric, the resamples, the seed and the code
 # (identity.code_version). The notebooks compute them; `mcanb report`, and a notebook run again, read them back (at
 # MIMIC-III's full codes a first comparison takes seconds to a quarter of a minute per metric: benchmarks/bench_metrics.py).
+# Each answer names its two prediction files (relative to the store, so a moved outputs folder keeps them), and
+# `mcanb runs --prune` drops the answers whose files are gone (:func:`prune`).
 STORE = OUTPUTS / ".cache" / "paired"
 AT_DEV = "@dev_threshold"   # a metric name with this suffix is scored at each run's own dev-tuned threshold
 KEEP_BYTES = AUC_MAX_BYTES  # prepared scores kept between tests, least recently used dropped first
@@ -78,26 +81,48 @@ def paired_on_test(processed: Any, a: Mapping[str, Any], b: Mapping[str, Any], m
         if not np.array_equal(hadm, order):
             raise ValueError(f"{run['predictions']}: its documents are not the test split's, in its order")
         models.append(_prepared(y_true, y_true_key, y_score, name, threshold))
-    return _store(key, compare(*models, name, n_resamples=n_resamples, seed=seed))
+    return _store(key, compare(*models, name, n_resamples=n_resamples, seed=seed), (a, b))
 
 
 def _stored(key: str) -> PairedComparison | None:
     """The comparison :func:`paired_on_test` stored under ``key``, or None (not there, or unreadable)."""
     try:
-        return PairedComparison(**json.loads((STORE / f"{key}.json").read_text()))
-    except (OSError, ValueError, TypeError):
+        return PairedComparison(**json.loads((STORE / f"{key}.json").read_text())["result"])
+    except (OSError, ValueError, TypeError, KeyError):
         return None
 
 
-def _store(key: str, result: PairedComparison) -> PairedComparison:
+def _store(key: str, result: PairedComparison, runs: Iterable[Mapping[str, Any]]) -> PairedComparison:
     try:
         STORE.mkdir(parents=True, exist_ok=True)
         tmp = STORE / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(dataclasses.asdict(result)))
+        sources = [os.path.relpath(Path(r["predictions"]).resolve(), STORE.resolve()) for r in runs]
+        tmp.write_text(json.dumps({"predictions": sources, "result": dataclasses.asdict(result)}))
         os.replace(tmp, STORE / f"{key}.json")
-    except OSError:
+    except (OSError, ValueError):         # ValueError: no relative path (another drive on Windows)
         pass                             # a read-only outputs folder only costs time
     return result
+
+
+def prune(store: Path | None = None, dry_run: bool = False, removed: Iterable[Path] = ()) -> list[Path]:
+    """The stored answers of :func:`paired_on_test` in ``store`` (default :data:`STORE`) that no run can ask for
+    again: one of its prediction files is gone (its training run pruned or deleted; ``removed``: folders to count as
+    gone, for a dry run), or the answer is unreadable or of an earlier format. Removed unless ``dry_run``; returns
+    them either way."""
+    store = STORE if store is None else Path(store)
+    removed = [Path(d).resolve() for d in removed]
+    gone = []
+    for f in sorted(store.glob("*.json")):
+        try:
+            sources = [(store / s).resolve() for s in json.loads(f.read_text())["predictions"]]
+            kept = all(s.exists() and not any(s.is_relative_to(d) for d in removed) for s in sources)
+        except (OSError, ValueError, TypeError, KeyError):
+            kept = False
+        if not kept:
+            gone.append(f)
+            if not dry_run:
+                f.unlink(missing_ok=True)
+    return gone
 
 
 def resamplable(metric: str, processed: Any) -> bool:

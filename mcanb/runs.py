@@ -4,7 +4,8 @@ Every training run of both model families lives in ``outputs/runs/<row key>/<ide
 (:mod:`mcanb.grid`; the row key is a CNN-family model, ``caml``, or ``<encoder>/<architecture>``). Each holds
 ``identity.json`` (:mod:`mcanb.identity`: data, [encoder,] model, train, seed, code). A notebook run folder lists the
 training runs its results come from in ``training_runs.json``; a training run that no notebook result (a folder
-with ``metrics.json`` or ``.mcanb-run.json``) lists is *unused*, and ``mcanb runs --prune`` removes it. Explained
+with ``metrics.json`` or ``.mcanb-run.json``) lists is *unused*, and ``mcanb runs --prune`` removes it, with the
+stored paired tests (:mod:`mcanb.paired`) whose prediction files are then gone. Explained
 in docs/runs.md and the README section "The whole study".
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import identity
+from . import identity, paired
 from .paths import OUTPUTS, RUNS, resolve, shown
 
 RESULT_FILES = ("metrics.json", ".mcanb-run.json")   # what makes a notebook run folder a result
@@ -228,3 +229,6 @@ def main(prune_unused: bool = False, dry_run: bool = False, outputs: Path | None
             echo(f"{verb} {shown(r.path)}")
         echo(f"{verb} {len(gone)} unused runs" + ("" if len(gone) == n_unused else
                                                   f" ({n_unused - len(gone)} running now: kept)"))
+        answers = Path(outputs) / paired.STORE.relative_to(OUTPUTS) if outputs else paired.STORE
+        stale = paired.prune(answers, dry_run=dry_run, removed=[r.path for r in gone])
+        echo(f"{verb} {len(stale)} stored paired tests whose prediction files are gone ({shown(answers)})")

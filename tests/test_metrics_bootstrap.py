@@ -240,3 +240,44 @@ def test_a_paired_test_is_stored_by_what_it_was_computed_from(tmp_path, monkeypa
     for f in (tmp_path / "store").glob("*.json"):
         f.write_text("{damaged")
     assert P.paired_on_test(Split(), b, b, "micro_f1", n_resamples=41).n_resamples == 41
+
+
+def test_pruning_drops_the_stored_paired_tests_whose_prediction_files_are_gone(tmp_path, monkeypatch):
+    """`mcanb runs --prune` removes a training run, then the stored answers that read its predictions (paired.prune):
+    an answer of two runs that are still there stays, and so does it when the outputs folder moves (each answer names
+    its files relative to the store); a dry run counts a run it would remove as gone and removes nothing; an answer
+    in the format before answers named their files is removed."""
+    import shutil
+
+    from mcanb import paired as P
+    from mcanb.predictions import save_predictions
+
+    class Split:
+        def hadm_ids(self, split):
+            return np.arange(30)
+
+        def multi_hot(self, split):
+            return y
+
+    outputs = tmp_path / "outputs"
+    monkeypatch.setattr(P, "STORE", outputs / ".cache" / "paired")
+    y, s = _data(30, seed=3, m=4)
+    run = {}
+    for name, scores in (("a", s), ("b", s[::-1].copy()), ("c", s ** 2)):
+        folder = outputs / "runs" / name / "seed13"
+        folder.mkdir(parents=True)
+        run[name] = {"predictions": str(save_predictions(folder / "predictions_test.parquet", np.arange(30), scores)),
+                     "dev_threshold": 0.5}
+    P.paired_on_test(Split(), run["a"], run["b"], "micro_f1", n_resamples=20)
+    P.paired_on_test(Split(), run["a"], run["c"], "micro_f1", n_resamples=20)
+    (P.STORE / "0123456789abcdef.json").write_text('{"p_value": 0.5}')          # an answer of the earlier format
+    assert len(list(P.STORE.glob("*.json"))) == 3
+    moved = tmp_path / "moved"
+    shutil.copytree(outputs, moved)
+    assert P.prune(moved / ".cache" / "paired", dry_run=True) == [moved / ".cache" / "paired" / "0123456789abcdef.json"]
+    would = P.prune(P.STORE, dry_run=True, removed=[outputs / "runs" / "c"])
+    assert len(would) == 2 and len(list(P.STORE.glob("*.json"))) == 3
+    shutil.rmtree(outputs / "runs" / "c")
+    assert sorted(P.prune()) == sorted(would) and len(list(P.STORE.glob("*.json"))) == 1
+    monkeypatch.setattr(P, "load_predictions", lambda path: pytest.fail(f"read {path} for a stored answer"))
+    P.paired_on_test(Split(), run["a"], run["b"], "micro_f1", n_resamples=20)   # the answer that stayed is read
