@@ -1,8 +1,8 @@
 """This run's BERT scores as notebooks 02 and 03 show them: in the paper's columns (:func:`results_table`) and beside
 the paper's Tables 2-5 (:func:`beside_paper`), micro-F1 at the dev-tuned threshold next to the 0.5 one, the share of
 the notes' words a row read (:func:`coverage`, from each encoder's word pieces: :func:`word_pieces`) and what each
-encoder's pretraining did (:func:`pretraining_table`). Reads finished runs; a training run never imports it, so
-editing it retrains nothing (:data:`mcanb.identity.TRAINING_CODE`)."""
+encoder's pretraining did (:func:`pretraining_table`, and :func:`context_verdict` on it). Reads finished runs; a
+training run never imports it, so editing it retrains nothing (:data:`mcanb.identity.TRAINING_CODE`)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import bert_verdicts, comparison, encoder_probe, encoders, grid, published, wordpiece
+from . import comparison, encoder_probe, encoders, grid, published, wordpiece
 from .bert_study import Encoder
 from .paths import shown
 from .processed import Processed
@@ -183,6 +183,10 @@ def beside_paper(results: Sequence[dict], table: int, label_space: str,
                             data=comparison.data_source(data_dir)).frame()
 
 
+CLS_SPREAD = "[CLS] spread over notes, %"     # a column of pretraining_table
+FLAT_CLS = 5.0                                # % of a state's length; the packaged MiniLM: 44 on the toy notes
+
+
 def pretraining_table(rows: Sequence[Encoder], processed: Processed | None = None, length: int = 64,
                       notes: int = 8) -> pd.DataFrame:
     """One line per encoder: domain, initialisation, where it comes from and, for the local ones, the masked-language-
@@ -208,6 +212,21 @@ def pretraining_table(rows: Sequence[Encoder], processed: Processed | None = Non
                 probe = encoder_probe.context_probe(encoders.load_encoder(r.encoder, r.init, seed=0),
                                                     encoders.load_tokenizer(r.encoder), texts, length=length)
             line.update({"next piece moves, %": probe["neighbour_move"], "[CLS] moves, %": probe["cls_move"],
-                         bert_verdicts.CLS_SPREAD: probe["cls_spread"]})
+                         CLS_SPREAD: probe["cls_spread"]})
         out.append(line)
     return pd.DataFrame(out).set_index("encoder")
+
+
+def context_verdict(pretraining: pd.DataFrame, flat: float = FLAT_CLS) -> str:
+    """Which encoders' ``[CLS]`` states hardly differ between notes (under ``flat`` % of a state's length, from
+    :func:`pretraining_table` given the notes): a head that reads only ``[CLS]`` (BERT-trun + FCN,
+    BERT-hier + FCN) has little to learn from them. Empty when the table has no such column."""
+    if CLS_SPREAD not in pretraining:
+        return ""
+    spread = pretraining[CLS_SPREAD]
+    few = [f"{name} {value:.1f} %" for name, value in spread.items() if value < flat]
+    if few:
+        return (f"[CLS] states that differ between notes by under {flat:g} % of their length: {'; '.join(few)}. A "
+                "head that reads only [CLS] (the FCN rows) has little to learn from these encoders.")
+    return (f"Every encoder's [CLS] states differ between notes by {flat:g} % of their length or more "
+            f"({spread.min():.1f}-{spread.max():.1f}).")

@@ -5,7 +5,7 @@ Two sources, never mixed in one sentence:
 * the paper's own numbers (:mod:`mcanb.published`, Ji et al. 2021 Tables 2–6): :func:`paper_bert_vs_cnn`,
   :func:`paper_domain`, :func:`paper_more_data`, :func:`paper_hierarchy`;
 * this run's results (records of :func:`mcanb.grid.run_grid`): :func:`domain_verdict`,
-  :func:`more_data_verdict`, :func:`hierarchy_verdict`, :func:`floor_verdict`, :func:`context_verdict`; given the
+  :func:`more_data_verdict`, :func:`hierarchy_verdict`, :func:`floor_verdict`; given the
   processed data, each of this run's comparisons also says which of its differences stand beyond test-set noise
   (:func:`noise_clause`, a paired bootstrap over the test notes).
 
@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from . import published
-from .cnn_scores import FLOOR_ALPHA, floor_check
+from .cnn_scores import FLOOR_ALPHA, floor_check, floor_table
 from .paired import resamplable, worst_p
 from .reporting import summarise_seeds
 
@@ -339,9 +339,21 @@ def hierarchy_verdict(rows: Sequence, results: Sequence[dict], label_space: str 
     return "\n".join(lines) or "This run has no pair of architectures to compare."
 
 
+@dataclass
+class FloorRows:
+    """:func:`floor_verdict` as data (the notebooks' and the report's table): every row against the floor
+    (:func:`mcanb.cnn_scores.floor_table`), how they were tested, the verdict's ``line`` and a ``warning`` (the
+    report's: a row that should clear the floor does not)."""
+    table: pd.DataFrame
+    how: str
+    line: str
+    warning: str = ""
+
+
 def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: Any,
                   metric: str = FLOOR_METRIC, *, must_clear: Sequence[str] | None = None,
-                  ranking: str | None = "macro_auc", alpha: float = ALPHA, n_resamples: int = 1000) -> tuple[bool, str]:
+                  ranking: str | None = "macro_auc", alpha: float = ALPHA, n_resamples: int = 1000,
+                  collect: list | None = None) -> tuple[bool, str]:
     """``(every row of the ``must_clear`` architectures, or every row, above the floor beyond test-set noise,
     sentence on every row)``.
 
@@ -352,7 +364,8 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
     seed's one-sided p is under ``alpha``; a row above the floor by less than that is said to be within test-set
     noise. Of the rows that do not clear it, the sentence then says which rank each code's notes better than the
     floor on ``ranking`` (macro-AUC: the floor gives every note the same scores, so its macro-AUC is 0.5) by the same
-    test: those learned something from the notes, not enough to beat the floor's F1.
+    test: those learned something from the notes, not enough to beat the floor's F1. The same answer is appended to
+    ``collect`` as a :class:`FloorRows` when given.
     """
     named = {r["row"]: f"{r['encoder']} · {published.ARCHITECTURES[r['architecture']]}" for r in results}
     records = [*results, floor]
@@ -373,8 +386,10 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
     head = f"the most-frequent floor ({floor_value:.3f} {_label(metric)})"
     how = (f"paired bootstrap over the {len(processed.hadm_ids('test'))} test notes, {n_resamples} resamples, "
            f"one-sided p < {alpha:g} for every seed")
+    if collect is not None:
+        collect.append(FloorRows(floor_table(both, named), how, ""))
     if not noise and not below:
-        return ok, f"All {len(named)} rows are above {head} beyond test-set noise ({how})."
+        return ok, _said(collect, f"All {len(named)} rows are above {head} beyond test-set noise ({how}).")
     parts = [f"Above {head} beyond test-set noise ({how}): {_join(clear)}." if clear else
              f"No row is above {head} beyond test-set noise ({how})."]
     if noise:
@@ -392,23 +407,10 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
         parts.append(f"Of the rows that do not clear it, above its {rank_head} beyond noise: {_join(learned)}; they "
                      "rank each code's notes better than the floor, not well enough to beat its F1." if learned else
                      f"None of the rows that do not clear it is above its {rank_head} beyond noise either.")
-    return ok, " ".join(parts)
+    return ok, _said(collect, " ".join(parts))
 
 
-CLS_SPREAD = "[CLS] spread over notes, %"     # the column of mcanb.bert_scores.pretraining_table
-FLAT_CLS = 5.0                                # % of a state's length; the packaged MiniLM: 44 on the toy notes
-
-
-def context_verdict(pretraining: pd.DataFrame, flat: float = FLAT_CLS) -> str:
-    """Which encoders' ``[CLS]`` states hardly differ between notes (under ``flat`` % of a state's length, from
-    :func:`mcanb.bert_scores.pretraining_table` given the notes): a head that reads only ``[CLS]`` (BERT-trun + FCN,
-    BERT-hier + FCN) has little to learn from them. Empty when the table has no such column."""
-    if CLS_SPREAD not in pretraining:
-        return ""
-    spread = pretraining[CLS_SPREAD]
-    few = [f"{name} {value:.1f} %" for name, value in spread.items() if value < flat]
-    if few:
-        return (f"[CLS] states that differ between notes by under {flat:g} % of their length: {'; '.join(few)}. A "
-                "head that reads only [CLS] (the FCN rows) has little to learn from these encoders.")
-    return (f"Every encoder's [CLS] states differ between notes by {flat:g} % of their length or more "
-            f"({spread.min():.1f}-{spread.max():.1f}).")
+def _said(collect: list | None, line: str) -> str:
+    if collect is not None:
+        collect[-1].line = line
+    return line

@@ -6,11 +6,11 @@ nothing (:data:`mcanb.identity.TRAINING_CODE`). Paper: Ji, Hölttä & Marttinen 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from . import comparison, metrics
+from . import comparison, metrics, published
 from .paired import paired_on_test, resamplable, worst_p
 from .processed import Processed
 from .reporting import metric_key, summarise_seeds
@@ -65,6 +65,30 @@ def floor_check(summary: pd.DataFrame, models: Sequence[str], floor: str = "most
             found.append({"model": m, "metric": k, "value": value, "floor": base, "p": p,
                           "above": bool(value > base and not p >= alpha)})
     return pd.DataFrame(found, columns=["model", "metric", "value", "floor", "p", "above"])
+
+
+def floor_table(check: pd.DataFrame, names: Mapping[str, str] | None = None,
+                floor_name: str = "most-frequent floor") -> pd.DataFrame:
+    """:func:`floor_check`'s answer as one table to read (notebooks 02-04 show it, the report renders it): the floor's
+    own row first, then one row per model (``names``: how to say each), and for each metric its mean test score in
+    percent and the largest one-sided p over the model's seeds, marked ✓ where the model is above the floor beyond
+    test-set noise; "not above" where its mean is not above the floor's, "by its mean" where the metric was not
+    resampled (an AUC too large to resample). Strings, as printed."""
+    names = dict(names or {})
+    metrics_ = list(dict.fromkeys(check["metric"]))
+    labels = [published.METRIC_LABELS.get(m, m) for m in metrics_]
+    index = pd.Index([floor_name, *(names.get(m, m) for m in dict.fromkeys(check["model"]))], name="row")
+    out = pd.DataFrame("", index=index, columns=pd.MultiIndex.from_product([labels, ["%", "one-sided p"]]))
+    for c in check.itertuples():
+        label = labels[metrics_.index(c.metric)]
+        out.loc[floor_name, (label, "%")] = f"{100 * c.floor:.1f}"
+        row = names.get(c.model, c.model)
+        out.loc[row, (label, "%")] = f"{100 * c.value:.1f}"
+        out.loc[row, (label, "one-sided p")] = ("not above" if not c.value > c.floor else "by its mean" if pd.isna(c.p)
+                                                else ("< 0.001" if c.p < 0.001 else f"{c.p:.3f}"))
+        if c.above:
+            out.loc[row, (label, "one-sided p")] += " ✓"
+    return out
 
 
 def compare_best_two(processed: Processed, results: Sequence[dict], metric: str = "micro_f1",

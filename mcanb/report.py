@@ -261,7 +261,8 @@ NOISE_NOTE = ("Each comparison below (notebooks 02 and 03 print RQ1's and RQ2's 
               "at hand, "
               "the one-sided p of a paired bootstrap over the test notes, the better row against the other, the "
               "largest over the seeds both ran; ✓ marks a difference beyond test-set noise (p < 0.05 on every "
-              "seed). A row that does not clear the most-frequent floor is said under its table.")
+              "seed). A comparison of a row that does not clear the most-frequent floor says so, and each question ends with "
+              "every row against that floor.")
 
 
 def _pair_cells(pair) -> tuple[list[str], list[tuple[str, list[tuple[str, bool]]]]]:
@@ -285,23 +286,44 @@ def _pair_cells(pair) -> tuple[list[str], list[tuple[str, list[tuple[str, bool]]
     return [published.METRIC_LABELS.get(m, m) for m in ms], rows
 
 
-def _html_pair(pair) -> str:
+def _floor_cells(rows) -> tuple[list[str], list[tuple[str, list[tuple[str, bool]]]]]:
+    """The floor table (``bert_verdicts.FloorRows``) as :func:`_pair_cells` gives a comparison's: each metric's
+    percent column under its label, its p column as "p", a cell beyond test-set noise (✓) emphasised."""
+    head = ["p" if part == "one-sided p" else label for label, part in rows.table.columns]
+    return head, [(str(name), [(c, "✓" in c) for c in cells]) for name, cells in zip(rows.table.index,
+                                                                                      rows.table.to_numpy().tolist())]
+
+
+def _floor_lead(rows) -> str:
+    return ("Every row against the most-frequent floor: its mean test score in percent and the largest one-sided p "
+            f"over its seeds that it beats the floor; ✓ marks a row above the floor beyond test-set noise ({rows.how})."
+            " A row can rank each code's notes better than the floor (macro-AUC ✓) and still not beat its F1.")
+
+
+def _cells(item) -> tuple[str, str, tuple]:
+    """An answer item's lead, caveat and table cells: a comparison (``bert_verdicts.Pair``) or the floor table."""
+    if hasattr(item, "table"):
+        return _floor_lead(item), item.warning, _floor_cells(item)
+    return f"{item.lead}{item.a} vs {item.b}", item.caveat, _pair_cells(item)
+
+
+def _html_pair(item) -> str:
     e = html.escape
-    head, rows = _pair_cells(pair)
+    lead, caveat, (head, rows) = _cells(item)
     body = "".join(f"<tr><td>{e(label)}</td>" + "".join(
         f'<td class="n">{"<b>" if em else ""}{e(c)}{"</b>" if em else ""}</td>' for c, em in cells) + "</tr>"
         for label, cells in rows)
-    caveat = f'<br><span class="note">{e(pair.caveat)}</span>' if pair.caveat else ""
-    return (f"<li>{e(pair.lead)}{e(pair.a)} vs {e(pair.b)}{caveat}<table><thead><tr><th></th>"
+    caveat = f'<br><span class="note">{e(caveat)}</span>' if caveat else ""
+    return (f"<li>{e(lead)}{caveat}<table><thead><tr><th></th>"
             + "".join(f"<th>{e(h)}</th>" for h in head) + f"</tr></thead><tbody>{body}</tbody></table></li>")
 
 
-def _md_pair(pair) -> str:
-    head, rows = _pair_cells(pair)
+def _md_pair(item) -> str:
+    lead, caveat, (head, rows) = _cells(item)
     table = ["| | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     table += [f"| {label} | " + " | ".join(f"**{c}**" if em else c for c, em in cells) + " |" for label, cells in rows]
-    caveat = f"\\\n  {pair.caveat}" if pair.caveat else ""           # a hard line break, then the caveat
-    return "\n".join([f"- {pair.lead}{pair.a} vs {pair.b}{caveat}\n", *("  " + t for t in table)]) + "\n"
+    caveat = f"\\\n  {caveat}" if caveat else ""                   # a hard line break, then the caveat
+    return "\n".join([f"- {lead}{caveat}\n", *("  " + t for t in table)]) + "\n"
 
 
 def unfinished(profile: Profile, data: dict) -> tuple[str, list[str]]:

@@ -70,8 +70,8 @@ def answer(verdict, measured: dict[str, dict[str, comparison.Cell]], found: RunR
 
     Given the run's :class:`RunResults` (``found``), each comparison says which differences stand beyond test-set
     noise and, with the run's most-frequent floor, warns where a row did not clear it; the floor verdict of every row
-    follows (``bert_verdicts.floor_verdict``, ``must_clear``: the architectures the notebook warns about,
-    :data:`mcanb.bert_verdicts.MUST_CLEAR`). Without it the comparisons are of means, in the label space whose P@k
+    follows, as a ``bert_verdicts.FloorRows`` (``bert_verdicts.floor_verdict``; ``must_clear``: the architectures
+    the notebook warns about, :data:`mcanb.bert_verdicts.MUST_CLEAR`). Without it the comparisons are of means, in the label space whose P@k
     the rows have."""
     from .bert_scores import DEV_THRESHOLD
     from .bert_verdicts import floor_verdict
@@ -89,10 +89,13 @@ def answer(verdict, measured: dict[str, dict[str, comparison.Cell]], found: RunR
     items = pairs or text.splitlines()
     if floor is None:
         return items
-    learned, said = floor_verdict(records, floor, data, DEV_THRESHOLD, must_clear=must_clear)
+    table: list = []
+    learned, said = floor_verdict(records, floor, data, DEV_THRESHOLD, must_clear=must_clear, collect=table)
     expected = " or ".join(published.ARCHITECTURES[a] for a in must_clear or ())
-    return [*items, said + ("" if learned or not expected else
-                            f" WARNING: a {expected} row does not clear the floor beyond test-set noise.")]
+    if not learned and expected:
+        table[0].warning = f"WARNING: a {expected} row does not clear the floor beyond test-set noise."
+        table[0].line = f"{said} {table[0].warning}"
+    return [*items, table[0]]
 
 
 def as_text(items: Sequence) -> str:

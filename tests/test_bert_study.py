@@ -215,13 +215,14 @@ def test_run_verdicts_and_floor_from_result_rows():
     assert v.more_data_verdict([("less", "in")], res) == ("BERT-hier + LAN: in is above less on macro-AUC (70.0 vs "
                                                           "10.0) and micro-F1 (60.0 vs 10.0).")
 
-    table = pd.DataFrame({v.CLS_SPREAD: {"in": 3.08, "minilm": 44.41}})
-    assert v.context_verdict(table) == ("[CLS] states that differ between notes by under 5 % of their length: in "
+    from mcanb import bert_scores as scores
+    table = pd.DataFrame({scores.CLS_SPREAD: {"in": 3.08, "minilm": 44.41}})
+    assert scores.context_verdict(table) == ("[CLS] states that differ between notes by under 5 % of their length: in "
                                         "3.1 %. A head that reads only [CLS] (the FCN rows) has little to learn from "
                                         "these encoders.")
-    assert v.context_verdict(table.drop("in")) == ("Every encoder's [CLS] states differ between notes by 5 % of their "
+    assert scores.context_verdict(table.drop("in")) == ("Every encoder's [CLS] states differ between notes by 5 % of their "
                                                    "length or more (44.4-44.4).")
-    assert v.context_verdict(pd.DataFrame({"init": {"in": "pretrained"}})) == ""   # no notes given: no verdict
+    assert scores.context_verdict(pd.DataFrame({"init": {"in": "pretrained"}})) == ""   # no notes given: no verdict
 
 
 class _TestSplit:
@@ -298,8 +299,20 @@ def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(t
     ranks = run("ranks", prior + 0.001 * y, 0.35, encoder="in", architecture="trun_fcn", seed=13)
     for r in (rows[0], ranks, rows[2], floor):
         r["test/macro_auc"] = paired_on_test(data, r, r, "macro_auc", n_resamples=1).estimate_a
-    ok, text = v.floor_verdict([rows[0], ranks, rows[2]], floor, data, metric, n_resamples=200)
+    found: list = []
+    ok, text = v.floor_verdict([rows[0], ranks, rows[2]], floor, data, metric, n_resamples=200, collect=found)
     assert ranks[f"test/{metric}"] == floor[f"test/{metric}"] and ok is False
+    # the same verdict as a table (the notebooks show it, the report renders it): percent, and p (1 / (1 + 200))
+    (said,) = found
+    assert said.line == text and said.warning == "" and said.how in text
+    assert said.table.columns.tolist() == [("micro-F1 (dev thr.)", "%"), ("micro-F1 (dev thr.)", "one-sided p"),
+                                           ("macro-AUC", "%"), ("macro-AUC", "one-sided p")]
+    assert said.table.to_dict("index") == {
+        "most-frequent floor": dict(zip(said.table.columns, [f"{100 * floor[f'test/{metric}']:.1f}", "", "50.0", ""])),
+        "in · BERT-hier + LAN": dict(zip(said.table.columns, ["100.0", "0.005 ✓", "100.0", "0.005 ✓"])),
+        "in · BERT-trun + FCN": dict(zip(said.table.columns, [f"{100 * floor[f'test/{metric}']:.1f}", "not above",
+                                                              "100.0", "0.005 ✓"])),
+        "in · BERT-hier + FCN": dict(zip(said.table.columns, ["0.0", "not above", "0.0", "not above"]))}
     assert text.endswith(f"At or below it: in · BERT-trun + FCN ({floor[f'test/{metric}']:.3f}) and in · BERT-hier + "
                          "FCN (0.000). Of the rows that do not clear it, above its macro-AUC (0.500) beyond noise: in "
                          "· BERT-trun + FCN (1.000, p = 0.005); they rank each code's notes better than the floor, not "

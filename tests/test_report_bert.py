@@ -261,6 +261,36 @@ def test_the_report_shows_each_comparison_as_a_table():
     assert [label for label, _ in untested] == ["a", "b"]
 
 
+def test_the_report_shows_every_row_against_the_floor_as_one_table():
+    """The floor verdict (bert_verdicts.FloorRows) is one table on both pages: the floor's own row, then each row's
+    mean and p per metric (cnn_scores.floor_table: "not above" where the mean is not above the floor's, "by its mean"
+    where an AUC was not resampled), a cell beyond test-set noise in bold; a WARNING above it."""
+    import pandas as pd
+
+    from mcanb import report
+    from mcanb.bert_verdicts import FloorRows
+    from mcanb.cnn_scores import floor_table
+    check = pd.DataFrame([("a", "micro_f1@dev_threshold", 0.40, 0.25, 0.0004, True),
+                          ("a", "macro_auc", 0.70, 0.50, float("nan"), True),
+                          ("b", "micro_f1@dev_threshold", 0.26, 0.25, 0.061, False),
+                          ("b", "macro_auc", 0.45, 0.50, float("nan"), False)],
+                         columns=["model", "metric", "value", "floor", "p", "above"])
+    rows = FloorRows(floor_table(check, {"a": "in · BERT-hier + LAN"}), "paired bootstrap", "the line",
+                     "WARNING: b does not clear the floor.")
+    head, cells = report._floor_cells(rows)
+    assert head == ["micro-F1 (dev thr.)", "p", "macro-AUC", "p"]
+    assert cells == [("most-frequent floor", [("25.0", False), ("", False), ("50.0", False), ("", False)]),
+                     ("in · BERT-hier + LAN", [("40.0", False), ("< 0.001 ✓", True), ("70.0", False),
+                                               ("by its mean ✓", True)]),
+                     ("b", [("26.0", False), ("0.061", False), ("45.0", False), ("not above", False)])]
+    md = report._md_pair(rows)
+    assert md.startswith("- Every row against the most-frequent floor") and "(paired bootstrap)." in md
+    assert "\\\n  WARNING: b does not clear the floor.\n" in md
+    assert "  | in · BERT-hier + LAN | 40.0 | **< 0.001 ✓** | 70.0 | **by its mean ✓** |\n" in md
+    page = report._html_pair(rows)
+    assert "<td>most-frequent floor</td>" in page and page.index("WARNING") < page.index("<table>")
+
+
 def test_rq3_compares_the_best_bert_row_with_the_best_cnn_family_model():
     """RQ3 is one comparison (a table like RQ1's and RQ2's): the best BERT row against the best CNN-family model by
     test micro-F1, the baselines left out, on every metric both have; without run folders the means only."""
