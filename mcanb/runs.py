@@ -176,7 +176,8 @@ def retrain_advice(run_dir: Path) -> str:
 
 
 def describe(run: TrainingRun) -> str:
-    """Two lines: the folder, its status and users; then what it was made from (the identity parts)."""
+    """The folder, its status and users; then what it was made from (the identity parts) and, once it has finished,
+    the device it trained on."""
     head = f"{shown(run.path)}  {run.status}  " + (f"used by {', '.join(run.used_by)}" if run.used_by else "unused")
     if run.identity is None:
         return head + "\n    made from: unknown (no identity.json: written before runs had one)"
@@ -197,7 +198,20 @@ def describe(run: TrainingRun) -> str:
     if "code" in p:
         libs = p["code"].get("libraries") or {}
         bits.append(f"code {p['code'].get('sha')}" + (f" (torch {libs['torch']})" if "torch" in libs else ""))
-    return head + f"\n    identity {run.identity.get('identity')}: " + " · ".join(bits)
+    device = _trained_on(run.path)
+    return (head + f"\n    identity {run.identity.get('identity')}: " + " · ".join(bits)
+            + (f"\n    trained on {device} (not part of the identity)" if device else ""))
+
+
+def _trained_on(run_dir: Path) -> str | None:
+    """The device a finished run's ``params.yaml`` records (:func:`mcanb.train.device_name`), or None."""
+    import yaml
+
+    try:
+        device = (yaml.safe_load((run_dir / "params.yaml").read_text()) or {}).get("device")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return str(device) if device else None
 
 
 def prune(runs: list[TrainingRun], dry_run: bool = False) -> list[TrainingRun]:

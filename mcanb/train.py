@@ -39,6 +39,7 @@ import json
 import logging
 import math
 import os
+import platform
 import resource
 import time
 import warnings
@@ -113,7 +114,8 @@ def fit(model: torch.nn.Module, train_ds, dev_ds, config: TrainConfig, out_dir: 
             t.end_epoch()
         metrics = t.finish(test_ds)
     if t.main:
-        params = {**t.config_dict(), "num_processes": t.world, **dict(extra_params or {})}
+        params = {**t.config_dict(), "num_processes": t.world, "device": device_name(t.acc.device),
+                  **dict(extra_params or {})}
         save_metrics(out_dir, metrics, notebook=notebook or out_dir.parent.name, run=run or out_dir.name,
                      params=params)
     t.drop_last()
@@ -371,6 +373,14 @@ def _linear_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float
             return step / max(1, warmup_steps)
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
     return factor
+
+
+def device_name(device: torch.device) -> str:
+    """Where a run trained, as its ``params.yaml`` records it (``cpu (x86_64)``, ``cuda: NVIDIA H100 80GB HBM3``).
+    Not part of the run's identity (docs/runs.md, "What a run's identity leaves out")."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"{device.type} ({platform.machine() or 'unknown machine'})"
 
 
 def _peak_memory_mb(device: torch.device) -> float:

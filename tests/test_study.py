@@ -163,6 +163,7 @@ def test_runs_lists_the_run_store_and_prunes_what_no_result_uses(tiny_study):
         assert re.search(rf"runs/{model}/\w{{8}}/seed13  done  used by 04_cnn_retraining/tiny", listed.stdout)
     assert re.search(r"identity \w+: data \w+ \(toy/50\) · model \w+ \(caml\) · train \w+ · seed 13 · code \w+",
                      listed.stdout), listed.stdout
+    assert "    trained on cpu (" in listed.stdout          # params.yaml records the device; the identity leaves it out
     (caml,) = (outputs / "runs" / "caml").glob("*/seed13")
     orphan = outputs / "runs" / "old_model" / "0123abcd" / "seed13"   # in the store, but no result lists it
     shutil.copytree(caml, orphan)
