@@ -375,6 +375,20 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
     check = both[both["metric"] == metric]
     arch = {r["row"]: r["architecture"] for r in results}
     ok = all(c.above for c in check.itertuples() if must_clear is None or arch[c.model] in must_clear)
+    floor_value = float(floor[f"test/{metric}"])
+    head = f"the most-frequent floor ({floor_value:.3f} {_label(metric)})"
+    how = (f"paired bootstrap over the {len(processed.hadm_ids('test'))} test notes, {n_resamples} resamples, "
+           f"one-sided p < {alpha:g} for every seed")
+    line = _floor_sentence(both, metric, ranking, named, head, how)
+    if collect is not None:
+        collect.append(FloorRows(floor_table(both, named), how, line))
+    return ok, line
+
+
+def _floor_sentence(both: pd.DataFrame, metric: str, ranking: str | None, named: Mapping[str, str], head: str,
+                    how: str) -> str:
+    """:func:`floor_verdict`'s sentence from its :func:`mcanb.cnn_scores.floor_check` answer ``both``."""
+    check = both[both["metric"] == metric]
     clear, noise, below = [], [], []
     for c in check.itertuples():
         name = f"{named[c.model]} ({c.value:.3f}"
@@ -382,14 +396,8 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
             below.append(name + ")")
         else:
             (clear if c.above else noise).append(f"{name}, {_p(c.p)})")
-    floor_value = float(floor[f"test/{metric}"])
-    head = f"the most-frequent floor ({floor_value:.3f} {_label(metric)})"
-    how = (f"paired bootstrap over the {len(processed.hadm_ids('test'))} test notes, {n_resamples} resamples, "
-           f"one-sided p < {alpha:g} for every seed")
-    if collect is not None:
-        collect.append(FloorRows(floor_table(both, named), how, ""))
     if not noise and not below:
-        return ok, _said(collect, f"All {len(named)} rows are above {head} beyond test-set noise ({how}).")
+        return f"All {len(named)} rows are above {head} beyond test-set noise ({how})."
     parts = [f"Above {head} beyond test-set noise ({how}): {_join(clear)}." if clear else
              f"No row is above {head} beyond test-set noise ({how})."]
     if noise:
@@ -407,10 +415,4 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
         parts.append(f"Of the rows that do not clear it, above its {rank_head} beyond noise: {_join(learned)}; they "
                      "rank each code's notes better than the floor, not well enough to beat its F1." if learned else
                      f"None of the rows that do not clear it is above its {rank_head} beyond noise either.")
-    return ok, _said(collect, " ".join(parts))
-
-
-def _said(collect: list | None, line: str) -> str:
-    if collect is not None:
-        collect[-1].line = line
-    return line
+    return " ".join(parts)

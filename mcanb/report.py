@@ -261,8 +261,8 @@ NOISE_NOTE = ("Each comparison below (notebooks 02 and 03 print RQ1's and RQ2's 
               "at hand, "
               "the one-sided p of a paired bootstrap over the test notes, the better row against the other, the "
               "largest over the seeds both ran; ✓ marks a difference beyond test-set noise (p < 0.05 on every "
-              "seed). A comparison of a row that does not clear the most-frequent floor says so, and each question ends with "
-              "every row against that floor.")
+              "seed). A comparison of a row that does not clear the most-frequent floor says so, and each question "
+              "ends with every row against that floor.")
 
 
 def _pair_cells(pair) -> tuple[list[str], list[tuple[str, list[tuple[str, bool]]]]]:

@@ -71,8 +71,8 @@ def answer(verdict, measured: dict[str, dict[str, comparison.Cell]], found: RunR
     Given the run's :class:`RunResults` (``found``), each comparison says which differences stand beyond test-set
     noise and, with the run's most-frequent floor, warns where a row did not clear it; the floor verdict of every row
     follows, as a ``bert_verdicts.FloorRows`` (``bert_verdicts.floor_verdict``; ``must_clear``: the architectures
-    the notebook warns about, :data:`mcanb.bert_verdicts.MUST_CLEAR`). Without it the comparisons are of means, in the label space whose P@k
-    the rows have."""
+    the notebook warns about, :data:`mcanb.bert_verdicts.MUST_CLEAR`). Without it the comparisons are of means, in
+    the label space whose P@k the rows have."""
     from .bert_scores import DEV_THRESHOLD
     from .bert_verdicts import floor_verdict
 
