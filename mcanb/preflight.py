@@ -26,7 +26,8 @@ from typing import Any, Callable
 from . import names
 from . import params as P
 from .paths import NOTEBOOKS, OUTPUTS, TOY_PREPROCESSED, resolve
-from .preflight_inputs import data_dir, encoders, encoding, input_path, prediction_runs, splits_dir
+from .preflight_inputs import (data_dir, encoders, encoding, input_path, prediction_runs, segment_heads,
+                               splits_dir)
 
 
 @dataclass
@@ -265,7 +266,7 @@ COMMON: dict[str, Check] = {
     "mlm_steps": at_least(1), "mlm_lr": positive_number(),
     "mlm_hidden_size": at_least(1), "mlm_layers": at_least(1), "mlm_vocab_size": at_least(10),
     "segment_length": at_least(3), "max_segments": at_least(1), "segment_layers": at_least(0),
-    "segment_heads": at_least(1), "segment_ff": at_least(1, optional=True),
+    "segment_heads": segment_heads, "segment_ff": at_least(1, optional=True),
     "hier_variant": one_of("paper", "segment_context"), "encoders": distinct(encoders),
     "mlm_sentence_objective": one_of("nsp", "none"), "mlm_seq_len": at_least(8),
     "segment_init": one_of("default", "identity"),
@@ -290,7 +291,9 @@ VALIDATORS: dict[str, dict[str, Check]] = {
                               "runs": prediction_runs},
 }
 # Parameters checked with the notebook's default when a run does not give them (what the run reads must exist).
-CHECKED_BY_DEFAULT: dict[str, tuple[str, ...]] = {"05_frequency_analysis": ("runs",)}
+CHECKED_BY_DEFAULT: dict[str, tuple[str, ...]] = {"05_frequency_analysis": ("runs",),
+                                                  "02_pretraining_domains": ("segment_heads",),   # against the widths
+                                                  "03_hierarchy": ("segment_heads",)}
 
 
 # ---------------------------------------------------------------------------------------------------- checks

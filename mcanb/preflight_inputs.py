@@ -150,6 +150,62 @@ def encoders(v, ctx) -> str | None:
     return "; ".join(out + ([why] if why else [])) or None
 
 
+MLM_ENCODERS = ("general", "in-domain", "in-domain-less", "random")   # built here at mlm_hidden_size, segment_heads
+
+
+def _encoder_width(name: str, ctx) -> tuple[int, str] | None:
+    """``(hidden size, where it comes from)`` of one of ``encoders``: ``mlm_hidden_size`` for the local encoders this
+    project pretrains, the ``config.json`` of a folder, the packaged MiniLM or a hub id in the local cache; None when
+    it cannot be known before loading (a hub id not yet downloaded)."""
+    import json
+
+    if name in MLM_ENCODERS:
+        width = ctx.get("mlm_hidden_size")
+        return (width, "mlm_hidden_size") if isinstance(width, int) and width > 0 else None
+    try:
+        from .encoders import resolve_encoder
+        where = resolve_encoder("local:minilm" if name == "minilm" else name)
+        config = Path(where) / "config.json"
+        if not config.exists():
+            from huggingface_hub import try_to_load_from_cache
+            cached = try_to_load_from_cache(where, "config.json")
+            config = Path(cached) if isinstance(cached, str) else None
+        width = json.loads(config.read_text())["hidden_size"] if config else None
+    except Exception:  # noqa: BLE001 - an encoder that cannot be read is the encoders check's to report
+        return None
+    return (width, "its config.json") if isinstance(width, int) else None
+
+
+def segment_heads(v, ctx) -> str | None:
+    """A whole number >= 1 that divides the width of every encoder it splits into attention heads: the local
+    encoders this project pretrains (``mlm_hidden_size``), and, with a transformer over the segments (BERT-hier,
+    ``segment_layers`` >= 1), every encoder's width. Checked before anything is built, where it would fail as a
+    traceback from the model's constructor."""
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        return f"expected a whole number >= 1, got {v!r}"
+    names_ = ctx.get("encoders") if isinstance(ctx.get("encoders"), (list, tuple)) else []
+    architectures = ctx.get("architectures") or ("hier_lan",)     # notebook 02 always runs BERT-hier
+    layers = ctx.get("segment_layers")
+    segments = (isinstance(layers, int) and layers >= 1 and isinstance(architectures, (list, tuple))
+                and any(str(a).startswith("hier") for a in architectures))
+    wrong = {}
+    for name in map(str, names_):
+        if name in MLM_ENCODERS or segments:
+            found = _encoder_width(name, ctx)
+            if found and found[0] % v:
+                wrong[name] = found
+    if not wrong:
+        return None
+    widths = sorted({w for w, _ in wrong.values()})
+    fits = [h for h in range(1, 17) if all(w % h == 0 for w in widths)]
+    groups: dict[tuple[int, str], list[str]] = {}
+    for n, found in wrong.items():
+        groups.setdefault(found, []).append(n)
+    said = "; ".join(f"{', '.join(ns)} ({w}, from {src})" for (w, src), ns in groups.items())
+    return (f"{v} attention heads do not divide the width of {said}: each head takes an equal share of it; "
+            f"use {', '.join(map(str, fits[-3:]))} or another divisor")
+
+
 def hub_problem(names: list[str]) -> str | None:
     """Why hub ids cannot be loaded now: not in the local Hugging Face cache while offline (``HF_HUB_OFFLINE``) or
     while the hub cannot be reached (one connection attempt, 5 s at most). None when they can (or may)."""

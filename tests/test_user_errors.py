@@ -468,6 +468,33 @@ def test_a_repeated_filter_size_is_refused_before_anything_is_written(tmp_path):
     assert not out_dir.exists()                                       # nothing trained, nothing created
 
 
+def test_attention_heads_that_do_not_divide_an_encoders_width_are_refused_before_anything_is_built(tmp_path):
+    """segment_heads splits the local encoders' width (mlm_hidden_size) and, under BERT-hier with a segment
+    transformer, every encoder's width (a folder's or the packaged MiniLM's config.json: 384) into equal heads; a
+    number that does not divide one is refused with the width and where it comes from, before any work, where it was a
+    traceback from the model's constructor after preprocessing. Checked with the notebook's default too."""
+    assert ("segment_heads: 5 attention heads do not divide the width of in-domain (64, from mlm_hidden_size): each "
+            "head takes an equal share of it; use 4, 8, 16 or another divisor") in _found("03_hierarchy",
+                                                                                          {"segment_heads": 5})
+    assert ("segment_heads: 5 attention heads do not divide the width of general, in-domain, in-domain-less, random "
+            "(64, from mlm_hidden_size); minilm (384, from its config.json)") in _found(
+        "02_pretraining_domains", {"segment_heads": 5, "encoders": ["general", "in-domain", "in-domain-less", "random",
+                                                                    "minilm"]})
+    for nb in ("02_pretraining_domains", "03_hierarchy"):
+        found = _found(nb, {"mlm_hidden_size": 63})                 # the default of 2 heads, checked all the same
+        assert "segment_heads: 2 attention heads do not divide the width of " in found and "(63, from mlm_" in found
+        assert _found(nb, {"segment_heads": 8, "mlm_hidden_size": 96}) == ""
+    minilm = {"encoders": ["minilm"], "segment_heads": 5}
+    assert "do not divide the width of minilm (384, from its config.json)" in _found("03_hierarchy", minilm)
+    assert _found("03_hierarchy", {**minilm, "architectures": ["trun_fcn", "trun_lan"]}) == ""   # no heads to split
+    assert _found("03_hierarchy", {**minilm, "segment_layers": 0}) == ""              # PLM-ICD's: no second level
+    assert _found("03_hierarchy", {**minilm, "segment_heads": 12}) == ""
+    out_dir = tmp_path / "outputs"
+    code, out = cli(["run", "03_hierarchy", "toy", "-p", "segment_heads", "5"], out_dir)
+    user_error(code, out, "segment_heads: 5 attention heads do not divide the width of in-domain (64")
+    assert not out_dir.exists()                                       # nothing built, nothing created
+
+
 @pytest.mark.parametrize("value", [1.5, 0, 1, -0.2, None, "half"])
 def test_less_data_is_a_share_strictly_between_0_and_1(value):
     found = _found("02_pretraining_domains", {"less_data": value})
