@@ -246,6 +246,22 @@ def _baselines() -> tuple[str, ...]:
     return names.BASELINES
 
 
+def more_data_pairs(v, ctx) -> str | None:
+    """Notebook 02's (less data, more data) pairs of Tables 3 and 4: each two different names from ``encoders``."""
+    if not isinstance(v, (list, tuple)):
+        return f"expected a list of [less data, more data] pairs of names in encoders, [] for none; got {v!r}"
+    given = ctx.get("encoders")
+    known = [str(n) for n in given] if isinstance(given, (list, tuple)) else []
+    for pair in v:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or pair[0] == pair[1]:
+            return f"expected pairs of two different names [less data, more data], got {pair!r}"
+        missing = [str(n) for n in pair if str(n) not in known]
+        if missing:
+            return (f"{list(pair)!r} names {', '.join(map(repr, missing))}, which is not in encoders {known}: add it "
+                    "there or leave the pair out")
+    return repeated([list(p) for p in v])
+
+
 def _architectures() -> tuple[str, ...]:
     from .published import ARCHITECTURES
     return tuple(ARCHITECTURES)
@@ -274,6 +290,7 @@ COMMON: dict[str, Check] = {
     "early_stopping_metric": stopping_metric, "less_data": between(0, 1),
 }
 VALIDATORS: dict[str, dict[str, Check]] = {
+    "02_pretraining_domains": {"more_data_pairs": more_data_pairs},
     "01_preprocess": {"input_format": one_of("mimic3", "table"), "input_path": input_path, "splits_dir": splits_dir,
                       "token_rule": one_of("caml", "alpha"), "regex_engine": one_of("re", "regex"),
                       "duplicate_notes": one_of(None, "drop", "keep"), "encoding": encoding,
@@ -292,8 +309,8 @@ VALIDATORS: dict[str, dict[str, Check]] = {
 }
 # Parameters checked with the notebook's default when a run does not give them (what the run reads must exist).
 CHECKED_BY_DEFAULT: dict[str, tuple[str, ...]] = {"05_frequency_analysis": ("runs",),
-                                                  "02_pretraining_domains": ("segment_heads",),   # against the widths
-                                                  "03_hierarchy": ("segment_heads",)}
+                                                  "02_pretraining_domains": ("segment_heads", "more_data_pairs"),
+                                                  "03_hierarchy": ("segment_heads",)}   # against encoders' widths
 
 
 # ---------------------------------------------------------------------------------------------------- checks

@@ -495,6 +495,23 @@ def test_attention_heads_that_do_not_divide_an_encoders_width_are_refused_before
     assert not out_dir.exists()                                       # nothing built, nothing created
 
 
+def test_more_data_pairs_name_two_encoders_of_the_run():
+    """Notebook 02's (less data, more data) pairs are checked against encoders before any encoder is pretrained (they
+    were a traceback from bert_study.pair_rows after pretraining); with the default pairs, leaving in-domain-less out
+    of encoders says which key to change."""
+    nb = "02_pretraining_domains"
+    found = _found(nb, {"more_data_pairs": [["in-domain-less", "general"]], "encoders": ["in-domain", "in-domain-less"]})
+    assert ("more_data_pairs: ['in-domain-less', 'general'] names 'general', which is not in encoders ['in-domain', "
+            "'in-domain-less']: add it there or leave the pair out") in found, found
+    assert "more_data_pairs: ['in-domain-less', 'in-domain'] names 'in-domain-less'" in _found(
+        nb, {"encoders": ["in-domain", "random"]})
+    for pair in (["in-domain"], ["in-domain", "in-domain"], "in-domain"):
+        assert "more_data_pairs: expected pairs of two different names" in _found(nb, {"more_data_pairs": [pair]})
+    assert "given more than once" in _found(nb, {"more_data_pairs": [["in-domain-less", "in-domain"]] * 2})
+    assert _found(nb, {"more_data_pairs": [], "encoders": ["in-domain", "random"]}) == ""
+    assert _found(nb, {"more_data_pairs": [["random", "in-domain"]]}) == ""
+
+
 @pytest.mark.parametrize("value", [1.5, 0, 1, -0.2, None, "half"])
 def test_less_data_is_a_share_strictly_between_0_and_1(value):
     found = _found("02_pretraining_domains", {"less_data": value})
