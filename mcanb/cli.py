@@ -343,6 +343,9 @@ def main(argv: list[str] | None = None) -> None:
         args.func(args)
     except KeyboardInterrupt:
         sys.exit(f"mcanb {args.cmd}: interrupted; the next call resumes where this one stopped")
+    except BrokenPipeError:          # `mcanb runs | head`: the reader stopped; nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error when Python flushes it
+        sys.exit(0)
     except Exception as e:  # noqa: BLE001 - sorted into user errors (one message) and the rest (traceback)
         msg = user_message(e)
         if msg is not None and not getattr(args, "debug", False):

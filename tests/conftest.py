@@ -14,6 +14,18 @@ from mcanb.paths import ROOT
 CAML_SPLITS = Path(os.environ["MCANB_CAML_SPLITS"]) if os.environ.get("MCANB_CAML_SPLITS") else None
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _paired_answers_stay_out_of_outputs(tmp_path_factory):
+    """In-process tests keep the answers of their paired tests (mcanb.paired.STORE) in a folder of their own, not in
+    the outputs folder of the user's runs, where answers about temporary prediction files would pile up (a study
+    launched as a subprocess has its own outputs folder through MCANB_OUTPUTS)."""
+    from mcanb import paired
+    kept = paired.STORE
+    paired.STORE = tmp_path_factory.mktemp("paired")
+    yield
+    paired.STORE = kept
+
+
 @pytest.fixture(scope="session")
 def caml_splits_dir() -> Path:
     """The real CAML split files (skipped where no copy is present; set MCANB_CAML_SPLITS to a folder)."""
