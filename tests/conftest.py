@@ -14,16 +14,15 @@ from mcanb.paths import ROOT
 CAML_SPLITS = Path(os.environ["MCANB_CAML_SPLITS"]) if os.environ.get("MCANB_CAML_SPLITS") else None
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _paired_answers_stay_out_of_outputs(tmp_path_factory):
-    """In-process tests keep the answers of their paired tests (mcanb.paired.STORE) in a folder of their own, not in
+@pytest.fixture(autouse=True)
+def _paired_answers_stay_out_of_outputs(monkeypatch, tmp_path_factory):
+    """In-process tests keep the answers of their paired tests (mcanb.paired.STORE) in a folder of their worker, not in
     the outputs folder of the user's runs, where answers about temporary prediction files would pile up (a study
-    launched as a subprocess has its own outputs folder through MCANB_OUTPUTS)."""
+    launched as a subprocess has its own outputs folder through MCANB_OUTPUTS). Function-scoped on purpose: a
+    session-scoped fixture every test uses would put every test in one xdist group (conftest.py at the root), on one
+    worker."""
     from mcanb import paired
-    kept = paired.STORE
-    paired.STORE = tmp_path_factory.mktemp("paired")
-    yield
-    paired.STORE = kept
+    monkeypatch.setattr(paired, "STORE", tmp_path_factory.getbasetemp() / "paired")
 
 
 @pytest.fixture(scope="session")

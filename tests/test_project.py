@@ -83,3 +83,26 @@ def test_papermill_sees_every_parameter(nb):
     src = "".join(next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))["source"])
     assigned = [line.split("=")[0].strip() for line in src.splitlines() if line and not line.startswith("#")]
     assert sorted(assigned) == sorted(P.notebook_defaults(NOTEBOOKS / f"{nb}.ipynb"))
+
+
+def test_no_fixture_every_test_uses_is_shared_above_function_scope():
+    """An autouse fixture of session, package or module scope is a set-up every test of its folder shares, and
+    conftest.py at the root keeps the tests that share a set-up on one xdist worker: such a fixture puts every test in
+    one group, and `python run.py test` ran 13 min instead of 9 (it happened once). Autouse fixtures stay
+    function-scoped."""
+    import ast
+
+    shared = []
+    for path in sorted(ROOT.glob("**/conftest.py")):
+        if ".venv" in path.parts or "outputs" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            for dec in getattr(node, "decorator_list", []):
+                if not isinstance(dec, ast.Call):
+                    continue
+                kw = {k.arg: k.value for k in dec.keywords}
+                autouse = isinstance(kw.get("autouse"), ast.Constant) and kw["autouse"].value is True
+                scope = kw.get("scope")
+                if autouse and isinstance(scope, ast.Constant) and scope.value != "function":
+                    shared.append(f"{path.relative_to(ROOT)}::{node.name} (scope={scope.value!r})")
+    assert shared == []
