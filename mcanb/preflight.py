@@ -27,7 +27,7 @@ from . import names
 from . import params as P
 from .paths import NOTEBOOKS, OUTPUTS, TOY_PREPROCESSED, resolve
 from .preflight_inputs import (data_dir, encoders, encoding, input_path, prediction_runs, segment_heads,
-                               splits_dir)
+                               segment_length, splits_dir)
 
 
 @dataclass
@@ -281,7 +281,7 @@ COMMON: dict[str, Check] = {
     "encoder_lrs": rates(keys=_encoder_keys, shown=_encoder_keys_shown), "head_lrs": rates(keys=_head_keys),
     "mlm_steps": at_least(1), "mlm_lr": positive_number(),
     "mlm_hidden_size": at_least(1), "mlm_layers": at_least(1), "mlm_vocab_size": at_least(10),
-    "segment_length": at_least(3), "max_segments": at_least(1), "segment_layers": at_least(0),
+    "segment_length": segment_length, "max_segments": at_least(1), "segment_layers": at_least(0),
     "segment_heads": segment_heads, "segment_ff": at_least(1, optional=True),
     "hier_variant": one_of("paper", "segment_context"), "encoders": distinct(encoders),
     "mlm_sentence_objective": one_of("nsp", "none"), "mlm_seq_len": at_least(8),

@@ -153,15 +153,19 @@ def encoders(v, ctx) -> str | None:
 MLM_ENCODERS = ("general", "in-domain", "in-domain-less", "random")   # built here at mlm_hidden_size, segment_heads
 
 
-def _encoder_width(name: str, ctx) -> tuple[int, str] | None:
-    """``(hidden size, where it comes from)`` of one of ``encoders``: ``mlm_hidden_size`` for the local encoders this
-    project pretrains, the ``config.json`` of a folder, the packaged MiniLM or a hub id in the local cache; None when
-    it cannot be known before loading (a hub id not yet downloaded)."""
+def _encoder_size(name: str, key: str, ctx) -> tuple[int, str] | None:
+    """``(value, where it comes from)`` of ``key`` (``hidden_size``, ``max_position_embeddings``) of one of
+    ``encoders``: for the local encoders this project pretrains, ``mlm_hidden_size`` and the pretraining's positions
+    (``encoders.MlmConfig.max_position``); else the ``config.json`` of a folder, the packaged MiniLM or a hub id in
+    the local cache; None when it cannot be known before loading (a hub id not yet downloaded)."""
     import json
 
     if name in MLM_ENCODERS:
-        width = ctx.get("mlm_hidden_size")
-        return (width, "mlm_hidden_size") if isinstance(width, int) and width > 0 else None
+        if key == "hidden_size":
+            width = ctx.get("mlm_hidden_size")
+            return (width, "mlm_hidden_size") if isinstance(width, int) and width > 0 else None
+        from .encoders import MlmConfig
+        return MlmConfig.max_position, "the local encoders' pretraining"
     try:
         from .encoders import resolve_encoder
         where = resolve_encoder("local:minilm" if name == "minilm" else name)
@@ -170,10 +174,39 @@ def _encoder_width(name: str, ctx) -> tuple[int, str] | None:
             from huggingface_hub import try_to_load_from_cache
             cached = try_to_load_from_cache(where, "config.json")
             config = Path(cached) if isinstance(cached, str) else None
-        width = json.loads(config.read_text())["hidden_size"] if config else None
+        value = json.loads(config.read_text()).get(key) if config else None
     except Exception:  # noqa: BLE001 - an encoder that cannot be read is the encoders check's to report
         return None
-    return (width, "its config.json") if isinstance(width, int) else None
+    return (value, "its config.json") if isinstance(value, int) else None
+
+
+def _said_by_source(wrong: dict[str, tuple[int, str]]) -> str:
+    """``"general, in-domain (64, from mlm_hidden_size); minilm (384, from its config.json)"``."""
+    groups: dict[tuple[int, str], list[str]] = {}
+    for n, found in wrong.items():
+        groups.setdefault(found, []).append(n)
+    return "; ".join(f"{', '.join(ns)} ({w}, from {src})" for (w, src), ns in groups.items())
+
+
+def _encoder_names(ctx) -> list[str]:
+    given = ctx.get("encoders")
+    return [str(n) for n in given] if isinstance(given, (list, tuple)) else []
+
+
+def segment_length(v, ctx) -> str | None:
+    """Word pieces per segment, ``[CLS]`` and ``[SEP]`` included: a whole number >= 3 that fits the positions of every
+    encoder (512 for BERT), checked before anything is built (the model's constructor says the same later)."""
+    if not isinstance(v, int) or isinstance(v, bool) or v < 3:
+        return f"expected a whole number >= 3, got {v!r}"
+    short = {}
+    for name in _encoder_names(ctx):
+        found = _encoder_size(name, "max_position_embeddings", ctx)
+        if found and v > found[0]:
+            short[name] = found
+    if not short:
+        return None
+    return (f"{v} word pieces do not fit the positions of {_said_by_source(short)}: a segment, [CLS] and [SEP] "
+            f"included, must fit them; use {min(w for w, _ in short.values())} or fewer")
 
 
 def segment_heads(v, ctx) -> str | None:
@@ -183,25 +216,21 @@ def segment_heads(v, ctx) -> str | None:
     traceback from the model's constructor."""
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         return f"expected a whole number >= 1, got {v!r}"
-    names_ = ctx.get("encoders") if isinstance(ctx.get("encoders"), (list, tuple)) else []
     architectures = ctx.get("architectures") or ("hier_lan",)     # notebook 02 always runs BERT-hier
     layers = ctx.get("segment_layers")
     segments = (isinstance(layers, int) and layers >= 1 and isinstance(architectures, (list, tuple))
                 and any(str(a).startswith("hier") for a in architectures))
     wrong = {}
-    for name in map(str, names_):
+    for name in _encoder_names(ctx):
         if name in MLM_ENCODERS or segments:
-            found = _encoder_width(name, ctx)
+            found = _encoder_size(name, "hidden_size", ctx)
             if found and found[0] % v:
                 wrong[name] = found
     if not wrong:
         return None
     widths = sorted({w for w, _ in wrong.values()})
     fits = [h for h in range(1, 17) if all(w % h == 0 for w in widths)]
-    groups: dict[tuple[int, str], list[str]] = {}
-    for n, found in wrong.items():
-        groups.setdefault(found, []).append(n)
-    said = "; ".join(f"{', '.join(ns)} ({w}, from {src})" for (w, src), ns in groups.items())
+    said = _said_by_source(wrong)
     return (f"{v} attention heads do not divide the width of {said}: each head takes an equal share of it; "
             f"use {', '.join(map(str, fits[-3:]))} or another divisor")
 

@@ -495,6 +495,19 @@ def test_attention_heads_that_do_not_divide_an_encoders_width_are_refused_before
     assert not out_dir.exists()                                       # nothing built, nothing created
 
 
+def test_segments_longer_than_an_encoders_positions_are_refused_before_anything_is_built():
+    """segment_length must fit every encoder's positions ([CLS] and [SEP] included): 512 for the local encoders this
+    project pretrains and for BERT-base-sized ones (read from config.json); the model's constructor said so only
+    after preprocessing and pretraining."""
+    found = _found("03_hierarchy", {"segment_length": 1024})
+    assert ("segment_length: 1024 word pieces do not fit the positions of in-domain (512, from the local encoders' "
+            "pretraining): a segment, [CLS] and [SEP] included, must fit them; use 512 or fewer") in found, found
+    assert "do not fit the positions of minilm (512, from its config.json)" in _found(
+        "02_pretraining_domains", {"segment_length": 600, "encoders": ["minilm"], "more_data_pairs": []})
+    assert _found("03_hierarchy", {"segment_length": 512}) == ""
+    assert "segment_length: expected a whole number >= 3, got 2" in _found("03_hierarchy", {"segment_length": 2})
+
+
 def test_more_data_pairs_name_two_encoders_of_the_run():
     """Notebook 02's (less data, more data) pairs are checked against encoders before any encoder is pretrained (they
     were a traceback from bert_study.pair_rows after pretraining); with the default pairs, leaving in-domain-less out
