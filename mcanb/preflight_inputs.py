@@ -150,7 +150,8 @@ def encoders(v, ctx) -> str | None:
     return "; ".join(out + ([why] if why else [])) or None
 
 
-MLM_ENCODERS = ("general", "in-domain", "in-domain-less", "random")   # built here at mlm_hidden_size, segment_heads
+# The local encoders this project builds (at mlm_hidden_size, segment_heads); "minilm" is a packaged checkpoint.
+MLM_ENCODERS = tuple(n for n in names.LOCAL_ENCODERS if n != "minilm")
 
 
 def _encoder_size(name: str, key: str, ctx) -> tuple[int, str] | None:
