@@ -342,8 +342,8 @@ def hierarchy_verdict(rows: Sequence, results: Sequence[dict], label_space: str 
 @dataclass
 class FloorRows:
     """:func:`floor_verdict` as data (the notebooks' and the report's table): every row against the floor
-    (:func:`mcanb.cnn_scores.floor_table`), how they were tested, the verdict's ``line`` and a ``warning`` (the
-    report's: a row that should clear the floor does not)."""
+    (:func:`mcanb.cnn_scores.floor_table`), how they were tested, the ``warning`` when a row of the architectures that
+    must clear the floor does not ("" otherwise) and the verdict's ``line``: its sentence, then that warning."""
     table: pd.DataFrame
     how: str
     line: str
@@ -364,8 +364,8 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
     seed's one-sided p is under ``alpha``; a row above the floor by less than that is said to be within test-set
     noise. Of the rows that do not clear it, the sentence then says which rank each code's notes better than the
     floor on ``ranking`` (macro-AUC: the floor gives every note the same scores, so its macro-AUC is 0.5) by the same
-    test: those learned something from the notes, not enough to beat the floor's F1. The same answer is appended to
-    ``collect`` as a :class:`FloorRows` when given.
+    test: those learned something from the notes, not enough to beat the floor's F1. The same answer, with a WARNING
+    when a ``must_clear`` row does not clear the floor, is appended to ``collect`` as a :class:`FloorRows` when given.
     """
     named = {r["row"]: f"{r['encoder']} · {published.ARCHITECTURES[r['architecture']]}" for r in results}
     records = [*results, floor]
@@ -381,7 +381,9 @@ def floor_verdict(results: Sequence[dict], floor: Mapping[str, Any], processed: 
            f"one-sided p < {alpha:g} for every seed")
     line = _floor_sentence(both, metric, ranking, named, head, how)
     if collect is not None:
-        collect.append(FloorRows(floor_table(both, named), how, line))
+        must = " or ".join(published.ARCHITECTURES[a] for a in must_clear or ())
+        warning = "" if ok or not must else f"WARNING: a {must} row does not clear {head} beyond test-set noise."
+        collect.append(FloorRows(floor_table(both, named), how, f"{line} {warning}".strip(), warning))
     return ok, line
 
 

@@ -293,14 +293,17 @@ def import_closure(roots: Iterable[str], package_dir: str | os.PathLike = PACKAG
 
 def library_versions(names: Sequence[str]) -> dict[str, str]:
     """``{distribution: installed version}`` ("absent" when not installed); a build tag counts (``2.13.0+cpu``)."""
+    return {name: _installed(name) for name in names}
+
+
+@lru_cache(maxsize=None)
+def _installed(name: str) -> str:
+    """One distribution's version, read once per process (every code version and run identity asks)."""
     from importlib import metadata
-    out = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "absent"
-    return out
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
 
 
 @lru_cache(maxsize=None)

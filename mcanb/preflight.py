@@ -26,8 +26,8 @@ from typing import Any, Callable
 from . import names
 from . import params as P
 from .paths import NOTEBOOKS, OUTPUTS, TOY_PREPROCESSED, resolve
-from .preflight_inputs import (data_dir, encoders, encoding, input_path, prediction_runs, segment_heads,
-                               segment_length, splits_dir)
+from .preflight_inputs import (data_dir, encoder_names, encoders, encoding, input_path, prediction_runs,
+                               segment_heads, segment_length, splits_dir)
 
 
 @dataclass
@@ -250,8 +250,7 @@ def more_data_pairs(v, ctx) -> str | None:
     """Notebook 02's (less data, more data) pairs of Tables 3 and 4: each two different names from ``encoders``."""
     if not isinstance(v, (list, tuple)):
         return f"expected a list of [less data, more data] pairs of names in encoders, [] for none; got {v!r}"
-    given = ctx.get("encoders")
-    known = [str(n) for n in given] if isinstance(given, (list, tuple)) else []
+    known = encoder_names(ctx)
     for pair in v:
         if not isinstance(pair, (list, tuple)) or len(pair) != 2 or pair[0] == pair[1]:
             return f"expected pairs of two different names [less data, more data], got {pair!r}"

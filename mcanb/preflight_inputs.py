@@ -189,7 +189,8 @@ def _said_by_source(wrong: dict[str, tuple[int, str]]) -> str:
     return "; ".join(f"{', '.join(ns)} ({w}, from {src})" for (w, src), ns in groups.items())
 
 
-def _encoder_names(ctx) -> list[str]:
+def encoder_names(ctx) -> list[str]:
+    """The run's ``encoders``, as strings ([] when the value is not a list: its own check reports it)."""
     given = ctx.get("encoders")
     return [str(n) for n in given] if isinstance(given, (list, tuple)) else []
 
@@ -200,7 +201,7 @@ def segment_length(v, ctx) -> str | None:
     if not isinstance(v, int) or isinstance(v, bool) or v < 3:
         return f"expected a whole number >= 3, got {v!r}"
     short = {}
-    for name in _encoder_names(ctx):
+    for name in encoder_names(ctx):
         found = _encoder_size(name, "max_position_embeddings", ctx)
         if found and v > found[0]:
             short[name] = found
@@ -222,7 +223,7 @@ def segment_heads(v, ctx) -> str | None:
     segments = (isinstance(layers, int) and layers >= 1 and isinstance(architectures, (list, tuple))
                 and any(str(a).startswith("hier") for a in architectures))
     wrong = {}
-    for name in _encoder_names(ctx):
+    for name in encoder_names(ctx):
         if name in MLM_ENCODERS or segments:
             found = _encoder_size(name, "hidden_size", ctx)
             if found and found[0] % v:

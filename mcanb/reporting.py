@@ -35,8 +35,6 @@ from . import __version__
 from .paths import PARAMETER_FILE_ENV
 
 
-
-
 def metric_key(split: str, name: str) -> str:
     """The flat key of metric ``name`` on ``split``: ``metric_key("test", "micro_f1")`` -> ``"test/micro_f1"``."""
     return f"{split}/{name}"

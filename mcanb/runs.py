@@ -243,6 +243,6 @@ def main(prune_unused: bool = False, dry_run: bool = False, outputs: Path | None
             echo(f"{verb} {shown(r.path)}")
         echo(f"{verb} {len(gone)} unused runs" + ("" if len(gone) == n_unused else
                                                   f" ({n_unused - len(gone)} running now: kept)"))
-        answers = Path(outputs) / paired.STORE.relative_to(OUTPUTS) if outputs else paired.STORE
+        answers = Path(outputs or OUTPUTS) / paired.STORE.relative_to(OUTPUTS)
         stale = paired.prune(answers, dry_run=dry_run, removed=[r.path for r in gone])
         echo(f"{verb} {len(stale)} stored paired tests whose prediction files are gone ({shown(answers)})")

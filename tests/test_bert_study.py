@@ -287,7 +287,11 @@ def test_floor_verdict_tells_a_row_that_learned_from_one_within_test_set_noise(t
     assert text.endswith("At or below it: in · BERT-hier + FCN (0.000).")
     # the same sentence, judged on the label-attention rows only (the notebooks' WARNING)
     assert v.floor_verdict(rows, floor, data, metric, must_clear=["hier_lan"], n_resamples=200) == (True, text)
-    assert not v.floor_verdict(rows, floor, data, metric, must_clear=["trun_fcn"], n_resamples=200)[0]
+    warned: list = []
+    assert not v.floor_verdict(rows, floor, data, metric, must_clear=["trun_fcn"], n_resamples=200, collect=warned)[0]
+    assert warned[0].warning == (f"WARNING: a BERT-trun + FCN row does not clear the most-frequent floor "
+                                 f"({floor[f'test/{metric}']:.3f} micro-F1 (dev thr.)) beyond test-set noise.")
+    assert warned[0].line == f"{text} {warned[0].warning}"       # the sentence, then the warning (the report's)
     assert v.floor_verdict(rows[:1], floor, data, metric, n_resamples=200) == (True, (
         f"All 1 rows are above the most-frequent floor ({floor[f'test/{metric}']:.3f} micro-F1 (dev thr.)) beyond "
         "test-set noise (paired bootstrap over the 300 test notes, 200 resamples, one-sided p < 0.05 for every seed)."))
