@@ -1,13 +1,9 @@
-"""The BERT study's verdicts, computed: sentences that say on which metrics a comparison holds.
+"""The BERT study's verdicts on this run, computed: sentences that say on which metrics a comparison holds.
 
-Two sources, never mixed in one sentence:
-
-* the paper's own numbers (:mod:`mcanb.published`, Ji et al. 2021 Tables 2–6): :func:`paper_bert_vs_cnn`,
-  :func:`paper_domain`, :func:`paper_more_data`, :func:`paper_hierarchy`;
-* this run's results (records of :func:`mcanb.grid.run_grid`): :func:`domain_verdict`,
-  :func:`more_data_verdict`, :func:`hierarchy_verdict`, :func:`floor_verdict`; given the
-  processed data, each of this run's comparisons also says which of its differences stand beyond test-set noise
-  (:func:`noise_clause`, a paired bootstrap over the test notes).
+From this run's results (records of :func:`mcanb.grid.run_grid`): :func:`domain_verdict`, :func:`more_data_verdict`,
+:func:`hierarchy_verdict`, :func:`floor_verdict`; given the processed data, each comparison also says which of its
+differences stand beyond test-set noise (:func:`noise_clause`, a paired bootstrap over the test notes). The paper's own
+comparisons, from its printed numbers, are :mod:`mcanb.paper_verdicts`'; the two are never mixed in one sentence.
 
 Notebooks 02 and 03 print these instead of typing numbers into markdown. Every comparison names its metrics; a
 tie (equal to the printed precision) is said as such.
@@ -22,117 +18,10 @@ import pandas as pd
 from . import published
 from .cnn_scores import FLOOR_ALPHA, floor_check, floor_table
 from .paired import resamplable, worst_p
+from .paper_verdicts import compare, join_words as _join, metric_label as _label
 from .reporting import summarise_seeds
 
-MORE_DATA_PAIRS = (("PubMedBERT abstract", "PubMedBERT full text"), ("BioBERT abstract", "BioBERT full text"),
-                   ("ClinicalBERT disch. sum.", "ClinicalBERT all notes"))   # (less data, more data), §4.2
 
-
-def _label(metric: str) -> str:
-    return published.METRIC_LABELS.get(metric, metric)
-
-
-def _join(items: Sequence[str]) -> str:
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def compare(a: str, a_scores: Mapping[str, float], b: str, b_scores: Mapping[str, float],
-            metrics: Sequence[str], digits: int = 1) -> str:
-    """``"A is above B on micro-F1 (68.1 vs 67.1) and P@5 (…); B is ahead on macro-AUC (90.8 vs 88.6)."`` over the
-    metrics both have, each winner's value first; values are compared as printed (``digits`` decimals), so a tie at
-    that precision is a tie."""
-    above, below, tied = [], [], []
-    for m in metrics:
-        x, y = a_scores.get(m), b_scores.get(m)
-        if x is None or y is None or pd.isna(x) or pd.isna(y):
-            continue
-        x, y = round(float(x), digits), round(float(y), digits)
-        if x < y:   # "B is ahead on m (B's value vs A's)"
-            below.append(f"{_label(m)} ({y:.{digits}f} vs {x:.{digits}f})")
-        else:
-            (above if x > y else tied).append(f"{_label(m)} ({x:.{digits}f} vs {y:.{digits}f})")
-    if not (above or below or tied):
-        return f"{a} and {b} share no metric."
-    parts = []
-    if above:
-        parts.append(f"{a} is above {b} on {_join(above)}")
-    if below:
-        parts.append(f"{b} is ahead on {_join(below)}" if above else f"{b} is above {a} on {_join(below)}")
-    if tied:
-        parts.append(f"they tie on {_join(tied)}")
-    return "; ".join(parts) + "."
-
-
-def _paper_rows(table: int, label_space: str, architecture: str | None = None) -> dict[str, dict[str, float]]:
-    df = published.bert_frame(table)
-    df = df[df["label_space"] == label_space]
-    if architecture:
-        df = df[df["architecture"] == architecture]
-    return {e: dict(zip(g["metric"], g["value"])) for e, g in df.groupby("encoder", sort=False)}
-
-
-# -- The paper's own comparisons ----------------------------------------------------------------------------------
-def paper_bert_vs_cnn(label_space: str = "50") -> str:
-    """The paper's best BERT (Table 2, BERT-hier + LAN, best micro-F1) against its retrained CNN (Table 6)."""
-    rows = _paper_rows(2, label_space)
-    metrics = published.METRICS[label_space]
-    best = max(rows, key=lambda e: rows[e]["micro_f1"])
-    cnn = {m: published.value("CNN (retrained)", label_space, m, "paper") for m in metrics}
-    n_above = sum(r["micro_f1"] > cnn["micro_f1"] for r in rows.values())
-    space = "top-50" if label_space == "50" else "full"
-    return (f"Paper, {space} codes (Table 2 vs Table 6): {compare(f'{best} (BERT-hier + LAN)', rows[best], 'the retrained CNN', cnn, metrics)} "
-            f"BERT encoders above the CNN on micro-F1: {n_above} of {len(rows)}.")
-
-
-def paper_domain(label_space: str = "50") -> str:
-    """Table 2: how many closer-domain encoders are above BERT-base on each metric, and the best one."""
-    rows = _paper_rows(2, label_space)
-    base = rows.pop("BERT-base")
-    metrics = published.METRICS[label_space]
-    counts = [f"{_label(m)} {sum(r[m] > base[m] for r in rows.values())}/{len(rows)}" for m in metrics]
-    best = max(rows, key=lambda e: rows[e]["micro_f1"])
-    return (f"Paper, Table 2 ({'top-50' if label_space == '50' else 'full'} codes): encoders pretrained closer to "
-            f"the clinical domain above BERT-base, per metric: {', '.join(counts)}. Best micro-F1: {best} "
-            f"({rows[best]['micro_f1']:.1f} vs BERT-base {base['micro_f1']:.1f}).")
-
-
-def paper_more_data(table: int, label_space: str = "50") -> str:
-    """Tables 3 and 4: for each (less, more) pretraining-data pair, the metrics where more data scores higher."""
-    arch = "hier_lan" if table == 3 else "trun_fcn"
-    rows = _paper_rows(table, label_space, arch)
-    metrics = published.METRICS[label_space]
-    wins = total = 0
-    lines = []
-    for less, more in MORE_DATA_PAIRS:
-        if less in rows and more in rows:
-            shared = [m for m in metrics if m in rows[less] and m in rows[more]]
-            w = sum(rows[more][m] > rows[less][m] for m in shared)
-            wins, total = wins + w, total + len(shared)
-            lines.append(f"  {compare(more, rows[more], less, rows[less], shared)}")
-    head = (f"Paper, Table {table} ({'top-50' if label_space == '50' else 'full'} codes, "
-            f"{published.ARCHITECTURES[arch]}): more pretraining data scores higher in {wins} of {total} "
-            "comparisons.")
-    return "\n".join([head, *lines])
-
-
-def paper_hierarchy() -> str:
-    """Table 5 (top-50): per metric, how many encoders gain from the hierarchy under FCN and from LAN in BERT-hier."""
-    df = published.bert_frame(5)
-    wide = {(e, a): dict(zip(g["metric"], g["value"])) for (e, a), g in df.groupby(["encoder", "architecture"])}
-    encs = list(dict.fromkeys(df["encoder"]))
-    out = []
-    for (hi, lo), what in ((("hier_fcn", "trun_fcn"), "BERT-hier + FCN above BERT-trun + FCN"),
-                           (("hier_lan", "hier_fcn"), "BERT-hier + LAN above BERT-hier + FCN")):
-        counts = [f"{_label(m)} {sum(wide[(e, hi)][m] > wide[(e, lo)][m] for e in encs)}/{len(encs)}"
-                  for m in published.METRICS["50"]]
-        losers = [e for e in encs if wide[(e, hi)]["micro_f1"] <= wide[(e, lo)]["micro_f1"]]
-        out.append(f"Paper, Table 5: {what}, encoders per metric: {', '.join(counts)}"
-                   + (f" (not on micro-F1: {_join(losers)})." if losers else "."))
-    return "\n".join(out)
-
-
-# -- This run -----------------------------------------------------------------------------------------------------
 def means(results: Sequence[dict], split: str = "test") -> dict[tuple[str, str], dict[str, float]]:
     """``{(encoder label, architecture): {metric: mean over seeds, in percent}}`` for every metric of the rows."""
     frame = pd.DataFrame(results)

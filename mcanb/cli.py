@@ -69,7 +69,14 @@ def _cmd_study(args) -> None:
     from .study_run import run_study
 
     if args.rehearse:
+        from .errors import UserError
         from .rehearse import rehearse_study
+        given = [o for o, on in (("--dry-run", args.dry_run), ("--jobs", args.jobs is not None),
+                                 ("--no-report", args.no_report), ("--timeout", args.timeout is not None)) if on]
+        if given:                           # silently ignored, a "dry run" would start the full-scale rehearsal
+            raise UserError(f"--rehearse runs the profile at MIMIC-III scale with settings of its own; "
+                            f"{', '.join(given)} cannot apply to it: leave {'it' if len(given) == 1 else 'them'} out "
+                            f"(`mcanb study {args.profile} --dry-run` lists what the study itself would run)")
         rehearse_study(args.profile)        # the profile at MIMIC-III scale on the fixture, capped runs, a cost table
         return
     profile = load_profile(args.profile)        # a bad profile stops here, before anything runs
@@ -332,12 +339,31 @@ def _check_command(ap: argparse.ArgumentParser, argv: list[str]) -> None:
              + f"; choose from {', '.join(shown)}")
 
 
+def _check_overrides(ap: argparse.ArgumentParser, argv: list[str]) -> None:
+    """``-p seeds [13, 14]`` unquoted: the shell cuts the value at its spaces and argparse would say only
+    "unrecognized arguments: 14]". One line naming the parameter and how to quote it instead."""
+    for i in range(len(argv) - 2):
+        key, value = argv[i + 1], argv[i + 2]
+        if argv[i] != "-p" or value[:1] not in ("[", "{"):
+            continue
+        close = "]" if value[0] == "[" else "}"
+        words = [value]
+        for word in argv[i + 3:]:
+            if "".join(words).count(value[0]) <= "".join(words).count(close):
+                break
+            words.append(word)
+        if len(words) > 1:
+            ap.error(f"-p {key} {' '.join(words)}: the shell cut the value at its spaces; quote it as one word: "
+                     f"-p {key} \"{' '.join(words)}\"")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run one command. A user error prints one line-or-few message and exits 1 (``--debug``: the traceback too);
     a failing notebook cell that is not a user error prints its traceback; anything else raises."""
     ap = parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     _check_command(ap, argv)
+    _check_overrides(ap, argv)
     args = ap.parse_args(argv)
     try:
         args.func(args)

@@ -16,7 +16,7 @@ This run's numbers come as a flat ``{name: number}`` dict in the layout of a not
 :func:`measured`;
 row keys are a CNN-family model name (``caml``) or ``<encoder slug>/<architecture>``. Notebooks 02–04 call
 :func:`build` through ``bert_scores.beside_paper`` and ``cnn_scores.table6``; the report and the README go through
-:func:`run_tables`, which reads a run folder. Paper: Ji, Hölttä & Marttinen 2021, Tables 2–6.
+:func:`mcanb.reproduced.run_tables`, which reads a run folder. Paper: Ji, Hölttä & Marttinen 2021, Tables 2–6.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from . import published
+from .paper_verdicts import MORE_DATA_PAIRS
 from .reporting import seed_count
 
 
@@ -242,7 +243,12 @@ def _peers(table: int, label: str, arch: str, domain: str, paper: list[Row]) -> 
         return (label,)
     if table == 6 or not domain or domain == "none":
         return ()
-    return tuple(p.name for p in paper if p.domain == domain and p.architecture == arch)
+    peers = tuple(p.name for p in paper if p.domain == domain and p.architecture == arch)
+    if table in (3, 4):        # the more-data tables: a less-data row stands for the pairs' less-data encoders
+        less = label.startswith(published.LOCAL_LABELS["in-domain-less"].split("{pct}")[0])
+        side = {pair[0 if less else 1] for pair in MORE_DATA_PAIRS}
+        peers = tuple(p for p in peers if p in side) or peers
+    return peers
 
 
 def _stands_for(table: int, label: str, arch: str, domain: str, paper: list[Row]) -> str:
@@ -342,48 +348,6 @@ def shows_paper(data: str) -> bool:
     is not known; no for a coded-notes table of one's own, where the paper's MIMIC-III numbers compare with
     nothing."""
     return data != OTHER_CORPUS
-
-
-def tables_of(notebook: str, values: Mapping[str, Any]) -> list[tuple[int, str]]:
-    """The (paper table, label space) pairs a run of ``notebook`` with parameter ``values`` reproduces."""
-    space = str(values.get("label_space", "50"))
-    archs = set(values.get("architectures") or ["hier_lan"])
-    out = []
-    for table, nb in published.TABLE_NOTEBOOKS.items():
-        if nb != notebook:
-            continue
-        if table == 6:
-            out.append((6, space))
-            continue
-        df = published.bert_frame(table)
-        df = df[df["label_space"] == space]
-        if not df.empty and archs & set(df["architecture"]):
-            out.append((table, space))
-    return out
-
-
-def requested_keys(notebook: str, values: Mapping[str, Any]) -> list[str]:
-    """The row keys a run's parameters ask for."""
-    if notebook == "04_cnn_retraining":
-        return [*values.get("models", []), *values.get("baselines", [])]
-    archs = values.get("architectures") or ["hier_lan"]
-    share = round(100 * float(values.get("less_data") or 0))     # the label of a less-data encoder names its share
-    return [f"{published.slug(encoder_label(e).format(pct=share))}/{a}" for e in values.get("encoders", [])
-            for a in archs]
-
-
-def run_tables(notebook: str, run_dir: Path, values: Mapping[str, Any], status: str | None = None) -> list[Comparison]:
-    """Every paper table a run reproduces, read from its folder (``metrics.json``) and parameter ``values``.
-    ``status`` is None for a finished run, else why it has no numbers."""
-    path = run_dir / "metrics.json"
-    if status is None and not path.exists():
-        status = f"{path.name} not found"
-    from .reporting import load_metrics        # a damaged metrics.json is one message naming the file
-    results = measured(load_metrics(run_dir)) if status is None else {}
-    key = f"{notebook}/{run_dir.name}"
-    return [build(t, space, results, requested=requested_keys(notebook, values), data=data_source(
-        values.get("data_dir")), run=key, run_dir=run_dir, status=status)
-        for t, space in tables_of(notebook, values)]
 
 
 def mapped_paper_rows(comp: Comparison) -> list[Row]:

@@ -85,9 +85,11 @@ def read_yaml_mapping(path: Path, error: type[Exception] = UserError) -> dict:
     import yaml
 
     try:
-        doc = load_yaml(Path(path).read_text()) or {}
+        doc = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise error(yaml_problem(path, e)) from e
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text (byte {e.start}): save it as UTF-8") from e
     if not isinstance(doc, dict):
         raise error(f"{path}: expected a mapping of parameter names to values, got {type(doc).__name__}")
     return doc

@@ -120,6 +120,8 @@ def _whole_number(x: Any) -> bool:
 def _coerce_one(value: Any, default: Any) -> Any:
     if isinstance(value, bool):
         return value
+    if value == "None" and not isinstance(default, str):      # Python's None, as the parameter cells write it
+        return None
     if isinstance(default, str):
         return str(value) if _whole_number(value) else value
     if isinstance(default, list) and default and all(isinstance(d, str) for d in default):
@@ -140,6 +142,8 @@ def coerce(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
       ``{"label_space": "50"}``; so is a whole number in a list whose default lists text (``label_spaces: [50]``);
     * a number with an exponent, which PyYAML (YAML 1.1) reads as text, is a number for every parameter that is not
       text, and in its lists and mappings: ``{"lr": "1e-3"}`` -> ``{"lr": 0.001}``, ``{"lr": {"cnn": "1e-4"}}``.
+    * ``None``, which the notebooks' parameter cells write and YAML reads as text, is YAML's ``null`` for every
+      parameter that is not text: ``-p lr None`` -> ``{"lr": None}``; a text parameter keeps the text.
 
     Nothing else changes."""
     return {k: _coerce_one(v, defaults.get(k)) for k, v in params.items()}

@@ -266,6 +266,36 @@ def _architectures() -> tuple[str, ...]:
     return tuple(ARCHITECTURES)
 
 
+def amp(v, ctx) -> str | None:
+    """Mixed precision needs a CUDA GPU: on a machine without one, training would stop at its first step."""
+    problem = one_of("off", "bf16", "fp16")(v, ctx)
+    if problem or v == "off":
+        return problem
+    import torch
+    return None if torch.cuda.is_available() else (f"{v!r} needs a CUDA GPU and this machine has none (torch "
+                                                   f"{torch.__version__}); run with -p amp off")
+
+
+def folder_to_write(what: str) -> Check:
+    """A folder a run creates and writes (``runs_dir``, ``encoders_dir``): None for the default, else a path whose
+    nearest existing parent is a writable folder."""
+    def check(v, ctx):
+        if v is None:
+            return None
+        if not isinstance(v, str) or not v:
+            return f"expected None or the path of a folder, got {v!r}"
+        return writable_problem(resolve(v), what)
+    return check
+
+
+def mlm_seq_len(v, ctx) -> str | None:
+    """A pretraining example must fit the local encoders' positions (``MlmConfig.max_position``)."""
+    from .encoders import MlmConfig
+    top = MlmConfig.max_position
+    return at_least(8)(v, ctx) or (None if v <= top else f"expected at most {top} (the local encoders' positions), "
+                                                          f"got {v!r}")
+
+
 # Each filter size is one MultiResCNN channel (Li & Yu 2020: 3, 5, 9, 15, 19, 25); a size given twice adds a second
 # channel identical to the first in shape and role (only its random start differs), not another resolution.
 ONE_CHANNEL_EACH = "each size is one MultiResCNN channel: a repeated size would build two identical channels"
@@ -275,7 +305,7 @@ COMMON: dict[str, Check] = {
     "run_name": run_name, "seeds": distinct(int_list(0)), "label_space": label_space, "data_dir": data_dir,
     "batch_size": at_least(1), "num_epochs": at_least(1), "patience": at_least(1, optional=True),
     "grad_accum_steps": at_least(1), "max_words": at_least(1), "max_length": at_least(1),
-    "num_threads": at_least(0, optional=True), "amp": one_of("off", "bf16", "fp16"),
+    "num_threads": at_least(0, optional=True), "amp": amp,
     "encoder_lr": positive_number(), "head_lr": positive_number(), "layer_decay": positive_number(),
     "encoder_lrs": rates(keys=_encoder_keys, shown=_encoder_keys_shown), "head_lrs": rates(keys=_head_keys),
     "mlm_steps": at_least(1), "mlm_lr": positive_number(),
@@ -283,7 +313,8 @@ COMMON: dict[str, Check] = {
     "segment_length": segment_length, "max_segments": at_least(1), "segment_layers": at_least(0),
     "segment_heads": segment_heads, "segment_ff": at_least(1, optional=True),
     "hier_variant": one_of("paper", "segment_context"), "encoders": distinct(encoders),
-    "mlm_sentence_objective": one_of("nsp", "none"), "mlm_seq_len": at_least(8),
+    "mlm_sentence_objective": one_of("nsp", "none"), "mlm_seq_len": mlm_seq_len,
+    "runs_dir": folder_to_write("the run store"), "encoders_dir": folder_to_write("the encoders folder"),
     "segment_init": one_of("default", "identity"),
     "segment_lr": positive_number(optional=True), "segment_lrs": rates(keys=_head_keys), "output_bias": output_bias,
     "early_stopping_metric": stopping_metric, "less_data": between(0, 1),

@@ -248,7 +248,7 @@ def run(cfg: PreprocessConfig, force: bool = False) -> dict:
               "warnings": warns, "caml_compat": cfg.caml_compat, "duplicate_notes": cfg.note_duplicates(),
               "counts": counts, "dropped": dict(sorted(drops.counts.items())),
               "top_codes": top, "timings_s": {k: round(v, 2) for k, v in timings.items()},
-              "reference_mimic3": compare_mimic3(counts, cfg.caml_compat)}
+              "reference_mimic3": compare_mimic3(counts, cfg.caml_compat, top)}
     (out / "preprocess_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=True))
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -13,11 +13,13 @@ from collections import Counter
 import pandas as pd
 
 from . import splits as splits_mod
+from .codes import caml_top50
 
 # Known MIMIC-III v1.4 counts (CAML notebook, docs/reference.md §Data) that the report compares against.
 MIMIC3_REFERENCE = {"admissions_with_discharge": 52726, "full/train": 47719, "full/dev": 1631,
                     "full/test": 3372, "50/train": 8066, "50/dev": 1573, "50/test": 1729,
-                    "full/labels (caml_compat)": 8921, "vocab_size": 51917}
+                    "full/labels (caml_compat)": 8921, "vocab_size": 51917,
+                    "50/codes in CAML's top-50 list": 50}
 
 
 class Drops:
@@ -76,15 +78,18 @@ def _base(reason: str, counts: dict) -> tuple[int | None, str]:
     return counts.get("documents_in_table") or counts.get("admissions_with_discharge"), "documents"
 
 
-def compare_mimic3(counts: dict, caml_compat: bool) -> dict:
+def compare_mimic3(counts: dict, caml_compat: bool, top_codes: list[str] | None = None) -> dict:
     """``{count: {expected, got, match}}`` of :data:`MIMIC3_REFERENCE` against this run's ``counts``; the
-    label-space size counts only under ``caml_compat``."""
+    label-space size counts only under ``caml_compat``. ``top_codes``: this run's top-``k`` codes, counted in CAML's
+    shipped top-50 list (all 50 of them when ``k`` is 50 and the counting matches CAML's)."""
     got = {"admissions_with_discharge": counts.get("admissions_with_discharge"),
            "vocab_size": counts.get("vocab_size")}
     for space in ("full", "50"):
         for split in splits_mod.SPLITS:
             got[f"{space}/{split}"] = counts.get(space, {}).get(split)
     got["full/labels (caml_compat)"] = counts["full"]["labels"] if caml_compat else None
+    if top_codes is not None and len(top_codes) == len(caml_top50()):
+        got["50/codes in CAML's top-50 list"] = len(set(top_codes) & set(caml_top50()))
     return {k: {"expected": v, "got": got.get(k), "match": got.get(k) == v} for k, v in MIMIC3_REFERENCE.items()}
 
 

@@ -47,9 +47,9 @@ def _stamp(source: Path, when: str | None = None) -> str:
 
 
 def _tables(outputs: Path, notebook: str, produced_by: str) -> tuple[list, dict, Path]:
-    """The comparison tables of ``outputs/<notebook>/toy`` (mcanb.comparison, as the notebook and the report show
+    """The comparison tables of ``outputs/<notebook>/toy`` (mcanb.reproduced, as the notebook and the report show
     them), its parameters and its metrics.json."""
-    from .comparison import run_tables
+    from .reproduced import run_tables
 
     run_dir = outputs / notebook / "toy"
     _read_json(run_dir / "metrics.json", produced_by)             # a missing or damaged file is one message naming it

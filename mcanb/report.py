@@ -25,16 +25,18 @@ import html
 import os
 from pathlib import Path
 
-from . import __version__, comparison, published
+from . import __version__, comparison, published, reproduced
 from .paths import NOTEBOOKS, OUTPUTS
 from .reporting import load_metrics
 from .study import Profile, RunSpec, StudyError, read_record, resolve
 from .report_answers import answer, bert_vs_cnn, bert_vs_cnn_figure, pretraining_verdict, seed_records
+from .report_glance import gather_top, paper_lines, render_top_html, render_top_md
+from .report_items import html_item, md_item
 
 REPORT_DIR = OUTPUTS / "report"
-QUESTIONS = {"RQ1": "Does pretraining closer to clinical text, or on more of it, code better?",
-             "RQ2": "Truncated or hierarchical BERT; a fully connected head or label-wise attention?",
-             "RQ3": "Does BERT beat the CNN family?"}
+QUESTIONS = {"RQ1": "Does pretraining closer to clinical text, or on more of it, code better? (Tables 2, 3 and 4)",
+             "RQ2": "Truncated or hierarchical BERT; a fully connected head or label-wise attention? (Table 5)",
+             "RQ3": "Does BERT beat the CNN family? (Table 2 against Table 6)"}
 
 
 def _rel(target: Path, start: Path) -> str:
@@ -122,8 +124,8 @@ def gather(profile: Profile, out: Path) -> dict:
                      "seconds": "–" if not rec or rec.get("seconds") is None else f"{rec['seconds']:.0f}",
                      "folder": _rel(run_dir, out), "params": _rel(run_dir / "params.yaml", out),
                      "exists": run_dir.exists()})
-        if spec.notebook in published.TABLE_NOTEBOOKS.values():
-            tables += comparison.run_tables(spec.notebook, run_dir, _values(spec),   # its row names the run
+        if any(spec.notebook in nbs for nbs in published.TABLE_NOTEBOOKS.values()):
+            tables += reproduced.run_tables(spec.notebook, run_dir, _values(spec),   # its row names the run
                                             None if status == "done" else short_status(status))
         if status == "done":
             page = _notebook_html(spec, out)
@@ -168,11 +170,17 @@ def gather(profile: Profile, out: Path) -> dict:
     for r in runs:
         if r["status"] != "done":
             unfinished.setdefault(short_status(r["status"]), []).append(r["run"])
+    values = {nb: _values(first[nb]) for nb in ("02_pretraining_domains", "03_hierarchy", "04_cnn_retraining")
+              if nb in first}
+    pre = first.get("01_preprocess")
+    counts = load_metrics(OUTPUTS / pre.key) if pre and status_of("01_preprocess") == "done" else {}
+    data_dir = next((v.get("data_dir") for v in values.values()), None)
+    top = gather_top(rq, values, counts, comparison.data_source(data_dir) if data_dir else "unknown data")
     figure3_missing = (None if figure3 else not_run("05_frequency_analysis")
                        if status_of("05_frequency_analysis") != "done" else
                        "Notebook 05 finished but wrote no Figure 3 (figures/fig_3*.png).")
     return {"runs": runs, "tables": tables, "notebooks": notebooks, "figure3": figure3, "questions": rq,
-            "unfinished": unfinished, "figure3_missing": figure3_missing}
+            "unfinished": unfinished, "figure3_missing": figure3_missing, "top": top}
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1260px;margin:1em auto;padding:0 .8em;color:#222;font-size:14px}
@@ -186,7 +194,8 @@ tr.sec td{background:#e8eef6;font-weight:600}tr.mine td{background:#fffbe6}tr.sk
 .d{color:#666;font-size:11px}.rq{display:flex;gap:1em;align-items:flex-start;margin:.4em 0 .9em}
 .rq div{flex:1}.rq ul{margin:.2em 0;padding-left:1.2em}.rq li{margin:.25em 0}
 .rq img{max-width:520px;max-height:250px;border:1px solid #ddd}img{max-width:100%}
-td.map{max-width:330px;font-size:11px;color:#444}"""
+td.map{max-width:330px;font-size:11px;color:#444}li.paper{color:#234;font-style:italic}
+.limits{background:#fff4e0;border-left:4px solid #e0a030;padding:.4em .6em}"""
 
 
 def _html_comparison(c: comparison.Comparison, out: Path) -> str:
@@ -256,74 +265,15 @@ def _intro(profile: Profile) -> str:
 
 
 NO_NOTEBOOKS = "None: no run of this profile has finished."
-NOISE_NOTE = ("Each comparison below (notebooks 02 and 03 print RQ1's and RQ2's as sentences, §5 of each) shows this "
-              "run's two rows, mean over seeds in percent, the better value in bold; where the runs' predictions are "
-              "at hand, "
-              "the one-sided p of a paired bootstrap over the test notes, the better row against the other, the "
-              "largest over the seeds both ran; ✓ marks a difference beyond test-set noise (p < 0.05 on every "
-              "seed). A comparison of a row that does not clear the most-frequent floor says so, and each question "
-              "ends with every row against that floor.")
-
-
-def _pair_cells(pair) -> tuple[list[str], list[tuple[str, list[tuple[str, bool]]]]]:
-    """A comparison's table (``bert_verdicts.Pair``): the metric labels, then ``(row, [(cell, emphasised)])`` for
-    each of the two rows (the better value, as printed, emphasised) and, where tested, the one-sided p (emphasised
-    beyond test-set noise)."""
-    import math
-
-    from .bert_verdicts import ALPHA
-
-    ms = [m for m in pair.metrics if all(isinstance(x.get(m), (int, float)) and math.isfinite(x[m])
-                                         for x in (pair.a_scores, pair.b_scores))]
-    a, b = ([round(float(x[m]), 1) for m in ms] for x in (pair.a_scores, pair.b_scores))
-    rows = [(pair.a, [(f"{x:.1f}", x > y) for x, y in zip(a, b)]),
-            (pair.b, [(f"{y:.1f}", y > x) for x, y in zip(a, b)])]
-    if pair.ps:
-        ps = [pair.ps.get(m) for m in ms]
-        rows.append(("one-sided p (largest over seeds)",
-                     [("–", False) if p is None else (("< 0.001" if p < 0.001 else f"{p:.3f}")
-                                                      + (" ✓" if p < ALPHA else ""), p < ALPHA) for p in ps]))
-    return [published.METRIC_LABELS.get(m, m) for m in ms], rows
-
-
-def _floor_cells(rows) -> tuple[list[str], list[tuple[str, list[tuple[str, bool]]]]]:
-    """The floor table (``bert_verdicts.FloorRows``) as :func:`_pair_cells` gives a comparison's: each metric's
-    percent column under its label, its p column as "p", a cell beyond test-set noise (✓) emphasised."""
-    head = ["p" if part == "one-sided p" else label for label, part in rows.table.columns]
-    return head, [(str(name), [(c, "✓" in c) for c in cells]) for name, cells in zip(rows.table.index,
-                                                                                      rows.table.to_numpy().tolist())]
-
-
-def _floor_lead(rows) -> str:
-    return ("Every row against the most-frequent floor: its mean test score in percent and the largest one-sided p "
-            f"over its seeds that it beats the floor; ✓ marks a row above the floor beyond test-set noise ({rows.how})."
-            " A row can rank each code's notes better than the floor (macro-AUC ✓) and still not beat its F1.")
-
-
-def _cells(item) -> tuple[str, str, tuple]:
-    """An answer item's lead, caveat and table cells: a comparison (``bert_verdicts.Pair``) or the floor table."""
-    if hasattr(item, "table"):
-        return _floor_lead(item), item.warning, _floor_cells(item)
-    return f"{item.lead}{item.a} vs {item.b}", item.caveat, _pair_cells(item)
-
-
-def _html_pair(item) -> str:
-    e = html.escape
-    lead, caveat, (head, rows) = _cells(item)
-    body = "".join(f"<tr><td>{e(label)}</td>" + "".join(
-        f'<td class="n">{"<b>" if em else ""}{e(c)}{"</b>" if em else ""}</td>' for c, em in cells) + "</tr>"
-        for label, cells in rows)
-    caveat = f'<br><span class="note">{e(caveat)}</span>' if caveat else ""
-    return (f"<li>{e(lead)}{caveat}<table><thead><tr><th></th>"
-            + "".join(f"<th>{e(h)}</th>" for h in head) + f"</tr></thead><tbody>{body}</tbody></table></li>")
-
-
-def _md_pair(item) -> str:
-    lead, caveat, (head, rows) = _cells(item)
-    table = ["| | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
-    table += [f"| {label} | " + " | ".join(f"**{c}**" if em else c for c, em in cells) + " |" for label, cells in rows]
-    caveat = f"\\\n  {caveat}" if caveat else ""                   # a hard line break, then the caveat
-    return "\n".join([f"- {lead}{caveat}\n", *("  " + t for t in table)]) + "\n"
+FIG3_NOTE = ("The paper's Figure 3 shows F1 per bin of codes by their number of training documents, on MIMIC-III's "
+             "full code set, for ClinicalBERT's three architectures, the CNN and CAML: every model falls as codes get "
+             "rarer. Here each figure is one label space of this run (fig_3_50: top-50 codes, fig_3_full: all codes), "
+             "every prediction set of notebooks 02-04, and the codes each model never predicts.")
+NOISE_NOTE = ("Each question starts with the paper's answer, computed from its tables. Then come this run's "
+              "comparisons: two rows, mean test score over seeds in percent, the better value in bold. Where the "
+              "runs' predictions are at hand, a last row gives the one-sided p of a paired bootstrap over the test "
+              "notes (the largest over the seeds both ran), ✓ where the difference is beyond test-set noise. Each "
+              "question ends with every row against the most-frequent floor.")
 
 
 def unfinished(profile: Profile, data: dict) -> tuple[str, list[str]]:
@@ -350,18 +300,21 @@ def render_html(profile: Profile, data: dict, out: Path) -> str:
     lead, lines = unfinished(profile, data)
     if lead:
         parts += ["<h2>Not finished</h2>", f"<p>{e(lead)}</p><ul>", *(f"<li>{e(line)}</li>" for line in lines), "</ul>"]
-    parts += ["<h2>The paper's questions, answered by this run</h2>", f'<p class="note">{e(NOISE_NOTE)}</p>']
+    parts += [render_top_html(data["top"]), "<h2>The paper's questions, answered by this run</h2>",
+              f'<p class="note">{e(NOISE_NOTE)}</p>']
     for rq, answer_items, fig in data["questions"]:
+        paper = "".join(f'<li class="paper">{e(line)}</li>' for line in paper_lines(data["top"], rq))
         img = f'<img src="{e(fig)}" alt="{rq} figure">' if fig else '<span class="note">(no figure)</span>'
         items = "".join(
-            _html_pair(item) if not isinstance(item, str) else
+            html_item(item) if not isinstance(item, str) else
             "".join(f"<li>{e(said)}" + (f'<br><span class="note">{e(noise)}</span>' if noise else "") + "</li>"
                     for said, noise in said_and_noise(item))
             for item in answer_items)
-        parts.append(f'<div class="rq"><div><b>{rq}. {e(QUESTIONS[rq])}</b><ul>{items}</ul></div>{img}</div>')
+        parts.append(f'<h3 id="{rq.lower()}">{rq}. {e(QUESTIONS[rq])}</h3><div class="rq"><div><ul>{paper}{items}'
+                     f'</ul></div>{img}</div>')
     parts.append("<h2>The paper's tables, this run under them</h2>")
     parts += [_html_comparison(c, out) for c in data["tables"]] or ["<p>No run of this profile reproduces a table.</p>"]
-    parts.append("<h2>Figure 3: F1 by code frequency (notebook 05)</h2>")
+    parts += ["<h2>Figure 3: F1 by code frequency (notebook 05)</h2>", f'<p class="note">{e(FIG3_NOTE)}</p>']
     parts += [f'<p class="note">{e(key)}: {e(name)}</p><p><img src="{e(href)}" alt="{e(name)}"></p>'
               for key, name, href in data["figure3"]] or [f'<p class="note">{e(data["figure3_missing"])}</p>']
     parts.append("<h2>The executed notebooks</h2><ul>")
@@ -380,11 +333,12 @@ def render_md(profile: Profile, data: dict, out: Path) -> str:
     lead, lines = unfinished(profile, data)
     if lead:
         parts += ["## Not finished\n", lead + "\n", *(f"- {line}" for line in lines), ""]
-    parts += ["## The paper's questions, answered by this run\n", NOISE_NOTE + "\n"]
+    parts += [*render_top_md(data["top"]), "## The paper's questions, answered by this run\n", NOISE_NOTE + "\n"]
     for rq, answer_items, fig in data["questions"]:
-        parts.append(f"**{rq}. {QUESTIONS[rq]}**\n")
+        parts.append(f"### {rq}. {QUESTIONS[rq]}\n")
+        parts += [f"- *In the paper:* {line}" for line in paper_lines(data["top"], rq)]
         for item in answer_items:
-            parts += [_md_pair(item)] if not isinstance(item, str) else [
+            parts += [md_item(item)] if not isinstance(item, str) else [
                 f"- {said}" + (f"\\\n  {noise}" if noise else "")       # a hard line break, then the noise
                 for said, noise in said_and_noise(item)]
         parts.append("")
@@ -396,7 +350,7 @@ def render_md(profile: Profile, data: dict, out: Path) -> str:
                 if c.with_paper else "the paper's MIMIC-III rows are left out: they say nothing about this corpus")
         parts.append(f"### {c.title}\n\nthis run: {c.run} on {c.data}; {diff}.\n")
         parts.append(comparison.markdown(c, _rel(c.run_dir / "metrics.json", out) if c.run_dir else None))
-    parts.append("## Figure 3: F1 by code frequency (notebook 05)\n")
+    parts += ["## Figure 3: F1 by code frequency (notebook 05)\n", FIG3_NOTE + "\n"]
     parts += [f"![{name}]({href})\n" for _, name, href in data["figure3"]] or [f"{data['figure3_missing']}\n"]
     parts.append("## The executed notebooks\n")
     parts += [f"- [{key}]({href})" for key, href in data["notebooks"]] or [NO_NOTEBOOKS]

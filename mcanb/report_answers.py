@@ -101,10 +101,11 @@ def as_text(items: Sequence) -> str:
 
 def pretraining_verdict(rows, results: list[dict], floor: dict | None = None, **kw) -> str:
     """RQ1 as notebook 02 answers it: the domain verdict, then the more-data verdict (Tables 3 and 4) on this run's
-    (less data, more data) pairs: the paper's (``bert_verdicts.MORE_DATA_PAIRS``) and a local less-data twin with the
+    (less data, more data) pairs: the paper's (``paper_verdicts.MORE_DATA_PAIRS``) and a local less-data twin with the
     in-domain encoder it halves. ``kw``: the verdicts' ``label_space``, ``extra_metrics`` and ``processed``;
     ``floor``: the run's most-frequent baseline record, for both verdicts' warnings (as notebook 02)."""
-    from .bert_verdicts import MORE_DATA_PAIRS, domain_verdict, more_data_verdict
+    from .bert_verdicts import domain_verdict, more_data_verdict
+    from .paper_verdicts import MORE_DATA_PAIRS
 
     labels = {r["encoder"] for r in results}
     more = published.LOCAL_LABELS["in-domain"]
@@ -142,9 +143,10 @@ def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict
     ``metric``, as a sentence, or, where both exist, as a ``bert_verdicts.Pair`` on every metric both have (the
     sentence its ``line``), with the paired bootstrap over the test notes where the runs ``found`` (notebooks 02, 03
     and 04: :func:`seed_records`) have their predictions on one data set (``bert_verdicts.noise_ps``, on the seeds
-    both ran); then the same comparison in the paper's top-50 tables."""
+    both ran); then the paper's own answer, per metric, from its top-50 Tables 2 and 6."""
     from .bert_scores import DEV_THRESHOLD
     from .bert_verdicts import Pair, noise_ps
+    from .paper_verdicts import paper_bert_vs_cnn
 
     def best(results, keep):
         scored = [(c[metric], k) for k, c in results.items() if metric in c and keep(k)]
@@ -153,11 +155,7 @@ def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict
     b = best(bert, lambda k: "/" in k)
     c = best(cnn, lambda k: "/" not in k and published.CNN_ROWS.get(k, k) not in published.BASELINE_ROWS)
     label = published.METRIC_LABELS[metric]
-    paper_bert = published.bert_frame().query("label_space == '50' and metric == @metric").sort_values("value").iloc[-1]
-    paper_cnn = published.value("CNN (retrained)", "50", metric, "paper")
-    paper = (f"In the paper (top-50 codes) the best BERT, {paper_bert['encoder']} · "
-             f"{published.ARCHITECTURES[paper_bert['architecture']]}, scores {paper_bert['value']:.1f} {label} "
-             f"against the retrained CNN's {paper_cnn:.1f}.")
+    paper = paper_bert_vs_cnn("50")        # the paper's own answer, per metric, from its Tables 2 and 6
     if b is None or c is None:
         missing = " and ".join(x for x, y in (("a BERT run (notebooks 02/03)", b), ("a CNN-family run (notebook 04)", c))
                                if y is None)
@@ -174,13 +172,14 @@ def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict
     if found and len({(str(f.data.data_dir), str(f.data.label_space)) for f in found}) == 1:   # one test set
         records = [r for f in found for r in f.records if r["row"] in (bk, ck)]
         ps = noise_ps(found[0].data, records, (blabel, barch), (clabel, ""), metrics)[0]
-    pair = Pair("", bname, clabel, {m: bert[bk][m].mean for m in metrics}, {m: cnn[ck][m].mean for m in metrics},
+    pair = Pair("The best BERT row against the best CNN-family model: ", bname, clabel, {m: bert[bk][m].mean for m in metrics}, {m: cnn[ck][m].mean for m in metrics},
                 metrics, ps, "", said)
     return [pair, paper]
 
 
-def bert_vs_cnn_figure(bert, cnn, out: Path, metric: str = "micro_f1") -> Path | None:
-    """Bars of test ``metric`` (mean ± sd over seeds) of every row of this run, BERT and CNN family side by side."""
+def bert_vs_cnn_figure(bert, cnn, out: Path, metric: str = "micro_f1@dev_threshold") -> Path | None:
+    """Bars of test ``metric`` (by default micro-F1 at the dev-tuned threshold, as the notebooks' figures) of every row of
+    this run, mean ± sd over seeds, BERT and CNN family side by side."""
     shown = [*((k, c) for k, c in bert.items() if "/" in k or k not in cnn), *cnn.items()]   # a baseline once
     rows = [(f"{comparison.identify(k)[0]}\n{published.ARCHITECTURES.get(comparison.identify(k)[1], '')}".strip(),
              c[metric], "/" in k) for k, c in shown if metric in c]
@@ -196,8 +195,10 @@ def bert_vs_cnn_figure(bert, cnn, out: Path, metric: str = "micro_f1") -> Path |
     ax.barh(range(len(rows)), [r[1].mean for r in rows], xerr=[r[1].sd if r[1].n > 1 else 0 for r in rows],
             color=[PALETTE[0] if r[2] else PALETTE[1] for r in rows], capsize=2)
     ax.set_yticks(range(len(rows)), [r[0].replace("\n", " · ") for r in rows], fontsize=9)
-    ax.set_xlabel(f"test {published.METRIC_LABELS[metric]} (%); blue: BERT, orange: CNN family",
-                  fontsize=8)
+    ax.set_xlabel(f"test {published.METRIC_LABELS[metric]} (%), mean ± sd over seeds", fontsize=8)
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(color=PALETTE[0], label="BERT"), Patch(color=PALETTE[1], label="CNN family")],
+              fontsize=8, loc="lower right")
     fig.tight_layout()
     path = out / "rq3_bert_vs_cnn.png"
     fig.savefig(path, dpi=110)

@@ -92,9 +92,11 @@ def load_profile(profile: str) -> Profile:
         have = ", ".join(sorted(p.stem.replace("_", "-") for p in STUDY_PROFILES.glob("*.yaml")))
         raise StudyError(f"{path}: no such profile (have: {have})")
     try:
-        doc = load_yaml(path.read_text()) or {}
+        doc = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise StudyError(yaml_problem(path, e)) from e
+    except UnicodeDecodeError as e:
+        raise StudyError(f"{path}: not UTF-8 text (byte {e.start}): save it as UTF-8") from e
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list) or not doc["runs"]:
         raise StudyError(f"{path}: expected a mapping with a non-empty 'runs' list")
     unknown = set(doc) - {"description", "runs", "jobs"}
@@ -111,6 +113,11 @@ def load_profile(profile: str) -> Profile:
         unknown = set(entry) - {"notebook", "run", "params", "seeds", "reads"}
         if unknown:
             raise StudyError(f"{where}: unknown key(s) {sorted(unknown)}; valid: notebook, run, params, seeds, reads")
+        for key, want, example in (("params", dict, "{num_epochs: 2}"), ("seeds", list, "[13, 14]"),
+                                    ("reads", list, "[01_preprocess/toy]")):
+            if entry.get(key) is not None and not isinstance(entry[key], want):
+                raise StudyError(f"{where}: {key}: expected a {'mapping' if want is dict else 'list'} like {example}, "
+                                 f"got {entry[key]!r}")
         overrides = dict(entry.get("params") or {})
         if "seeds" in entry:
             overrides["seeds"] = list(entry["seeds"])

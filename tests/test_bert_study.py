@@ -183,9 +183,9 @@ def test_encoder_card_builds_a_random_stand_in_of_bert_base_size():
     assert round(sum(p.numel() for p in m.parameters()) / 1e6, 1) == 107.7
 
 
-# -- Computed verdicts (mcanb.bert_verdicts) and coverage ----------------------------------------------------------
+# -- Computed verdicts (mcanb.paper_verdicts, mcanb.bert_verdicts) and coverage ----------------------------------------------------------
 def test_paper_verdicts_state_the_metrics_each_comparison_holds_on():
-    from mcanb import bert_verdicts as v
+    from mcanb import paper_verdicts as v
     top50 = v.paper_bert_vs_cnn("50")
     # The paper's best top-50 BERT beats its retrained CNN on the F1s and P@5, not on the AUCs (Tables 2 and 6).
     assert ("PubMedBERT full text (BERT-hier + LAN) is above the retrained CNN on macro-F1 (63.3 vs 62.4), micro-F1 "
@@ -196,6 +196,16 @@ def test_paper_verdicts_state_the_metrics_each_comparison_holds_on():
     assert "(not on micro-F1: BERT-base and SapBERT full text)" in v.paper_hierarchy()
     assert v.compare("a", {"micro_f1": 1.04}, "b", {"micro_f1": 0.96}, ["micro_f1"], digits=0) == \
         "they tie on micro-F1 (1 vs 1)."
+    # Table 6 as printed: the retrained CNN leads every column of the top-50 codes but P@5 (MultiResCNN 64.1 vs 64.0),
+    # and no column of the full codes (HyperCore or MultiResCNN lead each)
+    top50, full = v.paper_cnn("50"), v.paper_cnn("full")
+    assert top50.startswith("Paper, Table 6 (top-50 codes): the retrained CNN is the best model of the table on 4 of 5 "
+                            "metrics (macro-AUC, micro-AUC, macro-F1 and micro-F1).")
+    assert ("The retrained CNN is above MultiResCNN on macro-AUC (90.8 vs 89.9), micro-AUC (93.1 vs 92.8), macro-F1 "
+            "(62.4 vs 60.6) and micro-F1 (67.1 vs 67.0); MultiResCNN is ahead on P@5 (64.1 vs 64.0).") in top50
+    assert "The retrained CNN is above HyperCore on macro-AUC (90.8 vs 89.5)" in top50 and len(top50.splitlines()) == 5
+    assert "best model of the table on none of its 6 metrics" in full
+    assert "HyperCore is above the retrained CNN on macro-AUC (93.0 vs 85.0)" in full
 
 
 def test_run_verdicts_and_floor_from_result_rows():

@@ -350,6 +350,21 @@ def test_drop_warnings_take_each_reasons_own_records():
     assert split_files[0].startswith("300 of 400 ids of the full/test split file (75 %) were dropped")
 
 
+def test_the_mimic3_reference_counts_the_top_codes_in_camls_list():
+    """On MIMIC-III the recounted top-50 codes are checked against CAML's shipped list, as a count beside the others."""
+    from mcanb.codes import caml_top50
+    from mcanb.preprocess_report import compare_mimic3
+
+    counts = {"admissions_with_discharge": 52726, "full": {"labels": 8921}, "50": {"train": 8066}}
+    key = "50/codes in CAML's top-50 list"
+    caml = caml_top50()
+    assert compare_mimic3(counts, True, sorted(caml))[key] == {"expected": 50, "got": 50, "match": True}
+    one_off = compare_mimic3(counts, True, [*caml[:49], "401.1"])       # a tie at the 50th place broken otherwise
+    assert one_off[key] == {"expected": 50, "got": 49, "match": False}
+    assert compare_mimic3(counts, True, caml[:20])[key]["got"] is None    # top_k 20: not CAML's setting
+    assert compare_mimic3(counts, True)["admissions_with_discharge"]["match"] is True
+
+
 def test_report_warnings_are_printed_on_the_terminal(tmp_path, capsys):
     from mcanb.study_run import echo_warnings
 

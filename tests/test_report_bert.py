@@ -1,4 +1,4 @@
-"""The report's BERT tables (mcanb.comparison.run_tables on a notebook-02 run folder): the paper's Tables 2 and 3 with
+"""The report's BERT tables (mcanb.reproduced.run_tables on a notebook-02 run folder): the paper's Tables 2 and 3 with
 their numbers, this run's rows under them in the same columns with the paper rows they stand in for, one not-run line
 per reason, and no difference column on data that is not MIMIC-III."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mcanb import comparison, published
+from mcanb import comparison, published, report_items, reproduced
 
 
 def _run(tmp_path, rows: dict[str, float]):
@@ -26,7 +26,7 @@ def test_bert_tables_put_this_run_under_the_papers_rows(tmp_path):
     run = _run(tmp_path, {"in_domain_mlm_on_training_notes/hier_lan": 0.57,
                           "general_mlm_on_english_docstrings/hier_lan": 0.41})
     values = {"label_space": "50", "encoders": ["general", "in-domain", "random"], "data_dir": None}
-    tables = comparison.run_tables("02_pretraining_domains", run, values)
+    tables = reproduced.run_tables("02_pretraining_domains", run, values)
     assert [(t.table, t.label_space) for t in tables] == [(2, "50"), (3, "50")]
     t2 = tables[0]
     assert [r.name for r in t2.paper] == list(dict.fromkeys(published.bert_frame(2).query("label_space == '50'")["encoder"]))
@@ -52,10 +52,50 @@ def test_bert_tables_put_this_run_under_the_papers_rows(tmp_path):
 def test_a_run_that_did_not_finish_is_one_row_with_its_reason(tmp_path):
     run = tmp_path / "03_hierarchy" / "toy"
     values = {"label_space": "50", "encoders": ["in-domain"], "architectures": ["trun_fcn", "hier_lan"]}
-    tables = comparison.run_tables("03_hierarchy", run, values, status="run 03_hierarchy/toy never ran")
-    assert [t.table for t in tables] == [4, 5]
+    tables = reproduced.run_tables("03_hierarchy", run, values, status="run 03_hierarchy/toy never ran")
+    assert [t.table for t in tables] == [5]      # one BERT-trun row, no more-data pair: Table 5 only
     for t in tables:
         assert len(t.this_run) == 1 and t.this_run[0].note == "run 03_hierarchy/toy never ran"
+
+
+def test_table_4_stands_beside_a_run_that_fine_tuned_a_more_data_pair_under_bert_trun():
+    """The paper's Table 4 asks whether more pretraining data helps BERT-trun + FCN: notebook 02 answers it with its
+    more_data_pairs (top-50 only, as its cell "Fine-tuning" runs them); notebook 03 only when given both encoders of a
+    pair; a single BERT-trun row of notebook 03 stands beside Table 5 alone."""
+    nb02 = {"label_space": "50", "encoders": ["general", "in-domain", "in-domain-less"], "less_data": 0.25,
+            "more_data_pairs": [["in-domain-less", "in-domain"]]}
+    assert reproduced.tables_of("02_pretraining_domains", nb02) == [(2, "50"), (3, "50"), (4, "50")]
+    assert reproduced.asked_rows("02_pretraining_domains", nb02) == [
+        ("general", "hier_lan"), ("in-domain", "hier_lan"), ("in-domain-less", "hier_lan"),
+        ("in-domain-less", "trun_fcn"), ("in-domain", "trun_fcn")]            # the general encoder has no pair
+    keys = reproduced.requested_keys("02_pretraining_domains", nb02)
+    assert [k for k in keys if k.endswith("/trun_fcn")] == ["in_domain_less_data_mlm_on_25_of_training_notes/trun_fcn",
+                                                          "in_domain_mlm_on_training_notes/trun_fcn"]
+    assert reproduced.tables_of("02_pretraining_domains", {**nb02, "label_space": "full"}) == [(2, "full"), (3, "full")]
+    assert (4, "50") not in reproduced.tables_of("02_pretraining_domains", {**nb02, "more_data_pairs": []})
+    nb03 = {"label_space": "50", "encoders": ["in-domain"], "architectures": ["trun_fcn", "hier_lan"]}
+    assert reproduced.tables_of("03_hierarchy", nb03) == [(5, "50")]
+    assert reproduced.tables_of("03_hierarchy", {**nb03, "encoders": ["in-domain-less", "in-domain"]}) == \
+        [(4, "50"), (5, "50")]
+    paper_pair = [published.BERT_ENCODERS["BioBERT abstract"], published.BERT_ENCODERS["BioBERT full text"]]
+    assert reproduced.tables_of("03_hierarchy", {**nb03, "encoders": paper_pair, "architectures": ["trun_fcn"]}) == \
+        [(4, "50"), (5, "50")]
+
+
+def test_in_the_more_data_tables_a_less_data_row_stands_for_the_papers_less_data_encoders():
+    """Table 3 pairs ClinicalBERT on discharge summaries (less) with ClinicalBERT on all notes (more): the local
+    less-data encoder stands for the first, the encoder pretrained on every training note for the second; Table 2,
+    which has only the second, maps both rows to it."""
+    flat = {}
+    for key, f1 in (("in_domain_mlm_on_training_notes/hier_lan", 0.5),
+                    ("in_domain_less_data_mlm_on_25_of_training_notes/hier_lan", 0.4)):
+        flat.update({f"{key}/test/micro_f1/mean": f1, f"{key}/test/micro_f1/sd": 0.0})
+    results = comparison.measured(flat)
+    said = {t: {r.name: r.stands_for for r in comparison.build(t, "50", results, data="the toy fixture").this_run}
+            for t in (2, 3)}
+    assert said[3]["in-domain, less data (MLM on 25 % of training notes)"] == "in-domain (clinical) ↔ ClinicalBERT disch. sum."
+    assert said[3]["in-domain (MLM on training notes)"] == "in-domain (clinical) ↔ ClinicalBERT all notes"
+    assert said[2]["in-domain, less data (MLM on 25 % of training notes)"] == "in-domain (clinical) ↔ ClinicalBERT all notes"
 
 
 def test_the_difference_column_needs_mimic_data(tmp_path):
@@ -93,7 +133,7 @@ def test_a_coded_notes_table_is_shown_without_the_papers_rows(tmp_path):
     data.mkdir()
     (data / "report.json").write_text(json.dumps({"input_format": "table"}))
     values = {"label_space": "50", "encoders": ["in-domain", "random"], "data_dir": str(data)}
-    for t in comparison.run_tables("02_pretraining_domains", run, values):
+    for t in reproduced.run_tables("02_pretraining_domains", run, values):
         assert t.data == "a coded-notes table" and not t.with_paper and not t.paper and not t.difference
         assert f"Table {t.table})" in t.title and not t.title.startswith("Table")
         frame = t.frame()
@@ -217,7 +257,8 @@ def test_the_report_sets_each_answers_noise_clause_apart():
     line = "a is above b on micro-F1 (50.0 vs 48.0)."
     noise = " Beyond test-set noise (paired bootstrap over the 9 test notes): no difference."
     data = {"questions": [("RQ1", [f"{line}{noise}\nc is above d on P@5 (1.0 vs 0.5)."], None)], "tables": [],
-            "figure3": [], "notebooks": [], "runs": [], "unfinished": {}, "figure3_missing": "none"}
+            "figure3": [], "notebooks": [], "runs": [], "unfinished": {}, "figure3_missing": "none",
+            "top": {"glance": [], "paper": {}, "limits": "", "glossary": ()}}
     profile = Profile("p", Path("p.yaml"), "Test profile.", [])
     page = report.render_html(profile, data, Path("."))
     assert (f"<ul><li>{line}<br><span class=\"note\">{noise.strip()}</span></li>"
@@ -243,21 +284,20 @@ def test_the_report_shows_each_comparison_as_a_table():
     """A comparison of two rows (bert_verdicts.Pair) is a small table on both pages: the two rows' means, the better
     in bold, and the one-sided p, with a tick where the difference stands beyond test-set noise; the floor caveat
     above it. Without a noise test the p row is left out."""
-    from mcanb import report
     from mcanb.bert_verdicts import Pair
     pair = Pair("BERT-hier + LAN: ", "more", "less", {"micro_f1": 50.84, "p@5": 49.5, "macro_auc": float("nan")},
                 {"micro_f1": 46.1, "p@5": 49.5, "macro_auc": 70.0}, ("macro_auc", "micro_f1", "p@5"),
                 {"micro_f1": 0.0004}, "Read with care: less does not clear the floor.", "the line")
-    head, rows = report._pair_cells(pair)
+    head, rows = report_items.pair_cells(pair)
     assert head == ["micro-F1", "P@5"]                                   # a metric a row lacks is left out
     assert rows == [("more", [("50.8", True), ("49.5", False)]), ("less", [("46.1", False), ("49.5", False)]),
                     ("one-sided p (largest over seeds)", [("< 0.001 ✓", True), ("–", False)])]
-    md = report._md_pair(pair)
+    md = report_items.md_item(pair)
     assert md.startswith("- BERT-hier + LAN: more vs less\\\n  Read with care: less does not clear the floor.\n")
     assert "  | more | **50.8** | 49.5 |\n" in md and "| one-sided p (largest over seeds) | **< 0.001 ✓** | – |" in md
-    page = report._html_pair(pair)
+    page = report_items.html_item(pair)
     assert '<td class="n"><b>50.8</b></td>' in page and page.index("Read with care") < page.index("<table>")
-    untested = report._pair_cells(Pair("", "a", "b", {"p@5": 1.0}, {"p@5": 2.0}, ("p@5",), {}, "", ""))[1]
+    untested = report_items.pair_cells(Pair("", "a", "b", {"p@5": 1.0}, {"p@5": 2.0}, ("p@5",), {}, "", ""))[1]
     assert [label for label, _ in untested] == ["a", "b"]
 
 
@@ -267,7 +307,6 @@ def test_the_report_shows_every_row_against_the_floor_as_one_table():
     where an AUC was not resampled), a cell beyond test-set noise in bold; a WARNING above it."""
     import pandas as pd
 
-    from mcanb import report
     from mcanb.bert_verdicts import FloorRows
     from mcanb.cnn_scores import floor_table
     check = pd.DataFrame([("a", "micro_f1@dev_threshold", 0.40, 0.25, 0.0004, True),
@@ -277,17 +316,17 @@ def test_the_report_shows_every_row_against_the_floor_as_one_table():
                          columns=["model", "metric", "value", "floor", "p", "above"])
     rows = FloorRows(floor_table(check, {"a": "in · BERT-hier + LAN"}), "paired bootstrap", "the line",
                      "WARNING: b does not clear the floor.")
-    head, cells = report._floor_cells(rows)
+    head, cells = report_items.floor_cells(rows)
     assert head == ["micro-F1 (dev thr.)", "p", "macro-AUC", "p"]
     assert cells == [("most-frequent floor", [("25.0", False), ("", False), ("50.0", False), ("", False)]),
                      ("in · BERT-hier + LAN", [("40.0", False), ("< 0.001 ✓", True), ("70.0", False),
                                                ("by its mean ✓", True)]),
                      ("b", [("26.0", False), ("0.061", False), ("45.0", False), ("not above", False)])]
-    md = report._md_pair(rows)
+    md = report_items.md_item(rows)
     assert md.startswith("- Every row against the most-frequent floor") and "(paired bootstrap)." in md
     assert "\\\n  WARNING: b does not clear the floor.\n" in md
     assert "  | in · BERT-hier + LAN | 40.0 | **< 0.001 ✓** | 70.0 | **by its mean ✓** |\n" in md
-    page = report._html_pair(rows)
+    page = report_items.html_item(rows)
     assert "<td>most-frequent floor</td>" in page and page.index("WARNING") < page.index("<table>")
 
 
@@ -305,5 +344,50 @@ def test_rq3_compares_the_best_bert_row_with_the_best_cnn_family_model():
                                               ("micro_f1", "p@5"))
     assert pair.line == ("The best BERT variant of this run, in-domain (MLM on training notes) · BERT-hier + LAN "
                          "(50.0 test micro-F1), does NOT beat the best CNN-family model, CAML (57.0).")
-    assert pair.ps == {} and paper.startswith("In the paper (top-50 codes) the best BERT")
+    assert pair.ps == {} and paper.startswith("Paper, top-50 codes (Table 2 vs Table 6): PubMedBERT full text")
     assert report_answers.bert_vs_cnn({}, cnn)[0].startswith("This run lacks a BERT run (notebooks 02/03) to compare.")
+
+
+def test_the_report_opens_with_each_comparison_at_a_glance_and_the_toys_limits():
+    """The report's top (mcanb.report_glance): one line per comparison (who is ahead on how many metrics, and which
+    differences stand beyond test-set noise), one per floor table (how many rows clear it, per metric), the paper's
+    own answers to RQ1 and RQ2, and, on the toy fixture, what the run is, from its own parameters."""
+    import pandas as pd
+
+    from mcanb import report_glance
+    from mcanb.bert_verdicts import FloorRows, Pair
+    from mcanb.cnn_scores import floor_table
+    pair = Pair("BERT-hier + LAN: ", "more", "less", {"micro_f1": 50.84, "p@5": 49.5, "macro_auc": 70.0},
+                {"micro_f1": 46.1, "p@5": 49.5, "macro_auc": 71.0}, ("macro_auc", "micro_f1", "p@5"),
+                {"micro_f1": 0.0004, "macro_auc": 0.2}, "", "the line")
+    untested = Pair("", "a", "b", {"p@5": 1.0}, {"p@5": 2.0}, ("p@5",), {}, "", "")
+    check = pd.DataFrame([("a", "micro_f1@dev_threshold", 0.40, 0.25, 0.0004, True),
+                          ("b", "micro_f1@dev_threshold", 0.26, 0.25, 0.061, False)],
+                         columns=["model", "metric", "value", "floor", "p", "above"])
+    floor = FloorRows(floor_table(check), "paired bootstrap", "the line")
+    lines = report_glance.glance([("RQ1", [pair, "a sentence", floor], None), ("RQ3", [untested], None)])
+    assert lines == [
+        {"question": "RQ1", "comparison": "BERT-hier + LAN: more vs less",
+         "ahead": "more on 1 of 3 (micro-F1); less on 1 of 3 (macro-AUC)", "beyond test-set noise": "micro-F1"},
+        {"question": "RQ1", "comparison": "2 rows against the most-frequent floor",
+         "ahead": "rows above it beyond noise: 1 on micro-F1 (dev thr.)", "beyond test-set noise": "see its table"},
+        {"question": "RQ3", "comparison": "a vs b", "ahead": "b on 1 of 1 (P@5)",
+         "beyond test-set noise": "not tested (no predictions at hand)"}]
+    said = report_glance.paper_says("50")
+    assert said["RQ1"][0].startswith("Paper, Table 2 (top-50 codes)") and len(said["RQ1"]) == 3
+    assert "more pretraining data scores higher in 13 of 15 comparisons" in said["RQ1"][2]
+    assert said["RQ2"][0].startswith("Paper, Table 5: BERT-hier + FCN above BERT-trun + FCN")
+    assert report_glance.paper_says("full")["RQ2"] == []                   # Table 5 is top-50 only
+    values = {"02_pretraining_domains": {"mlm_layers": 2, "mlm_hidden_size": 64, "mlm_steps": 80, "max_words": 256,
+                                         "segment_length": 64, "seeds": [13], "data_dir": "x"},
+              "04_cnn_retraining": {"seeds": [13, 14]}}
+    counts = {"documents": 1000, "50/train": 698, "50/dev": 150, "50/test": 149}
+    top = report_glance.gather_top([], values, counts, "the toy fixture")
+    assert top["limits"].startswith("This is a teaching run on the toy fixture: synthetic MIMIC-shaped notes (1000 "
+                                    "admissions; 698 / 150 / 149 train / dev / test on the top-50 codes)")
+    assert "local encoders of 2 layers × 64 pretrained for 80 masked-word steps" in top["limits"]
+    assert "seeds per row: 02 1, 04 2" in top["limits"]
+    assert report_glance.gather_top([], values, counts, "MIMIC-III")["limits"] == ""
+    md = "\n".join(report_glance.render_top_md(top))
+    assert md.startswith("## At a glance\n") and "- **most-frequent floor**: every note gets the same scores" in md
+    assert '<p class="limits">This is a teaching run' in report_glance.render_top_html(top)

@@ -104,7 +104,7 @@ def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_
     run04 = a / "04_cnn_retraining" / "tiny"
     cnn = comparison.measured(report.load_metrics(run04))
     pair, paper = report_answers.bert_vs_cnn(measured, cnn, [found02, report_answers.seed_records(run04)])
-    assert paper.startswith("In the paper (top-50 codes)") and pair.line.startswith("The best BERT variant of this run")
+    assert paper.startswith("Paper, top-50 codes") and pair.line.startswith("The best BERT variant of this run")
     assert pair.b in {"CNN (retrained)", "CAML"} and set(pair.ps) and set(pair.ps) <= set(pair.metrics)
     assert all(0 < p <= 1 for p in pair.ps.values())
     assert report_answers.bert_vs_cnn(measured, cnn)[0].ps == {}              # no run folders: the means only
