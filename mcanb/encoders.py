@@ -76,14 +76,27 @@ def resolve_encoder(name: str | os.PathLike) -> str:
     from .paths import resolve
     path = resolve(name)
     if path.is_dir():
-        if not (path / "config.json").exists():
-            raise EncoderNotFound(f"encoder directory {path} holds no config.json: a saved encoder folder needs "
-                                  "config.json, the weights and the tokenizer files (save_pretrained writes all three); "
-                                  "copy the complete folder again or name another encoder")
+        lacks = encoder_folder_lacks(path, tokenizer=False)
+        if lacks:
+            raise EncoderNotFound(f"encoder directory {path} holds no {' and no '.join(lacks)}: a saved encoder folder "
+                                  "needs config.json, the weights and the tokenizer files (save_pretrained writes all "
+                                  "three; an interrupted download leaves some out); copy the complete folder again or "
+                                  "name another encoder")
         return str(path)
     if name.startswith((".", "/", "~")) or name.startswith("outputs") or name.count("/") > 1:
         raise EncoderNotFound(f"encoder directory {path} does not exist")
     return name  # a hub id such as "bert-base-uncased" or "emilyalsentzer/Bio_ClinicalBERT"
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
+
+
+def encoder_folder_lacks(path: Path, tokenizer: bool = True) -> list[str]:
+    """What a saved encoder folder lacks of config.json, the weights and (``tokenizer``) the tokenizer files."""
+    parts = (("config.json", ("config.json",)), ("weights", WEIGHT_FILES),
+             *((("tokenizer files", TOKENIZER_FILES),) if tokenizer else ()))
+    return [what for what, files in parts if not any((Path(path) / f).exists() for f in files)]
 
 
 def _hub_error(name: str, what: str, err: Exception) -> EncoderNotFound:

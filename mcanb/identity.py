@@ -390,23 +390,30 @@ def differences(stored: Mapping[str, Any] | None, parts: Mapping[str, Any]) -> l
 
 
 def uses(notebook_dir: str | os.PathLike) -> list[Path] | None:
-    """The training runs ``<notebook_dir>/training_runs.json`` lists (:func:`record_use`), or None when that file is
-    missing or unreadable (a notebook run that trains nothing, or has not run). The one reader of the file."""
+    """The training runs ``<notebook_dir>/training_runs.json`` lists (:func:`record_use`), as absolute paths, or None
+    when that file is missing or unreadable (a notebook run that trains nothing, or has not run). The one reader of
+    the file: an entry relative to the outputs folder holding ``<notebook>/<run>`` is read from where that folder is
+    now, so a moved or copied outputs folder keeps its runs."""
     try:
         entries = json.loads((Path(notebook_dir) / USES_FILE).read_text())
     except (OSError, ValueError):
         return None
-    return [Path(e) for e in entries] if isinstance(entries, list) else None
+    root = Path(notebook_dir).resolve().parent.parent
+    return [root / e if not Path(e).is_absolute() else Path(e) for e in entries] if isinstance(entries, list) else None
 
 
 def record_use(notebook_dir: str | os.PathLike, run_dir: str | os.PathLike) -> None:
     """Note in ``<notebook_dir>/training_runs.json`` that this notebook run's results use the training run
-    ``run_dir`` (what ``mcanb runs --prune`` keeps). ``mcanb.notebook.setup`` starts the list afresh."""
+    ``run_dir`` (what ``mcanb runs --prune`` keeps), relative to the outputs folder that holds ``<notebook>/<run>``
+    when the run is inside it (the run store ``runs/``), else absolute (a ``runs_dir`` elsewhere).
+    ``mcanb.notebook.setup`` starts the list afresh."""
     path = Path(notebook_dir) / USES_FILE
+    root = Path(notebook_dir).resolve().parent.parent
     used = [str(e) for e in uses(notebook_dir) or []]
     entry = str(Path(run_dir).resolve())
     if entry not in used:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{USES_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(sorted([*used, entry]), indent=1) + "\n")
+        written = [str(Path(e).relative_to(root)) if Path(e).is_relative_to(root) else e for e in sorted([*used, entry])]
+        tmp.write_text(json.dumps(written, indent=1) + "\n")
         os.replace(tmp, path)

@@ -11,7 +11,9 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 ROOT = PACKAGE_DIR.parent
 RESOURCES = PACKAGE_DIR / "resources"
-OUTPUTS = Path(os.environ.get("MCANB_OUTPUTS", ROOT / "outputs"))
+OUTPUTS = Path(os.environ.get("MCANB_OUTPUTS", ROOT / "outputs")).expanduser().absolute()
+if "MCANB_OUTPUTS" in os.environ:   # a relative $MCANB_OUTPUTS names the caller's folder, for the kernels it starts too
+    os.environ["MCANB_OUTPUTS"] = str(OUTPUTS)
 NOTEBOOKS = ROOT / "notebooks"
 PARAMETERS = ROOT / "parameters"
 TOY_MIMIC = OUTPUTS / "fixtures" / "toy_mimic"     # the generated toy MIMIC-III-shaped folder

@@ -118,7 +118,7 @@ def encoders(v, ctx) -> str | None:
 
     A near-miss of a local name (``in-domian``) that is no folder and not of the hub's ``owner/name`` form is refused
     with the name it is close to, even when the hub can be reached."""
-    from .encoders import EncoderNotFound, resolve_encoder
+    from .encoders import EncoderNotFound, encoder_folder_lacks, resolve_encoder
 
     local = (*names.LOCAL_ENCODERS, "local:minilm")
 
@@ -142,8 +142,12 @@ def encoders(v, ctx) -> str | None:
                        f"({', '.join(local)}), a folder, or a hub id of the form owner/name")
             continue
         try:
-            if resolve_encoder(name) == name:        # not a directory: a hub id
+            found = resolve_encoder(name)
+            if not Path(found).is_dir():             # not a directory: a hub id
                 hub.append(name)
+            elif encoder_folder_lacks(Path(found)):  # the model loads, but the run needs its tokenizer too
+                out.append(f"encoder directory {found} holds no tokenizer files (tokenizer.json or vocab.txt): a "
+                           "saved encoder folder needs them beside config.json and the weights")
         except EncoderNotFound as e:
             out.append(str(e))
     why = hub_problem(hub)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import identity, paired
+from .errors import UserError
 from .paths import OUTPUTS, RUNS, resolve, shown
 
 RESULT_FILES = ("metrics.json", ".mcanb-run.json")   # what makes a notebook run folder a result
@@ -237,6 +238,13 @@ def main(prune_unused: bool = False, dry_run: bool = False, outputs: Path | None
     store = Path(outputs or OUTPUTS) / RUNS.relative_to(OUTPUTS)
     echo(f"{len(runs)} training runs in the run store {shown(store)}, {n_unused} unused")
     if prune_unused or dry_run:
+        outputs_ = Path(outputs or OUTPUTS)
+        elsewhere = sorted(e for e in _uses(outputs_, store) if not Path(e).exists())
+        if elsewhere and n_unused:       # an outputs folder moved or copied under the results' absolute entries
+            raise UserError(f"{len(elsewhere)} training run(s) that notebook results list are not where they say "
+                            f"(e.g. {elsewhere[0]}): was the outputs folder moved or copied? Pruning now could remove "
+                            "runs those results use. Run the notebooks again (`mcanb study PROFILE` reuses every "
+                            "finished run) so they record where their runs are, then prune.")
         gone = prune(runs, dry_run=dry_run)
         verb = "would remove" if dry_run else "removed"
         for r in gone:

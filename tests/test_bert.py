@@ -350,7 +350,11 @@ def test_resolve_encoder_dirs_and_missing_paths(tmp_path, no_network, monkeypatc
     with pytest.raises(encoders.EncoderNotFound, match="holds no config.json"):   # a folder that lost its config
         encoders.resolve_encoder(tmp_path)
     (tmp_path / "config.json").write_text("{}")
-    assert encoders.resolve_encoder(tmp_path) == str(tmp_path)
+    with pytest.raises(encoders.EncoderNotFound, match="holds no weights: "):        # an interrupted download
+        encoders.resolve_encoder(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert encoders.resolve_encoder(tmp_path) == str(tmp_path)                   # the model loads from it
+    assert encoders.encoder_folder_lacks(tmp_path) == ["tokenizer files"]       # a run refuses it (preflight)
     assert encoders.resolve_encoder("bert-base-uncased") == "bert-base-uncased"        # a hub id stays as it is
     for missing in ("./no_such_encoder", "outputs/02_pretraining_domains/no_such", str(tmp_path / "nope"),
                     "a/b/c"):

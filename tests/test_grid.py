@@ -61,6 +61,34 @@ def test_the_store_lists_who_uses_a_run_and_prunes_the_rest(tmp_path):
     assert sorted(p.name for p in store.iterdir()) == ["caml"] and made["caml/0123abcd"].exists()
 
 
+def test_a_moved_or_copied_outputs_folder_keeps_its_runs_and_pruning_refuses_dangling_entries(tmp_path):
+    """training_runs.json names the store's runs relative to the outputs folder, so a copy of the folder still knows
+    which runs its results use; results written with absolute entries elsewhere make --prune refuse rather than
+    remove runs they may use."""
+    import json
+    import shutil
+
+    from mcanb import identity, runs
+    from mcanb.errors import UserError
+    a = tmp_path / "a"
+    run = a / "runs" / "caml" / "0123abcd" / "seed13"
+    identity.write(run, identity.run_parts(data={"sha": "d"}, model={"model": "caml"}, train={}, seed=13))
+    result = a / "04_cnn_retraining" / "toy"
+    result.mkdir(parents=True)
+    (result / "metrics.json").write_text("{}")
+    identity.record_use(result, run)
+    assert json.loads((result / identity.USES_FILE).read_text()) == ["runs/caml/0123abcd/seed13"]
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    assert identity.uses(b / "04_cnn_retraining" / "toy") == [(b / "runs/caml/0123abcd/seed13").resolve()]
+    assert [r.used_by for r in runs.find(b)] == [["04_cnn_retraining/toy"]]
+    # a results folder written before this format: absolute entries into the folder it was copied from
+    (b / "04_cnn_retraining" / "toy" / identity.USES_FILE).write_text(json.dumps([str(tmp_path / "gone" / "x")]))
+    with pytest.raises(UserError, match=r"1 training run\(s\) that notebook results list are not where they say"):
+        runs.main(prune_unused=True, dry_run=True, outputs=b, echo=lambda line: None)
+    assert run.exists() and (b / "runs/caml/0123abcd/seed13").exists()
+
+
 def test_still_improving_names_the_runs_that_num_epochs_ended_at_their_best():
     from mcanb import plots
 

@@ -91,3 +91,13 @@ def test_a_notebook_run_outside_mcanb_drops_the_folders_run_record(tmp_path, mon
     notebook.setup("04_cnn_retraining", {"run_name": "toy", "seed": 13})
     assert not record.exists() and (folder / "params.yaml").exists()
     assert study.read_record(folder) is None
+
+
+def test_a_relative_outputs_variable_names_the_callers_folder_for_the_kernels_too(tmp_path):
+    """``MCANB_OUTPUTS=relout mcanb ...`` from another folder: the outputs go to <that folder>/relout, and the
+    variable the notebook kernels inherit says the same absolute folder (a kernel starts elsewhere)."""
+    env = dict(os.environ, MCANB_OUTPUTS="relout", PYTHONPATH=str(ROOT))
+    said = subprocess.run([sys.executable, "-c", "import os; from mcanb import paths; "
+                           "print(paths.OUTPUTS); print(os.environ['MCANB_OUTPUTS'])"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert said == [str(tmp_path / "relout")] * 2

@@ -113,10 +113,15 @@ def test_unusable_encoders_are_all_refused_before_preprocessing(tmp_path):
     lost = tmp_path / "my_encoder"                   # a local folder that lost config.json: no hub advice for it
     lost.mkdir()
     (lost / "vocab.txt").write_text("[PAD]\n")
-    names = ["in-domain", "./no/such/encoder", "local:bert", str(lost), "someone/not-cached-bert"]
+    cut = tmp_path / "cut_download"                  # config and weights, no tokenizer
+    cut.mkdir()
+    (cut / "config.json").write_text("{}")
+    (cut / "model.safetensors").write_bytes(b"")
+    names = ["in-domain", "./no/such/encoder", "local:bert", str(lost), "someone/not-cached-bert", str(cut)]
     code, out = cli(["run", "02_pretraining_domains", "toy", "-p", "encoders", json.dumps(names)], tmp_path / "o")
     user_error(code, out, "encoders:", "no/such/encoder does not exist", "unknown local encoder 'local:bert'",
-               f"encoder directory {lost} holds no config.json", "hub id(s) 'someone/not-cached-bert' not in the "
+               f"encoder directory {lost} holds no config.json and no weights",
+               f"encoder directory {cut} holds no tokenizer files (tokenizer.json or vocab.txt)", "hub id(s) 'someone/not-cached-bert' not in the "
                "local Hugging Face cache, and HF_HUB_OFFLINE is set", "hf download ID")
     assert out.count("hf download") == 1                                     # only for the hub id
     assert not (tmp_path / "o").exists()
