@@ -27,7 +27,7 @@ from . import names
 from . import params as P
 from .paths import NOTEBOOKS, OUTPUTS, TOY_PREPROCESSED, resolve
 from .preflight_inputs import (data_dir, encoder_names, encoders, encoding, input_path, prediction_runs,
-                               segment_heads, segment_length, splits_dir)
+                               segment_heads, segment_length, splits_dir, verify_caml_splits)
 
 
 @dataclass
@@ -322,6 +322,7 @@ COMMON: dict[str, Check] = {
 VALIDATORS: dict[str, dict[str, Check]] = {
     "02_pretraining_domains": {"more_data_pairs": more_data_pairs},
     "01_preprocess": {"input_format": one_of("mimic3", "table"), "input_path": input_path, "splits_dir": splits_dir,
+                      "verify_caml_splits": verify_caml_splits,
                       "token_rule": one_of("caml", "alpha"), "regex_engine": one_of("re", "regex"),
                       "duplicate_notes": one_of(None, "drop", "keep"), "encoding": encoding,
                       "top_k": at_least(1), "vocab_min_docs": at_least(1), "w2v_corpus": one_of("train", "all"),

@@ -88,6 +88,22 @@ def splits_dir(v, ctx) -> str | None:
     return split_files_problem(p)
 
 
+def verify_caml_splits(v, ctx) -> str | None:
+    """With ``verify_caml_splits: true``, the split files of a folder (``splits_dir``, or ``<input_path>/splits``)
+    must be CAML's, byte for byte: checked here, in milliseconds, rather than after all of NOTEEVENTS is read.
+    ``splits_dir: caml`` is verified when downloaded."""
+    if v is not True:
+        return None if v is False else f"expected true or false, got {v!r}"
+    given, raw = ctx.get("splits_dir"), ctx.get("input_path")
+    if given == "caml" or (given in (None, "") and raw in (None, "")):
+        return None
+    folder = resolve(given) if given not in (None, "") else resolve(raw) / "splits"
+    from .splits import SHA256, sha256
+    differ = [f for f, want in SHA256.items() if (folder / f).is_file() and sha256(folder / f) != want]
+    return (f"{', '.join(differ)} in {folder} differ from CAML's published files (SHA-256); use CAML's files "
+            "(splits_dir: caml), or set verify_caml_splits: false to run on your own split files") if differ else None
+
+
 def split_files_problem(folder: Path, why: str = "") -> str | None:
     """Which split files notebook 01 reads (``mcanb.documents.assign_splits``) are missing from ``folder``: the
     three of the full code set, and the top-50 ones all or none (``why``: how the folder was chosen)."""

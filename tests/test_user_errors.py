@@ -802,3 +802,22 @@ def test_folders_a_run_writes_are_checked_before_any_work(tmp_path):
     assert "encoders_dir: expected None or the path of a folder, got 5" in found
     ok = resolve_parameters("03_hierarchy", "toy", {"runs_dir": str(tmp_path / "new" / "store")})
     assert not [p for p in preflight.problems("03_hierarchy", ok) if p.startswith("runs_dir")]
+
+
+def test_split_files_that_are_not_camls_are_refused_before_notes_are_read(tmp_path):
+    """verify_caml_splits: true (the MIMIC-III files) with one's own split files: one message before preprocessing,
+    which says how to keep one's own files, instead of a checksum error after all of NOTEEVENTS was read."""
+    from mcanb import preflight
+    from mcanb.splits import split_filename
+
+    folder = tmp_path / "my_splits"
+    folder.mkdir()
+    for s in ("train", "dev", "test"):
+        (folder / split_filename(s, "full")).write_text("100001\n")
+    values = {"input_format": "mimic3", "splits_dir": str(folder), "verify_caml_splits": True}
+    found = [p for p in preflight.problems("01_preprocess", values) if p.startswith("verify_caml_splits")]
+    assert found == [f"verify_caml_splits: train_full_hadm_ids.csv, dev_full_hadm_ids.csv, test_full_hadm_ids.csv in "
+                     f"{folder} differ from CAML's published files (SHA-256); use CAML's files (splits_dir: caml), or "
+                     "set verify_caml_splits: false to run on your own split files"]
+    values["verify_caml_splits"] = False
+    assert not [p for p in preflight.problems("01_preprocess", values) if p.startswith("verify_caml_splits")]
