@@ -376,6 +376,10 @@ def main(argv: list[str] | None = None) -> None:
         msg = user_message(e)
         if msg is not None and not getattr(args, "debug", False):
             sys.exit(f"mcanb {args.cmd}: error: {msg}")
+        if type(e).__name__ == "CellTimeoutError" and not getattr(args, "debug", False):   # nbclient's, --timeout
+            sys.exit(f"mcanb {args.cmd}: error: a notebook cell ran longer than --timeout {args.timeout} s and was "
+                     "stopped (the executed notebook, named above, shows which); raise --timeout or leave it out, "
+                     "and call again: finished training runs are reused and a stopped one resumes")
         if type(e).__name__ == "PapermillExecutionError":
             where = getattr(e, "executed_notebook", "its outputs folder")
             sys.exit(f"mcanb {args.cmd}: a notebook cell failed (the executed notebook {where} shows where; the "

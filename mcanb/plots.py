@@ -33,8 +33,9 @@ def plot_code_frequency(train_counts: Mapping[str, np.ndarray], ax=None):
     return ax.figure
 
 
-def plot_lengths(lengths: Mapping[str, np.ndarray], cutoffs: Mapping[str, int], ax=None):
-    """Histogram of document lengths in tokens, with the truncation lengths as vertical lines."""
+def plot_lengths(lengths: Mapping[str, np.ndarray], cutoffs: Mapping[str, int], ax=None,
+                 unit: str = "tokens per document", title: str = "Document length"):
+    """Histogram of document lengths (in ``unit``), with the truncation lengths as vertical lines."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -45,9 +46,9 @@ def plot_lengths(lengths: Mapping[str, np.ndarray], cutoffs: Mapping[str, int], 
         ax.hist(v, bins=bins, density=True, histtype="step", linewidth=1.5, color=PALETTE[i], label=name)
     for j, (name, cut) in enumerate(cutoffs.items()):
         ax.axvline(cut, color=("#000000", "#D55E00", "#CC79A7")[j % 3], linestyle="--", label=f"{name} ({cut})")
-    ax.set_xlabel("tokens per document")
+    ax.set_xlabel(unit)
     ax.set_ylabel("share of documents (density)")
-    ax.set_title("Document length")
+    ax.set_title(title)
     ax.legend()
     return ax.figure
 

@@ -346,11 +346,11 @@ CHECKED_BY_DEFAULT: dict[str, tuple[str, ...]] = {"05_frequency_analysis": ("run
 
 # ---------------------------------------------------------------------------------------------------- checks
 def unset_variables(value: Any) -> list[str]:
-    """Environment variables named in a string (or list of strings) that are not set: ``"$MIMIC3_DIR/x"`` ->
-    ``["MIMIC3_DIR"]`` when unset."""
+    """Environment variables named in a string (or list of strings) that are not set, or set to nothing (``export
+    MIMIC3_DIR=``, which would name the repository itself): ``"$MIMIC3_DIR/x"`` -> ``["MIMIC3_DIR"]``."""
     items = value if isinstance(value, (list, tuple)) else [value]
-    return sorted({m.group(1).strip("{}") for s in items if isinstance(s, str)
-                   for m in _UNSET_VAR.finditer(os.path.expandvars(s))})
+    named = {m.group(1).strip("{}") for s in items if isinstance(s, str) for m in _UNSET_VAR.finditer(s)}
+    return sorted(n for n in named if not os.environ.get(n, "").strip())
 
 
 def writable_problem(folder: Path, what: str) -> str | None:
@@ -381,7 +381,7 @@ def problems(notebook: str, values: dict[str, Any], produced=()) -> list[str]:
         unset = unset_variables(value)
         if unset:
             out.append(f"{key}: {value!r} uses the environment variable {', '.join('$' + u for u in unset)}, which is "
-                       f"not set; export {unset[0]}=/path/to/... (see the parameter file's comment) and call again")
+                       f"not set or is empty; export {unset[0]}=/path/to/... (see the parameter file's comment) and call again")
             continue
         check = checks.get(key)
         msg = check(value, ctx) if check else None

@@ -99,7 +99,10 @@ def toy_limits(counts: Mapping[str, Any], bert: Mapping[str, Any], seeds: Mappin
         return ""
     return ("This is a teaching run on the toy fixture: " + "; ".join(parts) + ". Compare orderings and whether a "
             "difference stands beyond noise, not values, with the paper's; with one seed a ✓ covers the test notes' "
-            "sampling only. Notebook 02's last section says how to read a toy result that goes against the paper.")
+            "sampling only. Notebook 02's last section says how to read a toy result that goes against the paper. "
+            "Next: more seeds (a profile entry's `seeds: [13, 14, 15]`), a real pretrained encoder (`mcanb run "
+            "03_hierarchy toy_minilm`), then the real study (`mcanb study mimic3-50 --rehearse` on this machine, "
+            "then `mcanb study mimic3-50` with MIMIC-III and a GPU).")
 
 
 def gather_top(questions: Sequence, values: Mapping[str, Mapping[str, Any]], counts: Mapping[str, Any],

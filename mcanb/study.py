@@ -128,6 +128,9 @@ def load_profile(profile: str) -> Profile:
         except P.ParameterError as e:
             raise StudyError(f"{where}: {e}") from e
         earlier = [s.key for s in specs]
+        if spec.key in earlier:                 # two entries, one folder: each would overwrite the other's results
+            raise StudyError(f"{where}: writes outputs/{spec.key}, as runs[{earlier.index(spec.key)}] does; give one "
+                             "of them another run_name (params: {run_name: ...})")
         spec.reads = [str(r) for r in entry.get("reads", earlier)]
         missing = [r for r in spec.reads if r not in earlier]
         if missing:

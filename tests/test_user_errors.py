@@ -821,3 +821,43 @@ def test_split_files_that_are_not_camls_are_refused_before_notes_are_read(tmp_pa
                      "set verify_caml_splits: false to run on your own split files"]
     values["verify_caml_splits"] = False
     assert not [p for p in preflight.problems("01_preprocess", values) if p.startswith("verify_caml_splits")]
+
+
+def test_an_environment_variable_set_to_nothing_is_named_like_an_unset_one(monkeypatch):
+    """``export MIMIC3_DIR=`` would make ``$MIMIC3_DIR`` the repository itself ("output folder inside the raw data")."""
+    from mcanb import preflight
+
+    monkeypatch.setenv("MIMIC3_DIR", " ")
+    assert preflight.unset_variables("$MIMIC3_DIR/NOTEEVENTS.csv.gz") == ["MIMIC3_DIR"]
+    monkeypatch.setenv("MIMIC3_DIR", "/data/mimic")
+    assert preflight.unset_variables(["${MIMIC3_DIR}", "x"]) == []
+    monkeypatch.delenv("MIMIC3_DIR")
+    assert preflight.unset_variables("${MIMIC3_DIR}") == ["MIMIC3_DIR"]
+
+
+def test_two_profile_entries_that_write_one_folder_are_refused(tmp_path):
+    from mcanb.study import StudyError, load_profile
+
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump({"runs": [{"notebook": "04_cnn_retraining", "run": "toy"},
+                                                {"notebook": "04_cnn_retraining", "run": "toy", "seeds": [14]}]}))
+    with pytest.raises(StudyError, match=re.escape(f"{profile}, runs[1]: writes outputs/04_cnn_retraining/toy, as "
+                                                   "runs[0] does; give one of them another run_name")):
+        load_profile(str(profile))
+
+
+def test_a_cell_stopped_by_timeout_is_one_message(monkeypatch):
+    """nbclient's CellTimeoutError (``--timeout`` fired) was a 90-line traceback: it is said in one message."""
+    from mcanb import cli as mcanb_cli
+
+    class CellTimeoutError(TimeoutError):
+        pass
+
+    def stopped(args):
+        raise CellTimeoutError("A cell timed out while it was being executed, after 1 seconds.")
+
+    monkeypatch.setattr(mcanb_cli, "_cmd_run", stopped)
+    with pytest.raises(SystemExit) as exited:
+        mcanb_cli.main(["run", "04_cnn_retraining", "toy", "--timeout", "1"])
+    assert str(exited.value.code).startswith("mcanb run: error: a notebook cell ran longer than --timeout 1 s and "
+                                             "was stopped")
