@@ -119,10 +119,13 @@ def _read_note(source: str, cwd: str) -> str:
     except OSError as e:
         raise UserError(f"--text {source}: cannot read the note ({e.strerror or e})") from e
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise UserError(f"--text {source}: {name} is not UTF-8 text (byte {raw[e.start:e.start + 1]!r} at offset "
                         f"{e.start}); convert it first, e.g. `iconv -f latin1 -t utf-8 NOTE > note.txt`") from e
+    if not text.strip():                 # said before the model loads
+        raise UserError(f"--text {source}: {name} is empty: give the text of a note")
+    return text
 
 
 def _model_dir(model: str, cwd: str):

@@ -276,6 +276,22 @@ def amp(v, ctx) -> str | None:
                                                    f"{torch.__version__}); run with -p amp off")
 
 
+# Notebook 01's settings that only MIMIC-III input reads, with the values that change nothing
+MIMIC_ONLY = {"splits_dir": (None, ""), "verify_caml_splits": (False,), "caml_compat": (False,), "drop_iserror": (False,),
+              "duplicate_notes": (None,)}
+
+
+def input_format(v, ctx) -> str | None:
+    """``mimic3`` or ``table``; a table given a setting that only MIMIC-III input reads would silently ignore it."""
+    problem = one_of("mimic3", "table")(v, ctx)
+    if problem or v != "table":
+        return problem
+    given = [k for k, neutral in MIMIC_ONLY.items() if k in ctx.values and ctx.values[k] not in neutral]
+    said = " and ".join([", ".join(given[:-1]), given[-1]] if len(given) > 1 else given)
+    return (f"'table' takes its splits from the table's split column and reads no MIMIC-III notes, so {said} "
+            f"would be ignored; leave {'it' if len(given) == 1 else 'them'} out") if given else None
+
+
 def folder_to_write(what: str) -> Check:
     """A folder a run creates and writes (``runs_dir``, ``encoders_dir``): None for the default, else a path whose
     nearest existing parent is a writable folder."""
@@ -321,7 +337,7 @@ COMMON: dict[str, Check] = {
 }
 VALIDATORS: dict[str, dict[str, Check]] = {
     "02_pretraining_domains": {"more_data_pairs": more_data_pairs},
-    "01_preprocess": {"input_format": one_of("mimic3", "table"), "input_path": input_path, "splits_dir": splits_dir,
+    "01_preprocess": {"input_format": input_format, "input_path": input_path, "splits_dir": splits_dir,
                       "verify_caml_splits": verify_caml_splits,
                       "token_rule": one_of("caml", "alpha"), "regex_engine": one_of("re", "regex"),
                       "duplicate_notes": one_of(None, "drop", "keep"), "encoding": encoding,

@@ -78,6 +78,8 @@ def _header_problem(p: Path, table: bool, enc: str) -> str | None:
 
 
 def splits_dir(v, ctx) -> str | None:
+    if ctx.get("input_format") == "table":      # not read (preflight.input_format says so when it is given)
+        return None
     if v == "caml":
         return caml_splits_problem()
     if v in (None, ""):

@@ -77,10 +77,15 @@ def used_run(path: Path) -> Path | None:
         if entries is None:
             continue
         want = path.relative_to(folder)
-        for entry in entries:
-            if entry.name == want.name and entry.parent.parent.as_posix().endswith("/" + want.parent.as_posix()):
-                return entry
-        return None
+        found = [e for e in entries
+                 if e.name == want.name and e.parent.parent.as_posix().endswith("/" + want.parent.as_posix())]
+        rows = sorted({e.parent.parent for e in found})
+        if len(rows) > 1:          # "hier_lan/seed13" of BERT runs: one per encoder; say each with one more part
+            depth = len(want.parent.parts) + 1
+            named = [shown(folder.joinpath(*r.parts[-depth:], want.name)) for r in rows]
+            raise UserError(f"--model {shown(path)} names {len(rows)} training runs: {', '.join(named)}; name one "
+                            "of them")
+        return found[0] if found else None
     return None
 
 

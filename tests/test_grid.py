@@ -100,3 +100,20 @@ def test_still_improving_names_the_runs_that_num_epochs_ended_at_their_best():
                                            "ended them while they were still improving, so more epochs may "
                                            "raise their scores")
     assert plots.still_improving(runs[1:]) == ""
+
+
+def test_a_model_folder_that_names_several_training_runs_is_refused(tmp_path):
+    """``outputs/02_pretraining_domains/toy/hier_lan/seed13`` fits one BERT-hier + LAN run per encoder: mcanb predict
+    used to take the first silently; it names each instead, and the full row key picks one."""
+    from mcanb import identity, runs
+    from mcanb.errors import UserError
+    result = tmp_path / "02_pretraining_domains" / "toy"
+    made = {}
+    for enc in ("general", "in_domain"):
+        run = tmp_path / "runs" / enc / "hier_lan" / "0a0b0c0d" / "seed13"
+        identity.write(run, identity.run_parts(data={"sha": "d"}, model={"model": enc}, train={}, seed=13))
+        identity.record_use(result, run)
+        made[enc] = run.resolve()
+    with pytest.raises(UserError, match=r"names 2 training runs: .*general/hier_lan/seed13, .*in_domain/hier_lan/seed13"):
+        runs.used_run(result / "hier_lan" / "seed13")
+    assert runs.used_run(result / "in_domain" / "hier_lan" / "seed13") == made["in_domain"]

@@ -861,3 +861,27 @@ def test_a_cell_stopped_by_timeout_is_one_message(monkeypatch):
         mcanb_cli.main(["run", "04_cnn_retraining", "toy", "--timeout", "1"])
     assert str(exited.value.code).startswith("mcanb run: error: a notebook cell ran longer than --timeout 1 s and "
                                              "was stopped")
+
+
+def test_a_table_given_settings_only_mimic_input_reads_is_refused():
+    """input_format: table ignores CAML's split files, their checksum, caml_compat, drop_iserror and duplicate_notes:
+    given any of them (not at its neutral value), the run is refused instead of silently ignoring it."""
+    from mcanb import preflight
+    from mcanb.pipeline import resolve_parameters
+
+    values = resolve_parameters("01_preprocess", "toy_corpus", {"splits_dir": "caml", "caml_compat": True})
+    assert preflight.problems("01_preprocess", values) == [
+        "input_format: 'table' takes its splits from the table's split column and reads no MIMIC-III notes, so "
+        "splits_dir and caml_compat would be ignored; leave them out"]
+    neutral = resolve_parameters("01_preprocess", "toy_corpus", {"splits_dir": None, "duplicate_notes": None})
+    assert preflight.problems("01_preprocess", neutral) == []
+
+
+def test_predict_names_an_empty_note_before_the_model_loads(tmp_path):
+    from mcanb import cli as mcanb_cli
+    from mcanb.errors import UserError
+
+    note = tmp_path / "note.txt"
+    note.write_text(" \n\t\n")
+    with pytest.raises(UserError, match=re.escape("--text note.txt: note.txt is empty: give the text of a note")):
+        mcanb_cli._read_note("note.txt", str(tmp_path))
