@@ -44,7 +44,8 @@ def _pair_line(rq: str, item: Any) -> dict[str, str]:
     if not item.ps:
         beyond = "not tested (no predictions at hand)"
     else:
-        sure = [label(m, m) for m, p in item.ps.items() if p < 0.05]
+        from .bert_verdicts import ALPHA       # not at the top: it imports the models (torch)
+        sure = [label(m, m) for m, p in item.ps.items() if p < ALPHA]
         beyond = ", ".join(sure) if sure else "none"
     return {"question": rq, "comparison": f"{item.lead}{item.a} vs {item.b}", "ahead": ahead,
             "beyond test-set noise": beyond}

@@ -115,7 +115,7 @@ def load_profile(profile: str) -> Profile:
             raise StudyError(f"{where}: unknown key(s) {sorted(unknown)}; valid: notebook, run, params, seeds, reads")
         for key, want, example in (("params", dict, "{num_epochs: 2}"), ("seeds", list, "[13, 14]"),
                                     ("reads", list, "[01_preprocess/toy]")):
-            if entry.get(key) is not None and not isinstance(entry[key], want):
+            if key in entry and not isinstance(entry[key], want) and not (key == "params" and entry[key] is None):
                 raise StudyError(f"{where}: {key}: expected a {'mapping' if want is dict else 'list'} like {example}, "
                                  f"got {entry[key]!r}")
         overrides = dict(entry.get("params") or {})

@@ -756,6 +756,7 @@ def test_mixed_precision_without_a_gpu_and_examples_longer_than_the_positions_ar
 
 @pytest.mark.parametrize("entry, said", [
     ({"seeds": 13}, "seeds: expected a list like [13, 14], got 13"),
+    ({"seeds": None}, "seeds: expected a list like [13, 14], got None"),
     ({"params": [{"num_epochs": 2}]}, "params: expected a mapping like {num_epochs: 2}, got [{'num_epochs': 2}]"),
     ({"reads": "01_preprocess/toy"}, "reads: expected a list like [01_preprocess/toy], got '01_preprocess/toy'")])
 def test_a_profile_entry_of_the_wrong_type_is_one_message(tmp_path, entry, said):
