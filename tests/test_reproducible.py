@@ -3,7 +3,8 @@
 A reduced `mcanb study` over every numbered notebook (tests/conftest.py ``tiny_profile(whole=True)``: notebook 01 on
 the toy fixture, two small local encoders pretrained and fine-tuned in 02, 03 reusing them, two CNNs in 04, 05 over
 all their predictions) runs in two separate processes from two empty outputs folders, one with
-``OMP_NUM_THREADS=1`` and one run at a time, one with ``2`` and ``--jobs 2`` (notebook 04 beside 02 and 03), and every number of every ``metrics.json`` must agree, as must the
+``OMP_NUM_THREADS=1`` and one run at a time, one with ``2`` and ``--jobs 2`` (notebook 04 beside 02 and 03), both
+at once, and every number of every ``metrics.json`` must agree, as must the
 word2vec vectors and the local encoders' files, byte for byte.
 
 What it guards: torch's CPU kernels sum in another order with another number of intra-op threads (the notebooks
@@ -54,8 +55,11 @@ def _encoder_files(outputs: Path) -> dict[str, bytes]:
 
 @pytest.mark.slow
 def test_a_whole_toy_study_twice_from_empty_outputs_gives_identical_metrics(tmp_path, monkeypatch):
-    a = _study(tmp_path / "a", omp_threads=1, jobs=1)
-    b = _study(tmp_path / "b", omp_threads=2, jobs=2)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:       # two processes at once: half the wall time, and neither sees the other
+        studies = [pool.submit(_study, tmp_path / "a", omp_threads=1, jobs=1),
+                   pool.submit(_study, tmp_path / "b", omp_threads=2, jobs=2)]
+        a, b = (s.result() for s in studies)
     for run in NOTEBOOK_RUNS:
         ma, mb = _metrics(a, run), _metrics(b, run)
         assert len(ma) > 20 and ma.keys() == mb.keys(), run
