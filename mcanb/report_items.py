@@ -10,8 +10,8 @@ from . import published
 
 def pair_cells(pair) -> tuple[list[str], list[tuple[str, list[tuple[str, bool]]]]]:
     """A comparison's table (``bert_verdicts.Pair``): the metric labels, then ``(row, [(cell, emphasised)])`` for
-    each of the two rows (the better value, as printed, emphasised) and, where tested, the one-sided p (emphasised
-    beyond test-set noise)."""
+    each of the two rows (the better value, as printed, emphasised) and, where tested, the one-sided p (✓ beyond
+    test-set noise; never emphasised, so that bold means one thing in the table: the better value)."""
     import math
 
     from .bert_verdicts import ALPHA
@@ -25,7 +25,7 @@ def pair_cells(pair) -> tuple[list[str], list[tuple[str, list[tuple[str, bool]]]
         ps = [pair.ps.get(m) for m in ms]
         rows.append(("one-sided p (largest over seeds)",
                      [("–", False) if p is None else (("< 0.001" if p < 0.001 else f"{p:.3f}")
-                                                      + (" ✓" if p < ALPHA else ""), p < ALPHA) for p in ps]))
+                                                      + (" ✓" if p < ALPHA else ""), False) for p in ps]))
     return [published.METRIC_LABELS.get(m, m) for m in ms], rows
 
 

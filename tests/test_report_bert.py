@@ -291,10 +291,10 @@ def test_the_report_shows_each_comparison_as_a_table():
     head, rows = report_items.pair_cells(pair)
     assert head == ["micro-F1", "P@5"]                                   # a metric a row lacks is left out
     assert rows == [("more", [("50.8", True), ("49.5", False)]), ("less", [("46.1", False), ("49.5", False)]),
-                    ("one-sided p (largest over seeds)", [("< 0.001 ✓", True), ("–", False)])]
+                    ("one-sided p (largest over seeds)", [("< 0.001 ✓", False), ("–", False)])]   # bold: the better value only
     md = report_items.md_item(pair)
     assert md.startswith("- BERT-hier + LAN: more vs less\\\n  Read with care: less does not clear the floor.\n")
-    assert "  | more | **50.8** | 49.5 |\n" in md and "| one-sided p (largest over seeds) | **< 0.001 ✓** | – |" in md
+    assert "  | more | **50.8** | 49.5 |\n" in md and "| one-sided p (largest over seeds) | < 0.001 ✓ | – |" in md
     page = report_items.html_item(pair)
     assert '<td class="n"><b>50.8</b></td>' in page and page.index("Read with care") < page.index("<table>")
     untested = report_items.pair_cells(Pair("", "a", "b", {"p@5": 1.0}, {"p@5": 2.0}, ("p@5",), {}, "", ""))[1]
