@@ -399,7 +399,7 @@ def uses(notebook_dir: str | os.PathLike) -> list[Path] | None:
     except (OSError, ValueError):
         return None
     root = Path(notebook_dir).resolve().parent.parent
-    return [root / e if not Path(e).is_absolute() else Path(e) for e in entries] if isinstance(entries, list) else None
+    return [root / e for e in entries] if isinstance(entries, list) else None          # an absolute e stays e
 
 
 def record_use(notebook_dir: str | os.PathLike, run_dir: str | os.PathLike) -> None:

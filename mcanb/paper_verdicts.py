@@ -32,21 +32,33 @@ def join_words(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def compare(a: str, a_scores: Mapping[str, float], b: str, b_scores: Mapping[str, float],
-            metrics: Sequence[str], digits: int = 1) -> str:
-    """``"A is above B on micro-F1 (68.1 vs 67.1) and P@5 (…); B is ahead on macro-AUC (90.8 vs 88.6)."`` over the
-    metrics both have, each winner's value first; values are compared as printed (``digits`` decimals), so a tie at
-    that precision is a tie."""
-    above, below, tied = [], [], []
+def ahead(a_scores: Mapping[str, float], b_scores: Mapping[str, float], metrics: Sequence[str],
+          digits: int = 1) -> dict[str, list[str]]:
+    """The ``metrics`` both have, sorted into ``above`` (A's value higher), ``below`` and ``tied``, compared as printed
+    (``digits`` decimals): what :func:`compare` says, and the report's at-a-glance table counts."""
+    out: dict[str, list[str]] = {"above": [], "below": [], "tied": []}
     for m in metrics:
         x, y = a_scores.get(m), b_scores.get(m)
         if x is None or y is None or pd.isna(x) or pd.isna(y):
             continue
         x, y = round(float(x), digits), round(float(y), digits)
-        if x < y:   # "B is ahead on m (B's value vs A's)"
-            below.append(f"{metric_label(m)} ({y:.{digits}f} vs {x:.{digits}f})")
-        else:
-            (above if x > y else tied).append(f"{metric_label(m)} ({x:.{digits}f} vs {y:.{digits}f})")
+        out["below" if x < y else "above" if x > y else "tied"].append(m)
+    return out
+
+
+def compare(a: str, a_scores: Mapping[str, float], b: str, b_scores: Mapping[str, float],
+            metrics: Sequence[str], digits: int = 1) -> str:
+    """``"A is above B on micro-F1 (68.1 vs 67.1) and P@5 (…); B is ahead on macro-AUC (90.8 vs 88.6)."`` over the
+    metrics both have, each winner's value first; values are compared as printed (``digits`` decimals), so a tie at
+    that precision is a tie."""
+    sides = ahead(a_scores, b_scores, metrics, digits)
+
+    def said(m: str, first: Mapping[str, float], second: Mapping[str, float]) -> str:
+        x, y = (round(float(v[m]), digits) for v in (first, second))
+        return f"{metric_label(m)} ({x:.{digits}f} vs {y:.{digits}f})"
+    above = [said(m, a_scores, b_scores) for m in sides["above"]]
+    below = [said(m, b_scores, a_scores) for m in sides["below"]]     # "B is ahead on m (B's value vs A's)"
+    tied = [said(m, a_scores, b_scores) for m in sides["tied"]]
     if not (above or below or tied):
         return f"{a} and {b} share no metric."
     parts = []

@@ -287,8 +287,8 @@ def input_format(v, ctx) -> str | None:
     if problem or v != "table":
         return problem
     given = [k for k, neutral in MIMIC_ONLY.items() if k in ctx.values and ctx.values[k] not in neutral]
-    said = " and ".join([", ".join(given[:-1]), given[-1]] if len(given) > 1 else given)
-    return (f"'table' takes its splits from the table's split column and reads no MIMIC-III notes, so {said} "
+    from .paper_verdicts import join_words
+    return (f"'table' takes its splits from the table's split column and reads no MIMIC-III notes, so {join_words(given)} "
             f"would be ignored; leave {'it' if len(given) == 1 else 'them'} out") if given else None
 
 

@@ -114,6 +114,7 @@ def gather(profile: Profile, out: Path) -> dict:
     """Everything the page shows, as plain data and comparison tables (used by both renderers)."""
     runs, tables, notebooks, figure3 = [], [], [], []
     first = {}                                          # notebook -> its first run in the profile
+    values: dict[str, dict] = {}                        # notebook -> its first run's parameter values, resolved once
     statuses: dict[str, str] = {}                       # run key -> status, each run record read once
     for spec in profile.runs:
         status, rec = _status(spec)
@@ -125,7 +126,9 @@ def gather(profile: Profile, out: Path) -> dict:
                      "folder": _rel(run_dir, out), "params": _rel(run_dir / "params.yaml", out),
                      "exists": run_dir.exists()})
         if any(spec.notebook in nbs for nbs in published.TABLE_NOTEBOOKS.values()):
-            tables += reproduced.run_tables(spec.notebook, run_dir, _values(spec),   # its row names the run
+            given = _values(spec)
+            values.setdefault(spec.notebook, given)
+            tables += reproduced.run_tables(spec.notebook, run_dir, given,   # its row names the run
                                             None if status == "done" else short_status(status))
         if status == "done":
             page = _notebook_html(spec, out)
@@ -170,8 +173,6 @@ def gather(profile: Profile, out: Path) -> dict:
     for r in runs:
         if r["status"] != "done":
             unfinished.setdefault(short_status(r["status"]), []).append(r["run"])
-    values = {nb: _values(first[nb]) for nb in ("02_pretraining_domains", "03_hierarchy", "04_cnn_retraining")
-              if nb in first}
     pre = first.get("01_preprocess")
     counts = load_metrics(OUTPUTS / pre.key) if pre and status_of("01_preprocess") == "done" else {}
     data_dir = next((v.get("data_dir") for v in values.values()), None)

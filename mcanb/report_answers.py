@@ -172,7 +172,8 @@ def bert_vs_cnn(bert: dict[str, dict[str, comparison.Cell]], cnn: dict[str, dict
     if found and len({(str(f.data.data_dir), str(f.data.label_space)) for f in found}) == 1:   # one test set
         records = [r for f in found for r in f.records if r["row"] in (bk, ck)]
         ps = noise_ps(found[0].data, records, (blabel, barch), (clabel, ""), metrics)[0]
-    pair = Pair("The best BERT row against the best CNN-family model: ", bname, clabel, {m: bert[bk][m].mean for m in metrics}, {m: cnn[ck][m].mean for m in metrics},
+    pair = Pair("The best BERT row against the best CNN-family model: ", bname, clabel,
+                {m: bert[bk][m].mean for m in metrics}, {m: cnn[ck][m].mean for m in metrics},
                 metrics, ps, "", said)
     return [pair, paper]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from . import published
-from .paper_verdicts import paper_domain, paper_hierarchy, paper_more_data
+from .paper_verdicts import ahead, paper_domain, paper_hierarchy, paper_more_data
 
 GLOSSARY = (
     ("BERT-trun / BERT-hier", "the first 512 word pieces of a note / the note cut into segments, each encoded by BERT, "
@@ -35,19 +35,18 @@ GLOSSARY = (
 
 
 def _pair_line(rq: str, item: Any) -> dict[str, str]:
-    ms = [m for m in item.metrics if m in item.a_scores and m in item.b_scores]
-    a_ahead = [m for m in ms if round(item.a_scores[m], 1) > round(item.b_scores[m], 1)]
-    b_ahead = [m for m in ms if round(item.b_scores[m], 1) > round(item.a_scores[m], 1)]
+    sides = ahead(item.a_scores, item.b_scores, item.metrics)
+    n = sum(map(len, sides.values()))
     label = published.METRIC_LABELS.get
-    ahead = "; ".join(f"{who} on {len(on)} of {len(ms)} ({', '.join(label(m, m) for m in on)})"
-                      for who, on in ((item.a, a_ahead), (item.b, b_ahead)) if on) or "tied"
+    said = "; ".join(f"{who} on {len(on)} of {n} ({', '.join(label(m, m) for m in on)})"
+                     for who, on in ((item.a, sides["above"]), (item.b, sides["below"])) if on) or "tied"
     if not item.ps:
         beyond = "not tested (no predictions at hand)"
     else:
         from .bert_verdicts import ALPHA       # not at the top: it imports the models (torch)
         sure = [label(m, m) for m, p in item.ps.items() if p < ALPHA]
         beyond = ", ".join(sure) if sure else "none"
-    return {"question": rq, "comparison": f"{item.lead}{item.a} vs {item.b}", "ahead": ahead,
+    return {"question": rq, "comparison": f"{item.lead}{item.a} vs {item.b}", "ahead": said,
             "beyond test-set noise": beyond}
 
 

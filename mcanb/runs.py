@@ -58,12 +58,12 @@ def _uses(outputs: Path, store: Path) -> dict[str, list[str]]:
     return used
 
 
-def find(outputs: Path | None = None) -> list[TrainingRun]:
+def find(outputs: Path | None = None, used: dict[str, list[str]] | None = None) -> list[TrainingRun]:
     """Every training run in the store under ``outputs``, with its status, identity and the notebook runs that
-    use it."""
+    use it (``used``: :func:`_uses`' answer, when the caller has it)."""
     outputs = Path(outputs or OUTPUTS)
     store = outputs / RUNS.relative_to(OUTPUTS)
-    used = _uses(outputs, store)
+    used = _uses(outputs, store) if used is None else used
     return [TrainingRun(d, _status(d), identity.read(d), list(used.get(str(d.resolve()), [])))
             for d in _training_dirs(store)]
 
@@ -236,15 +236,16 @@ def prune(runs: list[TrainingRun], dry_run: bool = False) -> list[TrainingRun]:
 
 def main(prune_unused: bool = False, dry_run: bool = False, outputs: Path | None = None, echo=print) -> None:
     """``mcanb runs [--prune] [--dry-run]``: list the run store; remove what no result uses."""
-    runs = find(outputs)
+    outputs = Path(outputs or OUTPUTS)
+    store = outputs / RUNS.relative_to(OUTPUTS)
+    used = _uses(outputs, store)                   # every result's training_runs.json, read once
+    runs = find(outputs, used)
     for r in runs:
         echo(describe(r))
     n_unused = sum(not r.used_by for r in runs)
-    store = Path(outputs or OUTPUTS) / RUNS.relative_to(OUTPUTS)
     echo(f"{len(runs)} training runs in the run store {shown(store)}, {n_unused} unused")
     if prune_unused or dry_run:
-        outputs_ = Path(outputs or OUTPUTS)
-        elsewhere = sorted(e for e in _uses(outputs_, store) if not Path(e).exists())
+        elsewhere = sorted(e for e in used if not Path(e).exists())
         if elsewhere and n_unused:       # an outputs folder moved or copied under the results' absolute entries
             raise UserError(f"{len(elsewhere)} training run(s) that notebook results list are not where they say "
                             f"(e.g. {elsewhere[0]}): was the outputs folder moved or copied? Pruning now could remove "
@@ -256,6 +257,6 @@ def main(prune_unused: bool = False, dry_run: bool = False, outputs: Path | None
             echo(f"{verb} {shown(r.path)}")
         echo(f"{verb} {len(gone)} unused runs" + ("" if len(gone) == n_unused else
                                                   f" ({n_unused - len(gone)} running now: kept)"))
-        answers = Path(outputs or OUTPUTS) / paired.STORE.relative_to(OUTPUTS)
+        answers = outputs / paired.STORE.relative_to(OUTPUTS)
         stale = paired.prune(answers, dry_run=dry_run, removed=[r.path for r in gone])
         echo(f"{verb} {len(stale)} stored paired tests whose prediction files are gone ({shown(answers)})")
