@@ -168,7 +168,8 @@ def domain_verdict(rows: Sequence, results: Sequence[dict], label_space: str = "
     for a, b in (("in-domain", "none"), ("general", "in-domain")):
         if a in by_domain and b in by_domain:
             la, lb = by_domain[a], by_domain[b]
-            lines.append(_say("", (la + _coverage_note(la, coverage), lb + _coverage_note(lb, coverage)),
+            lines.append(_say(f"{published.ARCHITECTURES[architecture]}: ",
+                              (la + _coverage_note(la, coverage), lb + _coverage_note(lb, coverage)),
                               ((la, architecture), (lb, architecture)), score, metrics, results, processed, floor,
                               collect))
     return "\n".join(lines) or "This run has no pair of domains to compare."

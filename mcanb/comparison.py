@@ -126,7 +126,8 @@ class Comparison:
             row["stands for"] = r.note if r.source == "not run" else r.stands_for
             for m, label in zip(self.metrics, labels):
                 v = r.values.get(m)
-                row[label] = "–" if v is None else str(v) if isinstance(v, Cell) else f"{v:.1f}"
+                row[label] = ("" if r.source in ("paper", "original") and m in published.DEV_TUNED_METRICS
+                              else "–" if v is None else str(v) if isinstance(v, Cell) else f"{v:.1f}")
             row["seeds"] = str(r.seeds) if r.source == "this run" else ""
             if self.difference:
                 for m, label in zip(self.metrics, labels):
@@ -356,6 +357,10 @@ def mapped_paper_rows(comp: Comparison) -> list[Row]:
                                          and p.name in r.peers for r in comp.this_run)]
 
 
+DEV_THR_NOTE = ("(dev thr.): this run's F1 at one threshold tuned on its dev notes; the paper reports F1 at 0.5 "
+                "only, so its rows leave those columns empty.")
+
+
 def markdown(comp: Comparison, link: str | None = None, short: bool = False) -> str:
     """A Markdown table of ``comp`` (the README and report.md); ``link``: where this run's numbers link to.
     ``short``: only the paper rows this run's rows are or stand in for, and one line counting the others."""
@@ -378,6 +383,9 @@ def markdown(comp: Comparison, link: str | None = None, short: bool = False) -> 
     if short and hidden:
         lines.append(f"| Table {comp.table} | … {hidden} more row{'s' * (hidden != 1)} of the paper |"
                      + " |" * (len(cols) - 2))
-    if not short and comp.with_paper and comp.table in published.TABLE_NOTES:   # under the whole table
-        lines += ["", f"<sub>Table {comp.table} as printed: {published.TABLE_NOTES[comp.table]}</sub>"]
+    notes = [f"Table {comp.table} as printed: {published.TABLE_NOTES[comp.table]}"] if (
+        not short and comp.with_paper and comp.table in published.TABLE_NOTES) else []  # under the whole table
+    if comp.with_paper and len(comp.metrics) > len(published.METRICS[comp.label_space]):
+        notes.append(DEV_THR_NOTE)
+    lines += [f"\n<sub>{n}</sub>" for n in notes]
     return "\n".join(lines) + "\n"

@@ -15,8 +15,7 @@ Every cache key and run key of the package is made here, from content, never fro
 
 A training run's identity (:func:`run_identity`) hashes its *parts* (data, encoder, model, train, seed, code),
 each a dict with a ``sha`` and human-readable fields that do not count; :func:`write` stores them as
-``identity.json`` in the run folder and :func:`differences` says in words what changed. Explained in
-docs/runs.md.
+``identity.json`` in the run folder and :func:`differences` says in words what changed (docs/runs.md).
 """
 from __future__ import annotations
 
@@ -373,11 +372,13 @@ def write(run_dir: str | os.PathLike, parts: Mapping[str, Any]) -> Path:
 
 
 def read(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The ``identity.json`` of a run folder, or None when missing or unreadable."""
+    """A run folder's ``identity.json``; None when missing, unreadable or not shaped as :func:`write` writes it."""
     try:
-        return json.loads((Path(run_dir) / IDENTITY_FILE).read_text())
+        stored = json.loads((Path(run_dir) / IDENTITY_FILE).read_text())
     except (OSError, ValueError):
         return None
+    parts = stored.get("parts") if isinstance(stored, dict) else None
+    return stored if isinstance(parts, dict) and all(isinstance(v, dict) for v in parts.values()) else None
 
 
 def differences(stored: Mapping[str, Any] | None, parts: Mapping[str, Any]) -> list[str]:

@@ -41,6 +41,7 @@ def seed_records(run: Path | None) -> RunResults | None:
     from .cnn_study import saved_baseline
     from .paths import resolve as resolve_path
     from .processed import load
+    from .reproduced import requested_keys
 
     try:
         params = yaml.safe_load((run / "params.yaml").read_text())
@@ -58,7 +59,17 @@ def seed_records(run: Path | None) -> RunResults | None:
         return None
     if not records or not all(Path(r["predictions"]).exists() for r in records):
         return None
-    return RunResults(data, records, saved_baseline(run / "most_frequent", data))
+    return RunResults(data, _in_run_order(records, requested_keys(run.parent.name, params)),
+                      saved_baseline(run / "most_frequent", data))
+
+
+def _in_run_order(records: list[dict], keys: Sequence[str]) -> list[dict]:
+    """``records`` grouped by encoder in the order the run's parameters name them, then each encoder's
+    architectures in their order, rather than by folder name (the store's slugs put a less-data twin first)."""
+    heads = list(dict.fromkeys(k.split("/")[0] for k in keys))
+    tails = list(dict.fromkeys(k.split("/", 1)[-1] for k in keys))
+    at = lambda seq, x: seq.index(x) if x in seq else len(seq)                  # noqa: E731 (unknown ones last)
+    return sorted(records, key=lambda r: (at(heads, r["row"].split("/")[0]), at(tails, r["row"].split("/", 1)[-1])))
 
 
 def answer(verdict, measured: dict[str, dict[str, comparison.Cell]], found: RunResults | None,

@@ -186,7 +186,9 @@ def describe(run: TrainingRun) -> str:
     the device it trained on."""
     head = f"{shown(run.path)}  {run.status}  " + (f"used by {', '.join(run.used_by)}" if run.used_by else "unused")
     if run.identity is None:
-        return head + "\n    made from: unknown (no identity.json: written before runs had one)"
+        why = ("identity.json is not the record mcanb writes: edited by hand?" if (run.path / identity.IDENTITY_FILE).exists()
+               else "no identity.json: written before runs had one")
+        return head + f"\n    made from: unknown ({why})"
     p = run.identity.get("parts", {})
     bits = []
     if "data" in p:

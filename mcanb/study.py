@@ -135,6 +135,12 @@ def load_profile(profile: str) -> Profile:
         missing = [r for r in spec.reads if r not in earlier]
         if missing:
             raise StudyError(f"{where}: reads {missing}, which no earlier entry produces (earlier: {earlier})")
+        for key, value in input_paths(spec).items():   # an earlier entry's output not in reads: a race under jobs
+            producer = next((k for k in earlier if value == OUTPUTS / k or OUTPUTS / k in value.parents), None)
+            if producer:
+                raise StudyError(f"{where}: {key} {shown(value)} is what runs[{earlier.index(producer)}] ({producer}) "
+                                 f"writes, but its reads {spec.reads} leave that run out, so it could start before "
+                                 f"that run finishes; add {producer} to reads (or drop reads to read every earlier run)")
         specs.append(spec)
     return Profile(path.stem.replace("_", "-"), path, str(doc.get("description", "")), specs, jobs)
 

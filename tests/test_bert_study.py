@@ -217,7 +217,7 @@ def test_run_verdicts_and_floor_from_result_rows():
            {"encoder": "rand", "architecture": "hier_lan", "seed": 0, "test/micro_f1": 0.5, "test/macro_auc": 0.8},
            {"encoder": "in", "architecture": "trun_lan", "seed": 0, "test/micro_f1": 0.3, "test/macro_auc": 0.6}]
     text = v.domain_verdict(rows, res, coverage={"in": 0.9, "rand": 0.5})
-    assert text == ("in (reads 90 % of the notes' words) is above rand (reads 50 % of the notes' words) on "
+    assert text == ("BERT-hier + LAN: in (reads 90 % of the notes' words) is above rand (reads 50 % of the notes' words) on "
                     "micro-F1 (60.0 vs 50.0); rand (reads 50 % of the notes' words) is ahead on macro-AUC "
                     "(80.0 vs 70.0).")
     assert "in: BERT-hier + LAN is above BERT-trun + LAN on macro-AUC (70.0 vs 60.0) and micro-F1 (60.0 vs 30.0)." \

@@ -117,3 +117,19 @@ def test_a_model_folder_that_names_several_training_runs_is_refused(tmp_path):
     with pytest.raises(UserError, match=r"names 2 training runs: .*general/hier_lan/seed13, .*in_domain/hier_lan/seed13"):
         runs.used_run(result / "hier_lan" / "seed13")
     assert runs.used_run(result / "in_domain" / "hier_lan" / "seed13") == made["in_domain"]
+
+
+@pytest.mark.parametrize("text", ['["not", "a", "record"]', '{"identity": "x", "parts": {"seed": 13}}', "{not json"])
+def test_a_hand_edited_identity_json_is_a_run_without_an_identity_not_a_traceback(tmp_path, text):
+    """mcanb runs describes it as unreadable, and training treats the run as one to start afresh."""
+    from mcanb import identity, runs
+    run = tmp_path / "runs" / "caml" / "0123abcd" / "seed13"
+    identity.write(run, identity.run_parts(data={"sha": "d"}, model={"model": "caml"}, train={}, seed=13))
+    (run / identity.IDENTITY_FILE).write_text(text)
+    assert identity.read(run) is None
+    parts = identity.run_parts(data={"sha": "d"}, model={"model": "caml"}, train={}, seed=13)
+    assert identity.differences(identity.read(run), parts) == ["no identity.json"]
+    lines = []
+    runs.main(outputs=tmp_path, echo=lines.append)
+    assert "made from: unknown (identity.json is not the record mcanb writes: edited by hand?)" in lines[0]
+    assert lines[-1].startswith("1 training runs in the run store") and lines[-1].endswith(", 1 unused")

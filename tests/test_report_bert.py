@@ -47,6 +47,20 @@ def test_bert_tables_put_this_run_under_the_papers_rows(tmp_path):
     assert "| this run | [in-domain (MLM on training notes)](../metrics.json) |" in md
     assert md.endswith(f"<sub>Table 2 as printed: {published.TABLE_NOTES[2]}</sub>\n")   # what a reader must know
     assert "Table 3 as printed: – marks a cell the paper's text leaves empty" in comparison.markdown(tables[1])
+    assert comparison.DEV_THR_NOTE not in md                      # no row of this run has F1 at a dev threshold
+
+
+def test_the_papers_rows_leave_the_dev_threshold_columns_empty_and_a_note_says_why(tmp_path):
+    run = _run(tmp_path, {"in_domain_mlm_on_training_notes/hier_lan": 0.57})
+    m = json.loads((run / "metrics.json").read_text())
+    m["metrics"]["in_domain_mlm_on_training_notes/hier_lan/test/micro_f1@dev_threshold/mean"] = 0.6
+    (run / "metrics.json").write_text(json.dumps(m))
+    t2 = reproduced.run_tables("02_pretraining_domains", run, {"label_space": "50", "encoders": ["in-domain"]})[0]
+    frame = t2.frame().set_index("source")
+    assert set(frame.loc["paper", "micro-F1 (dev thr.)"]) == {""}          # the paper reports F1 at 0.5 only
+    assert frame.loc["this run", "micro-F1 (dev thr.)"] == "60.0"
+    md = comparison.markdown(t2)
+    assert md.endswith(f"<sub>{comparison.DEV_THR_NOTE}</sub>\n") and "Table 2 as printed" in md
 
 
 def test_a_run_that_did_not_finish_is_one_row_with_its_reason(tmp_path):
@@ -174,7 +188,7 @@ def test_the_reports_research_question_sentences_name_the_dev_tuned_micro_f1_as_
     measured = {"in_domain_mlm_on_training_notes/hier_lan": cells(50.0, 52.0),
                 "random_init_no_pretraining/hier_lan": cells(48.0, 53.0)}
     text = report_answers.as_text(report_answers.answer(domain_verdict, measured, None))
-    assert text == ("in-domain (MLM on training notes) is above random init (no pretraining) on micro-F1 (50.0 vs "
+    assert text == ("BERT-hier + LAN: in-domain (MLM on training notes) is above random init (no pretraining) on micro-F1 (50.0 vs "
                     "48.0); random init (no pretraining) is ahead on micro-F1 (dev thr.) (53.0 vs 52.0).")
 
 
@@ -188,7 +202,7 @@ def test_the_reports_rq1_adds_the_more_data_verdict_on_the_runs_pairs():
                 "random_init_no_pretraining/hier_lan": cell(48.0)}
     text = report_answers.as_text(report_answers.answer(report_answers.pretraining_verdict, measured, None))
     assert text.splitlines() == [
-        "in-domain (MLM on training notes) is above random init (no pretraining) on micro-F1 (50.0 vs 48.0).",
+        "BERT-hier + LAN: in-domain (MLM on training notes) is above random init (no pretraining) on micro-F1 (50.0 vs 48.0).",
         "BERT-hier + LAN: in-domain (MLM on training notes) is above in-domain, less data (MLM on 25 % of training "
         "notes) on micro-F1 (50.0 vs 46.0)."]
     rows, results = report_answers._verdict_inputs({k: v for k, v in measured.items() if "less_data" not in k})
@@ -207,7 +221,7 @@ def test_the_reports_verdicts_use_the_metrics_of_the_runs_label_space():
     measured = {"in_domain_mlm_on_training_notes/hier_lan": cells(50.0),
                 "random_init_no_pretraining/hier_lan": cells(48.0)}
     assert report_answers.as_text(report_answers.answer(domain_verdict, measured, None)) == (
-        "in-domain (MLM on training notes) is above random init (no pretraining) on P@8 (50.0 vs 48.0) and P@15 "
+        "BERT-hier + LAN: in-domain (MLM on training notes) is above random init (no pretraining) on P@8 (50.0 vs 48.0) and P@15 "
         "(40.0 vs 38.0).")
 
 
@@ -391,3 +405,18 @@ def test_the_report_opens_with_each_comparison_at_a_glance_and_the_toys_limits()
     md = "\n".join(report_glance.render_top_md(top))
     assert md.startswith("## At a glance\n") and "- **most-frequent floor**: every note gets the same scores" in md
     assert '<p class="limits">This is a teaching run' in report_glance.render_top_html(top)
+
+
+def test_the_reports_floor_rows_follow_the_runs_encoders_not_the_folder_names():
+    """The run store's folders sort the less-data twin before its encoder; the report lists rows as the parameters
+    name the encoders, each encoder's architectures together."""
+    from mcanb import report_answers
+    from mcanb.reproduced import requested_keys
+    values = {"encoders": ["general", "in-domain", "in-domain-less", "random"], "less_data": 0.25,
+              "label_space": "50", "more_data_pairs": [["in-domain-less", "in-domain"]]}
+    keys = requested_keys("02_pretraining_domains", values)
+    records = [{"row": k, "seed": "seed13"} for k in sorted(keys)]
+    assert [r["row"] for r in report_answers._in_run_order(records, keys)] == [
+        "general_mlm_on_english_docstrings/hier_lan", "in_domain_mlm_on_training_notes/hier_lan",
+        "in_domain_mlm_on_training_notes/trun_fcn", "in_domain_less_data_mlm_on_25_of_training_notes/hier_lan",
+        "in_domain_less_data_mlm_on_25_of_training_notes/trun_fcn", "random_init_no_pretraining/hier_lan"]

@@ -58,6 +58,13 @@ def test_bad_profiles_are_errors_naming_the_entry(tmp_path):
         study.load_profile(str(bad))
     with pytest.raises(study.StudyError, match="no such profile"):
         study.load_profile("no-such-profile")
+    # reads leaves out the earlier run whose output data_dir names: under jobs: 2 it could start first
+    bad.write_text(yaml.safe_dump({"jobs": 2, "runs": [
+        {"notebook": "01_preprocess", "run": "toy"},
+        {"notebook": "04_cnn_retraining", "run": "toy", "reads": [], "params": {"data_dir": "outputs/01_preprocess/toy"}}]}))
+    with pytest.raises(study.StudyError, match=r"runs\[1\]: data_dir outputs/01_preprocess/toy is what runs\[0\] "
+                                               r"\(01_preprocess/toy\) writes, but its reads \[\] leave that run out"):
+        study.load_profile(str(bad))
 
 
 def test_progress_lines_from_progress_files(tmp_path):
