@@ -17,6 +17,8 @@ with an error naming the parameter when the path does not exist. The same holds 
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +28,14 @@ from . import params as P
 from .paths import NOTEBOOKS, PARAMETER_FILE_ENV, PARAMETERS, ROOT, TOY_MIMIC, TOY_PREPROCESSED, out_dir, shown
 
 
-def kernel_manager() -> dict[str, Any]:
+def kernel_manager(stderr: Any = None) -> dict[str, Any]:
     """papermill's keyword for the kernel manager of a run: a kernel that talks over Unix sockets (IPC), each in a
     name of its own under the temporary folder, not over TCP ports of localhost. Only this process talks to the
     kernel, and over TCP ipykernel warns on every start that the traffic is unencrypted, a line on the terminal of
-    every ``mcanb run``. Empty (papermill's TCP default) where there are no Unix sockets (Windows)."""
+    every ``mcanb run``. Empty (papermill's TCP default) where there are no Unix sockets (Windows). ``stderr``: a
+    file the kernel process writes its own standard error to (:func:`execute`), instead of this process's."""
     if os.name == "nt":
         return {}
-    import tempfile
     import uuid
 
     from jupyter_client.manager import AsyncKernelManager
@@ -48,7 +50,23 @@ def kernel_manager() -> dict[str, Any]:
         def _ip_default(self) -> str:       # the sockets' path prefix; jupyter_client's is relative to the cwd
             return os.path.join(tempfile.gettempdir(), f"mcanb-kernel-{uuid.uuid4().hex[:16]}")
 
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            return await super()._async_launch_kernel(kernel_cmd, **(kw if stderr is None else {**kw, "stderr": stderr}))
+
     return {"kernel_manager_class": IpcKernelManager}
+
+
+def _pass_on(kernel_stderr: Any, stopped: bool) -> None:
+    """Print what the kernel process wrote to its own standard error (a cell's output is in the notebook, not
+    here: a crash's last words, a library's C-level warning) and close the file; nothing when ``--timeout``
+    stopped a cell: the kernel then prints a traceback of its own interrupted reply (ZMQError), which says nothing
+    of the notebook and would bury the one-line message that follows."""
+    with kernel_stderr:
+        kernel_stderr.seek(0)
+        said = kernel_stderr.read().decode("utf-8", "replace")
+    if said.strip() and not stopped:
+        sys.stderr.write(said if said.endswith("\n") else said + "\n")
+        sys.stderr.flush()
 
 
 def numbered_notebooks() -> list[str]:
@@ -199,11 +217,17 @@ def execute(notebook: str, run: str, overrides: dict[str, Any] | None = None, ti
     print(f"[mcanb] {notebook} / {label} -> {shown(target)} (parameters: {source})", flush=True)
     before = os.environ.get(PARAMETER_FILE_ENV)
     os.environ[PARAMETER_FILE_ENV] = source          # the kernel inherits it; params.yaml names the file
+    kernel_stderr = tempfile.TemporaryFile()
+    stopped = False
     try:
         pm.execute_notebook(str(NOTEBOOKS / f"{notebook}.ipynb"), str(target), parameters=values,
                             kernel_name="python3", cwd=str(ROOT), log_output=False, progress_bar=progress_bar,
-                            execution_timeout=timeout, **kernel_manager())
+                            execution_timeout=timeout, **kernel_manager(kernel_stderr))
+    except Exception as e:
+        stopped = type(e).__name__ == "CellTimeoutError"      # nbclient's, --timeout
+        raise
     finally:
+        _pass_on(kernel_stderr, stopped)
         if before is None:
             os.environ.pop(PARAMETER_FILE_ENV, None)
         else:

@@ -864,6 +864,37 @@ def test_a_cell_stopped_by_timeout_is_one_message(monkeypatch):
                                              "was stopped")
 
 
+def test_the_kernels_own_stderr_is_passed_on_except_its_traceback_after_a_timeout(capsys):
+    """The kernel process writes its standard error to a file (``pipeline.kernel_manager``): what it says reaches the
+    terminal after the notebook, but the ZMQError traceback it prints when --timeout stops a cell does not bury the
+    one-line message."""
+    import asyncio
+    import tempfile
+
+    from mcanb import pipeline
+
+    async def run_in_kernel(stderr) -> None:
+        km = pipeline.kernel_manager(stderr)["kernel_manager_class"](kernel_name="python3")
+        await km.start_kernel()
+        client = km.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=60)
+            await client.execute_interactive("import os; os.write(2, b'said by the kernel itself\\n')", timeout=60)
+        finally:
+            client.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    for stopped in (False, True):
+        with tempfile.TemporaryFile() as f:
+            asyncio.run(run_in_kernel(f))
+            f.seek(0)
+            assert f.read() == b"said by the kernel itself\n"
+            pipeline._pass_on(f, stopped)
+            assert f.closed
+        assert capsys.readouterr().err == ("" if stopped else "said by the kernel itself\n")
+
+
 def test_a_table_given_settings_only_mimic_input_reads_is_refused():
     """input_format: table ignores CAML's split files, their checksum, caml_compat, drop_iserror and duplicate_notes:
     given any of them (not at its neutral value), the run is refused instead of silently ignoring it."""
