@@ -21,6 +21,7 @@ import torch
 
 from . import encoders, grid, identity, names, wordpiece
 from .names import BERT_DOMAINS, BERT_ENCODERS
+from .paths import portable
 from .models import build_model
 from .models.bert import param_groups
 from .processed import Processed
@@ -172,12 +173,13 @@ class BertRow:
         data = grid.per_data(self._data, processed, "data", lambda: wordpiece.datasets(     # shared by the seeds
             processed, tokenizer, max_words=self.max_words, max_pieces=max_pieces, progress=self.progress))
         config = self.config
-        settings = {"model": name, "model_config": dataclasses.asdict(model.config),  # resolved: defaults included
+        settings = {"model": name, "model_config": {**dataclasses.asdict(model.config),   # resolved: defaults included
+                                                    "encoder": portable(model.config.encoder)},
                     "tokenizer": encoders.tokenizer_key(tokenizer), "max_words": self.max_words,
                     "max_pieces": max_pieces, "head_lr": self.head_lr, "layer_decay": self.layer_decay,
                     "segment_lr": self.segment_lr, "output_bias": self.output_bias,
                     "train": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "seed")},
-                    "data_dir": str(processed.data_dir), "label_space": processed.label_space}
+                    "data_dir": portable(processed.data_dir), "label_space": processed.label_space}
         train = {**{k: settings[k] for k in ("max_words", "max_pieces", "head_lr", "layer_decay", "segment_lr",
                                              "output_bias")},
                  "train": identity.train_settings(config)}

@@ -34,8 +34,11 @@ def _overrides(pairs: list[list[str]] | None) -> dict[str, Any]:
     from .errors import load_yaml, yaml_problem
     from .params import ParameterError
 
-    out = {}
+    out, typed = {}, {}
     for k, v in pairs or []:
+        if k in out:                              # the shell gives both; which one was meant is not ours to guess
+            raise ParameterError(f"-p {k} is given twice ({typed[k]} and {v}); give it once")
+        typed[k] = v
         try:
             out[k] = load_yaml(v)
         except yaml.YAMLError as e:

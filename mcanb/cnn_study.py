@@ -22,6 +22,7 @@ from . import grid, identity, metrics, names, text
 from .batching import CodingDataset
 from .models import build_model
 from .models.baselines import MostFrequentCodesBaseline, TfidfLogisticBaseline
+from .paths import portable
 from .predictions import load_predictions, save_predictions
 from .processed import Processed
 from .reporting import metric_key
@@ -143,7 +144,7 @@ class CnnRow:
         parts = identity.run_parts(data=identity.of_processed(processed, words=True), model=settings,
                                    train=identity.train_settings(self.config), seed=seed)
         return grid.Prepared(model, data, dataclasses.replace(self.config, seed=int(seed)), parts,
-                             {**settings, "data_dir": str(processed.data_dir), "label_space": processed.label_space,
+                             {**settings, "data_dir": portable(processed.data_dir), "label_space": processed.label_space,
                               "token_rule": processed.token_rule})
 
 

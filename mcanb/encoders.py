@@ -25,6 +25,7 @@ import ast
 import bisect
 import json
 import os
+import sys
 import sysconfig
 import time
 from dataclasses import asdict, dataclass
@@ -220,24 +221,25 @@ def pretrain_mlm(texts: Sequence[str], out_dir: str | Path, config: MlmConfig | 
                  init_from: str | None = None, progress: bool = True) -> Path:
     """Pretrain a BERT with masked-language modelling on ``texts``; save a Hugging Face model directory.
 
-    Without ``init_from`` a WordPiece tokenizer is trained on ``texts`` and a small ``BertForMaskedLM`` is built
-    from ``config`` (pretraining from scratch, like PubMedBERT). With ``init_from`` (an encoder name) its tokenizer
-    and weights are the starting point (continued pretraining, like BioBERT and ClinicalBERT).
+    Without ``init_from`` a WordPiece tokenizer is trained on ``texts`` and a small ``BertForMaskedLM`` built from
+    ``config`` (from scratch, like PubMedBERT); with it, that encoder's tokenizer and weights (like ClinicalBERT).
 
-    The result is cached: a directory whose ``pretraining.json`` records the same settings, corpus and code (the
-    version of this module and what it imports, :func:`mcanb.identity.code_version`) is reused as it is. ``pretraining.json`` also holds the MLM loss before and after, and the time taken.
-
-    Returns ``out_dir``, loadable with :func:`load_encoder` / :func:`load_tokenizer`.
-    """
+    Cached: a directory whose ``pretraining.json`` records the same settings, corpus, starting encoder's files and
+    code (:func:`mcanb.identity.code_version` of this module) is reused while its files are those pretraining wrote;
+    the record holds the MLM loss before and after and the time taken. Returns ``out_dir`` (:func:`load_encoder`)."""
     config = config or MlmConfig()
     out_dir = Path(out_dir)
+    start = resolve_encoder(init_from) if init_from else None
     record = {"settings": asdict(config), "init_from": init_from, "corpus": identity.of_texts(texts),
-              "documents": len(texts), "code": identity.code_version("encoders")}
+              "documents": len(texts), "code": identity.code_version("encoders"),
+              "init_from_files": identity.of_encoder(init_from, start)["sha"] if start and Path(start).is_dir() else None}
     meta = out_dir / "pretraining.json"
     if meta.exists():
         done = json.loads(meta.read_text())
         if {k: done.get(k) for k in record} == record:
-            return out_dir
+            if done.get("files") == _written(out_dir):
+                return out_dir
+            print(f"[mcanb] {out_dir}: its files are not those pretraining wrote; pretraining it again", file=sys.stderr)
         meta.unlink()  # settings changed: a run killed while overwriting the files must never look finished
     threads_before = torch.get_num_threads()
     if config.num_threads:
@@ -306,8 +308,13 @@ def _pretrain(texts: Sequence[str], out_dir: Path, config: MlmConfig, init_from:
         record.update(nsp_loss_first=float(np.mean(nsp_losses[:tenth])),
                       nsp_loss_last=float(np.mean(nsp_losses[-tenth:])))
     record.update(seconds=round(time.perf_counter() - t0, 1),
-                  examples=len(examples) if not nsp else sum(len(p) >= 2 for p in pieces))
+                  examples=len(examples) if not nsp else sum(len(p) >= 2 for p in pieces), files=_written(out_dir))
     meta.write_text(json.dumps(record, indent=2))
+
+
+def _written(out_dir: Path) -> str:
+    """The digest of the weights, configuration and tokenizer files in ``out_dir`` (checked before reuse)."""
+    return identity.of_encoder(str(out_dir), str(out_dir))["sha"]
 
 
 def _pretraining_loss(model, batch: dict, follows: torch.Tensor | None = None

@@ -62,13 +62,9 @@ def digest(*chunks: bytes | str) -> str:
 
 
 def _plain(v: Any) -> Any:
-    if isinstance(v, Path):
-        return str(v)
     if isinstance(v, (set, frozenset)):
         return sorted(v, key=str)
-    if hasattr(v, "tolist"):                 # numpy arrays and scalars, torch tensors
-        return v.tolist()
-    return str(v)
+    return v.tolist() if hasattr(v, "tolist") else str(v)     # numpy arrays and scalars, torch tensors; paths
 
 
 def canonical(obj: Any) -> str:
@@ -157,11 +153,7 @@ def changed_files(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 # ---------------------------------------------------------------------------------------------- content
 def of_texts(texts: Iterable[str]) -> str:
     """A corpus in order (the MLM cache key)."""
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8"))
-        h.update(b"\0")
-    return h.hexdigest()[:CHARS]
+    return digest(*texts)
 
 
 def of_tokenizer(tokenizer) -> str:
@@ -213,15 +205,15 @@ def of_encoder(name: str, path: str, init: str = "pretrained") -> dict[str, Any]
 def of_processed(processed, *, words: bool = False) -> dict[str, Any]:
     """The preprocessed data a model trains on: per split the admission ids, texts and codes, and the label codes.
 
-    ``words=True`` adds what the word-level CNN family also reads: the vocabulary, the word2vec matrix and the
-    code descriptions. The content is hashed as it is in memory, so a notebook that changes the data after
+    ``words=True`` adds what the word-level CNN family also reads: the vocabulary, the word2vec matrix, the code
+    descriptions and the token rule. The content is hashed as it is in memory, so a notebook that changes the data after
     loading it gets another identity.
     """
-    h = hashlib.sha256()
-    labels = processed.labels
+    h, labels = hashlib.sha256(), processed.labels
     h.update(canonical(labels["code"].tolist()).encode())
-    if words:
-        h.update(canonical(labels["description"].fillna("").tolist()).encode())
+    if words:                                 # and how words are cut from text (descriptions: DR-CAML)
+        h.update(canonical([labels["description"].fillna("").tolist(), processed.token_rule,
+                            processed.regex_engine]).encode())
         h.update(canonical(list(processed.vocab)).encode())
         if processed.embeddings is not None:
             h.update(processed.embeddings.tobytes())
@@ -319,8 +311,8 @@ def code_version(*roots: str, package_dir: str | os.PathLike = PACKAGE_DIR) -> s
     files = (import_closure(roots, package_dir) if roots else
              [f for f in package_dir.rglob("*.py") if "__pycache__" not in f.parts
               and not (f.parent == package_dir and f.name in ORCHESTRATION)])
-    data = [f for f in package_dir.rglob("*") if f.is_file() and "__pycache__" not in f.parts
-            and f.suffix in (".csv", ".json", ".txt", ".yaml")]
+    data = [f for f in package_dir.rglob("*") if f.is_file() and "__pycache__" not in f.parts   # every data file:
+            and f.suffix not in (".py", ".pyc")]                                   # ICD-9 descriptions (.gz) too
     h = hashlib.sha256(__version__.encode())
     h.update(canonical(library_versions(COMPUTE_LIBRARIES + (() if roots else NOTEBOOK_LIBRARIES))).encode())
     for f in sorted({*files, *data}):
@@ -391,16 +383,24 @@ def differences(stored: Mapping[str, Any] | None, parts: Mapping[str, Any]) -> l
 
 
 def uses(notebook_dir: str | os.PathLike) -> list[Path] | None:
-    """The training runs ``<notebook_dir>/training_runs.json`` lists (:func:`record_use`), as absolute paths, or None
-    when that file is missing or unreadable (a notebook run that trains nothing, or has not run). The one reader of
+    """The training runs ``<notebook_dir>/training_runs.json`` lists (:func:`record_use`), as absolute paths; None
+    when it is missing (a run that trains nothing, or has not run), ``DamagedOutput`` when damaged. The one reader of
     the file: an entry relative to the outputs folder holding ``<notebook>/<run>`` is read from where that folder is
     now, so a moved or copied outputs folder keeps its runs."""
+    path = Path(notebook_dir) / USES_FILE
     try:
-        entries = json.loads((Path(notebook_dir) / USES_FILE).read_text())
-    except (OSError, ValueError):
+        entries = json.loads(path.read_text())
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError):
+        entries = None
+    if not isinstance(entries, list) or not all(isinstance(e, str) and e for e in entries):
+        from .errors import DamagedOutput              # a damaged list must never read as "uses no training run"
+        raise DamagedOutput(f"{path}: not the list of training runs mcanb writes, so which runs this result uses is "
+                            f"unknown; rerun it (mcanb run {path.parent.parent.name} {path.parent.name} reuses its "
+                            "finished training runs) or remove its folder")
     root = Path(notebook_dir).resolve().parent.parent
-    return [root / e for e in entries] if isinstance(entries, list) else None          # an absolute e stays e
+    return [root / e for e in entries]                                                  # an absolute e stays e
 
 
 def record_use(notebook_dir: str | os.PathLike, run_dir: str | os.PathLike) -> None:

@@ -49,6 +49,13 @@ def out_dir(notebook: str, run: str, create: bool = True) -> Path:
     return d
 
 
+def portable(path: str | os.PathLike) -> str:
+    """``path`` as a record keeps it: ``outputs/...`` when inside the outputs folder, so that :func:`resolve` finds it
+    wherever that folder is later (moved, copied, another ``$MCANB_OUTPUTS``); any other path or name as it is."""
+    p = Path(path)
+    return f"outputs/{p.relative_to(OUTPUTS).as_posix()}" if p.is_absolute() and p.is_relative_to(OUTPUTS) else str(path)
+
+
 def shown(path: str | os.PathLike) -> str:
     """``path`` as printed for a user: relative to the repository when inside it (so no one's home folder appears in
     messages, tables and notebooks), else as it is (outputs may live elsewhere: ``$MCANB_OUTPUTS``)."""

@@ -147,13 +147,17 @@ class Predictor:
 
     def _init_plm(self, run_dir: Path, p: dict) -> None:
         """The BERT family: the encoder and tokenizer named in ``model_config``, then the checkpoint's weights."""
-        from .encoders import load_tokenizer
+        from .encoders import load_tokenizer, tokenizer_key
         from .models import build_model
 
         config = dict(p["model_config"])
         self.attends = config.get("head") == "lan"
         config["return_attention"] = self.attends
         self.plm = load_tokenizer(config["encoder"])
+        if p.get("tokenizer") and tokenizer_key(self.plm) != p["tokenizer"]:   # pieces the model never saw
+            from .errors import UserError
+            raise UserError(f"{run_dir}: the tokenizer of {config['encoder']} is not the one this model was trained "
+                            "with (its files changed since); the model would read other word pieces than it learnt")
         self.max_words = int(p.get("max_words", 2500))
         self.model = build_model(self.name, config)
         _load_best(run_dir, self.model)

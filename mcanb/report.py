@@ -28,7 +28,7 @@ from pathlib import Path
 from . import __version__, comparison, published, reproduced
 from .paths import NOTEBOOKS, OUTPUTS
 from .reporting import load_metrics
-from .study import Profile, RunSpec, StudyError, read_record, resolve
+from .study import Profile, RunSpec, StudyError, read_record, resolve, why
 from .report_answers import answer, bert_vs_cnn, bert_vs_cnn_figure, pretraining_verdict, seed_records
 from .report_glance import gather_top, paper_lines, render_top_html, render_top_md
 from .report_items import html_item, md_item
@@ -53,20 +53,34 @@ STATUS_MEANS = {
     "interrupted": "stopped before it finished; the next `mcanb study` resumes it",
     "failed": "stopped with an error (the Runs table at the end gives it)",
     "damaged run record": "its run record cannot be read (the Runs table at the end says why)",
+    "out of date": ("its folder holds results of other parameters, code or inputs than the profile's now (a `mcanb run` "
+                    "with `-p` overrides, or a change since); the next `mcanb study` reruns it (the Runs table at the "
+                    "end says what changed)"),
 }
 
 
-def _status(spec: RunSpec) -> tuple[str, dict | None]:
+def _status(spec: RunSpec, stale: set[str]) -> tuple[str, dict | None]:
     """``(status, run record)``: ``done``, a key of :data:`STATUS_MEANS`, or ``failed: <error>`` / ``damaged run
-    record: <why>`` (:func:`short_status` is the part before the colon)."""
+    record: <why>`` / ``out of date: <what changed>`` (:func:`short_status` is the part before the colon). ``stale``:
+    the keys of the profile's earlier runs found out of date, which this adds to (a run reading one is out of date).
+    A record without ``parts`` (written before records kept them) cannot say what changed, and stays ``done``."""
     try:
         rec = read_record(OUTPUTS / spec.key)
     except StudyError as e:                      # a damaged record: say so in the report, do not guess
         return f"damaged run record: {_one_line(str(e))}", None
     if rec is None:                              # results without a record: run in JupyterLab or by papermill
         return (NO_RECORD if (OUTPUTS / spec.key / "metrics.json").exists() else "never ran"), None
-    return {"done": "done", "running": "interrupted",
-            "failed": f"failed: {_one_line(str(rec.get('error', '?')))}"}.get(rec.get("status"), rec.get("status", "?")), rec
+    status = {"done": "done", "running": "interrupted", "failed": f"failed: {_one_line(str(rec.get('error', '?')))}"
+              }.get(rec.get("status"), rec.get("status", "?"))
+    if status == "done" and "parts" in rec:      # numbers of other settings are not the profile's results
+        try:
+            reason = why(spec, stale)
+        except StudyError as e:
+            reason = _one_line(str(e))
+        if reason != "up to date":
+            stale.add(spec.key)
+            return f"out of date: {_one_line(reason)}", rec
+    return status, rec
 
 
 def short_status(status: str) -> str:
@@ -116,8 +130,9 @@ def gather(profile: Profile, out: Path) -> dict:
     first = {}                                          # notebook -> its first run in the profile
     values: dict[str, dict] = {}                        # notebook -> its first run's parameter values, resolved once
     statuses: dict[str, str] = {}                       # run key -> status, each run record read once
+    stale: set[str] = set()
     for spec in profile.runs:
-        status, rec = _status(spec)
+        status, rec = _status(spec, stale)
         statuses[spec.key] = status
         run_dir = OUTPUTS / spec.key
         first.setdefault(spec.notebook, spec)

@@ -170,7 +170,8 @@ def notebook_hash(notebook: str) -> str:
 def input_paths(spec: RunSpec) -> dict[str, Path]:
     """``{parameter: path}`` of the files and folders ``spec`` reads that no run it reads produces: the values of
     ``mcanb.pipeline.PATH_PARAMETERS`` (``input_path``, ``splits_dir``, ``data_dir``), notebook 01's default input
-    being the toy fixture. A path inside the output folder of a run in ``reads`` is left out: that run's
+    being the toy fixture, and each entry of ``encoders`` that names a folder (``encoders[i]``; a hub id's files are
+    not fingerprinted here). A path inside the output folder of a run in ``reads`` is left out: that run's
     fingerprint covers it."""
     from .pipeline import PATH_PARAMETERS
 
@@ -189,6 +190,10 @@ def input_paths(spec: RunSpec) -> dict[str, Path]:
             continue
         if not any(path == OUTPUTS / r or OUTPUTS / r in path.parents for r in spec.reads):
             out[key] = path
+    for i, name in enumerate(values.get("encoders") or []):   # an encoder folder: its weights and tokenizer
+        path = resolve_path(name) if isinstance(name, str) and not name.startswith("local:") else None
+        if path is not None and path.is_dir():
+            out[f"encoders[{i}]"] = path
     return out
 
 
@@ -298,3 +303,21 @@ def preflight(spec: RunSpec, produced: list[Path] | tuple = ()) -> None:
 
     source = describe_source(spec.notebook, spec.run) + (" with overrides" if spec.overrides else "")
     pf.require(spec.notebook, resolve(spec), source, produced)
+    _same_parameter_file(spec)
+
+
+def _same_parameter_file(spec: RunSpec) -> None:
+    """Refuse a run whose folder holds the results of another parameter file with the same run name (a file of that
+    name elsewhere, or a ``run_name``): the run would empty the folder and replace them without a word."""
+    from .pipeline import parameter_file
+
+    try:
+        rec = read_record(OUTPUTS / spec.key)
+    except DamagedRecord:
+        return                                         # said where the run starts, with what to do
+    before, file = str((rec or {}).get("parameter_file") or "").split(" (")[0], shown(parameter_file(spec.notebook,
+                                                                                                      spec.run))
+    if before and before != file:
+        raise StudyError(f"outputs/{spec.key} holds the results of {before}, and {file} has the same run name "
+                         f"'{spec.run_name}': give it its own (-p run_name NAME, or `run_name:` in the file), "
+                         "or remove that folder to replace those results")

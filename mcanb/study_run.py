@@ -36,14 +36,24 @@ def _write_record(run_dir: Path, rec: dict[str, Any]) -> None:
     os.replace(tmp, run_dir / RECORD)
 
 
-def _pid_alive(pid: int) -> bool:
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux ``/proc``), or None where that is not known."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _pid_alive(pid: int, started: str | None = None) -> bool:
+    """Whether process ``pid`` is running, and is the one that started at ``started`` (a record's ``pid_started``):
+    after a restart another process may have that number (containers start again from 1)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return started is None or _started(pid) in (None, started)
 
 
 def execute_run(notebook: str, run: str, overrides: dict[str, Any] | None = None, *, reads: list[str] | None = None,
@@ -66,7 +76,8 @@ def execute_run(notebook: str, run: str, overrides: dict[str, Any] | None = None
     fp = fingerprint(fp_parts)
     rec = read_record(OUTPUTS / spec.key)
     run_dir = out_dir(notebook, spec.run_name)
-    if rec and rec.get("status") == "running" and rec.get("pid") != os.getpid() and _pid_alive(int(rec.get("pid", 0))):
+    if (rec and rec.get("status") == "running" and rec.get("pid") != os.getpid()
+            and _pid_alive(int(rec.get("pid", 0)), rec.get("pid_started"))):
         raise StudyError(f"{run_dir}: process {rec['pid']} is running this notebook now (started {rec.get('started')});"
                          f" wait for it or stop it, then call again")
     values = dict(spec.overrides)
@@ -78,7 +89,8 @@ def execute_run(notebook: str, run: str, overrides: dict[str, Any] | None = None
     started = time.time()
     record = {"notebook": notebook, "run": run, "parameter_file": pipeline.describe_source(notebook, run),
               "run_name": spec.run_name, "fingerprint": fp, "parts": fp_parts,
-              "status": "running", "pid": os.getpid(), "started": _now(), "mcanb_version": __version__,
+              "status": "running", "pid": os.getpid(), "pid_started": _started(os.getpid()), "started": _now(),
+              "mcanb_version": __version__,
               "overrides": spec.overrides}
     _write_record(run_dir, record)
     try:
@@ -134,7 +146,7 @@ def run_study(profile: str, *, dry_run: bool = False, echo: Callable[[str], None
             rerun.add(spec.key)
             try:
                 preflight(spec, [OUTPUTS / s.key for s, _ in steps])
-            except P.ParameterError as e:
+            except (P.ParameterError, StudyError) as e:
                 problems.append(str(e))
         steps.append((spec, reason))
     width = max(len(s.key) for s, _ in steps)

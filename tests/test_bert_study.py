@@ -2,6 +2,7 @@
 encoders: local_encoders -> rows -> grid.train (word pieces, model, parameter groups, fit) -> reuse -> bert_scores.results_table."""
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from test_bert import TEXTS, _processed  # noqa: E402
 from conftest import executed_package_files  # noqa: E402
 
 from mcanb import bert_scores, bert_study, encoders, grid, identity  # noqa: E402
+from mcanb.errors import UserError  # noqa: E402
 
 CODES = ("401.9", "428.0")
 SMALL = {"segment_length": 16, "max_segments": 2, "segment_heads": 2}
@@ -114,7 +116,7 @@ def test_trun_drops_the_hierarchy_settings(study):
         _train(study, in_domain, "trun_cnn")
 
 
-def test_predict_rebuilds_a_bert_run_with_word_level_attention_spans(study):
+def test_predict_rebuilds_a_bert_run_with_word_level_attention_spans(study, tmp_path):
     from mcanb import predict
     _, (in_domain, _), _ = study
     run = Path(_train(study, in_domain, "hier_lan")["dir"])
@@ -127,6 +129,13 @@ def test_predict_rebuilds_a_bert_run_with_word_level_attention_spans(study):
         assert c.spans and all(s.token in words and 0.0 < s.weight <= 1.0 + 1e-6 for s in c.spans)
     fcn = Path(_train(study, in_domain, "trun_fcn")["dir"])
     assert all(not c.spans for c in predict.load_predictor(fcn).predict(note, top=2).codes)   # no attention, no spans
+    params = yaml.safe_load((run / "params.yaml").read_text())
+    assert params["data_dir"] == str(study[0].data_dir)         # outside the outputs folder: kept as it is
+    copy = tmp_path / "copy"                                    # the tokenizer's files changed since training
+    shutil.copytree(run, copy)
+    (copy / "params.yaml").write_text(yaml.safe_dump({**params, "tokenizer": "0123456789abcdef"}))
+    with pytest.raises(UserError, match="is not the one this model was trained with"):
+        predict.load_predictor(copy)
 
 
 def test_a_run_is_reused_only_for_the_same_data_content(study):

@@ -133,3 +133,22 @@ def test_a_hand_edited_identity_json_is_a_run_without_an_identity_not_a_tracebac
     runs.main(outputs=tmp_path, echo=lines.append)
     assert "made from: unknown (identity.json is not the record mcanb writes: edited by hand?)" in lines[0]
     assert lines[-1].startswith("1 training runs in the run store") and lines[-1].endswith(", 1 unused")
+
+
+@pytest.mark.parametrize("text", ['["runs/caml/0123abcd/seed13",]', '{"runs": ["runs/caml/0123abcd/seed13"]}',
+                                  "[1, null]"])
+def test_a_damaged_training_runs_json_stops_pruning_instead_of_freeing_its_runs(tmp_path, text):
+    """A damaged list must not read as "this result uses no training run": --prune would delete what it uses."""
+    from mcanb import identity, runs
+    from mcanb.errors import DamagedOutput
+    run = tmp_path / "runs" / "caml" / "0123abcd" / "seed13"
+    identity.write(run, identity.run_parts(data={"sha": "d"}, model={"model": "caml"}, train={}, seed=13))
+    result = tmp_path / "04_cnn_retraining" / "toy"
+    result.mkdir(parents=True)
+    (result / "metrics.json").write_text("{}")
+    (result / identity.USES_FILE).write_text(text)
+    with pytest.raises(DamagedOutput, match=r"04_cnn_retraining/toy/training_runs.json: not the list of training runs "
+                                            r"mcanb writes.*mcanb run 04_cnn_retraining toy"):
+        runs.main(prune_unused=True, outputs=tmp_path, echo=lambda line: None)
+    assert run.exists()
+    assert identity.uses(tmp_path / "04_cnn_retraining" / "no_such_run") is None     # missing: trains nothing

@@ -173,6 +173,10 @@ def test_a_code_version_covers_what_its_modules_import_in_every_form(tmp_path):
     assert versions()[0] == first and versions()[1] != everything
     (pkg / "e.py").write_text("thing = 2\n")                                     # imported late, two steps away
     assert versions()[0] != first
+    first, everything = versions()
+    (pkg / "resources").mkdir()
+    (pkg / "resources" / "descriptions.gz").write_bytes(b"\x1f\x8b data")       # a data file of any kind counts
+    assert versions()[0] != first and versions()[1] != everything
     identity.code_version.cache_clear()
 
 

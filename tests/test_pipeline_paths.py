@@ -101,3 +101,15 @@ def test_a_relative_outputs_variable_names_the_callers_folder_for_the_kernels_to
                            "print(paths.OUTPUTS); print(os.environ['MCANB_OUTPUTS'])"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split()
     assert said == [str(tmp_path / "relout")] * 2
+
+
+def test_a_path_inside_the_outputs_folder_is_recorded_so_a_moved_folder_still_finds_it(monkeypatch, tmp_path):
+    """Training runs record their data folder and encoder as paths.portable writes them: `mcanb predict` on a moved
+    or copied outputs folder reads that folder's own files, not the original's."""
+    inside = paths.OUTPUTS / "01_preprocess" / "toy"
+    assert paths.portable(inside) == "outputs/01_preprocess/toy"
+    moved = tmp_path / "moved"
+    monkeypatch.setattr(paths, "OUTPUTS", moved)                         # $MCANB_OUTPUTS elsewhere later
+    assert paths.resolve("outputs/01_preprocess/toy") == moved / "01_preprocess" / "toy"
+    for kept in ("emilyalsentzer/Bio_ClinicalBERT", "local:minilm", str(tmp_path / "my_encoder")):
+        assert paths.portable(kept) == kept                             # a hub id, a name, a folder elsewhere

@@ -289,7 +289,7 @@ def test_a_failed_runs_error_is_one_line_in_the_report(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "OUTPUTS", tmp_path)
     monkeypatch.setattr(report, "read_record", lambda folder: {"status": "failed", "error": "ValueError: bad | value\n"
                                                                "  File x.py, line 3\n" + "y" * 300})
-    status, _ = report._status(RunSpec("02_pretraining_domains", "toy"))
+    status, _ = report._status(RunSpec("02_pretraining_domains", "toy"), set())
     assert status.startswith("failed: ValueError: bad / value File x.py, line 3 yyy") and "\n" not in status
     assert len(status) == len("failed: ") + 160 and status.endswith("…")
 

@@ -160,6 +160,22 @@ def test_a_changed_note_reruns_exactly_the_runs_that_read_it(tiny_study):
     assert "0 of 2 runs to do" in again.stdout, again.stdout
 
 
+def test_an_encoder_folders_bytes_count_in_the_fingerprint_of_a_run_that_names_it(tmp_path):
+    """A run naming an encoder folder reruns when that folder's weights change (the training run's identity hashes
+    them too, so a study that skipped it would keep results of the old weights)."""
+    enc = tmp_path / "enc"
+    enc.mkdir()
+    for name, data in (("config.json", b"{}"), ("model.safetensors", b"weights"), ("tokenizer.json", b"{}")):
+        (enc / name).write_bytes(data)
+    spec = study.RunSpec("03_hierarchy", "toy", {"encoders": [str(enc), "in-domain"]})
+    before = study.input_identities(spec)
+    assert "encoders[1]" not in before and before["encoders[0]"]["path"] == str(enc)     # a name is no folder
+    (enc / "model.safetensors").write_bytes(b"weightz")
+    after = study.input_identities(spec)
+    assert after["encoders[0]"]["sha"] != before["encoders[0]"]["sha"]
+    assert study.identity.changed_files(before["encoders[0]"], after["encoders[0]"]) == ["model.safetensors"]
+
+
 def test_runs_lists_the_run_store_and_prunes_what_no_result_uses(tiny_study):
     import shutil
 
@@ -230,9 +246,29 @@ def test_report_shows_every_table_beside_the_paper(tiny_study):
         assert (page.parent / href).exists(), f"broken link {href}"
     md = (page.parent / "report.md").read_text()
     # the paper's row; the two dev-tuned F1 columns after P@5 are this run's only (the paper prints F1 at 0.5)
-    assert "| Table 6 | CNN (retrained) |  | 90.8 | 93.1 | 62.4 | 67.1 | 64.0 | – | – |  |" in md
+    assert "| Table 6 | CNN (retrained) |  | 90.8 | 93.1 | 62.4 | 67.1 | 64.0 |  |  |  |" in md
     row = next(line for line in md.splitlines() if line.startswith("| this run | [CNN (retrained)]"))
     assert "metrics.json" in row
+
+
+def test_the_report_does_not_present_a_run_of_other_settings_as_the_profiles(tiny_study):
+    """A folder last written with other parameters than the profile's (here its record says so, as after `mcanb run
+    ... -p seeds "[13]"`) is "out of date" in the report, with what changed, and its numbers are not shown as the
+    profile's results."""
+    outputs, profile, _, _ = tiny_study
+    record = outputs / "04_cnn_retraining" / "tiny" / study.RECORD
+    original = record.read_text()
+    rec = json.loads(original)
+    try:
+        record.write_text(json.dumps({**rec, "parts": {**rec["parts"], "params": "0123456789abcdef"}}))
+        out = mcanb_cli(["report", str(profile)], outputs, timeout=300)
+        assert out.returncode == 0, out.stderr
+        md = (outputs / "report" / profile.stem.replace("_", "-") / "report.md").read_text()
+        assert "| 04_cnn_retraining/tiny | out of date: params changed |" in md, md[-1500:]
+        assert "out of date (04_cnn_retraining/tiny): its folder holds results of other parameters" in md
+        assert not any(line.startswith("| this run | [CNN (retrained)]") for line in md.splitlines())
+    finally:
+        record.write_text(original)
 
 
 def test_predict_prints_top_codes_and_attention_spans(tiny_study, tmp_path):

@@ -134,3 +134,20 @@ def test_jobs_in_a_profile_is_checked(tmp_path):
     path.write_text(yaml.safe_dump({"runs": runs, "job": 2}))
     with pytest.raises(study.StudyError, match=r"unknown key\(s\) \['job'\]; valid: description, runs, jobs"):
         study.load_profile(str(path))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="process start times come from Linux's /proc")
+def test_a_running_record_is_live_only_while_the_process_that_wrote_it_runs():
+    """A record left "running" by a killed process must not block the next run for ever because another process now
+    has its number (after a restart, containers count processes from 1 again): the record keeps when its process
+    started, and a process of that number that started at another time is not it."""
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        started = study_run._started(child.pid)
+        assert started is not None and study_run._pid_alive(child.pid, started)        # the writer itself
+        assert not study_run._pid_alive(child.pid, str(int(started) + 1))              # another process, same number
+        assert study_run._pid_alive(child.pid)                                          # an older record: as before
+    finally:
+        child.kill()
+        child.wait()
+    assert not study_run._pid_alive(child.pid, started)

@@ -738,6 +738,15 @@ def test_an_unquoted_list_after_p_names_the_parameter_and_the_quoting(capsys):
         in err and "unrecognized arguments" not in err
 
 
+def test_a_parameter_given_twice_after_p_is_refused(capsys):
+    from mcanb import cli as mcanb_cli
+
+    with pytest.raises(SystemExit) as exited:
+        mcanb_cli.main(["run", "04_cnn_retraining", "toy", "-p", "seeds", "[13]", "-p", "seeds", "[14]", "--dry-run"])
+    assert exited.value.code == "mcanb run: error: -p seeds is given twice ([13] and [14]); give it once"
+    assert not capsys.readouterr().out                                  # refused before the dry run prints anything
+
+
 def test_mixed_precision_without_a_gpu_and_examples_longer_than_the_positions_are_refused(monkeypatch):
     import torch
 
