@@ -1,12 +1,9 @@
 """Pretrained encoders for the BERT family: load any Hugging Face encoder, or make the local stand-ins.
 
 A real user names a hub id (``emilyalsentzer/Bio_ClinicalBERT``) or a local directory holding a saved model and
-its tokenizer; :func:`load_encoder` and :func:`load_tokenizer` read both with ``AutoModel``/``AutoTokenizer``.
-When the hub cannot be reached (no internet, as on our CI machines) the error says how to point at a local
-directory instead; nothing falls back silently to another model.
-
-Hub downloads fail here, so the pretraining-domain study (notebook 02, Ji et al. 2021 §3.1 and Tables 2–4) runs on
-local encoders that take the same three positions on the domain axis:
+its tokenizer (:func:`load_encoder`, :func:`load_tokenizer`); without the hub the error says how to point at a local
+directory instead, never falling back to another model. Where hub downloads fail, the pretraining-domain study
+(notebook 02, Ji et al. 2021 §3.1 and Tables 2–4) runs on local encoders in the same three places of the domain axis:
 
 * ``in-domain``: WordPiece tokenizer + a small BERT pretrained with masked-language modelling on the training
   notes (:func:`pretrain_mlm`), the way ClinicalBERT continued pretraining on clinical notes;
@@ -229,15 +226,13 @@ def pretrain_mlm(texts: Sequence[str], out_dir: str | Path, config: MlmConfig | 
     the record holds the MLM loss before and after and the time taken. Returns ``out_dir`` (:func:`load_encoder`)."""
     config = config or MlmConfig()
     out_dir = Path(out_dir)
-    start = resolve_encoder(init_from) if init_from else None
     record = {"settings": asdict(config), "init_from": init_from, "corpus": identity.of_texts(texts),
-              "documents": len(texts), "code": identity.code_version("encoders"),
-              "init_from_files": identity.of_encoder(init_from, start)["sha"] if start and Path(start).is_dir() else None}
+              "documents": len(texts), "code": identity.code_version("encoders"), "init_from_files": _files(init_from)}
     meta = out_dir / "pretraining.json"
     if meta.exists():
         done = json.loads(meta.read_text())
         if {k: done.get(k) for k in record} == record:
-            if done.get("files") == _written(out_dir):
+            if done.get("files") == _files(str(out_dir)):
                 return out_dir
             print(f"[mcanb] {out_dir}: its files are not those pretraining wrote; pretraining it again", file=sys.stderr)
         meta.unlink()  # settings changed: a run killed while overwriting the files must never look finished
@@ -308,13 +303,18 @@ def _pretrain(texts: Sequence[str], out_dir: Path, config: MlmConfig, init_from:
         record.update(nsp_loss_first=float(np.mean(nsp_losses[:tenth])),
                       nsp_loss_last=float(np.mean(nsp_losses[-tenth:])))
     record.update(seconds=round(time.perf_counter() - t0, 1),
-                  examples=len(examples) if not nsp else sum(len(p) >= 2 for p in pieces), files=_written(out_dir))
+                  examples=len(examples) if not nsp else sum(len(p) >= 2 for p in pieces), files=_files(str(out_dir)),
+                  init_from_files=_files(init_from))      # a hub id is downloaded by now
     meta.write_text(json.dumps(record, indent=2))
 
 
-def _written(out_dir: Path) -> str:
-    """The digest of the weights, configuration and tokenizer files in ``out_dir`` (checked before reuse)."""
-    return identity.of_encoder(str(out_dir), str(out_dir))["sha"]
+def _files(name: str | None) -> str | None:
+    """The digest of encoder ``name``'s weights, configuration and tokenizer files (a folder, :func:`pretrain_mlm`'s
+    output too; a hub id: its snapshot in the local cache, None before it is downloaded)."""
+    try:
+        return identity.of_encoder(name, resolve_encoder(name))["sha"] if name else None
+    except FileNotFoundError:
+        return None
 
 
 def _pretraining_loss(model, batch: dict, follows: torch.Tensor | None = None

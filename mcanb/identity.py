@@ -311,8 +311,8 @@ def code_version(*roots: str, package_dir: str | os.PathLike = PACKAGE_DIR) -> s
     files = (import_closure(roots, package_dir) if roots else
              [f for f in package_dir.rglob("*.py") if "__pycache__" not in f.parts
               and not (f.parent == package_dir and f.name in ORCHESTRATION)])
-    data = [f for f in package_dir.rglob("*") if f.is_file() and "__pycache__" not in f.parts   # every data file:
-            and f.suffix not in (".py", ".pyc")]                                   # ICD-9 descriptions (.gz) too
+    data = [f for f in package_dir.rglob("*") if f.is_file() and "__pycache__" not in f.parts   # not an editor's
+            and f.suffix in (".csv", ".json", ".txt", ".yaml", ".gz", ".tsv")]         # swap or backup file
     h = hashlib.sha256(__version__.encode())
     h.update(canonical(library_versions(COMPUTE_LIBRARIES + (() if roots else NOTEBOOK_LIBRARIES))).encode())
     for f in sorted({*files, *data}):
@@ -397,8 +397,8 @@ def uses(notebook_dir: str | os.PathLike) -> list[Path] | None:
     if not isinstance(entries, list) or not all(isinstance(e, str) and e for e in entries):
         from .errors import DamagedOutput              # a damaged list must never read as "uses no training run"
         raise DamagedOutput(f"{path}: not the list of training runs mcanb writes, so which runs this result uses is "
-                            f"unknown; rerun it (mcanb run {path.parent.parent.name} {path.parent.name} reuses its "
-                            "finished training runs) or remove its folder")
+                            "unknown; run that notebook run again (`mcanb study PROFILE` or its `mcanb run` reuse every "
+                            "finished training run) or remove its folder")
     root = Path(notebook_dir).resolve().parent.parent
     return [root / e for e in entries]                                                  # an absolute e stays e
 

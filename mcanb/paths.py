@@ -56,6 +56,18 @@ def portable(path: str | os.PathLike) -> str:
     return f"outputs/{p.relative_to(OUTPUTS).as_posix()}" if p.is_absolute() and p.is_relative_to(OUTPUTS) else str(path)
 
 
+def resolve_near(path: str | os.PathLike, holder: str | os.PathLike) -> Path:
+    """:func:`resolve` for a path a record in ``holder`` names: ``outputs/...`` (:func:`portable`) is first looked for
+    in the nearest folder above ``holder`` that has it (the outputs folder the record lies in: a copy, a rehearsal's),
+    then in the outputs folder of now."""
+    p = Path(str(path))
+    if not p.is_absolute() and p.parts and p.parts[0] == "outputs":
+        for above in Path(holder).absolute().parents:
+            if above.joinpath(*p.parts[1:]).exists():
+                return above.joinpath(*p.parts[1:])
+    return resolve(path)
+
+
 def shown(path: str | os.PathLike) -> str:
     """``path`` as printed for a user: relative to the repository when inside it (so no one's home folder appears in
     messages, tables and notebooks), else as it is (outputs may live elsewhere: ``$MCANB_OUTPUTS``)."""

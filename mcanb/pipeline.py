@@ -58,13 +58,16 @@ def kernel_manager(stderr: Any = None) -> dict[str, Any]:
 
 def _pass_on(kernel_stderr: Any, stopped: bool) -> None:
     """Print what the kernel process wrote to its own standard error (a cell's output is in the notebook, not
-    here: a crash's last words, a library's C-level warning) and close the file; nothing when ``--timeout``
-    stopped a cell: the kernel then prints a traceback of its own interrupted reply (ZMQError), which says nothing
-    of the notebook and would bury the one-line message that follows."""
+    here: a crash's last words, a library's C-level warning) and close the file. When ``--timeout`` stopped a cell,
+    the kernel's traceback of its own interrupted reply (a ZMQError) is left out: it says nothing of the notebook and
+    would bury the one-line message that follows; what came before it is printed."""
     with kernel_stderr:
         kernel_stderr.seek(0)
         said = kernel_stderr.read().decode("utf-8", "replace")
-    if said.strip() and not stopped:
+    if stopped and "ZMQError" in said:
+        start = said.rfind("Traceback (most recent call last)", 0, said.rfind("ZMQError"))
+        said = said[:start] if start >= 0 else ""
+    if said.strip():
         sys.stderr.write(said if said.endswith("\n") else said + "\n")
         sys.stderr.flush()
 
@@ -155,6 +158,11 @@ def describe_source(notebook: str, run: str) -> str:
     return chain[0] + (f" (extends {', '.join(chain[1:])})" if len(chain) > 1 else "")
 
 
+def source_file(notebook: str, run: str) -> str:
+    """The parameter file alone, as :func:`describe_source` starts with it (its path normalised)."""
+    return shown(Path(os.path.normpath(parameter_file(notebook, run).absolute())))
+
+
 def _file_values(notebook: str, run: str) -> tuple[Path, dict[str, Any]]:
     file = parameter_file(notebook, run)
     if P.is_base(file):
@@ -227,9 +235,9 @@ def execute(notebook: str, run: str, overrides: dict[str, Any] | None = None, ti
         stopped = type(e).__name__ == "CellTimeoutError"      # nbclient's, --timeout
         raise
     finally:
-        _pass_on(kernel_stderr, stopped)
         if before is None:
             os.environ.pop(PARAMETER_FILE_ENV, None)
         else:
             os.environ[PARAMETER_FILE_ENV] = before
+        _pass_on(kernel_stderr, stopped)
     return target

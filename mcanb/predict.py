@@ -26,7 +26,7 @@ from . import text as textmod
 from .errors import UserError, read_yaml_mapping
 from .models import PLM_MODELS
 from .names import MODEL_NAMES
-from .paths import resolve
+from .paths import resolve, resolve_near
 
 
 @dataclass
@@ -110,7 +110,7 @@ class Predictor:
         self.run_dir = run_dir = resolve(run_dir)
         p = _read_params(run_dir)
         self.name, self.label_space, self.max_length = p["model"], str(p["label_space"]), int(p.get("max_length", 2500))
-        data = resolve(p["data_dir"])
+        data = resolve_near(p["data_dir"], run_dir)          # outputs/...: the outputs folder holding this run
         needs = [data / self.label_space / "labels.csv"] + ([] if self.name in PLM_MODELS else [data / "vocab.csv"])
         for need in needs:
             if not need.exists():
@@ -151,6 +151,8 @@ class Predictor:
         from .models import build_model
 
         config = dict(p["model_config"])
+        config["encoder"] = str(resolve_near(config["encoder"], run_dir)) if str(config["encoder"]).startswith(
+            "outputs/") else config["encoder"]
         self.attends = config.get("head") == "lan"
         config["return_attention"] = self.attends
         self.plm = load_tokenizer(config["encoder"])

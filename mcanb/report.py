@@ -28,7 +28,7 @@ from pathlib import Path
 from . import __version__, comparison, published, reproduced
 from .paths import NOTEBOOKS, OUTPUTS
 from .reporting import load_metrics
-from .study import Profile, RunSpec, StudyError, read_record, resolve, why
+from .study import Profile, RunSpec, StudyError, params_sha, read_record, resolve
 from .report_answers import answer, bert_vs_cnn, bert_vs_cnn_figure, pretraining_verdict, seed_records
 from .report_glance import gather_top, paper_lines, render_top_html, render_top_md
 from .report_items import html_item, md_item
@@ -53,17 +53,19 @@ STATUS_MEANS = {
     "interrupted": "stopped before it finished; the next `mcanb study` resumes it",
     "failed": "stopped with an error (the Runs table at the end gives it)",
     "damaged run record": "its run record cannot be read (the Runs table at the end says why)",
-    "out of date": ("its folder holds results of other parameters, code or inputs than the profile's now (a `mcanb run` "
-                    "with `-p` overrides, or a change since); the next `mcanb study` reruns it (the Runs table at the "
-                    "end says what changed)"),
+    "other settings": ("its folder holds results of other parameters than the profile's (a `mcanb run` with `-p` "
+                       "overrides, or a parameter file edited since), or reads such a run; the next `mcanb study` "
+                       "reruns it"),
 }
 
 
 def _status(spec: RunSpec, stale: set[str]) -> tuple[str, dict | None]:
     """``(status, run record)``: ``done``, a key of :data:`STATUS_MEANS`, or ``failed: <error>`` / ``damaged run
-    record: <why>`` / ``out of date: <what changed>`` (:func:`short_status` is the part before the colon). ``stale``:
-    the keys of the profile's earlier runs found out of date, which this adds to (a run reading one is out of date).
-    A record without ``parts`` (written before records kept them) cannot say what changed, and stays ``done``."""
+    record: <why>`` / ``other settings: <which>`` (:func:`short_status` is the part before the colon): a finished run
+    whose recorded parameters are not the profile's, or that read such a run. ``stale``: the keys of the profile's
+    earlier runs found so, which this adds to. Only the parameters count: code, library versions and input files are
+    :func:`mcanb.study.why`'s to judge before rerunning, and a report may be made on another machine than the runs.
+    A record without ``parts`` (written before records kept them) cannot say, and stays ``done``."""
     try:
         rec = read_record(OUTPUTS / spec.key)
     except StudyError as e:                      # a damaged record: say so in the report, do not guess
@@ -72,14 +74,12 @@ def _status(spec: RunSpec, stale: set[str]) -> tuple[str, dict | None]:
         return (NO_RECORD if (OUTPUTS / spec.key / "metrics.json").exists() else "never ran"), None
     status = {"done": "done", "running": "interrupted", "failed": f"failed: {_one_line(str(rec.get('error', '?')))}"
               }.get(rec.get("status"), rec.get("status", "?"))
-    if status == "done" and "parts" in rec:      # numbers of other settings are not the profile's results
-        try:
-            reason = why(spec, stale)
-        except StudyError as e:
-            reason = _one_line(str(e))
-        if reason != "up to date":
+    if status == "done" and isinstance(rec.get("parts"), dict):    # other settings' numbers are not the profile's
+        read = sorted(set(rec["parts"].get("inputs") or {}) & stale)
+        other = "parameters" if rec["parts"].get("params") != params_sha(spec) else f"reads {', '.join(read)}" if read else ""
+        if other:
             stale.add(spec.key)
-            return f"out of date: {_one_line(reason)}", rec
+            return f"other settings: {other}", rec
     return status, rec
 
 

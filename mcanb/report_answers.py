@@ -39,6 +39,7 @@ def seed_records(run: Path | None) -> RunResults | None:
     import yaml
 
     from .cnn_study import saved_baseline
+    from .errors import DamagedOutput
     from .paths import resolve as resolve_path
     from .processed import load
     from .reproduced import requested_keys
@@ -55,7 +56,7 @@ def seed_records(run: Path | None) -> RunResults | None:
                             "seed": folder.name, "predictions": str(folder / "predictions_test.parquet"),
                             "dev_threshold": m.get("dev_threshold"),
                             **{k: v for k, v in m.items() if k.startswith("test/")}})
-    except (OSError, TypeError, KeyError, ValueError):
+    except (OSError, TypeError, KeyError, ValueError, DamagedOutput):   # the sentences then compare means
         return None
     if not records or not all(Path(r["predictions"]).exists() for r in records):
         return None

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import identity, paired
-from .errors import UserError
+from .errors import DamagedOutput, UserError
 from .paths import OUTPUTS, RUNS, resolve, shown
 
 RESULT_FILES = ("metrics.json", ".mcanb-run.json")   # what makes a notebook run folder a result
@@ -169,7 +169,10 @@ def trained_by(run_dir: Path) -> str | None:
         caller = None
     if caller:
         return str(caller)
-    users = _uses(OUTPUTS, RUNS).get(str(run_dir.resolve())) if OUTPUTS.is_dir() else None
+    try:
+        users = _uses(OUTPUTS, RUNS).get(str(run_dir.resolve())) if OUTPUTS.is_dir() else None
+    except DamagedOutput:                 # another result's damaged list: not this run's problem to report
+        users = None
     return users[0] if users else None
 
 

@@ -14,8 +14,8 @@ runs up to N notebook runs at once, each as soon as every run it reads has finis
 
 Every run folder ``outputs/<notebook>/<run_name>/`` gets ``.mcanb-run.json`` (:data:`RECORD`): a *fingerprint* (hash
 of the resolved parameters, the notebook's cell sources, the mcanb package's source, the fingerprints of the runs it
-reads, and the content of every other file it reads: ``input_path``, ``splits_dir``, ``data_dir``, file by file,
-through :mod:`mcanb.identity`), a status (``running`` / ``done`` / ``failed``) and timings. A run is skipped when its
+reads, and the content of every other file it reads: ``input_path``, ``splits_dir``, ``data_dir`` and the encoder
+folders in ``encoders``, file by file, through :mod:`mcanb.identity`), a status (``running`` / ``done`` / ``failed``) and timings. A run is skipped when its
 record is ``done`` with the same fingerprint (:func:`why` says why it is not). Explained in the README section
 "The whole study".
 """
@@ -188,13 +188,12 @@ def input_paths(spec: RunSpec) -> dict[str, Path]:
             path = resolve_path(value)
         else:
             continue
-        if not any(path == OUTPUTS / r or OUTPUTS / r in path.parents for r in spec.reads):
-            out[key] = path
+        out[key] = path
     for i, name in enumerate(values.get("encoders") or []):   # an encoder folder: its weights and tokenizer
         path = resolve_path(name) if isinstance(name, str) and not name.startswith("local:") else None
         if path is not None and path.is_dir():
             out[f"encoders[{i}]"] = path
-    return out
+    return {k: p for k, p in out.items() if not any(p == OUTPUTS / r or OUTPUTS / r in p.parents for r in spec.reads)}
 
 
 def read_files(path: Path) -> list[Path] | None:
@@ -244,15 +243,19 @@ def parts(spec: RunSpec) -> dict[str, Any]:
     content of every other file it reads (``files``, :func:`input_identities`).
 
     Raises ``StudyError`` when a run it reads has not finished (its fingerprint is then unknown)."""
-    values = {k: v for k, v in resolve(spec).items() if k not in EXECUTION_ONLY}
     inputs = {}
     for key in spec.reads:
         rec = read_record(OUTPUTS / key)
         if rec is None or rec.get("status") != "done":
             raise StudyError(f"{spec.key} reads {key}, which has not finished (outputs/{key}/{RECORD})")
         inputs[key] = rec["fingerprint"]
-    return {"params": identity.of_settings(values), "notebook": notebook_hash(spec.notebook),
+    return {"params": params_sha(spec), "notebook": notebook_hash(spec.notebook),
             "package": package_hash(), "inputs": inputs, "files": input_identities(spec)}
+
+
+def params_sha(spec: RunSpec) -> str:
+    """The fingerprint's ``params`` part: the resolved parameters that decide results (not the execution-only ones)."""
+    return identity.of_settings({k: v for k, v in resolve(spec).items() if k not in EXECUTION_ONLY})
 
 
 def fingerprint(p: dict[str, Any]) -> str:
@@ -309,15 +312,14 @@ def preflight(spec: RunSpec, produced: list[Path] | tuple = ()) -> None:
 def _same_parameter_file(spec: RunSpec) -> None:
     """Refuse a run whose folder holds the results of another parameter file with the same run name (a file of that
     name elsewhere, or a ``run_name``): the run would empty the folder and replace them without a word."""
-    from .pipeline import parameter_file
+    from .pipeline import source_file
 
     try:
         rec = read_record(OUTPUTS / spec.key)
     except DamagedRecord:
         return                                         # said where the run starts, with what to do
-    before, file = str((rec or {}).get("parameter_file") or "").split(" (")[0], shown(parameter_file(spec.notebook,
-                                                                                                      spec.run))
-    if before and before != file:
+    before, file = str((rec or {}).get("parameter_file") or ""), source_file(spec.notebook, spec.run)
+    if before and before != file and not before.startswith(f"{file} ("):     # "a.yaml (extends b.yaml)"
         raise StudyError(f"outputs/{spec.key} holds the results of {before}, and {file} has the same run name "
                          f"'{spec.run_name}': give it its own (-p run_name NAME, or `run_name:` in the file), "
                          "or remove that folder to replace those results")

@@ -148,7 +148,7 @@ def test_a_damaged_training_runs_json_stops_pruning_instead_of_freeing_its_runs(
     (result / "metrics.json").write_text("{}")
     (result / identity.USES_FILE).write_text(text)
     with pytest.raises(DamagedOutput, match=r"04_cnn_retraining/toy/training_runs.json: not the list of training runs "
-                                            r"mcanb writes.*mcanb run 04_cnn_retraining toy"):
+                                            r"mcanb writes.*mcanb study PROFILE"):
         runs.main(prune_unused=True, outputs=tmp_path, echo=lambda line: None)
     assert run.exists()
     assert identity.uses(tmp_path / "04_cnn_retraining" / "no_such_run") is None     # missing: trains nothing

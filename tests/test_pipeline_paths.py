@@ -113,3 +113,9 @@ def test_a_path_inside_the_outputs_folder_is_recorded_so_a_moved_folder_still_fi
     assert paths.resolve("outputs/01_preprocess/toy") == moved / "01_preprocess" / "toy"
     for kept in ("emilyalsentzer/Bio_ClinicalBERT", "local:minilm", str(tmp_path / "my_encoder")):
         assert paths.portable(kept) == kept                             # a hub id, a name, a folder elsewhere
+    copy = tmp_path / "copy"                                             # a model in a copied outputs folder reads
+    run = copy / "runs" / "caml" / "0123abcd" / "seed13"                # the copy's data, whatever $MCANB_OUTPUTS says
+    (copy / "01_preprocess" / "toy").mkdir(parents=True)
+    run.mkdir(parents=True)
+    assert paths.resolve_near("outputs/01_preprocess/toy", run) == copy / "01_preprocess" / "toy"
+    assert paths.resolve_near("outputs/01_preprocess/other", run) == moved / "01_preprocess" / "other"

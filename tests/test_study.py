@@ -253,8 +253,8 @@ def test_report_shows_every_table_beside_the_paper(tiny_study):
 
 def test_the_report_does_not_present_a_run_of_other_settings_as_the_profiles(tiny_study):
     """A folder last written with other parameters than the profile's (here its record says so, as after `mcanb run
-    ... -p seeds "[13]"`) is "out of date" in the report, with what changed, and its numbers are not shown as the
-    profile's results."""
+    ... -p seeds "[13]"`) has "other settings" in the report, and its numbers are not shown as the profile's
+    results; a plain `mcanb run` of the profile's file is the profile's run."""
     outputs, profile, _, _ = tiny_study
     record = outputs / "04_cnn_retraining" / "tiny" / study.RECORD
     original = record.read_text()
@@ -264,9 +264,14 @@ def test_the_report_does_not_present_a_run_of_other_settings_as_the_profiles(tin
         out = mcanb_cli(["report", str(profile)], outputs, timeout=300)
         assert out.returncode == 0, out.stderr
         md = (outputs / "report" / profile.stem.replace("_", "-") / "report.md").read_text()
-        assert "| 04_cnn_retraining/tiny | out of date: params changed |" in md, md[-1500:]
-        assert "out of date (04_cnn_retraining/tiny): its folder holds results of other parameters" in md
+        assert "| 04_cnn_retraining/tiny | other settings: parameters |" in md, md[-1500:]
+        assert "other settings (04_cnn_retraining/tiny): its folder holds results of other parameters" in md
         assert not any(line.startswith("| this run | [CNN (retrained)]") for line in md.splitlines())
+        # `mcanb run` records no reads (its inputs are fingerprinted as files): the same parameters are the profile's
+        record.write_text(json.dumps({**rec, "parts": {**rec["parts"], "inputs": {}, "files": {"data_dir": {}}}}))
+        assert mcanb_cli(["report", str(profile)], outputs, timeout=300).returncode == 0
+        md = (outputs / "report" / profile.stem.replace("_", "-") / "report.md").read_text()
+        assert "| 04_cnn_retraining/tiny | done |" in md and "other settings" not in md
     finally:
         record.write_text(original)
 

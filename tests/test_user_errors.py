@@ -875,8 +875,8 @@ def test_a_cell_stopped_by_timeout_is_one_message(monkeypatch):
 
 def test_the_kernels_own_stderr_is_passed_on_except_its_traceback_after_a_timeout(capsys):
     """The kernel process writes its standard error to a file (``pipeline.kernel_manager``): what it says reaches the
-    terminal after the notebook, but the ZMQError traceback it prints when --timeout stops a cell does not bury the
-    one-line message."""
+    terminal after the notebook, but the ZMQError traceback it prints when --timeout stops a cell is left out, so it
+    does not bury the one-line message."""
     import asyncio
     import tempfile
 
@@ -901,7 +901,11 @@ def test_the_kernels_own_stderr_is_passed_on_except_its_traceback_after_a_timeou
             assert f.read() == b"said by the kernel itself\n"
             pipeline._pass_on(f, stopped)
             assert f.closed
-        assert capsys.readouterr().err == ("" if stopped else "said by the kernel itself\n")
+        assert capsys.readouterr().err == "said by the kernel itself\n"
+    with tempfile.TemporaryFile() as f:            # after --timeout: what came before the kernel's own traceback
+        f.write(b"a warning\nTraceback (most recent call last):\n  File x\nzmq.error.ZMQError: Socket operation\n")
+        pipeline._pass_on(f, True)
+    assert capsys.readouterr().err == "a warning\n"
 
 
 def test_a_table_given_settings_only_mimic_input_reads_is_refused():
