@@ -269,9 +269,15 @@ def test_the_report_does_not_present_a_run_of_other_settings_as_the_profiles(tin
         assert not any(line.startswith("| this run | [CNN (retrained)]") for line in md.splitlines())
         # `mcanb run` records no reads (its inputs are fingerprinted as files): the same parameters are the profile's
         record.write_text(json.dumps({**rec, "parts": {**rec["parts"], "inputs": {}, "files": {"data_dir": {}}}}))
-        assert mcanb_cli(["report", str(profile)], outputs, timeout=300).returncode == 0
-        md = (outputs / "report" / profile.stem.replace("_", "-") / "report.md").read_text()
-        assert "| 04_cnn_retraining/tiny | done |" in md and "other settings" not in md
+        from mcanb import report
+        with pytest.MonkeyPatch.context() as mp:
+            for module in (report, study):
+                mp.setattr(module, "OUTPUTS", outputs)
+            spec = next(s for s in study.load_profile(str(profile)).runs if s.key == "04_cnn_retraining/tiny")
+            assert report._status(spec, set())[0] == "done"
+            assert report._status(spec, {"01_preprocess/toy"})[0] == "done"          # it read no run, so none taints it
+            record.write_text(original)                                    # as the study ran it: it read 01's run
+            assert report._status(spec, {"01_preprocess/toy"})[0] == "other settings: reads 01_preprocess/toy"
     finally:
         record.write_text(original)
 
