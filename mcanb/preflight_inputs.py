@@ -274,10 +274,34 @@ def hub_problem(names: list[str]) -> str | None:
     else:
         reason = _hub_reachable()
         if reason is None:
-            return None
+            return _not_on_hub(missing)
         reason = f"the hub cannot be reached ({reason})"
     return (f"hub id(s) {', '.join(map(repr, missing))} not in the local Hugging Face cache, and {reason}; download "
             "each where there is internet (`hf download ID --local-dir DIR`) and name DIR instead")
+
+
+def _not_on_hub(names: list[str]) -> str | None:
+    """With the hub reachable: the ids it says no repository has (a typo, or a private one without a token), asked
+    before any work rather than found at the first encoder load; None when it has them all or cannot say."""
+    try:
+        absent = [n for n in names if not _on_hub(n)]
+    except Exception:  # noqa: BLE001 - a hub that does not answer: the load says why, with the hub's own message
+        return None
+    return (f"hub id(s) {', '.join(map(repr, absent))}: no such model on the Hugging Face hub (check the spelling "
+            "against the model card; a private one needs `hf auth login`)") if absent else None
+
+
+def _on_hub(name: str) -> bool:
+    """Whether the hub has model repository ``name`` (a gated one counts: it exists); 5 s at most per question."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+    try:
+        HfApi().model_info(name, timeout=5)
+    except GatedRepoError:
+        return True
+    except RepositoryNotFoundError:
+        return False
+    return True
 
 
 def _hub_reachable() -> str | None:

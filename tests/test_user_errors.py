@@ -314,15 +314,47 @@ def test_near_miss_of_a_local_encoder_is_refused_even_when_the_hub_answers(monke
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(preflight_inputs, "_hub_reachable", lambda: None)    # as if the hub answered
+    asked = []
+    monkeypatch.setattr(preflight_inputs, "_on_hub", lambda name: asked.append(name) or True)        # no network
     msg = preflight.encoders(["in-domain", "in-domian", "Generall", "someone/in-domian", "bert-base-uncased"], None)
     assert msg == ("unknown encoder 'in-domian' (did you mean in-domain?); expected a local stand-in (general, "
                    "in-domain, in-domain-less, random, minilm, local:minilm), a folder, or a hub id of the form "
                    "owner/name; unknown encoder 'Generall' (did you mean general?); expected a local stand-in "
                    "(general, in-domain, in-domain-less, random, minilm, local:minilm), a folder, or a hub id of the "
                    "form owner/name")                                        # owner/name and plain hub ids pass
+    assert asked == ["someone/in-domian", "bert-base-uncased"]               # only what is neither local nor cached
+    # a reachable hub that has no such repository: said before any work, not at the first encoder load
+    monkeypatch.setattr(preflight_inputs, "_on_hub", lambda name: name != "emilyalsentzer/Bio_ClinicalBRET")
+    assert preflight.encoders(["emilyalsentzer/Bio_ClinicalBRET", "bert-base-uncased"], None) == (
+        "hub id(s) 'emilyalsentzer/Bio_ClinicalBRET': no such model on the Hugging Face hub (check the spelling against "
+        "the model card; a private one needs `hf auth login`)")
+    monkeypatch.setattr(preflight_inputs, "_on_hub", lambda name: 1 / 0)               # a hub that does not answer
+    assert preflight.encoders(["emilyalsentzer/Bio_ClinicalBRET"], None) is None
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     offline = preflight.encoders(["in-domian"], None)
     assert "did you mean in-domain?" in offline and "hub id(s)" not in offline
+
+
+def test_the_hubs_answer_about_a_repository_is_read_as_its_errors_mean(monkeypatch):
+    """_on_hub asks the hub once per id (no network here: HfApi is a stand-in raising what the hub's client raises):
+    a repository that does not exist is absent; a gated one exists."""
+    import httpx2 as httpx               # huggingface_hub's own HTTP client
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    from mcanb import preflight_inputs
+    request = httpx.Request("GET", "https://huggingface.co/api/models/x")
+    raised = {"typo/model": RepositoryNotFoundError("404", response=httpx.Response(404, request=request)),
+              "gated/model": GatedRepoError("401", response=httpx.Response(401, request=request))}
+
+    class Api:
+        def model_info(self, name, timeout=None):
+            assert timeout == 5
+            if name in raised:
+                raise raised[name]
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Api)
+    assert [preflight_inputs._on_hub(n) for n in ("typo/model", "gated/model", "real/model")] == [False, True, True]
 
 
 def test_table_without_dev_rows_is_one_short_message_before_any_work(tmp_path):
