@@ -151,13 +151,12 @@ class Predictor:
         from .models import build_model
 
         config = dict(p["model_config"])
-        config["encoder"] = str(resolve_near(config["encoder"], run_dir)) if str(config["encoder"]).startswith(
-            "outputs/") else config["encoder"]
+        if str(config["encoder"]).startswith("outputs/"):      # a local encoder: in the outputs folder of this run
+            config["encoder"] = str(resolve_near(config["encoder"], run_dir))
         self.attends = config.get("head") == "lan"
         config["return_attention"] = self.attends
         self.plm = load_tokenizer(config["encoder"])
         if p.get("tokenizer") and tokenizer_key(self.plm) != p["tokenizer"]:   # pieces the model never saw
-            from .errors import UserError
             raise UserError(f"{run_dir}: the tokenizer of {config['encoder']} is not the one this model was trained "
                             "with (its files changed since); the model would read other word pieces than it learnt")
         self.max_words = int(p.get("max_words", 2500))

@@ -74,12 +74,15 @@ def _status(spec: RunSpec, stale: set[str]) -> tuple[str, dict | None]:
         return (NO_RECORD if (OUTPUTS / spec.key / "metrics.json").exists() else "never ran"), None
     status = {"done": "done", "running": "interrupted", "failed": f"failed: {_one_line(str(rec.get('error', '?')))}"
               }.get(rec.get("status"), rec.get("status", "?"))
-    if status == "done" and isinstance(rec.get("parts"), dict):    # other settings' numbers are not the profile's
-        read = sorted(set(rec["parts"].get("inputs") or {}) & stale)
-        other = "parameters" if rec["parts"].get("params") != params_sha(spec) else f"reads {', '.join(read)}" if read else ""
-        if other:
-            stale.add(spec.key)
-            return f"other settings: {other}", rec
+    if status != "done" or not isinstance(rec.get("parts"), dict):
+        return status, rec
+    read = sorted(set(rec["parts"].get("inputs") or {}) & stale)    # other settings' numbers are not the profile's
+    if rec["parts"].get("params") != params_sha(spec):
+        status = "other settings: parameters"
+    elif read:
+        status = f"other settings: reads {', '.join(read)}"
+    if status != "done":
+        stale.add(spec.key)
     return status, rec
 
 

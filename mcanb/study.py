@@ -136,7 +136,7 @@ def load_profile(profile: str) -> Profile:
         if missing:
             raise StudyError(f"{where}: reads {missing}, which no earlier entry produces (earlier: {earlier})")
         for key, value in input_paths(spec).items():   # an earlier entry's output not in reads: a race under jobs
-            producer = next((k for k in earlier if value == OUTPUTS / k or OUTPUTS / k in value.parents), None)
+            producer = next((k for k in earlier if _written_by(value, [k])), None)
             if producer:
                 raise StudyError(f"{where}: {key} {shown(value)} is what runs[{earlier.index(producer)}] ({producer}) "
                                  f"writes, but its reads {spec.reads} leave that run out, so it could start before "
@@ -193,7 +193,12 @@ def input_paths(spec: RunSpec) -> dict[str, Path]:
         path = resolve_path(name) if isinstance(name, str) and not name.startswith("local:") else None
         if path is not None and path.is_dir():
             out[f"encoders[{i}]"] = path
-    return {k: p for k, p in out.items() if not any(p == OUTPUTS / r or OUTPUTS / r in p.parents for r in spec.reads)}
+    return {k: p for k, p in out.items() if not _written_by(p, spec.reads)}
+
+
+def _written_by(path: Path, keys: list[str]) -> bool:
+    """Whether ``path`` is, or lies in, the output folder of one of the runs ``keys`` (``<notebook>/<run>``)."""
+    return any(path == OUTPUTS / k or OUTPUTS / k in path.parents for k in keys)
 
 
 def read_files(path: Path) -> list[Path] | None:
